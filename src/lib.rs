@@ -1,0 +1,10 @@
+//! identity-gateway: Okta user and group management behind one internal gRPC API.
+//!
+//! Read in this order: [`startup`] builds the server from [`config::Settings`]; each RPC enters
+//! in [`api`] (validate, call, convert), reaches Okta through [`okta::OktaClient`], and failures
+//! become gRPC statuses in exactly one place, `api::status`. [`sim`] is an independent Okta org
+//! simulator for the quick start, the tests and other teams' tests.
+
+pub mod okta;
+pub mod proto;
+pub mod sim;

@@ -1,0 +1,1 @@
+//! The Okta Management API client. Nothing here knows about gRPC.
