@@ -1,1 +1,30 @@
 //! The Okta Management API client. Nothing here knows about gRPC.
+//!
+//! [`OktaClient`] has one method per Okta endpoint the gateway uses; every request goes
+//! through one private `send` (auth, request id, rate limits, retries, errors). Values that
+//! reach Okta's URLs are validated first: ids as [`OktaId`], cursors as [`Cursor`], search
+//! and filter text as [`Expression`].
+
+// `OktaError` carries Okta's error body and response metadata inline, as the handlers'
+// contract requires; errors are rare next to the network round trip, so their size is fine.
+#![allow(clippy::result_large_err)]
+
+mod client;
+mod error;
+mod expression;
+mod groups;
+mod ids;
+mod models;
+mod pagination;
+mod rate_limit;
+mod users;
+
+pub use client::{OktaClient, OktaClientSettings};
+pub use error::{OktaError, OktaErrorBody, OktaErrorCause, ResponseMeta};
+pub use expression::{Expression, ExpressionError, Operator};
+pub use groups::GroupQuery;
+pub use ids::{InvalidOktaId, OktaId};
+pub use models::{ActivationToken, CreateUserRequest, OktaGroup, OktaUser, TypeRef};
+pub use pagination::{Cursor, InvalidCursor, Page, PageRequest};
+pub use rate_limit::RateLimitState;
+pub use users::UserQuery;

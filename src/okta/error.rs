@@ -1,0 +1,152 @@
+//! What can go wrong talking to Okta, classified so callers can decide what to do
+//! (retry later, fix the request, report our own misconfiguration).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::okta::rate_limit::RateLimitState;
+
+/// A failed Okta call.
+///
+/// Decide on [`OktaError::error_code`] (Okta's `errorCode`), not on the HTTP status alone:
+/// Okta answers 403 both for missing permissions (E0000006) and for wrong user states
+/// (E0000016, E0000032, E0000038).
+#[derive(Debug, thiserror::Error)]
+pub enum OktaError {
+    /// Okta answered 4xx (not 429) — the body parsed as Okta's error when possible.
+    #[error("okta rejected the request with status {status}{}", code_suffix(.body.as_ref()))]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// Okta's error body, `None` when the body was empty or not Okta's error shape.
+        body: Option<OktaErrorBody>,
+        /// Request id and rate-limit state of the response.
+        meta: ResponseMeta,
+        /// The `WWW-Authenticate` header, which carries `insufficient_scope` details for
+        /// OAuth tokens (the body may then be empty).
+        www_authenticate: Option<String>,
+    },
+    /// 429 after retries (or not retried): when to retry.
+    #[error("okta rate limit exceeded")]
+    RateLimited {
+        /// `X-Rate-Limit-Reset − Date + 1 s`; `None` when Okta did not send those headers.
+        retry_after: Option<Duration>,
+        /// Okta's error body (E0000047), when it parsed.
+        body: Option<OktaErrorBody>,
+        /// Request id and rate-limit state of the last 429.
+        meta: ResponseMeta,
+    },
+    /// 5xx after retries.
+    #[error("okta is unavailable (status {status})")]
+    Unavailable {
+        /// The HTTP status of the last attempt.
+        status: u16,
+        /// Okta's error body, when it parsed.
+        body: Option<OktaErrorBody>,
+        /// Request id and rate-limit state of the last attempt.
+        meta: ResponseMeta,
+    },
+    /// The request (connect, send or receive) took longer than the configured timeout.
+    #[error("okta request timed out")]
+    Timeout(#[source] reqwest::Error),
+    /// Okta could not be reached, or the connection failed mid-request (also: the HTTP
+    /// client could not be built).
+    #[error("could not reach okta")]
+    Connect(#[source] reqwest::Error),
+    /// 2xx whose body could not be decoded, or another protocol surprise.
+    #[error("unexpected response from okta (status {status}): {detail}")]
+    UnexpectedResponse {
+        /// The HTTP status (0 when no response was involved, e.g. invalid settings).
+        status: u16,
+        /// What was unexpected; never contains secrets or response bodies.
+        detail: String,
+        /// Request id and rate-limit state of the response.
+        meta: ResponseMeta,
+    },
+}
+
+fn code_suffix(body: Option<&OktaErrorBody>) -> String {
+    body.map(|body| format!(" ({})", body.error_code))
+        .unwrap_or_default()
+}
+
+impl OktaError {
+    /// Okta's `errorCode` (`E0000007`…), the only field Okta supports for flow control.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Self::Api { body, .. }
+            | Self::RateLimited { body, .. }
+            | Self::Unavailable { body, .. } => body.as_ref().map(|body| body.error_code.as_str()),
+            Self::Timeout(_) | Self::Connect(_) | Self::UnexpectedResponse { .. } => None,
+        }
+    }
+
+    /// Request id and rate-limit state of the response behind this error, for support
+    /// tickets and logs; `None` when no response was received.
+    pub fn meta(&self) -> Option<&ResponseMeta> {
+        match self {
+            Self::Api { meta, .. }
+            | Self::RateLimited { meta, .. }
+            | Self::Unavailable { meta, .. }
+            | Self::UnexpectedResponse { meta, .. } => Some(meta),
+            Self::Timeout(_) | Self::Connect(_) => None,
+        }
+    }
+
+    pub(crate) fn unexpected(status: u16, detail: impl Into<String>, meta: &ResponseMeta) -> Self {
+        Self::UnexpectedResponse {
+            status,
+            detail: detail.into(),
+            meta: meta.clone(),
+        }
+    }
+
+    /// Classifies a transport error once: timeouts apart from everything else.
+    pub(crate) fn from_transport(error: reqwest::Error) -> Self {
+        if error.is_timeout() {
+            Self::Timeout(error)
+        } else {
+            Self::Connect(error)
+        }
+    }
+}
+
+/// Okta's error body (`{"errorCode", "errorSummary", …}`, NOTES 2.3).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OktaErrorBody {
+    /// `E0000001`…: stable, use it for decisions.
+    pub error_code: String,
+    /// Human-readable summary; Okta may change it, and it can name user data.
+    pub error_summary: String,
+    /// Currently the same as `error_code`.
+    #[serde(default)]
+    pub error_link: Option<String>,
+    /// Okta's id for this error occurrence, for support tickets.
+    #[serde(default)]
+    pub error_id: Option<String>,
+    /// Details, e.g. which profile attribute failed validation.
+    #[serde(default)]
+    pub error_causes: Vec<OktaErrorCause>,
+}
+
+/// One detail of an Okta error (`{"errorSummary": "login: …already exists…"}`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OktaErrorCause {
+    /// The detail, usually `attribute: problem`.
+    pub error_summary: String,
+}
+
+/// What every Okta response tells us besides its body: kept on successes (in
+/// [`crate::okta::Page`]) and errors so request ids reach logs and support tickets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseMeta {
+    /// The HTTP status.
+    pub status: u16,
+    /// `X-Okta-Request-Id`, which links to System Log `debugContext.debugData.requestId`.
+    pub request_id: Option<String>,
+    /// The `X-Rate-Limit-*` headers, when all were present.
+    pub rate_limit: Option<RateLimitState>,
+}
