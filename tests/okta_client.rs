@@ -1412,3 +1412,21 @@ async fn a_next_link_with_an_invalid_cursor_is_an_unexpected_response() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn transport_errors_do_not_carry_query_values_or_the_token() {
+    // Arrange
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let client = OktaClient::new(settings_for(&format!("http://{address}"))).unwrap();
+    // Act
+    let error = client
+        .find_user_by_login("private.person@example.com")
+        .await
+        .unwrap_err();
+    // Assert
+    let rendered = format!("{error:?} {error}");
+    assert!(!rendered.contains("private.person"), "{rendered}");
+    assert!(!rendered.contains(TOKEN), "{rendered}");
+}

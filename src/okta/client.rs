@@ -28,6 +28,7 @@ const RETRY_COUNT_HEADER: &str = "x-okta-retry-count";
 const MAX_FOLLOWED_PAGES: usize = 1000;
 
 /// How to reach Okta. Built by the configuration layer; the token never appears in Debug.
+#[derive(Clone)]
 pub struct OktaClientSettings {
     /// The org URL, e.g. `https://acme.okta.com` (or the simulator's `http://127.0.0.1:PORT`).
     pub base_url: Url,

@@ -102,8 +102,10 @@ impl OktaError {
         }
     }
 
-    /// Classifies a transport error once: timeouts apart from everything else.
+    /// Classifies a transport error once: timeouts apart from everything else. The URL is
+    /// dropped so query values (search text, logins) never reach logs through the error.
     pub(crate) fn from_transport(error: reqwest::Error) -> Self {
+        let error = error.without_url();
         if error.is_timeout() {
             Self::Timeout(error)
         } else {

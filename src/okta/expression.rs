@@ -584,6 +584,20 @@ mod tests {
     }
 
     #[test]
+    fn parse_never_panics_on_any_prefix_or_suffix_of_tricky_input() {
+        let tricky = r#"(profile.nämé eq "a\"\u00e9\\" and (x pr or y ge -1.5e3)) or z eq "é\"#;
+        for (index, _) in tricky.char_indices().chain([(tricky.len(), ' ')]) {
+            let _ = Expression::parse(&tricky[..index]);
+            let _ = Expression::parse(&tricky[index..]);
+        }
+        for raw in [
+            "\"", "\"\\", "\"\\é", "-", "--1", "1e", "(((", ")))", "\u{0}", "a.", ".a", "a eq",
+        ] {
+            assert!(Expression::parse(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
     fn parse_enforces_size_and_depth_limits() {
         let deep_ok = format!("{}id pr{}", "(".repeat(16), ")".repeat(16));
         assert!(Expression::parse(&deep_ok).is_ok());
