@@ -2,9 +2,8 @@
 //! requests get their auth header and responses become values or [`OktaError`]s.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rand::Rng;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE,
 };
@@ -15,7 +14,7 @@ use url::Url;
 
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::okta::pagination::{self, Page};
-use crate::okta::rate_limit::{self, RateLimitState};
+use crate::okta::rate_limit::{self, RateLimitState, RetryParams};
 
 /// Sent on every request so Okta's System Log and support can tell our traffic apart.
 const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
@@ -79,41 +78,6 @@ impl fmt::Debug for OktaClient {
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
-}
-
-/// Retry policy as data (quickwit `RetryParams`).
-#[derive(Clone, Copy, Debug)]
-struct RetryParams {
-    max_retries: u32,
-    base_delay: Duration,
-    max_delay: Duration,
-}
-
-impl RetryParams {
-    /// Exponential backoff with full jitter: uniform in `[0, min(base · 2^attempt, max)]`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .base_delay
-            .saturating_mul(2_u32.saturating_pow(attempt));
-        random_up_to(exponential.min(self.max_delay))
-    }
-
-    /// After a 429: Okta's reset time plus a little jitter (so clients do not retry in
-    /// lockstep), capped; exponential backoff when Okta sent no usable headers.
-    fn wait_after_429(&self, reset_wait_opt: Option<Duration>, attempt: u32) -> Duration {
-        match reset_wait_opt {
-            Some(reset_wait) => {
-                let jitter = random_up_to((reset_wait / 10).min(Duration::from_secs(1)));
-                reset_wait.saturating_add(jitter).min(self.max_delay)
-            }
-            None => self.backoff(attempt),
-        }
-    }
-}
-
-fn random_up_to(cap: Duration) -> Duration {
-    let cap_millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::rng().random_range(0..=cap_millis))
 }
 
 /// Whether a request may be sent again after a 429, a 5xx or a connection error.
@@ -457,6 +421,7 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn settings(base_url: &str, token: &str) -> OktaClientSettings {
         OktaClientSettings {
@@ -499,22 +464,5 @@ mod tests {
             client.endpoint(&["api", "v1", "groups"]).unwrap().as_str(),
             "https://acme.okta.com/api/v1/groups"
         );
-    }
-
-    #[test]
-    fn waits_are_capped_by_the_max_delay() {
-        let retry = RetryParams {
-            max_retries: 3,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-        };
-        for attempt in 0..40 {
-            assert!(retry.backoff(attempt) <= Duration::from_millis(50));
-        }
-        assert_eq!(
-            retry.wait_after_429(Some(Duration::from_secs(1)), 0),
-            Duration::from_millis(50)
-        );
-        assert!(retry.wait_after_429(None, 0) <= Duration::from_millis(10));
     }
 }
