@@ -1,1 +1,216 @@
 //! The Okta org simulator: an independent implementation of Okta's side of the REST API.
+//!
+//! It serves the users, lifecycle and groups endpoints of Okta's Management API with Okta's
+//! JSON shapes, error bodies, cursor paging, rate-limit headers and 429s, so the gateway can
+//! be developed, demonstrated and tested without a real org. Under `/__sim/` it also offers
+//! an unauthenticated admin API (request log, fault injection, seeding, budgets) for tests.
+//!
+//! Modules: [`state`] holds the org, [`users`], [`lifecycle`] and [`groups`] implement the
+//! endpoints, [`expr`] parses `search`/`filter`, [`paging`] does cursors and `link` headers,
+//! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`admin`] the `/__sim/` API,
+//! [`seed`] and [`demo`] the initial contents. Nothing here uses `crate::okta` or `crate::api`.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub mod admin;
+pub mod demo;
+pub mod errors;
+pub mod expr;
+pub mod faults;
+pub mod groups;
+pub mod http;
+pub mod ids;
+pub mod journal;
+pub mod lifecycle;
+pub mod paging;
+pub mod pipeline;
+pub mod rate_limit;
+pub mod seed;
+pub mod state;
+pub mod users;
+pub mod views;
+
+/// Everything needed to start a simulator.
+#[derive(Clone)]
+pub struct SimulatorSettings {
+    /// The SSWS token the simulator accepts (`Authorization: SSWS <api_token>`).
+    pub api_token: String,
+    /// Initial org contents.
+    pub seed: SeedSource,
+    /// Per-bucket budgets and the concurrency cap.
+    pub rate_limits: RateLimitSettings,
+}
+
+impl fmt::Debug for SimulatorSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatorSettings")
+            .field("api_token", &"<redacted>")
+            .field("seed", &self.seed)
+            .field("rate_limits", &self.rate_limits)
+            .finish()
+    }
+}
+
+impl Default for SimulatorSettings {
+    /// Token `sim-demo-token`, the demo org and Okta's Enterprise budgets.
+    fn default() -> Self {
+        SimulatorSettings {
+            api_token: "sim-demo-token".to_owned(),
+            seed: SeedSource::Demo,
+            rate_limits: RateLimitSettings::default(),
+        }
+    }
+}
+
+/// Where the initial org contents come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedSource {
+    /// The built-in demo org (see [`demo`]): stable ids, mixed statuses, a few groups.
+    Demo,
+    /// Only the built-in `Everyone` group.
+    Empty,
+    /// A seed document in YAML or JSON (format in [`seed`]).
+    File(PathBuf),
+}
+
+/// Rate-limit budgets: a window, a concurrency cap and per-bucket limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    /// Length of each bucket's window (Okta: 60 s, starting at the bucket's first request).
+    pub window: Duration,
+    /// Maximum simultaneous in-flight `/api` requests (Okta: 75).
+    pub concurrency_limit: u32,
+    /// Buckets; see [`rate_limit::find_bucket`] for how a request picks one.
+    pub buckets: Vec<BucketLimit>,
+}
+
+impl Default for RateLimitSettings {
+    /// Okta's historical Enterprise table (NOTES 2.2), 60 s windows, 75 concurrent requests.
+    fn default() -> Self {
+        RateLimitSettings {
+            window: Duration::from_secs(60),
+            concurrency_limit: 75,
+            buckets: rate_limit::enterprise_buckets(),
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// Budgets so large that tests never hit them.
+    pub fn unlimited() -> Self {
+        RateLimitSettings {
+            window: Duration::from_secs(60),
+            concurrency_limit: 1_000_000,
+            buckets: vec![BucketLimit {
+                name: "unlimited".to_owned(),
+                method: None,
+                path_prefix: "/".to_owned(),
+                limit: 1_000_000_000,
+            }],
+        }
+    }
+}
+
+/// One rate-limit bucket entry. Entries with the same `name` share one counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketLimit {
+    /// Bucket name; entries sharing a name share a counter (e.g. users create + list).
+    pub name: String,
+    /// HTTP method this entry applies to; `None` = any method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// A path ending in `/` matches every longer path; otherwise only that exact path.
+    pub path_prefix: String,
+    /// Requests allowed per window.
+    pub limit: u32,
+}
+
+/// A running simulator serving in a background task.
+pub struct Simulator {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Simulator {
+    /// Binds `listen_addr` (port 0 allowed) and serves in a background task.
+    pub async fn start(
+        listen_addr: SocketAddr,
+        settings: SimulatorSettings,
+    ) -> anyhow::Result<Simulator> {
+        let listener = TcpListener::bind(listen_addr).await?;
+        let addr = listener.local_addr()?;
+        let router = pipeline::router(settings, &base_url_for(addr))?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await?;
+            Ok(())
+        });
+        Ok(Simulator {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash (loopback when bound to a wildcard address).
+    pub fn base_url(&self) -> String {
+        base_url_for(self.addr)
+    }
+
+    /// Stops accepting connections and waits (up to 5 s) for in-flight requests to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+}
+
+/// For the standalone subcommand: serve until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    settings: SimulatorSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let router = pipeline::router(settings, &base_url_for(addr))?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// The base URL clients should use for `addr`.
+fn base_url_for(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}

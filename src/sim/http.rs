@@ -1,0 +1,148 @@
+//! Request and reply plumbing shared by the Okta handlers: decoded path, query, body, reply.
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::errors::OktaError;
+
+/// What a handler answers before the pipeline adds the common headers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// JSON body text, if any.
+    pub body: Option<String>,
+    /// Values for separate `link` header lines.
+    pub links: Vec<String>,
+    /// Extra headers (fault injection).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// A JSON reply with `status`.
+    pub fn json(status: StatusCode, body: String) -> Self {
+        Reply {
+            status,
+            body: Some(body),
+            links: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A 200 JSON reply.
+    pub fn ok(body: String) -> Self {
+        Reply::json(StatusCode::OK, body)
+    }
+
+    /// A 200 `{}` reply, as lifecycle operations answer.
+    pub fn empty_object() -> Self {
+        Reply::ok("{}".to_owned())
+    }
+
+    /// A reply without body, e.g. 204.
+    pub fn empty(status: StatusCode) -> Self {
+        Reply {
+            status,
+            body: None,
+            links: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Attaches `link` header values.
+    pub fn with_links(mut self, links: Vec<String>) -> Self {
+        self.links = links;
+        self
+    }
+}
+
+impl From<OktaError> for Reply {
+    fn from(e: OktaError) -> Self {
+        Reply::json(e.status, e.body())
+    }
+}
+
+/// Result type of every Okta handler.
+pub type Handled = Result<Reply, OktaError>;
+
+/// The parts of a request a handler needs.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Base URL for links, e.g. `http://127.0.0.1:8080`.
+    pub base: String,
+    /// Decoded query parameters, in request order.
+    pub query: Vec<(String, String)>,
+    /// Raw body bytes (empty for GET/DELETE).
+    pub body: Bytes,
+}
+
+impl Ctx {
+    /// Builds a context from the raw query string.
+    pub fn new(base: String, raw_query: Option<&str>, body: Bytes) -> Self {
+        let query = raw_query
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ctx { base, query, body }
+    }
+
+    /// The first value of a query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean query parameter (`true`/`false`, any case); anything else is a 400.
+    pub fn bool_param(&self, name: &str, default: bool) -> Result<bool, OktaError> {
+        match self.param(name) {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(_) => Err(OktaError::validation(&[(
+                name.to_owned(),
+                "must be true or false".to_owned(),
+            )])),
+        }
+    }
+
+    /// The body as a JSON object; malformed or non-object bodies are `E0000003`.
+    pub fn json_object(&self) -> Result<Map<String, Value>, OktaError> {
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(OktaError::new("E0000003", "")),
+        }
+    }
+}
+
+/// Splits a raw path into percent-decoded segments (lenient: bad escapes stay literal).
+pub fn segments(raw_path: &str) -> Vec<String> {
+    let trimmed = raw_path.strip_suffix('/').unwrap_or(raw_path);
+    trimmed.split('/').skip(1).map(percent_decode).collect()
+}
+
+/// Lenient percent-decoding; invalid escapes are kept, invalid UTF-8 is replaced.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = |j: usize| bytes.get(j).and_then(|c| char::from(*c).to_digit(16));
+            if let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

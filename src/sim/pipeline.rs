@@ -1,0 +1,249 @@
+//! The per-request flow of `/api` calls: concurrency slot, rate-limit bucket, SSWS auth,
+//! fault injection, routing to a handler, then the common headers and the request log.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::response::Response;
+
+use super::errors::OktaError;
+use super::faults::Faults;
+use super::http::{Ctx, Handled, Reply, segments};
+use super::journal::{Journal, RequestRecord};
+use super::rate_limit::{RateLimiter, Verdict};
+use super::state::Org;
+use super::{SimulatorSettings, admin, groups, lifecycle, seed, users};
+
+/// Largest request body read; larger bodies are rejected as malformed.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Shared state of one simulator.
+pub struct App {
+    /// The accepted SSWS token.
+    pub token: String,
+    /// The org.
+    pub org: Mutex<Org>,
+    /// Budgets and counters.
+    pub limiter: RateLimiter,
+    /// Pending injected faults.
+    pub faults: Faults,
+    /// Request log.
+    pub journal: Journal,
+    /// Base URL used in links when a request has no usable `Host` header.
+    pub fallback_base: String,
+}
+
+impl App {
+    /// Locks the org (a poisoned lock is recovered: the org has no multi-step invariants
+    /// that a panic could have left half-done, and handlers do not panic).
+    pub fn org(&self) -> MutexGuard<'_, Org> {
+        self.org.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The base URL for links in responses to this request.
+    fn base(&self, headers: &HeaderMap) -> String {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+            })
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_else(|| self.fallback_base.clone())
+    }
+}
+
+/// Builds the router serving the Okta API and the admin API.
+pub fn router(settings: SimulatorSettings, base: &str) -> anyhow::Result<Router> {
+    let org = seed::initial_org(&settings.seed)?;
+    let app = App {
+        token: settings.api_token,
+        org: Mutex::new(org),
+        limiter: RateLimiter::new(settings.rate_limits),
+        faults: Faults::default(),
+        journal: Journal::default(),
+        fallback_base: base.to_owned(),
+    };
+    Ok(Router::new().fallback(handle).with_state(Arc::new(app)))
+}
+
+async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    if path == "/__sim" || path.starts_with("/__sim/") {
+        return admin::handle(&app, req).await;
+    }
+    if path == "/api" || path.starts_with("/api/") {
+        return api(&app, req, path).await;
+    }
+    let mut resp = render(OktaError::new("E0000008", "").into());
+    common_headers(resp.headers_mut(), &super::ids::request_id(), None);
+    resp
+}
+
+async fn api(app: &App, req: Request, path: String) -> Response {
+    let method = req.method().clone();
+    let raw_query = req.uri().query().map(str::to_owned);
+    let request_id = super::ids::request_id();
+    let (reply, verdict) = match app.limiter.enter() {
+        Err(v) => (OktaError::new("E0000047", "").into(), v),
+        Ok(_slot) => {
+            let v = app.limiter.check(method.as_str(), &path);
+            let reply = if !v.allowed {
+                OktaError::new("E0000047", "").into()
+            } else if !authorized(req.headers(), &app.token) {
+                OktaError::new("E0000011", "").into()
+            } else if let Some(f) = app.faults.take(method.as_str(), &path) {
+                if f.delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(f.delay_ms.min(600_000))).await;
+                }
+                f.reply()
+            } else {
+                let base = app.base(req.headers());
+                let body = if method == Method::POST || method == Method::PUT {
+                    axum::body::to_bytes(req.into_body(), MAX_BODY).await.ok()
+                } else {
+                    Some(Bytes::new())
+                };
+                match body {
+                    None => OktaError::new("E0000003", "").into(),
+                    Some(body) => {
+                        let ctx = Ctx::new(base, raw_query.as_deref(), body);
+                        dispatch(app, &method, &path, &ctx).unwrap_or_else(Reply::from)
+                    }
+                }
+            };
+            (reply, v)
+        }
+    };
+    app.journal.push(RequestRecord {
+        method: method.as_str().to_owned(),
+        path,
+        query: raw_query,
+        status: reply.status.as_u16(),
+    });
+    let mut resp = render(reply);
+    common_headers(resp.headers_mut(), &request_id, Some(verdict));
+    resp
+}
+
+/// `Authorization: SSWS <token>`, exactly.
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("SSWS "))
+        .is_some_and(|t| t == token)
+}
+
+/// Turns a reply into an HTTP response (without the common headers).
+pub fn render(reply: Reply) -> Response {
+    let has_body = reply.body.is_some();
+    let mut resp = Response::new(reply.body.map(Body::from).unwrap_or_else(Body::empty));
+    *resp.status_mut() = reply.status;
+    let h = resp.headers_mut();
+    if has_body {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    for l in reply.links {
+        if let Ok(v) = HeaderValue::from_str(&l) {
+            h.append(header::LINK, v);
+        }
+    }
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            h.insert(k, v);
+        }
+    }
+    resp
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.entry(HeaderName::from_static(name)).or_insert(v);
+    }
+}
+
+/// Adds `x-okta-request-id`, `date`, `cache-control` and the `x-rate-limit-*` headers
+/// (headers already set, e.g. by an injected fault, win).
+fn common_headers(h: &mut HeaderMap, request_id: &str, verdict: Option<Verdict>) {
+    set(h, "x-okta-request-id", request_id.to_owned());
+    set(
+        h,
+        "date",
+        chrono::Utc::now()
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string(),
+    );
+    set(h, "cache-control", "no-cache, no-store".to_owned());
+    if let Some(v) = verdict {
+        set(h, "x-rate-limit-limit", v.limit.to_string());
+        set(h, "x-rate-limit-remaining", v.remaining.to_string());
+        set(h, "x-rate-limit-reset", v.reset.to_string());
+    }
+}
+
+/// Routes a request to its handler: unknown paths are E0000008, wrong methods E0000022.
+fn dispatch(app: &App, method: &Method, raw_path: &str, ctx: &Ctx) -> Handled {
+    let segs = segments(raw_path);
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let m = method.as_str();
+    let not_allowed = || Err(OktaError::new("E0000022", ""));
+    let mut org = app.org();
+    let org = &mut *org;
+    match s.as_slice() {
+        ["api", "v1", "users"] => match m {
+            "GET" => users::list(org, ctx),
+            "POST" => users::create(org, ctx),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "users", id] => match m {
+            "GET" => users::get(org, ctx, id),
+            "POST" => users::update(org, ctx, id, false),
+            "PUT" => users::update(org, ctx, id, true),
+            "DELETE" => users::delete(org, ctx, id),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "users", id, "groups"] => match m {
+            "GET" => users::groups_of(org, ctx, id),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "users", id, "lifecycle", op] if lifecycle::is_known(op) => match m {
+            "POST" => lifecycle::run(org, ctx, id, op),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "groups"] => match m {
+            "GET" => groups::list(org, ctx),
+            "POST" => groups::create(org, ctx),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "groups", gid] => match m {
+            "GET" => groups::get(org, ctx, gid),
+            "PUT" => groups::replace(org, ctx, gid),
+            "DELETE" => groups::delete(org, gid),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "groups", gid, "users"] => match m {
+            "GET" => groups::members(org, ctx, gid),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "groups", gid, "users", uid] => match m {
+            "PUT" => groups::add_member(org, gid, uid),
+            "DELETE" => groups::remove_member(org, gid, uid),
+            _ => not_allowed(),
+        },
+        _ => Err(OktaError::new("E0000008", "")),
+    }
+}

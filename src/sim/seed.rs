@@ -1,0 +1,377 @@
+//! Seed documents (YAML or JSON) and the initial org for each [`SeedSource`].
+//!
+//! ```yaml
+//! users:
+//!   - login: ada@example.com        # required; email/firstName/lastName default from it
+//!     email: ada@example.com
+//!     firstName: Ada
+//!     lastName: Lovelace
+//!     status: ACTIVE                 # any UserStatus, default ACTIVE
+//!     password: true                 # whether the user has a password, default true
+//!     profile: {department: Engineering}
+//!     id: 00u...                     # optional; default derived from the login (stable)
+//! groups:
+//!   - name: Engineering
+//!     description: Builds things
+//!     type: OKTA_GROUP               # default OKTA_GROUP
+//!     members: [ada@example.com]     # logins (from this document or already in the org)
+//!     id: 00g...                     # optional; default derived from the name (stable)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::SeedSource;
+use super::demo;
+use super::ids;
+use super::state::{EVERYONE, Group, GroupType, Org, User, UserStatus, now};
+
+/// A whole seed document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedDocument {
+    /// Users to create or update (matched by login).
+    #[serde(default)]
+    pub users: Vec<SeedUser>,
+    /// Groups to create or update (matched by name).
+    #[serde(default)]
+    pub groups: Vec<SeedGroup>,
+}
+
+/// One seeded user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedUser {
+    /// Login (email-shaped), required.
+    pub login: String,
+    /// Email; defaults to the login.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// First name; defaults from the login's local part.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Last name; defaults from the login's local part.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Status; default `ACTIVE`.
+    #[serde(default)]
+    pub status: Option<UserStatus>,
+    /// Whether the user has a password; default true.
+    #[serde(default)]
+    pub password: Option<bool>,
+    /// Extra (custom) profile attributes.
+    #[serde(default)]
+    pub profile: Map<String, Value>,
+    /// Explicit id (`00u` + 17 alphanumerics); default derived from the login.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// One seeded group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedGroup {
+    /// Group name, required.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Type; default `OKTA_GROUP`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<GroupType>,
+    /// Member logins.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Explicit id (`00g` + 17 alphanumerics); default derived from the name.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// What a seed created or updated: ids by login and by group name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedResult {
+    /// User ids by login.
+    pub users: BTreeMap<String, String>,
+    /// Group ids by name.
+    pub groups: BTreeMap<String, String>,
+}
+
+/// Parses a seed document; YAML is a superset of JSON, so both work.
+pub fn parse(text: &str) -> Result<SeedDocument, String> {
+    serde_yaml::from_str::<Option<SeedDocument>>(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| format!("invalid seed document: {e}"))
+}
+
+/// An org holding only the built-in `Everyone` group, created at `t`.
+pub fn empty_org(t: DateTime<Utc>) -> Org {
+    let mut org = Org::default();
+    let mut profile = Map::new();
+    profile.insert("name".into(), Value::from(EVERYONE));
+    profile.insert(
+        "description".into(),
+        Value::from("All users in your organization"),
+    );
+    org.insert_group(Group {
+        id: ids::stable_id("00g", "group:everyone"),
+        created: t,
+        last_updated: t,
+        last_membership_updated: t,
+        kind: GroupType::BuiltIn,
+        profile,
+    });
+    org
+}
+
+/// The org a simulator starts with.
+pub fn initial_org(src: &SeedSource) -> anyhow::Result<Org> {
+    match src {
+        SeedSource::Empty => Ok(empty_org(now())),
+        SeedSource::Demo => demo::org(),
+        SeedSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read seed file {}: {e}", path.display()))?;
+            let doc = parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let mut org = empty_org(now());
+            apply(&mut org, &doc, None).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Ok(org)
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Default first/last names from a login: `ada.lovelace@x` -> `Ada`, `Lovelace`.
+fn names_from_login(login: &str) -> (String, String) {
+    let local = login.split('@').next().unwrap_or(login);
+    let parts: Vec<&str> = local
+        .split(['.', '_', '-', '+'])
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts.as_slice() {
+        [] => ("User".to_owned(), "User".to_owned()),
+        [one] => (capitalize(one), "User".to_owned()),
+        [first, rest @ ..] => (
+            capitalize(first),
+            rest.iter()
+                .map(|p| capitalize(p))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    }
+}
+
+/// Checks a document against itself and the org before anything changes.
+fn validate(org: &Org, doc: &SeedDocument) -> Result<(), String> {
+    let mut logins = BTreeSet::new();
+    for u in &doc.users {
+        let login = u.login.trim();
+        match login.split_once('@') {
+            Some((l, d)) if !l.is_empty() && !d.is_empty() => {}
+            _ => return Err(format!("user login {:?} is not email-shaped", u.login)),
+        }
+        if !logins.insert(login.to_lowercase()) {
+            return Err(format!("user login {login} appears twice"));
+        }
+        if let Some(id) = &u.id {
+            if !ids::is_id_shaped("00u", id) {
+                return Err(format!("user id {id} must be 00u + 17 letters or digits"));
+            }
+            if org
+                .users
+                .get(id)
+                .is_some_and(|x| !x.login().eq_ignore_ascii_case(login))
+            {
+                return Err(format!("user id {id} already belongs to another login"));
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    for g in &doc.groups {
+        let name = g.name.trim();
+        if name.is_empty() {
+            return Err("group name must not be empty".to_owned());
+        }
+        if !names.insert(name.to_lowercase()) {
+            return Err(format!("group name {name} appears twice"));
+        }
+        if let Some(id) = &g.id {
+            if !ids::is_id_shaped("00g", id) {
+                return Err(format!("group id {id} must be 00g + 17 letters or digits"));
+            }
+        }
+        for m in &g.members {
+            if !logins.contains(&m.trim().to_lowercase())
+                && org.user_id_by_login(m.trim()).is_none()
+            {
+                return Err(format!("group {name}: unknown member login {m}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Merges a document into the org (users by login, groups by name).
+///
+/// With `at`, object `i` is stamped `at + i minutes` (stable demo data); otherwise "now".
+pub fn apply(
+    org: &mut Org,
+    doc: &SeedDocument,
+    at: Option<DateTime<Utc>>,
+) -> Result<SeedResult, String> {
+    validate(org, doc)?;
+    let stamp = |i: usize| {
+        at.map(|t| t + Duration::minutes(i64::try_from(i).unwrap_or(0)))
+            .unwrap_or_else(now)
+    };
+    let mut result = SeedResult::default();
+    for (i, su) in doc.users.iter().enumerate() {
+        let t = stamp(i);
+        let login = su.login.trim().to_owned();
+        let (first, last) = names_from_login(&login);
+        let mut profile = su.profile.clone();
+        profile.insert("login".into(), Value::from(login.clone()));
+        profile.insert(
+            "email".into(),
+            Value::from(su.email.clone().unwrap_or_else(|| login.clone())),
+        );
+        profile.insert(
+            "firstName".into(),
+            Value::from(su.first_name.clone().unwrap_or(first)),
+        );
+        profile.insert(
+            "lastName".into(),
+            Value::from(su.last_name.clone().unwrap_or(last)),
+        );
+        let status = su.status.unwrap_or(UserStatus::Active);
+        let has_password = su.password.unwrap_or(true);
+        let activated = !matches!(status, UserStatus::Staged | UserStatus::Provisioned);
+        let id = match (org.user_id_by_login(&login), &su.id) {
+            (Some(existing), _) => existing,
+            (None, Some(id)) => id.clone(),
+            (None, None) => {
+                let id = ids::stable_id("00u", &format!("user:{}", login.to_lowercase()));
+                if org.users.contains_key(&id) {
+                    org.new_user_id()
+                } else {
+                    id
+                }
+            }
+        };
+        if let Some(u) = org.user_mut(&id) {
+            for (k, v) in profile {
+                u.profile.insert(k, v);
+            }
+            if u.status != status {
+                u.set_status(status, t);
+            }
+            u.has_password = has_password;
+            u.password_changed = has_password.then_some(u.password_changed.unwrap_or(t));
+            u.last_updated = t;
+        } else {
+            org.insert_user(User {
+                id: id.clone(),
+                status,
+                created: t,
+                activated: activated.then_some(t),
+                status_changed: Some(t),
+                last_login: None,
+                last_updated: t,
+                password_changed: has_password.then_some(t),
+                has_password,
+                profile,
+            });
+        }
+        result.users.insert(login, id);
+    }
+    for (i, sg) in doc.groups.iter().enumerate() {
+        let t = stamp(doc.users.len() + i);
+        let name = sg.name.trim().to_owned();
+        let existing = org
+            .groups
+            .values()
+            .find(|g| g.name().eq_ignore_ascii_case(&name))
+            .map(|g| g.id.clone());
+        let gid = match existing {
+            Some(gid) => {
+                if let Some(g) = org.groups.get_mut(&gid) {
+                    if let Some(d) = &sg.description {
+                        g.profile
+                            .insert("description".into(), Value::from(d.clone()));
+                    }
+                    if let Some(k) = sg.kind {
+                        g.kind = k;
+                    }
+                    g.last_updated = t;
+                }
+                gid
+            }
+            None => {
+                let mut id = sg.id.clone().unwrap_or_else(|| {
+                    ids::stable_id("00g", &format!("group:{}", name.to_lowercase()))
+                });
+                if org.groups.contains_key(&id) {
+                    id = org.new_group_id();
+                }
+                let mut profile = Map::new();
+                profile.insert("name".into(), Value::from(name.clone()));
+                profile.insert(
+                    "description".into(),
+                    sg.description
+                        .clone()
+                        .map(Value::from)
+                        .unwrap_or(Value::Null),
+                );
+                org.insert_group(Group {
+                    id: id.clone(),
+                    created: t,
+                    last_updated: t,
+                    last_membership_updated: t,
+                    kind: sg.kind.unwrap_or(GroupType::OktaGroup),
+                    profile,
+                });
+                id
+            }
+        };
+        for m in &sg.members {
+            if let Some(uid) = org.user_id_by_login(m.trim()) {
+                org.add_member(&gid, &uid, t);
+            }
+        }
+        result.groups.insert(name, gid);
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_default_from_login() {
+        assert_eq!(
+            names_from_login("ada.lovelace@example.com"),
+            ("Ada".to_owned(), "Lovelace".to_owned())
+        );
+        assert_eq!(
+            names_from_login("bob@x.io"),
+            ("Bob".to_owned(), "User".to_owned())
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_member() {
+        let doc = parse("groups:\n  - name: G\n    members: [nobody@example.com]\n").unwrap();
+        let mut org = empty_org(now());
+        assert!(apply(&mut org, &doc, None).is_err());
+    }
+}
