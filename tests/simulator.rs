@@ -974,7 +974,7 @@ async fn concurrency_limit_429_has_zero_limit() {
     s.admin(
         "POST",
         "/__sim/faults",
-        Some(r#"{"path_prefix":"/api/v1/groups","status":200,"times":2,"delay_ms":1500}"#.into()),
+        Some(r#"{"path_prefix":"/api/v1/groups","status":200,"times":2,"delay_ms":2000}"#.into()),
     )
     .await;
     let slow = |c: reqwest::Client, url: String| async move {
@@ -988,7 +988,7 @@ async fn concurrency_limit_429_has_zero_limit() {
     };
     let a = tokio::spawn(slow(s.c.clone(), format!("{}/api/v1/groups", s.base)));
     let b = tokio::spawn(slow(s.c.clone(), format!("{}/api/v1/groups", s.base)));
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let r = s.get("/api/v1/users").await;
     r.assert_error(429, "E0000047");
     assert_eq!(r.header("x-rate-limit-limit"), "0");

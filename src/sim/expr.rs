@@ -90,10 +90,10 @@ pub enum Literal {
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    /// Both sides hold.
-    And(Box<Expr>, Box<Expr>),
-    /// Either side holds.
-    Or(Box<Expr>, Box<Expr>),
+    /// Every operand holds (n-ary, so long chains do not nest deeply).
+    And(Vec<Expr>),
+    /// At least one operand holds.
+    Or(Vec<Expr>),
     /// `attr op value`, or `attr pr` (then `value` is `None`).
     Cmp {
         /// Attribute path, e.g. `profile.login`.
@@ -205,23 +205,29 @@ impl Parser {
     }
 
     fn or(&mut self, depth: usize) -> Result<Expr, String> {
-        let mut left = self.and(depth)?;
+        let mut terms = vec![self.and(depth)?];
         while self.peek_keyword("or") {
             self.pos += 1;
-            let right = self.and(depth)?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            terms.push(self.and(depth)?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::Or(terms)
+        })
     }
 
     fn and(&mut self, depth: usize) -> Result<Expr, String> {
-        let mut left = self.term(depth)?;
+        let mut terms = vec![self.term(depth)?];
         while self.peek_keyword("and") {
             self.pos += 1;
-            let right = self.term(depth)?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            terms.push(self.term(depth)?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::And(terms)
+        })
     }
 
     fn term(&mut self, depth: usize) -> Result<Expr, String> {
@@ -303,10 +309,7 @@ pub struct Rules {
 /// Checks every comparison against the endpoint's rules.
 pub fn check(e: &Expr, rules: &Rules) -> Result<(), String> {
     match e {
-        Expr::And(a, b) | Expr::Or(a, b) => {
-            check(a, rules)?;
-            check(b, rules)
-        }
+        Expr::And(v) | Expr::Or(v) => v.iter().try_for_each(|x| check(x, rules)),
         Expr::Cmp { attr, op, .. } => (rules.allow)(attr, *op),
     }
 }
@@ -314,8 +317,8 @@ pub fn check(e: &Expr, rules: &Rules) -> Result<(), String> {
 /// Evaluates `e` against an object whose attributes `lookup` resolves.
 pub fn eval(e: &Expr, case_sensitive: bool, lookup: &dyn Fn(&str) -> Option<Value>) -> bool {
     match e {
-        Expr::And(a, b) => eval(a, case_sensitive, lookup) && eval(b, case_sensitive, lookup),
-        Expr::Or(a, b) => eval(a, case_sensitive, lookup) || eval(b, case_sensitive, lookup),
+        Expr::And(v) => v.iter().all(|x| eval(x, case_sensitive, lookup)),
+        Expr::Or(v) => v.iter().any(|x| eval(x, case_sensitive, lookup)),
         Expr::Cmp { attr, op, value } => {
             let actual = lookup(attr);
             match (op, value) {
@@ -404,7 +407,13 @@ mod tests {
     #[test]
     fn precedence_and_binds_tighter() {
         let e = parse(r#"a eq "1" or b eq "2" and c eq "3""#).unwrap();
-        assert!(matches!(e, Expr::Or(_, _)));
+        match e {
+            Expr::Or(v) => assert!(matches!(v.as_slice(), [Expr::Cmp { .. }, Expr::And(_)])),
+            other => panic!("{other:?}"),
+        }
+        let long = vec!["a pr"; 400].join(" and ");
+        assert!(long.len() < MAX_LEN);
+        assert!(matches!(parse(&long), Ok(Expr::And(v)) if v.len() == 400));
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub fn run(org: &mut Org, ctx: &Ctx, id: &str, op: &str) -> Handled {
                         Provisioned
                     };
                     user.set_status(to, t);
+                    if to == Active {
+                        user.activated = Some(t);
+                    }
                     Ok(activation_reply(ctx, send_email))
                 }
                 Active => Err(OktaError::new("E0000016", "")),

@@ -97,3 +97,61 @@ pub fn links(ctx: &Ctx, path: &str, limit: usize, next_after: Option<&str>) -> V
 pub fn self_link(ctx: &Ctx, path: &str, limit: usize) -> Vec<String> {
     links(ctx, path, limit, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Bytes;
+
+    fn ctx(q: &str) -> Ctx {
+        Ctx::new("http://h".into(), Some(q), Bytes::new())
+    }
+
+    #[test]
+    fn limits_parse_and_clamp() {
+        let l = Limits {
+            default: 200,
+            max: 200,
+        };
+        assert_eq!(limit(&ctx(""), l).unwrap(), 200);
+        assert_eq!(limit(&ctx("limit=5"), l).unwrap(), 5);
+        assert_eq!(limit(&ctx("limit=500"), l).unwrap(), 200);
+        assert_eq!(
+            limit(&ctx("limit=999999999999999999999999"), l).unwrap(),
+            200
+        );
+        for bad in ["limit=0", "limit=-3", "limit=x", "limit=", "limit=1.5"] {
+            assert_eq!(limit(&ctx(bad), l).unwrap_err().code, "E0000001", "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursor_and_links() {
+        let ids = [
+            "00u00000000000000001",
+            "00u00000000000000002",
+            "00u00000000000000003",
+        ];
+        let (p, next) = page(ids.iter().copied(), None, 2);
+        assert_eq!((p.len(), next), (2, Some("00u00000000000000002")));
+        let (p, next) = page(ids.iter().copied(), next, 2);
+        assert_eq!((p, next), (vec!["00u00000000000000003"], None));
+        let c = ctx("q=a%20b&after=000u00000000000000001&limit=2");
+        assert_eq!(
+            after(&c, "00u").unwrap().as_deref(),
+            Some("00u00000000000000001")
+        );
+        assert_eq!(
+            after(&ctx("after=0abc"), "00u").unwrap_err().code,
+            "E0000031"
+        );
+        let l = links(&c, "/api/v1/users", 2, Some("00u00000000000000003"));
+        assert_eq!(
+            l,
+            vec![
+                "<http://h/api/v1/users?q=a+b&after=000u00000000000000001&limit=2>; rel=\"self\"",
+                "<http://h/api/v1/users?q=a+b&after=000u00000000000000003&limit=2>; rel=\"next\"",
+            ]
+        );
+    }
+}
