@@ -2,9 +2,16 @@
 //!
 //! Read in this order: [`startup`] builds the server from [`config::Settings`]; each RPC enters
 //! in [`api`] (validate, call, convert), reaches Okta through [`okta::OktaClient`], and failures
-//! become gRPC statuses in exactly one place, `api::status`. [`sim`] is an independent Okta org
-//! simulator for the quick start, the tests and other teams' tests.
+//! become gRPC statuses in exactly one place, [`api::status`]. [`sim`] is an independent Okta
+//! org simulator for the quick start, the tests and other teams' tests. [`cli`] ties them
+//! together for the binary.
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod deadline;
 pub mod okta;
 pub mod proto;
 pub mod sim;
+pub mod startup;
+pub mod telemetry;

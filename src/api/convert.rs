@@ -1,0 +1,445 @@
+//! Conversions between the proto contract and the Okta client's models. The standard profile
+//! attributes are declared once, in `standard_profile_fields!`, which drives both directions and
+//! the field-mask paths of UpdateUser.
+
+use chrono::{DateTime, Utc};
+use prost_types::{FieldMask, Struct, Timestamp, value::Kind};
+use serde_json::{Map, Value};
+
+use super::validate::Violations;
+use crate::okta::{OktaGroup, OktaUser};
+use crate::proto::{Group, GroupType, User, UserProfile, UserStatus};
+
+/// Okta's attributes that a profile must always have.
+const REQUIRED_OKTA_ATTRIBUTES: &[&str] = &["login", "email", "firstName", "lastName"];
+/// Field-mask prefix of the custom attributes.
+const CUSTOM_ATTRIBUTES_PATH: &str = "profile.custom_attributes";
+/// Longest custom attribute name accepted (Okta's variable names are short identifiers).
+const MAX_ATTRIBUTE_NAME_LENGTH: usize = 128;
+
+macro_rules! standard_profile_fields {
+    ($($field:ident => $okta:literal),* $(,)?) => {
+        /// (proto field name, Okta attribute name) of every standard profile attribute.
+        pub const STANDARD_PROFILE_FIELDS: &[(&str, &str)] = &[$((stringify!($field), $okta)),*];
+
+        fn standard_value<'a>(profile: &'a UserProfile, proto_field: &str) -> Option<&'a str> {
+            match proto_field {
+                $(stringify!($field) => Some(profile.$field.as_str()),)*
+                _ => None,
+            }
+        }
+
+        fn profile_from_okta(mut attributes: Map<String, Value>) -> UserProfile {
+            UserProfile {
+                $($field: take_string(&mut attributes, $okta),)*
+                custom_attributes: struct_from_json(attributes),
+            }
+        }
+    };
+}
+
+standard_profile_fields! {
+    login => "login",
+    email => "email",
+    second_email => "secondEmail",
+    first_name => "firstName",
+    last_name => "lastName",
+    middle_name => "middleName",
+    nick_name => "nickName",
+    display_name => "displayName",
+    title => "title",
+    department => "department",
+    organization => "organization",
+    division => "division",
+    employee_number => "employeeNumber",
+    cost_center => "costCenter",
+    manager => "manager",
+    manager_id => "managerId",
+    mobile_phone => "mobilePhone",
+    primary_phone => "primaryPhone",
+    locale => "locale",
+    timezone => "timezone",
+}
+
+/// Names an Okta profile attribute (as it appears in Okta's errorCauses) by its proto field path.
+pub fn proto_field_for_okta_attribute(attribute: &str) -> String {
+    STANDARD_PROFILE_FIELDS
+        .iter()
+        .find(|(_, okta)| *okta == attribute)
+        .map(|(proto, _)| format!("profile.{proto}"))
+        .unwrap_or_else(|| format!("{CUSTOM_ATTRIBUTES_PATH}.{attribute}"))
+}
+
+/// An Okta user as the caller sees it.
+pub fn user_from_okta(user: OktaUser) -> User {
+    User {
+        id: user.id,
+        status: user_status_from_okta(&user.status) as i32,
+        transitioning_to_status: user
+            .transitioning_to_status
+            .as_deref()
+            .map_or(UserStatus::Unspecified, user_status_from_okta)
+            as i32,
+        profile: Some(profile_from_okta(user.profile)),
+        created: timestamp(user.created),
+        activated: timestamp(user.activated),
+        status_changed: timestamp(user.status_changed),
+        last_login: timestamp(user.last_login),
+        last_updated: timestamp(user.last_updated),
+        password_changed: timestamp(user.password_changed),
+        type_id: user.r#type.map(|type_ref| type_ref.id).unwrap_or_default(),
+    }
+}
+
+/// An Okta group as the caller sees it.
+pub fn group_from_okta(group: OktaGroup) -> Group {
+    let mut attributes = group.profile;
+    let group_type = match group.r#type.as_str() {
+        "OKTA_GROUP" => GroupType::OktaGroup,
+        "APP_GROUP" => GroupType::AppGroup,
+        "BUILT_IN" => GroupType::BuiltIn,
+        _ => GroupType::Unspecified,
+    };
+    Group {
+        id: group.id,
+        r#type: group_type as i32,
+        name: take_string(&mut attributes, "name"),
+        description: take_string(&mut attributes, "description"),
+        custom_attributes: struct_from_json(attributes),
+        created: timestamp(group.created),
+        last_updated: timestamp(group.last_updated),
+        last_membership_updated: timestamp(group.last_membership_updated),
+    }
+}
+
+/// Okta's status name for a user status (for filters).
+pub fn okta_user_status(status: UserStatus) -> Option<&'static str> {
+    Some(match status {
+        UserStatus::Unspecified => return None,
+        UserStatus::Staged => "STAGED",
+        UserStatus::Provisioned => "PROVISIONED",
+        UserStatus::Active => "ACTIVE",
+        UserStatus::Recovery => "RECOVERY",
+        UserStatus::PasswordExpired => "PASSWORD_EXPIRED",
+        UserStatus::LockedOut => "LOCKED_OUT",
+        UserStatus::Suspended => "SUSPENDED",
+        UserStatus::Deprovisioned => "DEPROVISIONED",
+    })
+}
+
+fn user_status_from_okta(status: &str) -> UserStatus {
+    UserStatus::from_str_name(&format!("USER_STATUS_{status}")).unwrap_or(UserStatus::Unspecified)
+}
+
+/// A new user's profile as Okta attributes; records violations for missing or bad fields.
+pub fn profile_for_create(
+    profile: &UserProfile,
+    violations: &mut Violations,
+) -> Map<String, Value> {
+    let mut attributes = Map::new();
+    for (proto_field, okta_attribute) in STANDARD_PROFILE_FIELDS {
+        let value = standard_value(profile, proto_field).unwrap_or_default();
+        let path = format!("profile.{proto_field}");
+        if REQUIRED_OKTA_ATTRIBUTES.contains(okta_attribute) {
+            violations.required_text(&path, value);
+        } else {
+            violations.text(&path, value);
+        }
+        if !value.is_empty() {
+            attributes.insert(
+                (*okta_attribute).to_owned(),
+                Value::String(value.to_owned()),
+            );
+        }
+    }
+    if let Some(custom) = &profile.custom_attributes {
+        for (name, value) in &custom.fields {
+            if let Some(json) = custom_attribute(name, value, violations) {
+                attributes.insert(name.clone(), json);
+            }
+        }
+    }
+    attributes
+}
+
+/// The partial profile update that `update_mask` asks for: named fields given empty are cleared
+/// (JSON null), which Okta's partial update understands.
+pub fn profile_for_update(
+    profile: &UserProfile,
+    update_mask: Option<&FieldMask>,
+    violations: &mut Violations,
+) -> Map<String, Value> {
+    let mut attributes = Map::new();
+    let paths = update_mask
+        .map(|mask| mask.paths.as_slice())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        violations.add("update_mask", "required: name the profile fields to change");
+    }
+    let custom = profile.custom_attributes.as_ref();
+    for path in paths {
+        if path == CUSTOM_ATTRIBUTES_PATH {
+            for (name, value) in custom.map(|c| c.fields.iter()).into_iter().flatten() {
+                if let Some(json) = custom_attribute(name, value, violations) {
+                    attributes.insert(name.clone(), json);
+                }
+            }
+        } else if let Some(name) = path.strip_prefix("profile.custom_attributes.") {
+            let value = custom.and_then(|c| c.fields.get(name));
+            let json = match value {
+                Some(value) => custom_attribute(name, value, violations),
+                None if valid_attribute_name(name, violations) => Some(Value::Null),
+                None => None,
+            };
+            if let Some(json) = json {
+                attributes.insert(name.to_owned(), json);
+            }
+        } else if let Some((proto_field, okta_attribute)) =
+            path.strip_prefix("profile.").and_then(|field| {
+                STANDARD_PROFILE_FIELDS
+                    .iter()
+                    .find(|(proto, _)| *proto == field)
+            })
+        {
+            let value = standard_value(profile, proto_field).unwrap_or_default();
+            violations.text(path, value);
+            if value.is_empty() {
+                if REQUIRED_OKTA_ATTRIBUTES.contains(okta_attribute) {
+                    violations.add(path, "required: cannot be cleared");
+                }
+                attributes.insert((*okta_attribute).to_owned(), Value::Null);
+            } else {
+                attributes.insert(
+                    (*okta_attribute).to_owned(),
+                    Value::String(value.to_owned()),
+                );
+            }
+        } else {
+            violations.add(
+                "update_mask",
+                format!("unknown path `{path}`: use `profile.<field>` or `{CUSTOM_ATTRIBUTES_PATH}[.<name>]`"),
+            );
+        }
+    }
+    attributes
+}
+
+fn valid_attribute_name(name: &str, violations: &mut Violations) -> bool {
+    let field = format!("{CUSTOM_ATTRIBUTES_PATH}.{name}");
+    let well_formed = !name.is_empty()
+        && name.len() <= MAX_ATTRIBUTE_NAME_LENGTH
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !well_formed {
+        violations.add(
+            &field,
+            "attribute names are ASCII letters, digits and `_`, starting with a letter",
+        );
+        return false;
+    }
+    if STANDARD_PROFILE_FIELDS
+        .iter()
+        .any(|(_, okta)| *okta == name)
+    {
+        violations.add(
+            &field,
+            "a standard attribute: set it through its own profile field",
+        );
+        return false;
+    }
+    true
+}
+
+fn custom_attribute(
+    name: &str,
+    value: &prost_types::Value,
+    violations: &mut Violations,
+) -> Option<Value> {
+    if !valid_attribute_name(name, violations) {
+        return None;
+    }
+    match json_from_value(value) {
+        Some(json) => Some(json),
+        None => {
+            violations.add(
+                &format!("{CUSTOM_ATTRIBUTES_PATH}.{name}"),
+                "numbers must be finite",
+            );
+            None
+        }
+    }
+}
+
+fn take_string(attributes: &mut Map<String, Value>, name: &str) -> String {
+    match attributes.remove(name) {
+        Some(Value::String(text)) => text,
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn timestamp(time: Option<DateTime<Utc>>) -> Option<Timestamp> {
+    time.map(|time| Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    })
+}
+
+/// Converts a protobuf timestamp to UTC, if it is a valid instant.
+pub fn datetime(timestamp: &Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
+}
+
+fn struct_from_json(attributes: Map<String, Value>) -> Option<Struct> {
+    let fields: std::collections::BTreeMap<String, prost_types::Value> = attributes
+        .into_iter()
+        .map(|(name, value)| (name, value_from_json(value)))
+        .collect();
+    (!fields.is_empty()).then_some(Struct { fields })
+}
+
+fn value_from_json(value: Value) -> prost_types::Value {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(flag) => Kind::BoolValue(flag),
+        Value::Number(number) => Kind::NumberValue(number.as_f64().unwrap_or_default()),
+        Value::String(text) => Kind::StringValue(text),
+        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(value_from_json).collect(),
+        }),
+        Value::Object(fields) => Kind::StructValue(struct_from_json(fields).unwrap_or_default()),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// JSON for a protobuf value; whole numbers become JSON integers (Okta's integer attributes
+/// reject `5.0`). `None` for non-finite numbers, which JSON cannot hold.
+fn json_from_value(value: &prost_types::Value) -> Option<Value> {
+    Some(match &value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(flag)) => Value::Bool(*flag),
+        Some(Kind::NumberValue(number)) => {
+            if !number.is_finite() {
+                return None;
+            }
+            if number.fract() == 0.0 && number.abs() < 9.0e15 {
+                Value::from(*number as i64)
+            } else {
+                Value::from(*number)
+            }
+        }
+        Some(Kind::StringValue(text)) => Value::String(text.clone()),
+        Some(Kind::ListValue(list)) => Value::Array(
+            list.values
+                .iter()
+                .map(json_from_value)
+                .collect::<Option<_>>()?,
+        ),
+        Some(Kind::StructValue(object)) => Value::Object(
+            object
+                .fields
+                .iter()
+                .map(|(name, value)| Some((name.clone(), json_from_value(value)?)))
+                .collect::<Option<_>>()?,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string_value(text: &str) -> prost_types::Value {
+        prost_types::Value {
+            kind: Some(Kind::StringValue(text.to_owned())),
+        }
+    }
+
+    #[test]
+    fn okta_profiles_split_into_standard_fields_and_custom_attributes() {
+        let okta: Map<String, Value> = serde_json::from_str(
+            r#"{"login":"a@example.com","firstName":"Ada","secondEmail":null,"costCenter":"42","badge":7}"#,
+        )
+        .unwrap();
+        let profile = profile_from_okta(okta);
+        assert_eq!(profile.login, "a@example.com");
+        assert_eq!(profile.first_name, "Ada");
+        assert_eq!(profile.second_email, "");
+        assert_eq!(profile.cost_center, "42");
+        let custom = profile.custom_attributes.unwrap();
+        assert_eq!(custom.fields.len(), 1);
+        assert_eq!(custom.fields["badge"].kind, Some(Kind::NumberValue(7.0)));
+    }
+
+    #[test]
+    fn create_requires_the_four_okta_attributes_and_names_each_missing_one() {
+        let mut violations = Violations::default();
+        profile_for_create(
+            &UserProfile {
+                login: "x@example.com".into(),
+                ..Default::default()
+            },
+            &mut violations,
+        );
+        let status = violations.finish().unwrap_err();
+        for field in ["profile.email", "profile.first_name", "profile.last_name"] {
+            assert!(status.message().contains(field), "{}", status.message());
+        }
+    }
+
+    #[test]
+    fn update_masks_pick_fields_clear_empty_ones_and_refuse_unknown_paths() {
+        let profile = UserProfile {
+            first_name: "Grace".into(),
+            custom_attributes: Some(Struct {
+                fields: [("badge".to_owned(), string_value("B-1"))].into(),
+            }),
+            ..Default::default()
+        };
+        let mask = FieldMask {
+            paths: vec![
+                "profile.first_name".into(),
+                "profile.title".into(),
+                "profile.custom_attributes.badge".into(),
+                "profile.custom_attributes.gone".into(),
+            ],
+        };
+        let mut violations = Violations::default();
+        let update = profile_for_update(&profile, Some(&mask), &mut violations);
+        violations.finish().unwrap();
+        assert_eq!(update["firstName"], "Grace");
+        assert_eq!(update["title"], Value::Null);
+        assert_eq!(update["badge"], "B-1");
+        assert_eq!(update["gone"], Value::Null);
+        assert!(!update.contains_key("lastName"));
+
+        let mut violations = Violations::default();
+        let bad = FieldMask {
+            paths: vec![
+                "profile.last_name".into(),
+                "status".into(),
+                "profile.custom_attributes.a/b".into(),
+            ],
+        };
+        profile_for_update(&profile, Some(&bad), &mut violations);
+        let message = violations.finish().unwrap_err().message().to_owned();
+        assert!(
+            message.contains("cannot be cleared")
+                && message.contains("unknown path")
+                && message.contains("a/b"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn whole_numbers_stay_integers_and_non_finite_numbers_are_refused() {
+        let five = prost_types::Value {
+            kind: Some(Kind::NumberValue(5.0)),
+        };
+        assert_eq!(json_from_value(&five), Some(Value::from(5)));
+        let nan = prost_types::Value {
+            kind: Some(Kind::NumberValue(f64::NAN)),
+        };
+        assert_eq!(json_from_value(&nan), None);
+    }
+}

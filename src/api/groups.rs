@@ -1,0 +1,213 @@
+//! `identity.v1.GroupService`: each handler validates, calls Okta, converts.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{group_from_okta, user_from_okta};
+use super::page_token;
+use super::status::{OktaCall, mapped};
+use super::validate::{Violations, checked, parse_ids};
+use crate::okta::{Expression, GroupQuery, OktaClient, Operator, PageRequest};
+use crate::proto::group_service_server::GroupService;
+use crate::proto::{
+    GetGroupRequest, Group, GroupMemberRequest, ListGroupMembersRequest, ListGroupMembersResponse,
+    ListGroupsRequest, ListGroupsResponse, StreamGroupMembersRequest, User,
+};
+
+/// Largest page the gateway asks Okta for when listing groups or members: Okta recommends
+/// `limit=200` for both (its defaults are higher for historical reasons).
+pub const MAX_GROUPS_PAGE_SIZE: u32 = 200;
+/// Users buffered ahead of a slow stream reader: one Okta page.
+const STREAM_BUFFER: usize = MAX_GROUPS_PAGE_SIZE as usize;
+
+/// Serves GroupService over one shared Okta client.
+#[derive(Clone)]
+pub struct GroupsApi {
+    okta: OktaClient,
+}
+
+impl GroupsApi {
+    /// Wraps the shared Okta client.
+    pub fn new(okta: OktaClient) -> Self {
+        Self { okta }
+    }
+}
+
+/// The stream StreamGroupMembers answers with.
+pub type UserStream = Pin<Box<dyn Stream<Item = Result<User, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl GroupService for GroupsApi {
+    #[tracing::instrument(skip_all, fields(rpc = "GetGroup"))]
+    async fn get_group(
+        &self,
+        request: Request<GetGroupRequest>,
+    ) -> Result<Response<Group>, Status> {
+        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])?;
+        let group = self
+            .okta
+            .get_group(&group_id[0])
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        Ok(Response::new(group_from_okta(group)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListGroups"))]
+    async fn list_groups(
+        &self,
+        request: Request<ListGroupsRequest>,
+    ) -> Result<Response<ListGroupsResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let limit = violations.page_size("page_size", request.page_size, MAX_GROUPS_PAGE_SIZE);
+        let query = match (request.name_prefix.is_empty(), request.search.is_empty()) {
+            (false, false) => {
+                violations.add("search", "set at most one of `name_prefix` and `search`");
+                None
+            }
+            (false, true) => {
+                violations.text("name_prefix", &request.name_prefix);
+                Some(GroupQuery::Search(Expression::compare(
+                    "profile.name",
+                    Operator::Sw,
+                    &request.name_prefix,
+                )))
+            }
+            (true, false) => violations
+                .expression("search", &request.search)
+                .map(GroupQuery::Search),
+            (true, true) => Some(GroupQuery::All),
+        };
+        let expression = match &query {
+            Some(GroupQuery::Search(expression)) => expression.as_str(),
+            Some(GroupQuery::All) | None => "",
+        };
+        let fingerprint = page_token::query_fingerprint(&["groups", expression]);
+        let after =
+            page_token::decode(&request.page_token, &fingerprint).unwrap_or_else(|violation| {
+                violations.add(&violation.field, violation.description);
+                None
+            });
+        violations.finish()?;
+        let page = self
+            .okta
+            .list_groups(&checked(query)?, &PageRequest { limit, after })
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        Ok(Response::new(ListGroupsResponse {
+            next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
+            groups: page.items.into_iter().map(group_from_okta).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListGroupMembers"))]
+    async fn list_group_members(
+        &self,
+        request: Request<ListGroupMembersRequest>,
+    ) -> Result<Response<ListGroupMembersResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let group_id = violations.id("group_id", &request.group_id);
+        let limit = violations.page_size("page_size", request.page_size, MAX_GROUPS_PAGE_SIZE);
+        let fingerprint = page_token::query_fingerprint(&["group-members", &request.group_id]);
+        let after =
+            page_token::decode(&request.page_token, &fingerprint).unwrap_or_else(|violation| {
+                violations.add(&violation.field, violation.description);
+                None
+            });
+        violations.finish()?;
+        let page = self
+            .okta
+            .list_group_members(&checked(group_id)?, &PageRequest { limit, after })
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        Ok(Response::new(ListGroupMembersResponse {
+            next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
+            users: page.items.into_iter().map(user_from_okta).collect(),
+        }))
+    }
+
+    type StreamGroupMembersStream = UserStream;
+
+    #[tracing::instrument(skip_all, fields(rpc = "StreamGroupMembers"))]
+    async fn stream_group_members(
+        &self,
+        request: Request<StreamGroupMembersRequest>,
+    ) -> Result<Response<UserStream>, Status> {
+        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])?.remove(0);
+        let first_request = PageRequest {
+            limit: MAX_GROUPS_PAGE_SIZE,
+            after: None,
+        };
+        // The first page is fetched before answering, so an unknown group is a plain NOT_FOUND.
+        let mut page = self
+            .okta
+            .list_group_members(&group_id, &first_request)
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let okta = self.okta.clone();
+        tokio::spawn(async move {
+            loop {
+                for user in page.items.drain(..) {
+                    if sender.send(Ok(user_from_okta(user))).await.is_err() {
+                        return; // the caller went away
+                    }
+                }
+                let Some(after) = page.next.take() else {
+                    return;
+                };
+                let next_request = PageRequest {
+                    limit: MAX_GROUPS_PAGE_SIZE,
+                    after: Some(after),
+                };
+                match okta.list_group_members(&group_id, &next_request).await {
+                    Ok(next_page) => page = next_page,
+                    Err(error) => {
+                        let _ = sender.send(Err(mapped(OktaCall::Read)(error))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "AddGroupMember"))]
+    async fn add_group_member(
+        &self,
+        request: Request<GroupMemberRequest>,
+    ) -> Result<Response<()>, Status> {
+        let request = request.into_inner();
+        let ids = parse_ids(&[
+            ("group_id", &request.group_id),
+            ("user_id", &request.user_id),
+        ])?;
+        self.okta
+            .add_group_member(&ids[0], &ids[1])
+            .await
+            .map_err(mapped(OktaCall::Membership))?;
+        Ok(Response::new(()))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RemoveGroupMember"))]
+    async fn remove_group_member(
+        &self,
+        request: Request<GroupMemberRequest>,
+    ) -> Result<Response<()>, Status> {
+        let request = request.into_inner();
+        let ids = parse_ids(&[
+            ("group_id", &request.group_id),
+            ("user_id", &request.user_id),
+        ])?;
+        self.okta
+            .remove_group_member(&ids[0], &ids[1])
+            .await
+            .map_err(mapped(OktaCall::Membership))?;
+        Ok(Response::new(()))
+    }
+}

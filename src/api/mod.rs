@@ -1,0 +1,12 @@
+//! The gRPC handlers: thin adapters that validate the request, call the Okta client, and
+//! convert the answer. Failures become statuses only in [`status`].
+
+pub mod convert;
+pub mod groups;
+pub mod page_token;
+pub mod status;
+pub mod users;
+pub mod validate;
+
+pub use groups::GroupsApi;
+pub use users::UsersApi;

@@ -1,0 +1,532 @@
+//! THE one mapping from Okta outcomes to gRPC statuses, decided on Okta's `errorCode` (the HTTP
+//! status alone is ambiguous: Okta answers 403 both for "the gateway's token may not do this" and
+//! for "the user is in the wrong state"). Every status carries `google.rpc.ErrorInfo` with Okta's
+//! error code, error id and request id so a support ticket can quote them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::okta::{OktaError, OktaErrorBody, ResponseMeta};
+
+/// `ErrorInfo.domain` of every error the gateway returns.
+pub const ERROR_DOMAIN: &str = "identity-gateway";
+
+/// What kind of Okta call failed: the same Okta code means different things for different calls
+/// (Okta reports "suspend a user that is not active" as a validation error, E0000001).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OktaCall {
+    /// A read.
+    Read,
+    /// Creating or updating a user's profile.
+    Write,
+    /// A lifecycle transition or a delete: a refusal means the user is in the wrong status.
+    Lifecycle,
+    /// A group membership change.
+    Membership,
+}
+
+/// `ErrorInfo.reason` values, stable for callers and alerting.
+pub mod reason {
+    /// Okta does not know the user or group.
+    pub const NOT_FOUND: &str = "OKTA_NOT_FOUND";
+    /// The login is already used by another user.
+    pub const LOGIN_TAKEN: &str = "OKTA_LOGIN_TAKEN";
+    /// Okta refused the values sent.
+    pub const VALIDATION_FAILED: &str = "OKTA_VALIDATION_FAILED";
+    /// The transition is not allowed from the user's current status.
+    pub const WRONG_STATUS: &str = "OKTA_WRONG_STATUS";
+    /// Okta's rate limit is spent.
+    pub const RATE_LIMITED: &str = "OKTA_RATE_LIMITED";
+    /// Okta answered with a server error.
+    pub const UNAVAILABLE: &str = "OKTA_UNAVAILABLE";
+    /// Okta could not be reached.
+    pub const UNREACHABLE: &str = "OKTA_UNREACHABLE";
+    /// Okta did not answer in time.
+    pub const TIMEOUT: &str = "OKTA_TIMEOUT";
+    /// The gateway's own Okta token is invalid or expired: an operator must fix it.
+    pub const CREDENTIALS_REJECTED: &str = "OKTA_CREDENTIALS_REJECTED";
+    /// The gateway's own Okta token lacks a permission or scope: an operator must grant it.
+    pub const PERMISSION_DENIED: &str = "OKTA_PERMISSION_DENIED";
+    /// Okta answered something the gateway does not understand.
+    pub const UNEXPECTED_RESPONSE: &str = "OKTA_UNEXPECTED_RESPONSE";
+    /// The caller's request was malformed; nothing was sent to Okta.
+    pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
+    /// The caller's deadline (or the gateway's default timeout) ran out first.
+    pub const DEADLINE_EXPIRED: &str = "DEADLINE_EXPIRED";
+    /// The caller asked for something the gateway refuses before calling Okta.
+    pub const PRECONDITION: &str = "PRECONDITION_FAILED";
+}
+
+/// Okta's codes for "not allowed in the user's current status".
+const WRONG_STATUS_CODES: &[&str] = &["E0000016", "E0000017", "E0000032", "E0000038"];
+/// Okta's codes for malformed requests or search expressions.
+const INVALID_REQUEST_CODES: &[&str] = &[
+    "E0000001", "E0000002", "E0000003", "E0000028", "E0000029", "E0000031", "E0000053", "E0000094",
+    "E0000124", "E0000125",
+];
+/// What Okta says in an errorCause when a login is already taken.
+const LOGIN_TAKEN_CAUSE: &str = "login: An object with this field already exists";
+
+/// Maps a failed Okta call to the status the caller receives.
+pub fn okta_error_status(error: &OktaError, call: OktaCall) -> Status {
+    let metadata = okta_metadata(error);
+    match error {
+        OktaError::Api {
+            status,
+            body,
+            www_authenticate,
+            ..
+        } => api_error_status(
+            *status,
+            body.as_ref(),
+            www_authenticate.as_deref(),
+            call,
+            metadata,
+        ),
+        OktaError::RateLimited { retry_after, .. } => {
+            let mut details = error_info(reason::RATE_LIMITED, metadata);
+            details.set_retry_info(Some(retry_after.unwrap_or(Duration::from_secs(1))));
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                "Okta's rate limit for this operation is spent; retry after the delay in RetryInfo",
+                details,
+            )
+        }
+        OktaError::Unavailable { status, .. } => with_info(
+            Code::Unavailable,
+            format!("Okta is unavailable (HTTP {status}); safe to retry reads"),
+            reason::UNAVAILABLE,
+            metadata,
+        ),
+        OktaError::Connect(_) => with_info(
+            Code::Unavailable,
+            "Okta could not be reached",
+            reason::UNREACHABLE,
+            metadata,
+        ),
+        OktaError::Timeout(_) => with_info(
+            Code::DeadlineExceeded,
+            "Okta did not answer in time",
+            reason::TIMEOUT,
+            metadata,
+        ),
+        OktaError::UnexpectedResponse { status, detail, .. } => {
+            tracing::error!(okta.http_status = status, %detail, "unexpected response from okta");
+            with_info(
+                Code::Internal,
+                "Okta answered in an unexpected way; see the gateway log",
+                reason::UNEXPECTED_RESPONSE,
+                metadata,
+            )
+        }
+    }
+}
+
+fn api_error_status(
+    http_status: u16,
+    body: Option<&OktaErrorBody>,
+    www_authenticate: Option<&str>,
+    call: OktaCall,
+    metadata: HashMap<String, String>,
+) -> Status {
+    let code = body.map(|body| body.error_code.as_str()).unwrap_or("");
+    let summary = body.map(|body| body.error_summary.as_str()).unwrap_or("");
+    if code == "E0000011" || http_status == 401 {
+        tracing::error!(
+            okta.error_code = code,
+            "okta rejected the gateway's api token"
+        );
+        return with_info(
+            Code::Internal,
+            "the gateway's Okta API token was rejected (invalid, expired or revoked): an operator \
+             must replace `okta.api_token`",
+            reason::CREDENTIALS_REJECTED,
+            metadata,
+        );
+    }
+    if code == "E0000006" || (http_status == 403 && body.is_none()) {
+        let scope = www_authenticate.and_then(insufficient_scope);
+        tracing::error!(
+            okta.error_code = code,
+            okta.missing_scope = scope.as_deref(),
+            "okta refused the gateway's api token permission"
+        );
+        let message = match scope {
+            Some(scope) => format!(
+                "the gateway's Okta credentials lack the `{scope}` scope: an operator must grant it"
+            ),
+            None => "the gateway's Okta API token lacks the admin permission for this operation: \
+                     an operator must grant it"
+                .to_owned(),
+        };
+        return with_info(Code::Internal, message, reason::PERMISSION_DENIED, metadata);
+    }
+    if http_status == 404 || code == "E0000007" || code == "E0000008" {
+        return with_info(
+            Code::NotFound,
+            summary_or(summary, "not found"),
+            reason::NOT_FOUND,
+            metadata,
+        );
+    }
+    let causes: Vec<&str> = body
+        .map(|body| {
+            body.error_causes
+                .iter()
+                .map(|c| c.error_summary.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if causes
+        .iter()
+        .any(|cause| cause.starts_with(LOGIN_TAKEN_CAUSE))
+    {
+        return with_info(
+            Code::AlreadyExists,
+            "a user with this login already exists",
+            reason::LOGIN_TAKEN,
+            metadata,
+        );
+    }
+    let wrong_status = WRONG_STATUS_CODES.contains(&code)
+        || (call == OktaCall::Lifecycle && code == "E0000001")
+        || (call == OktaCall::Membership && code == "E0000001");
+    if wrong_status {
+        let mut details = error_info(reason::WRONG_STATUS, metadata);
+        let description = causes.first().copied().unwrap_or(summary);
+        details.add_precondition_failure_violation("STATUS", "user", description);
+        return Status::with_error_details(
+            Code::FailedPrecondition,
+            summary_or(summary, "not allowed in the current status"),
+            details,
+        );
+    }
+    if INVALID_REQUEST_CODES.contains(&code) || http_status == 400 {
+        let mut details = error_info(reason::VALIDATION_FAILED, metadata);
+        let violations: Vec<FieldViolation> =
+            causes.iter().map(|cause| cause_violation(cause)).collect();
+        if !violations.is_empty() {
+            details.set_bad_request(violations);
+        }
+        return Status::with_error_details(
+            Code::InvalidArgument,
+            summary_or(summary, "Okta rejected the request"),
+            details,
+        );
+    }
+    let grpc_code = match http_status {
+        409 if code == "E0000112" => Code::Unavailable,
+        409 => Code::Aborted,
+        403 => Code::FailedPrecondition,
+        _ => Code::Internal,
+    };
+    tracing::warn!(
+        okta.http_status = http_status,
+        okta.error_code = code,
+        "unclassified okta error"
+    );
+    with_info(
+        grpc_code,
+        summary_or(summary, "Okta refused the request"),
+        reason::VALIDATION_FAILED,
+        metadata,
+    )
+}
+
+/// Turns Okta's `"login: reason"` causes into field violations named after the proto fields.
+fn cause_violation(cause: &str) -> FieldViolation {
+    match cause.split_once(": ") {
+        Some((attribute, description))
+            if attribute
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+        {
+            FieldViolation::new(
+                super::convert::proto_field_for_okta_attribute(attribute),
+                description,
+            )
+        }
+        _ => FieldViolation::new("", cause),
+    }
+}
+
+/// Reads `scope="okta.users.read"` from a `WWW-Authenticate: Bearer ... error="insufficient_scope"`.
+fn insufficient_scope(header: &str) -> Option<String> {
+    if !header.contains("insufficient_scope") {
+        return None;
+    }
+    let start = header.find("scope=\"")? + "scope=\"".len();
+    let end = header[start..].find('"')? + start;
+    Some(header[start..end].to_owned())
+}
+
+fn summary_or(summary: &str, fallback: &str) -> String {
+    if summary.is_empty() {
+        fallback.to_owned()
+    } else {
+        summary.to_owned()
+    }
+}
+
+fn okta_metadata(error: &OktaError) -> HashMap<String, String> {
+    let mut metadata = HashMap::new();
+    if let Some(code) = error.error_code() {
+        metadata.insert("okta_error_code".to_owned(), code.to_owned());
+    }
+    let (body, meta): (Option<&OktaErrorBody>, Option<&ResponseMeta>) = match error {
+        OktaError::Api { body, meta, .. }
+        | OktaError::RateLimited { body, meta, .. }
+        | OktaError::Unavailable { body, meta, .. } => (body.as_ref(), Some(meta)),
+        OktaError::UnexpectedResponse { meta, .. } => (None, Some(meta)),
+        OktaError::Timeout(_) | OktaError::Connect(_) => (None, None),
+    };
+    if let Some(error_id) = body.and_then(|body| body.error_id.clone()) {
+        metadata.insert("okta_error_id".to_owned(), error_id);
+    }
+    if let Some(meta) = meta {
+        if let Some(request_id) = &meta.request_id {
+            metadata.insert("okta_request_id".to_owned(), request_id.clone());
+        }
+        metadata.insert("okta_http_status".to_owned(), meta.status.to_string());
+    }
+    metadata
+}
+
+fn error_info(reason: &str, metadata: HashMap<String, String>) -> ErrorDetails {
+    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata)
+}
+
+fn with_info(
+    code: Code,
+    message: impl Into<String>,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Status {
+    Status::with_error_details(code, message, error_info(reason, metadata))
+}
+
+/// Adapts [`okta_error_status`] for `map_err`.
+pub fn mapped(call: OktaCall) -> impl Fn(OktaError) -> Status {
+    move |error| okta_error_status(&error, call)
+}
+
+/// INVALID_ARGUMENT for a malformed request, naming every bad field; nothing was sent to Okta.
+pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
+    let summary = violations
+        .iter()
+        .map(|violation| format!("{}: {}", violation.field, violation.description))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut details = error_info(reason::INVALID_REQUEST, HashMap::new());
+    details.set_bad_request(violations);
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {summary}"),
+        details,
+    )
+}
+
+/// DEADLINE_EXCEEDED when the caller's deadline (or the default timeout) runs out.
+pub fn deadline_expired() -> Status {
+    with_info(
+        Code::DeadlineExceeded,
+        "the deadline expired before the gateway could answer",
+        reason::DEADLINE_EXPIRED,
+        HashMap::new(),
+    )
+}
+
+/// FAILED_PRECONDITION decided by the gateway before calling Okta.
+pub fn failed_precondition(subject: &str, description: &str) -> Status {
+    let mut details = error_info(reason::PRECONDITION, HashMap::new());
+    details.add_precondition_failure_violation("STATUS", subject, description);
+    Status::with_error_details(Code::FailedPrecondition, description, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::okta::OktaErrorCause;
+
+    fn api_error(status: u16, code: &str, causes: &[&str]) -> OktaError {
+        OktaError::Api {
+            status,
+            body: Some(OktaErrorBody {
+                error_code: code.to_owned(),
+                error_summary: format!("summary of {code}"),
+                error_link: Some(code.to_owned()),
+                error_id: Some("oaeTESTERRORID".to_owned()),
+                error_causes: causes
+                    .iter()
+                    .map(|c| OktaErrorCause {
+                        error_summary: (*c).to_owned(),
+                    })
+                    .collect(),
+            }),
+            meta: ResponseMeta {
+                status,
+                request_id: Some("req-1".to_owned()),
+                rate_limit: None,
+            },
+            www_authenticate: None,
+        }
+    }
+
+    fn reason_of(status: &Status) -> String {
+        status
+            .get_details_error_info()
+            .map(|info| info.reason)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_mapping_table_decides_on_okta_error_codes() {
+        let cases = [
+            (
+                api_error(404, "E0000007", &[]),
+                OktaCall::Read,
+                Code::NotFound,
+            ),
+            (
+                api_error(
+                    400,
+                    "E0000001",
+                    &[
+                        "login: An object with this field already exists in the current organization",
+                    ],
+                ),
+                OktaCall::Write,
+                Code::AlreadyExists,
+            ),
+            (
+                api_error(400, "E0000001", &["email: Does not match required pattern"]),
+                OktaCall::Write,
+                Code::InvalidArgument,
+            ),
+            (
+                api_error(
+                    400,
+                    "E0000001",
+                    &["Cannot suspend a user that is not active"],
+                ),
+                OktaCall::Lifecycle,
+                Code::FailedPrecondition,
+            ),
+            (
+                api_error(403, "E0000016", &[]),
+                OktaCall::Lifecycle,
+                Code::FailedPrecondition,
+            ),
+            (
+                api_error(403, "E0000032", &["The user is not locked out."]),
+                OktaCall::Lifecycle,
+                Code::FailedPrecondition,
+            ),
+            (
+                api_error(403, "E0000038", &[]),
+                OktaCall::Lifecycle,
+                Code::FailedPrecondition,
+            ),
+            (
+                api_error(403, "E0000006", &[]),
+                OktaCall::Read,
+                Code::Internal,
+            ),
+            (
+                api_error(401, "E0000011", &[]),
+                OktaCall::Read,
+                Code::Internal,
+            ),
+            (
+                api_error(400, "E0000031", &[]),
+                OktaCall::Read,
+                Code::InvalidArgument,
+            ),
+            (
+                api_error(409, "E0000112", &[]),
+                OktaCall::Write,
+                Code::Unavailable,
+            ),
+        ];
+        for (error, call, expected) in cases {
+            let status = okta_error_status(&error, call);
+            assert_eq!(status.code(), expected, "{error:?} during {call:?}");
+            let info = status
+                .get_details_error_info()
+                .expect("every status carries ErrorInfo");
+            assert_eq!(info.domain, ERROR_DOMAIN);
+            assert_eq!(
+                info.metadata.get("okta_request_id").map(String::as_str),
+                Some("req-1")
+            );
+            assert_eq!(
+                info.metadata.get("okta_error_id").map(String::as_str),
+                Some("oaeTESTERRORID")
+            );
+        }
+    }
+
+    #[test]
+    fn credential_problems_are_never_reported_as_the_callers_authentication() {
+        for error in [
+            api_error(401, "E0000011", &[]),
+            api_error(403, "E0000006", &[]),
+        ] {
+            let status = okta_error_status(&error, OktaCall::Read);
+            assert_ne!(status.code(), Code::Unauthenticated);
+            assert_ne!(status.code(), Code::PermissionDenied);
+            assert!(
+                reason_of(&status).starts_with("OKTA_"),
+                "{}",
+                reason_of(&status)
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_403_with_insufficient_scope_names_the_scope() {
+        let error = OktaError::Api {
+            status: 403,
+            body: None,
+            meta: ResponseMeta::default(),
+            www_authenticate: Some(
+                "Bearer authorization_uri=\"x\", error=\"insufficient_scope\", scope=\"okta.groups.read\"".to_owned(),
+            ),
+        };
+        let status = okta_error_status(&error, OktaCall::Read);
+        assert_eq!(reason_of(&status), reason::PERMISSION_DENIED);
+        assert!(
+            status.message().contains("okta.groups.read"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn validation_causes_become_field_violations_named_after_proto_fields() {
+        let status = okta_error_status(
+            &api_error(400, "E0000001", &["email: Does not match required pattern"]),
+            OktaCall::Write,
+        );
+        let bad_request = status.get_details_bad_request().unwrap();
+        assert_eq!(bad_request.field_violations[0].field, "profile.email");
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_info() {
+        let error = OktaError::RateLimited {
+            retry_after: Some(Duration::from_secs(7)),
+            body: None,
+            meta: ResponseMeta::default(),
+        };
+        let status = okta_error_status(&error, OktaCall::Read);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.get_details_retry_info().unwrap().retry_delay,
+            Some(Duration::from_secs(7))
+        );
+    }
+}

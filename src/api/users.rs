@@ -1,0 +1,462 @@
+//! `identity.v1.UserService`: each handler validates, calls Okta, converts.
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, okta_user_status, user_from_okta};
+use super::page_token;
+use super::status::{OktaCall, failed_precondition, invalid_argument, mapped};
+use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
+use crate::okta::{self, Expression, OktaClient, OktaId, Operator, PageRequest, UserQuery};
+use crate::proto::user_service_server::UserService;
+use crate::proto::{
+    ActivateUserRequest, ActivateUserResponse, CreateUserRequest, DeactivateUserRequest,
+    DeleteUserRequest, ExpirePasswordRequest, ExpirePasswordResponse, GetUserRequest,
+    ListUserGroupsRequest, ListUserGroupsResponse, ListUsersRequest, ListUsersResponse,
+    ReactivateUserRequest, ResetPasswordRequest, ResetPasswordResponse, UpdateUserRequest, User,
+    UserFilter, UserLifecycleRequest, UserStatus, get_user_request,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Okta's largest page for `GET /api/v1/users` (Okta's users API reference: "maximum 200").
+pub const MAX_USERS_PAGE_SIZE: u32 = 200;
+/// Okta accepts at most 20 `groupIds` on create.
+const MAX_CREATE_GROUP_IDS: usize = 20;
+
+/// Serves UserService over one shared Okta client.
+#[derive(Clone)]
+pub struct UsersApi {
+    okta: OktaClient,
+}
+
+impl UsersApi {
+    /// Wraps the shared Okta client.
+    pub fn new(okta: OktaClient) -> Self {
+        Self { okta }
+    }
+
+    async fn current_user(&self, user_id: &OktaId) -> Result<User, Status> {
+        let user = self
+            .okta
+            .get_user(user_id)
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        Ok(user_from_okta(user))
+    }
+
+    /// Runs a transition that returns nothing, then reports the user's new state.
+    async fn transition(
+        &self,
+        user_id: &str,
+        transition: Transition,
+    ) -> Result<Response<User>, Status> {
+        let user_id = parse_user_id(user_id)?;
+        let result = match transition {
+            Transition::Suspend => self.okta.suspend_user(&user_id).await,
+            Transition::Unsuspend => self.okta.unsuspend_user(&user_id).await,
+            Transition::Unlock => self.okta.unlock_user(&user_id).await,
+            Transition::Deactivate { send_email } => {
+                self.okta.deactivate_user(&user_id, send_email).await
+            }
+        };
+        result.map_err(mapped(OktaCall::Lifecycle))?;
+        Ok(Response::new(self.current_user(&user_id).await?))
+    }
+}
+
+/// Transitions whose Okta call returns no payload.
+enum Transition {
+    Suspend,
+    Unsuspend,
+    Unlock,
+    Deactivate { send_email: bool },
+}
+
+#[tonic::async_trait]
+impl UserService for UsersApi {
+    #[tracing::instrument(skip_all, fields(rpc = "CreateUser"))]
+    async fn create_user(
+        &self,
+        request: Request<CreateUserRequest>,
+    ) -> Result<Response<User>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let profile = request.profile.unwrap_or_default();
+        let attributes = convert::profile_for_create(&profile, &mut violations);
+        if request.group_ids.len() > MAX_CREATE_GROUP_IDS {
+            violations.add(
+                "group_ids",
+                format!("at most {MAX_CREATE_GROUP_IDS} groups"),
+            );
+        }
+        let group_ids: Vec<OktaId> = request
+            .group_ids
+            .iter()
+            .enumerate()
+            .filter_map(|(index, id)| violations.id(&format!("group_ids[{index}]"), id))
+            .collect();
+        if request.password.len() > MAX_TEXT_LENGTH {
+            violations.add("password", format!("longer than {MAX_TEXT_LENGTH} bytes"));
+        }
+        if request.require_password_change && (!request.activate || request.password.is_empty()) {
+            violations.add(
+                "require_password_change",
+                "needs `activate` and a `password`",
+            );
+        }
+        violations.finish()?;
+        let create = okta::CreateUserRequest {
+            profile: attributes,
+            password: (!request.password.is_empty()).then(|| SecretString::from(request.password)),
+            group_ids,
+            activate: request.activate,
+            expire_password_on_create: request.require_password_change,
+        };
+        let user = self
+            .okta
+            .create_user(&create)
+            .await
+            .map_err(mapped(OktaCall::Write))?;
+        Ok(Response::new(user_from_okta(user)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetUser"))]
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        match request.into_inner().user {
+            Some(get_user_request::User::Id(id)) => {
+                let user_id = parse_ids(&[("id", &id)])?.remove(0);
+                Ok(Response::new(self.current_user(&user_id).await?))
+            }
+            Some(get_user_request::User::Login(login)) => {
+                let mut violations = Violations::default();
+                violations.required_text("login", &login);
+                violations.finish()?;
+                let found = self
+                    .okta
+                    .find_user_by_login(&login)
+                    .await
+                    .map_err(mapped(OktaCall::Read))?;
+                let user = found.ok_or_else(|| Status::not_found("no user has this login"))?;
+                Ok(Response::new(user_from_okta(user)))
+            }
+            None => Err(invalid_argument(vec![tonic_types::FieldViolation::new(
+                "user",
+                "set `id` or `login`",
+            )])),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListUsers"))]
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let limit = violations.page_size("page_size", request.page_size, MAX_USERS_PAGE_SIZE);
+        let queries_set = [
+            !request.search.is_empty(),
+            request.filter.is_some(),
+            !request.prefix.is_empty(),
+        ];
+        if queries_set.iter().filter(|set| **set).count() > 1 {
+            violations.add(
+                "search",
+                "set at most one of `search`, `filter` and `prefix`",
+            );
+        }
+        let query = if !request.search.is_empty() {
+            violations
+                .expression("search", &request.search)
+                .map(UserQuery::Search)
+        } else if let Some(filter) = &request.filter {
+            user_filter_expression(filter, &mut violations)
+                .map_or(Some(UserQuery::All), |expression| {
+                    Some(UserQuery::Filter(expression))
+                })
+        } else if !request.prefix.is_empty() {
+            violations.text("prefix", &request.prefix);
+            Some(UserQuery::Prefix(request.prefix.clone()))
+        } else {
+            Some(UserQuery::All)
+        };
+        let fingerprint = match &query {
+            Some(UserQuery::Search(expression)) => {
+                page_token::query_fingerprint(&["users", "search", expression.as_str()])
+            }
+            Some(UserQuery::Filter(expression)) => {
+                page_token::query_fingerprint(&["users", "filter", expression.as_str()])
+            }
+            Some(UserQuery::Prefix(prefix)) => {
+                page_token::query_fingerprint(&["users", "prefix", prefix])
+            }
+            Some(UserQuery::All) | None => page_token::query_fingerprint(&["users"]),
+        };
+        let after =
+            page_token::decode(&request.page_token, &fingerprint).unwrap_or_else(|violation| {
+                violations.add(&violation.field, violation.description);
+                None
+            });
+        violations.finish()?;
+        let query = checked(query)?;
+        let page = self
+            .okta
+            .list_users(&query, &PageRequest { limit, after })
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        Ok(Response::new(ListUsersResponse {
+            next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
+            users: page.items.into_iter().map(user_from_okta).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpdateUser"))]
+    async fn update_user(
+        &self,
+        request: Request<UpdateUserRequest>,
+    ) -> Result<Response<User>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let user = request.user.unwrap_or_default();
+        let user_id = violations.id("user.id", &user.id);
+        let profile = user.profile.unwrap_or_default();
+        let attributes =
+            convert::profile_for_update(&profile, request.update_mask.as_ref(), &mut violations);
+        violations.finish()?;
+        let updated = self
+            .okta
+            .update_user_profile(&checked(user_id)?, &attributes)
+            .await
+            .map_err(mapped(OktaCall::Write))?;
+        Ok(Response::new(user_from_okta(updated)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ActivateUser"))]
+    async fn activate_user(
+        &self,
+        request: Request<ActivateUserRequest>,
+    ) -> Result<Response<ActivateUserResponse>, Status> {
+        let request = request.into_inner();
+        let user_id = parse_user_id(&request.user_id)?;
+        let token = self
+            .okta
+            .activate_user(&user_id, request.send_email)
+            .await
+            .map_err(mapped(OktaCall::Lifecycle))?;
+        self.activation_response(&user_id, token).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ReactivateUser"))]
+    async fn reactivate_user(
+        &self,
+        request: Request<ReactivateUserRequest>,
+    ) -> Result<Response<ActivateUserResponse>, Status> {
+        let request = request.into_inner();
+        let user_id = parse_user_id(&request.user_id)?;
+        let token = self
+            .okta
+            .reactivate_user(&user_id, request.send_email)
+            .await
+            .map_err(mapped(OktaCall::Lifecycle))?;
+        self.activation_response(&user_id, token).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "DeactivateUser"))]
+    async fn deactivate_user(
+        &self,
+        request: Request<DeactivateUserRequest>,
+    ) -> Result<Response<User>, Status> {
+        let request = request.into_inner();
+        self.transition(
+            &request.user_id,
+            Transition::Deactivate {
+                send_email: request.send_email,
+            },
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "SuspendUser"))]
+    async fn suspend_user(
+        &self,
+        request: Request<UserLifecycleRequest>,
+    ) -> Result<Response<User>, Status> {
+        self.transition(&request.into_inner().user_id, Transition::Suspend)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UnsuspendUser"))]
+    async fn unsuspend_user(
+        &self,
+        request: Request<UserLifecycleRequest>,
+    ) -> Result<Response<User>, Status> {
+        self.transition(&request.into_inner().user_id, Transition::Unsuspend)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UnlockUser"))]
+    async fn unlock_user(
+        &self,
+        request: Request<UserLifecycleRequest>,
+    ) -> Result<Response<User>, Status> {
+        self.transition(&request.into_inner().user_id, Transition::Unlock)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ResetPassword"))]
+    async fn reset_password(
+        &self,
+        request: Request<ResetPasswordRequest>,
+    ) -> Result<Response<ResetPasswordResponse>, Status> {
+        let request = request.into_inner();
+        let user_id = parse_user_id(&request.user_id)?;
+        let reset_password_url = self
+            .okta
+            .reset_password(&user_id, request.send_email, request.revoke_sessions)
+            .await
+            .map_err(mapped(OktaCall::Lifecycle))?;
+        Ok(Response::new(ResetPasswordResponse {
+            user: Some(self.current_user(&user_id).await?),
+            reset_password_url: reset_password_url.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ExpirePassword"))]
+    async fn expire_password(
+        &self,
+        request: Request<ExpirePasswordRequest>,
+    ) -> Result<Response<ExpirePasswordResponse>, Status> {
+        let request = request.into_inner();
+        let user_id = parse_user_id(&request.user_id)?;
+        let (user, temporary_password) = if request.issue_temporary_password {
+            let password = self
+                .okta
+                .expire_password_with_temp_password(&user_id)
+                .await
+                .map_err(mapped(OktaCall::Lifecycle))?;
+            (
+                self.current_user(&user_id).await?,
+                password.expose_secret().to_owned(),
+            )
+        } else {
+            let user = self
+                .okta
+                .expire_password(&user_id)
+                .await
+                .map_err(mapped(OktaCall::Lifecycle))?;
+            (user_from_okta(user), String::new())
+        };
+        Ok(Response::new(ExpirePasswordResponse {
+            user: Some(user),
+            temporary_password,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "DeleteUser"))]
+    async fn delete_user(
+        &self,
+        request: Request<DeleteUserRequest>,
+    ) -> Result<Response<()>, Status> {
+        let request = request.into_inner();
+        let user_id = parse_user_id(&request.user_id)?;
+        let user = self.current_user(&user_id).await?;
+        if user.status != UserStatus::Deprovisioned as i32 {
+            if !request.deactivate_first {
+                let status = okta_user_status(user.status()).unwrap_or("not DEPROVISIONED");
+                return Err(failed_precondition(
+                    &format!("users/{user_id}"),
+                    &format!(
+                        "the user is {status}; Okta deletes only DEPROVISIONED users: call \
+                         DeactivateUser first, or set `deactivate_first`"
+                    ),
+                ));
+            }
+            self.okta
+                .deactivate_user(&user_id, request.send_email)
+                .await
+                .map_err(mapped(OktaCall::Lifecycle))?;
+        }
+        self.okta
+            .delete_user(&user_id, request.send_email)
+            .await
+            .map_err(mapped(OktaCall::Lifecycle))?;
+        Ok(Response::new(()))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListUserGroups"))]
+    async fn list_user_groups(
+        &self,
+        request: Request<ListUserGroupsRequest>,
+    ) -> Result<Response<ListUserGroupsResponse>, Status> {
+        let user_id = parse_user_id(&request.into_inner().user_id)?;
+        let groups = self
+            .okta
+            .list_user_groups(&user_id)
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        Ok(Response::new(ListUserGroupsResponse {
+            groups: groups.into_iter().map(convert::group_from_okta).collect(),
+        }))
+    }
+}
+
+impl UsersApi {
+    async fn activation_response(
+        &self,
+        user_id: &OktaId,
+        token: Option<okta::ActivationToken>,
+    ) -> Result<Response<ActivateUserResponse>, Status> {
+        let (activation_url, activation_token) = token
+            .map(|token| (token.activation_url, token.activation_token))
+            .unwrap_or_default();
+        Ok(Response::new(ActivateUserResponse {
+            user: Some(self.current_user(user_id).await?),
+            activation_url,
+            activation_token,
+        }))
+    }
+}
+
+/// Builds Okta's `filter` from the structured filter; `None` when it filters nothing.
+fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> Option<Expression> {
+    let mut clauses = Vec::new();
+    let statuses: Vec<Expression> = filter
+        .statuses
+        .iter()
+        .filter_map(|status| {
+            let name = UserStatus::try_from(*status)
+                .ok()
+                .and_then(okta_user_status);
+            if name.is_none() {
+                violations.add("filter.statuses", "unknown or unspecified status");
+            }
+            name.map(|name| Expression::compare("status", Operator::Eq, name))
+        })
+        .collect();
+    clauses.extend(Expression::any_of(statuses));
+    for (field, attribute, value) in [
+        ("filter.login", "profile.login", &filter.login),
+        ("filter.email", "profile.email", &filter.email),
+        ("filter.first_name", "profile.firstName", &filter.first_name),
+        ("filter.last_name", "profile.lastName", &filter.last_name),
+    ] {
+        if !value.is_empty() {
+            violations.text(field, value);
+            clauses.push(Expression::compare(attribute, Operator::Eq, value));
+        }
+    }
+    if let Some(after) = &filter.last_updated_after {
+        match convert::datetime(after) {
+            Some(time) => clauses.push(Expression::compare(
+                "lastUpdated",
+                Operator::Gt,
+                &time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )),
+            None => violations.add("filter.last_updated_after", "not a valid timestamp"),
+        }
+    }
+    clauses.into_iter().reduce(Expression::and)
+}
+
+fn parse_user_id(value: &str) -> Result<OktaId, Status> {
+    parse_ids(&[("user_id", value)]).map(|mut ids| ids.remove(0))
+}

@@ -1,0 +1,108 @@
+//! Parses caller input into the Okta client's checked types at the boundary, collecting every
+//! bad field so the caller learns all problems in one INVALID_ARGUMENT.
+
+use tonic::Status;
+use tonic_types::FieldViolation;
+
+use super::status::invalid_argument;
+use crate::okta::{Expression, OktaId};
+
+/// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
+pub const MAX_TEXT_LENGTH: usize = 1024;
+/// Longest search expression accepted.
+pub const MAX_EXPRESSION_LENGTH: usize = 2048;
+
+/// Collects field violations; turns into one INVALID_ARGUMENT status.
+#[derive(Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// Records a bad field.
+    pub fn add(&mut self, field: &str, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Parses a required Okta id, recording a violation when it is not one.
+    pub fn id(&mut self, field: &str, value: &str) -> Option<OktaId> {
+        match OktaId::parse(value) {
+            Ok(id) => Some(id),
+            Err(error) => {
+                self.add(field, format!("not an Okta id: {error}"));
+                None
+            }
+        }
+    }
+
+    /// Checks a free-text value: not over the length limit and free of control characters.
+    pub fn text(&mut self, field: &str, value: &str) {
+        if value.len() > MAX_TEXT_LENGTH {
+            self.add(field, format!("longer than {MAX_TEXT_LENGTH} bytes"));
+        } else if value.chars().any(char::is_control) {
+            self.add(field, "contains control characters");
+        }
+    }
+
+    /// Checks a non-empty free-text value.
+    pub fn required_text(&mut self, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.add(field, "required");
+        } else {
+            self.text(field, value);
+        }
+    }
+
+    /// Parses an optional caller-written Okta expression; `None` when empty or invalid.
+    pub fn expression(&mut self, field: &str, value: &str) -> Option<Expression> {
+        if value.is_empty() {
+            return None;
+        }
+        if value.len() > MAX_EXPRESSION_LENGTH {
+            self.add(field, format!("longer than {MAX_EXPRESSION_LENGTH} bytes"));
+            return None;
+        }
+        match Expression::parse(value) {
+            Ok(expression) => Some(expression),
+            Err(error) => {
+                self.add(field, format!("not a valid Okta expression: {error}"));
+                None
+            }
+        }
+    }
+
+    /// Clamps a page size to `1..=max`, 0 meaning `max`; negative sizes are violations.
+    pub fn page_size(&mut self, field: &str, value: i32, max: u32) -> u32 {
+        match u32::try_from(value) {
+            Ok(0) => max,
+            Ok(size) => size.min(max),
+            Err(_) => {
+                self.add(field, "must not be negative");
+                max
+            }
+        }
+    }
+
+    /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every field.
+    pub fn finish(self) -> Result<(), Status> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid_argument(self.0))
+        }
+    }
+}
+
+/// Unwraps values that [`Violations::finish`] has vouched for.
+pub fn checked<T>(value: Option<T>) -> Result<T, Status> {
+    value.ok_or_else(|| Status::internal("validated value missing"))
+}
+
+/// Parses every (field, value) as an Okta id, reporting all bad ones in one status.
+pub fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
+    let mut violations = Violations::default();
+    let ids: Vec<Option<OktaId>> = fields
+        .iter()
+        .map(|(field, value)| violations.id(field, value))
+        .collect();
+    violations.finish()?;
+    ids.into_iter().map(checked).collect()
+}

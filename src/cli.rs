@@ -1,0 +1,202 @@
+//! Command line: run the gateway (against an Okta org, or `--simulate`), or run the Okta org
+//! simulator alone (`simulate`) for other teams' tests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rand::distr::{Alphanumeric, SampleString};
+use secrecy::SecretString;
+
+use crate::config::{OktaTarget, Settings};
+use crate::okta::{OktaClient, OktaClientSettings};
+use crate::sim::{SeedSource, Simulator, SimulatorSettings};
+use crate::startup::{Application, termination_signal};
+
+/// Settings reference shown by `--help`.
+const CONFIGURATION_HELP: &str = "\
+Configuration, lowest precedence first: built-in defaults, the --config file (TOML or YAML),
+the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* variables
+(levels joined by `__`, e.g. IDGW_OKTA__ORG_URL). Every bad setting is reported at once.
+
+  setting                    environment variable           default
+  grpc.listen_addr           IDGW_GRPC__LISTEN_ADDR         127.0.0.1:50051
+  grpc.request_timeout_ms    IDGW_GRPC__REQUEST_TIMEOUT_MS  30000  (per RPC, when the caller sets no deadline)
+  grpc.drain_delay_ms        IDGW_GRPC__DRAIN_DELAY_MS      2000   (NOT_SERVING before the listener closes)
+  grpc.shutdown_grace_ms     IDGW_GRPC__SHUTDOWN_GRACE_MS   20000  (in-flight RPCs after the listener closes)
+  grpc.max_request_bytes     IDGW_GRPC__MAX_REQUEST_BYTES   1048576
+  okta.org_url               IDGW_OKTA__ORG_URL             (required unless --simulate)
+  okta.api_token             IDGW_OKTA__API_TOKEN           (one of api_token / api_token_file)
+  okta.api_token_file        IDGW_OKTA__API_TOKEN_FILE
+  okta.connect_timeout_ms    IDGW_OKTA__CONNECT_TIMEOUT_MS  5000
+  okta.request_timeout_ms    IDGW_OKTA__REQUEST_TIMEOUT_MS  15000
+  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (idempotent requests only)
+  okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
+  okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
+  log.format                 IDGW_LOG__FORMAT               json   (json | pretty)
+  log.filter                 IDGW_LOG__FILTER               info";
+
+/// The gateway's command line.
+#[derive(Debug, Parser)]
+#[command(version, about, after_long_help = CONFIGURATION_HELP)]
+pub struct Cli {
+    /// Settings file (TOML or YAML).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run against a built-in simulated Okta org with demo users and groups, instead of a real
+    /// org. Never implied: without it, a missing org is an error.
+    #[arg(long)]
+    pub simulate: bool,
+    /// Listen address, overriding `grpc.listen_addr`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Run something other than the gateway.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run only the Okta org simulator, an HTTP server speaking Okta's Management API.
+    Simulate {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: SocketAddr,
+        /// Seed file (YAML or JSON) instead of the demo org.
+        #[arg(long, value_name = "FILE", conflicts_with = "empty")]
+        seed: Option<PathBuf>,
+        /// Start with an empty org instead of the demo org.
+        #[arg(long)]
+        empty: bool,
+        /// The SSWS token the simulator accepts (default: a random token, printed at start).
+        #[arg(long, env = "IDGW_SIM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+/// Runs what the command line asks for until stopped.
+pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref(), env)?;
+    crate::telemetry::init_logging(&settings.log)?;
+    match cli.command {
+        Some(Command::Simulate {
+            listen,
+            seed,
+            empty,
+            token,
+        }) => run_simulator(listen, seed_source(seed, empty), token).await,
+        None => run_gateway(settings, cli.simulate, cli.listen).await,
+    }
+}
+
+fn seed_source(seed: Option<PathBuf>, empty: bool) -> SeedSource {
+    match (seed, empty) {
+        (Some(path), _) => SeedSource::File(path),
+        (None, true) => SeedSource::Empty,
+        (None, false) => SeedSource::Demo,
+    }
+}
+
+fn random_token() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 40)
+}
+
+async fn run_simulator(
+    listen: SocketAddr,
+    seed: SeedSource,
+    token: Option<String>,
+) -> anyhow::Result<()> {
+    let api_token = token.unwrap_or_else(random_token);
+    let settings = SimulatorSettings {
+        api_token: api_token.clone(),
+        seed,
+        ..SimulatorSettings::default()
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("failed to bind the simulator on {listen}"))?;
+    let address = listener.local_addr()?;
+    print_banner(&format!(
+        "Okta org simulator on http://{address}\n  token: {api_token}\n  \
+         try:   curl -H 'Authorization: SSWS {api_token}' http://{address}/api/v1/users"
+    ));
+    crate::sim::serve(listener, settings, termination_signal()).await
+}
+
+async fn run_gateway(
+    mut settings: Settings,
+    simulate: bool,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    if let Some(listen) = listen {
+        settings.grpc.listen_addr = listen;
+    }
+    let target = settings.validate(simulate).map_err(|problems| {
+        anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - "))
+    })?;
+    let (target, simulator) = match target {
+        Some(target) => (target, None),
+        None => {
+            let api_token = random_token();
+            let simulator_settings = SimulatorSettings {
+                api_token: api_token.clone(),
+                ..SimulatorSettings::default()
+            };
+            let simulator =
+                Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), simulator_settings).await?;
+            tracing::warn!(simulator = %simulator.base_url(),
+                "SIMULATED OKTA ORG: no real Okta org is used; data is demo data and is lost at exit");
+            let target = OktaTarget {
+                org_url: simulator.base_url().parse()?,
+                api_token: SecretString::from(api_token),
+            };
+            (target, Some(simulator))
+        }
+    };
+    let okta = OktaClient::new(okta_client_settings(&settings, target))?;
+    let application = Application::build(&settings.grpc, okta, termination_signal()).await?;
+    let address = application.local_addr();
+    tracing::info!(%address, "grpc server listening");
+    if simulator.is_some() {
+        print_quick_start(address);
+    }
+    application.run_until_stopped().await?;
+    if let Some(simulator) = simulator {
+        simulator.stop().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The Okta client's settings from the validated configuration.
+pub fn okta_client_settings(settings: &Settings, target: OktaTarget) -> OktaClientSettings {
+    let okta = &settings.okta;
+    OktaClientSettings {
+        base_url: target.org_url,
+        api_token: target.api_token,
+        connect_timeout: Duration::from_millis(okta.connect_timeout_ms),
+        request_timeout: Duration::from_millis(okta.request_timeout_ms),
+        max_retries: okta.max_retries,
+        retry_base_delay: Duration::from_millis(okta.retry_base_delay_ms),
+        retry_max_delay: Duration::from_millis(okta.retry_max_delay_ms),
+    }
+}
+
+/// Writes a banner for the person at the terminal; a closed stdout must not stop the server.
+fn print_banner(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+fn print_quick_start(address: SocketAddr) {
+    print_banner(&format!(
+        "\nidentity-gateway is serving on {address} against a SIMULATED Okta org (demo data).\n\
+         Try:\n  grpcurl -plaintext {address} list\n  \
+         grpcurl -plaintext -d '{{\"page_size\": 5}}' {address} identity.v1.UserService/ListUsers\n  \
+         grpcurl -plaintext -d '{{\"name_prefix\": \"Eng\"}}' {address} identity.v1.GroupService/ListGroups\n"
+    ));
+}

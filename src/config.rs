@@ -1,0 +1,357 @@
+//! Layered settings: built-in defaults, then an optional file, then environment variables.
+//!
+//! Environment variables use the prefix `IDGW_` and `__` between levels
+//! (`IDGW_OKTA__ORG_URL`, `IDGW_GRPC__LISTEN_ADDR`). The Okta SDKs' own `OKTA_CLIENT_ORGURL` and
+//! `OKTA_CLIENT_TOKEN` are read too, below the `IDGW_` names, so an environment already set up for
+//! an Okta SDK works unchanged. [`Settings::validate`] reports every bad setting at once, by name.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// Prefix of the gateway's own environment variables.
+pub const ENV_PREFIX: &str = "IDGW";
+/// The Okta SDKs' variable for the org URL, honoured for compatibility.
+pub const OKTA_SDK_ORG_URL_VAR: &str = "OKTA_CLIENT_ORGURL";
+/// The Okta SDKs' variable for the API token, honoured for compatibility.
+pub const OKTA_SDK_TOKEN_VAR: &str = "OKTA_CLIENT_TOKEN";
+
+/// Everything the gateway can be configured with.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The gRPC server.
+    pub grpc: GrpcSettings,
+    /// The Okta org the gateway calls.
+    pub okta: OktaSettings,
+    /// Log output.
+    pub log: LogSettings,
+}
+
+/// The gRPC server's address, timeouts and shutdown behaviour.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcSettings {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// Upper bound on any RPC when the caller sets no shorter deadline.
+    pub request_timeout_ms: u64,
+    /// After SIGTERM: how long health reports NOT_SERVING before the listener closes, so load
+    /// balancers and Kubernetes readiness stop sending new calls first.
+    pub drain_delay_ms: u64,
+    /// After the listener closes: how long in-flight RPCs may take to finish.
+    pub shutdown_grace_ms: u64,
+    /// Largest request message accepted, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            request_timeout_ms: 30_000,
+            drain_delay_ms: 2_000,
+            shutdown_grace_ms: 20_000,
+            max_request_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl GrpcSettings {
+    /// The default per-RPC timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    /// How long health reports NOT_SERVING before the listener closes.
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_millis(self.drain_delay_ms)
+    }
+    /// How long in-flight RPCs may take to finish after the listener closes.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// Where the Okta org is and how to call it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OktaSettings {
+    /// The org's base URL, for example `https://acme.okta.com`. Required unless simulating.
+    pub org_url: Option<String>,
+    /// The API token (`SSWS`); prefer `api_token_file` in production.
+    pub api_token: Option<SecretString>,
+    /// A file holding the API token (for example a mounted Kubernetes Secret).
+    pub api_token_file: Option<PathBuf>,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout_ms: u64,
+    /// Timeout of one Okta HTTP request.
+    pub request_timeout_ms: u64,
+    /// Retries of idempotent Okta requests on 429, 5xx and connection errors.
+    pub max_retries: u32,
+    /// First backoff step when Okta gives no reset time.
+    pub retry_base_delay_ms: u64,
+    /// Longest single wait before a retry.
+    pub retry_max_delay_ms: u64,
+}
+
+impl Default for OktaSettings {
+    fn default() -> Self {
+        Self {
+            org_url: None,
+            api_token: None,
+            api_token_file: None,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 15_000,
+            max_retries: 2,
+            retry_base_delay_ms: 200,
+            retry_max_delay_ms: 10_000,
+        }
+    }
+}
+
+/// Log format and filter.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `json` (one object per line, for collectors) or `pretty` (for people).
+    pub format: LogFormat,
+    /// A `tracing` filter, for example `info` or `identity_gateway=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// The Okta org and token once validated.
+#[derive(Clone, Debug)]
+pub struct OktaTarget {
+    /// The org's base URL.
+    pub org_url: Url,
+    /// The API token.
+    pub api_token: SecretString,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (TOML or YAML, by extension) if given, then the environment
+    /// `env` (pass `std::env::vars()`; tests pass their own map).
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> anyhow::Result<Self> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let sdk_env: HashMap<String, String> = [
+            (OKTA_SDK_ORG_URL_VAR, "IDGW_OKTA__ORG_URL"),
+            (OKTA_SDK_TOKEN_VAR, "IDGW_OKTA__API_TOKEN"),
+        ]
+        .into_iter()
+        .filter_map(|(sdk_name, own_name)| {
+            env.get(sdk_name)
+                .map(|value| (own_name.to_owned(), value.clone()))
+        })
+        .collect();
+        let own_env: HashMap<String, String> = env
+            .iter()
+            .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}_")))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        for source in [sdk_env, own_env] {
+            builder = builder.add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(source)),
+            );
+        }
+        let settings = builder.build()?.try_deserialize()?;
+        Ok(settings)
+    }
+
+    /// Checks every setting and returns all problems at once, one line each, naming the setting.
+    /// `simulate` skips the Okta org checks (the embedded simulator provides the org).
+    pub fn validate(&self, simulate: bool) -> Result<Option<OktaTarget>, Vec<String>> {
+        let mut problems = Vec::new();
+        let grpc = &self.grpc;
+        if grpc.request_timeout_ms == 0 {
+            problems.push("`grpc.request_timeout_ms` must be greater than zero".to_owned());
+        }
+        if grpc.max_request_bytes < 1024 {
+            problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());
+        }
+        let okta = &self.okta;
+        for (name, value) in [
+            ("okta.connect_timeout_ms", okta.connect_timeout_ms),
+            ("okta.request_timeout_ms", okta.request_timeout_ms),
+            ("okta.retry_base_delay_ms", okta.retry_base_delay_ms),
+            ("okta.retry_max_delay_ms", okta.retry_max_delay_ms),
+        ] {
+            if value == 0 {
+                problems.push(format!("`{name}` must be greater than zero"));
+            }
+        }
+        if okta.retry_base_delay_ms > okta.retry_max_delay_ms {
+            problems.push(
+                "`okta.retry_base_delay_ms` must not exceed `okta.retry_max_delay_ms`".to_owned(),
+            );
+        }
+        let target = if simulate {
+            None
+        } else {
+            let org_url = self.validated_org_url(&mut problems);
+            let api_token = self.validated_token(&mut problems);
+            org_url
+                .zip(api_token)
+                .map(|(org_url, api_token)| OktaTarget { org_url, api_token })
+        };
+        if problems.is_empty() {
+            Ok(target)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn validated_org_url(&self, problems: &mut Vec<String>) -> Option<Url> {
+        let Some(raw) = self.okta.org_url.as_deref() else {
+            problems.push(format!(
+                "`okta.org_url` is not set (set IDGW_OKTA__ORG_URL or {OKTA_SDK_ORG_URL_VAR}, \
+                 or run with --simulate to use the built-in simulated org)"
+            ));
+            return None;
+        };
+        let url = match Url::parse(raw) {
+            Ok(url) => url,
+            Err(error) => {
+                problems.push(format!("`okta.org_url` is not a URL ({error}): `{raw}`"));
+                return None;
+            }
+        };
+        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            problems.push(format!(
+                "`okta.org_url` must use https (plain http only for a loopback simulator), got `{raw}`"
+            ));
+        }
+        if url.path() != "/" || url.query().is_some() {
+            problems.push(format!(
+                "`okta.org_url` must be the org's base URL with no path, got `{raw}`"
+            ));
+        }
+        Some(url)
+    }
+
+    fn validated_token(&self, problems: &mut Vec<String>) -> Option<SecretString> {
+        let token = match (&self.okta.api_token, &self.okta.api_token_file) {
+            (Some(_), Some(_)) => {
+                problems
+                    .push("set only one of `okta.api_token` and `okta.api_token_file`".to_owned());
+                return None;
+            }
+            (Some(token), None) => token.expose_secret().trim().to_owned(),
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(contents) => contents.trim().to_owned(),
+                Err(error) => {
+                    problems.push(format!(
+                        "`okta.api_token_file` could not be read ({error}): `{}`",
+                        path.display()
+                    ));
+                    return None;
+                }
+            },
+            (None, None) => {
+                problems.push(format!(
+                    "no Okta API token: set `okta.api_token_file`, IDGW_OKTA__API_TOKEN or \
+                     {OKTA_SDK_TOKEN_VAR}"
+                ));
+                return None;
+            }
+        };
+        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            problems.push("the Okta API token is empty or contains whitespace".to_owned());
+            return None;
+        }
+        Some(SecretString::from(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn okta_sdk_variables_are_honoured_below_the_gateway_variables() {
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("OKTA_CLIENT_ORGURL", "https://sdk.okta.com"),
+                ("OKTA_CLIENT_TOKEN", "sdk-token"),
+                ("IDGW_OKTA__ORG_URL", "https://own.okta.com"),
+            ]),
+        )
+        .unwrap();
+        let target = settings.validate(false).unwrap().unwrap();
+        assert_eq!(target.org_url.as_str(), "https://own.okta.com/");
+        assert_eq!(target.api_token.expose_secret(), "sdk-token");
+    }
+
+    #[test]
+    fn validation_reports_every_problem_at_once() {
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_GRPC__REQUEST_TIMEOUT_MS", "0"),
+                ("IDGW_OKTA__ORG_URL", "http://acme.okta.com/api"),
+            ]),
+        )
+        .unwrap();
+        let problems = settings.validate(false).unwrap_err();
+        let joined = problems.join("\n");
+        assert!(joined.contains("grpc.request_timeout_ms"), "{joined}");
+        assert!(joined.contains("must use https"), "{joined}");
+        assert!(joined.contains("no path"), "{joined}");
+        assert!(joined.contains("no Okta API token"), "{joined}");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let error = Settings::load(None, &env(&[("IDGW_OKTA__ORG_ULR", "x")])).unwrap_err();
+        assert!(error.to_string().contains("org_ulr"), "{error}");
+    }
+
+    #[test]
+    fn the_token_never_appears_in_debug_output() {
+        let settings = Settings::load(
+            None,
+            &env(&[("IDGW_OKTA__API_TOKEN", "canary-secret-1234")]),
+        )
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("canary-secret-1234"));
+    }
+}

@@ -1,0 +1,167 @@
+//! Builds the gRPC server once (bound listener, services, health, reflection) and runs it until
+//! a shutdown future resolves, draining in-flight RPCs within a bound.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::{GroupsApi, UsersApi};
+use crate::config::GrpcSettings;
+use crate::deadline::DeadlineLayer;
+use crate::okta::OktaClient;
+use crate::proto::group_service_server::GroupServiceServer;
+use crate::proto::user_service_server::UserServiceServer;
+
+/// The fully qualified names of the services the gateway reports in `grpc.health.v1`.
+pub const HEALTH_CHECKED_SERVICES: &[&str] =
+    &["identity.v1.UserService", "identity.v1.GroupService"];
+
+/// A bound, ready-to-run gateway server.
+pub struct Application {
+    local_addr: SocketAddr,
+    server: BoxFuture<'static, Result<(), tonic::transport::Error>>,
+    drain_started: Arc<Notify>,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and assembles every service. The server
+    /// starts draining when `shutdown` resolves: health turns NOT_SERVING, then after the drain
+    /// delay the listener closes and in-flight RPCs get `shutdown_grace` to finish.
+    pub async fn build(
+        settings: &GrpcSettings,
+        okta: OktaClient,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to bind the gRPC listener on {}",
+                    settings.listen_addr
+                )
+            })?;
+        let local_addr = listener.local_addr()?;
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        set_all_statuses(&health_reporter, ServingStatus::Serving).await;
+        let reflection = |builder: tonic_reflection::server::Builder<'static>| {
+            builder
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 =
+            reflection(tonic_reflection::server::Builder::configure()).build_v1()?;
+        let reflection_v1alpha =
+            reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
+        let max_bytes = settings.max_request_bytes;
+        let users = UserServiceServer::new(UsersApi::new(okta.clone()))
+            .max_decoding_message_size(max_bytes);
+        let groups =
+            GroupServiceServer::new(GroupsApi::new(okta)).max_decoding_message_size(max_bytes);
+
+        let drain_started = Arc::new(Notify::new());
+        let stop_accepting = drain_then_stop(
+            shutdown,
+            health_reporter,
+            settings.drain_delay(),
+            drain_started.clone(),
+        );
+        let server = Server::builder()
+            .layer(DeadlineLayer::new(settings.request_timeout()))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(users)
+            .add_service(groups)
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop_accepting);
+        Ok(Self {
+            local_addr,
+            server: Box::pin(server),
+            drain_started,
+            shutdown_grace: settings.shutdown_grace(),
+        })
+    }
+
+    /// The address actually bound (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until shutdown, then waits at most the shutdown grace for in-flight RPCs.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let grace_expired = async {
+            self.drain_started.notified().await;
+            tokio::time::sleep(self.shutdown_grace).await;
+        };
+        tokio::select! {
+            result = self.server => result.context("the gRPC server failed"),
+            () = grace_expired => {
+                tracing::warn!(grace_ms = self.shutdown_grace.as_millis() as u64,
+                    "shutdown grace expired with RPCs still in flight; dropping them");
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn set_all_statuses(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for service in HEALTH_CHECKED_SERVICES {
+        reporter.set_service_status(*service, status).await;
+    }
+}
+
+async fn drain_then_stop(
+    shutdown: impl Future<Output = ()>,
+    health_reporter: HealthReporter,
+    drain_delay: Duration,
+    drain_started: Arc<Notify>,
+) {
+    shutdown.await;
+    tracing::info!(
+        drain_delay_ms = drain_delay.as_millis() as u64,
+        "shutdown requested: health is NOT_SERVING, draining"
+    );
+    set_all_statuses(&health_reporter, ServingStatus::NotServing).await;
+    tokio::time::sleep(drain_delay).await;
+    drain_started.notify_one();
+    tracing::info!("listener closed; waiting for in-flight RPCs");
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,344 @@
+//! Hostile and malformed input: clear INVALID_ARGUMENT, and nothing reaches Okta in a form that
+//! changes which URL or filter is used (checked at the simulator's request log).
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use common::{spawn_app, violated_fields};
+use identity_gateway::proto::{
+    CreateUserRequest, GetGroupRequest, GetUserRequest, GroupMemberRequest,
+    ListGroupMembersRequest, ListGroupsRequest, ListUsersRequest, UserFilter, UserLifecycleRequest,
+    UserProfile, get_user_request,
+};
+use serde_json::{Value, json};
+use tonic::Code;
+
+fn hostile_ids() -> Vec<String> {
+    vec![
+        String::new(),
+        "../../api/v1/groups".to_owned(),
+        "00u?limit=1&x=000000".to_owned(),
+        "00u#fragment00000000".to_owned(),
+        "00u%2F00000000000000".to_owned(),
+        "00u 0000000000000000".to_owned(),
+        "00uAAAAAAAAAAAAAAAAé".to_owned(),
+        "00uAAAAAAAAAAAAAAAA/".to_owned(),
+        "00uAAAAAAAAAAAAAAAA".to_owned(),
+        "0".repeat(5000),
+    ]
+}
+
+/// The decoded query parameters of a logged simulator request.
+fn query_params(request: &Value) -> Vec<(String, String)> {
+    let raw = request["query"].as_str().unwrap_or("");
+    url::form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+#[tokio::test]
+async fn hostile_ids_are_invalid_argument_and_never_reach_okta() {
+    let app = spawn_app().await;
+    let valid = "00uAAAAAAAAAAAAAAAAA".to_owned();
+    for id in hostile_ids() {
+        let mut users = app.users.clone();
+        let mut groups = app.groups.clone();
+        let statuses = [
+            users
+                .get_user(GetUserRequest {
+                    user: Some(get_user_request::User::Id(id.clone())),
+                })
+                .await
+                .unwrap_err(),
+            users
+                .suspend_user(UserLifecycleRequest {
+                    user_id: id.clone(),
+                })
+                .await
+                .unwrap_err(),
+            groups
+                .get_group(GetGroupRequest {
+                    group_id: id.clone(),
+                })
+                .await
+                .unwrap_err(),
+            groups
+                .list_group_members(ListGroupMembersRequest {
+                    group_id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err(),
+            groups
+                .add_group_member(GroupMemberRequest {
+                    group_id: valid.clone(),
+                    user_id: id.clone(),
+                })
+                .await
+                .unwrap_err(),
+        ];
+        for status in statuses {
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "id {id:?}: {status:?}"
+            );
+            assert_eq!(
+                violated_fields(&status).len(),
+                1,
+                "one named field for {id:?}"
+            );
+        }
+    }
+    assert_eq!(app.sim_requests().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn quotes_backslashes_and_url_syntax_in_values_stay_inside_one_escaped_parameter() {
+    let app = spawn_app().await;
+    let hostile = "a\" or profile.name pr or \"\\x&limit=1#?/../";
+    app.groups
+        .clone()
+        .list_groups(ListGroupsRequest {
+            name_prefix: hostile.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.users
+        .clone()
+        .list_users(ListUsersRequest {
+            filter: Some(UserFilter {
+                last_name: hostile.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let escaped = serde_json::to_string(hostile).unwrap();
+    let requests = app.sim_requests().await;
+    assert_eq!(requests.len(), 2, "{requests:?}");
+
+    assert_eq!(requests[0]["path"], "/api/v1/groups");
+    let group_params = query_params(&requests[0]);
+    let search: Vec<&str> = group_params
+        .iter()
+        .filter(|(k, _)| k == "search")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(search, vec![format!("profile.name sw {escaped}")]);
+    assert!(
+        group_params
+            .iter()
+            .all(|(key, _)| key == "search" || key == "limit"),
+        "{group_params:?}"
+    );
+
+    assert_eq!(requests[1]["path"], "/api/v1/users");
+    let user_params = query_params(&requests[1]);
+    let filter: Vec<&str> = user_params
+        .iter()
+        .filter(|(k, _)| k == "filter")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(filter, vec![format!("profile.lastName eq {escaped}")]);
+    assert!(
+        user_params
+            .iter()
+            .all(|(key, _)| key == "filter" || key == "limit"),
+        "{user_params:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_search_expressions_are_refused_before_okta() {
+    let app = spawn_app().await;
+    for search in [
+        "status eq \"ACTIVE\") or (id pr",
+        "status eq \"unterminated",
+        "status ~ \"ACTIVE\"",
+        "status eq \"A\"; drop",
+        "status eq \"A\" &limit=1",
+        "((((((((((((((((((((status pr))))))))))))))))))))",
+        "and or",
+    ] {
+        let users_status = app
+            .users
+            .clone()
+            .list_users(ListUsersRequest {
+                search: search.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(users_status.code(), Code::InvalidArgument, "{search}");
+        assert_eq!(
+            violated_fields(&users_status),
+            vec!["search".to_owned()],
+            "{search}"
+        );
+        let groups_status = app
+            .groups
+            .clone()
+            .list_groups(ListGroupsRequest {
+                search: search.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(groups_status.code(), Code::InvalidArgument, "{search}");
+    }
+    assert_eq!(app.sim_requests().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn malformed_and_foreign_page_tokens_are_invalid_argument() {
+    let app = spawn_app().await;
+    let ids = app
+        .seed(json!({
+            "users": (0..3).map(|i| json!({"login": format!("u{i}@example.com")})).collect::<Vec<_>>(),
+            "groups": [{"name": "A", "members": ["u0@example.com", "u1@example.com", "u2@example.com"]}, {"name": "B"}]
+        }))
+        .await;
+    let group_a = ids["groups"]["A"].as_str().unwrap().to_owned();
+    let group_b = ids["groups"]["B"].as_str().unwrap().to_owned();
+    let mut groups = app.groups.clone();
+    let first = groups
+        .list_group_members(ListGroupMembersRequest {
+            group_id: group_a,
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.next_page_token.is_empty());
+    app.clear_sim_requests().await;
+
+    let foreign = groups
+        .list_group_members(ListGroupMembersRequest {
+            group_id: group_b.clone(),
+            page_size: 1,
+            page_token: first.next_page_token.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&foreign), vec!["page_token".to_owned()]);
+
+    let mut users = app.users.clone();
+    let reused_across_resources = users
+        .list_users(ListUsersRequest {
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reused_across_resources.code(), Code::InvalidArgument);
+
+    for token in [
+        "not-base64!",
+        "djEueHh4LjA",
+        "AAAA",
+        "%2F..%2F",
+        &"x".repeat(4000),
+    ] {
+        let status = groups
+            .list_group_members(ListGroupMembersRequest {
+                group_id: group_b.clone(),
+                page_size: 1,
+                page_token: token.to_owned(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{token}");
+    }
+    assert_eq!(app.sim_requests().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn empty_oversized_and_control_character_fields_name_every_bad_field() {
+    let app = spawn_app().await;
+    let status = app
+        .users
+        .clone()
+        .create_user(CreateUserRequest {
+            profile: Some(UserProfile {
+                login: "x".repeat(5000),
+                email: String::new(),
+                first_name: "line\nbreak".to_owned(),
+                last_name: "   ".to_owned(),
+                ..Default::default()
+            }),
+            group_ids: vec!["../".to_owned()],
+            require_password_change: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![
+            "group_ids[0]",
+            "profile.email",
+            "profile.first_name",
+            "profile.last_name",
+            "profile.login",
+            "require_password_change"
+        ]
+    );
+    let negative = app
+        .users
+        .clone()
+        .list_users(ListUsersRequest {
+            page_size: -1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&negative), vec!["page_size".to_owned()]);
+    let both = app
+        .users
+        .clone()
+        .list_users(ListUsersRequest {
+            search: "status pr".to_owned(),
+            prefix: "a".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(both.code(), Code::InvalidArgument);
+    assert_eq!(app.sim_requests().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_and_the_server_keeps_serving() {
+    let app = spawn_app().await;
+    let huge = UserProfile {
+        login: "x".repeat(2 * 1024 * 1024),
+        ..Default::default()
+    };
+    let status = app
+        .users
+        .clone()
+        .create_user(CreateUserRequest {
+            profile: Some(huge),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{status:?}"
+    );
+    let still_serving = app
+        .users
+        .clone()
+        .list_users(ListUsersRequest::default())
+        .await;
+    assert!(still_serving.is_ok());
+}

@@ -1,0 +1,87 @@
+//! The real binary: the one-command quick start, and a clear refusal without an Okta org.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use identity_gateway::proto::ListUsersRequest;
+use identity_gateway::proto::user_service_client::UserServiceClient;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_identity-gateway");
+
+#[test]
+fn without_an_okta_org_or_simulate_it_refuses_to_start_and_says_why() {
+    let output = Command::new(BINARY).env_clear().output().unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("okta.org_url") && stderr.contains("--simulate"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no Okta API token"),
+        "every problem is listed at once: {stderr}"
+    );
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let output = Command::new(BINARY).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for name in [
+        "IDGW_OKTA__ORG_URL",
+        "OKTA_CLIENT_TOKEN",
+        "IDGW_OKTA__API_TOKEN_FILE",
+        "IDGW_GRPC__LISTEN_ADDR",
+        "--simulate",
+    ] {
+        assert!(help.contains(name), "{name} missing from --help");
+    }
+}
+
+#[tokio::test]
+async fn simulate_serves_the_demo_org_in_one_command_and_stops_on_sigterm() {
+    let mut child = Command::new(BINARY)
+        .args(["--simulate", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("IDGW_LOG__FORMAT", "pretty")
+        .env("IDGW_GRPC__DRAIN_DELAY_MS", "0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Read stdout to the end on a thread (as a terminal would), reporting the address once seen.
+    let (address_sender, address_receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("is serving on ").nth(1) {
+                let _ =
+                    address_sender.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let address = tokio::task::spawn_blocking(move || address_receiver.recv())
+        .await
+        .unwrap()
+        .expect("the quick start prints its address");
+
+    let mut users = UserServiceClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    let listed = users
+        .list_users(ListUsersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!listed.users.is_empty(), "the demo org has users");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}

@@ -1,0 +1,226 @@
+//! Spawns the real gateway and the Okta org simulator on port 0 and talks to both over sockets.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use identity_gateway::cli::okta_client_settings;
+use identity_gateway::config::{OktaTarget, Settings};
+use identity_gateway::okta::OktaClient;
+use identity_gateway::proto::group_service_client::GroupServiceClient;
+use identity_gateway::proto::user_service_client::UserServiceClient;
+use identity_gateway::sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
+use identity_gateway::startup::Application;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+
+/// The SSWS token the test simulator accepts; a canary that must never show up in output.
+pub const SIM_TOKEN: &str = "test-canary-token-9f3b2c71e5";
+
+/// A running gateway in front of a running simulator.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub users: UserServiceClient<Channel>,
+    pub groups: GroupServiceClient<Channel>,
+    pub health: HealthClient<Channel>,
+    pub sim: Simulator,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Settings for tests: fast retries, no drain delay.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::default();
+    settings.grpc.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.grpc.drain_delay_ms = 0;
+    settings.grpc.shutdown_grace_ms = 5_000;
+    settings.okta.retry_base_delay_ms = 5;
+    settings.okta.retry_max_delay_ms = 50;
+    settings.okta.request_timeout_ms = 5_000;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns with settings adjusted by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let sim = Simulator::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SimulatorSettings {
+            api_token: SIM_TOKEN.to_owned(),
+            seed: SeedSource::Empty,
+            rate_limits: RateLimitSettings::unlimited(),
+        },
+    )
+    .await
+    .expect("simulator starts");
+    let mut settings = test_settings();
+    configure(&mut settings);
+    let target = OktaTarget {
+        org_url: settings
+            .okta
+            .org_url
+            .clone()
+            .unwrap_or_else(|| sim.base_url())
+            .parse()
+            .unwrap(),
+        api_token: SecretString::from(
+            settings
+                .okta
+                .api_token
+                .as_ref()
+                .map(|token| secrecy::ExposeSecret::expose_secret(token).to_owned())
+                .unwrap_or_else(|| SIM_TOKEN.to_owned()),
+        ),
+    };
+    let okta = OktaClient::new(okta_client_settings(&settings, target)).expect("okta client");
+    let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
+    let application = Application::build(&settings.grpc, okta, async {
+        let _ = shutdown_receiver.await;
+    })
+    .await
+    .expect("gateway builds");
+    let address = application.local_addr();
+    let server = tokio::spawn(application.run_until_stopped());
+    let channel = Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("gateway accepts connections");
+    TestApp {
+        address,
+        users: UserServiceClient::new(channel.clone()),
+        groups: GroupServiceClient::new(channel.clone()),
+        health: HealthClient::new(channel),
+        sim,
+        http: reqwest::Client::new(),
+        shutdown: Some(shutdown_sender),
+        server,
+    }
+}
+
+impl TestApp {
+    /// Starts the gateway's graceful shutdown.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+    }
+
+    fn admin_url(&self, path: &str) -> String {
+        format!("{}/__sim/{path}", self.sim.base_url())
+    }
+
+    /// Adds users and groups to the simulated org; returns `{"users":{login:id},"groups":{name:id}}`.
+    pub async fn seed(&self, document: Value) -> Value {
+        let response = self
+            .http
+            .post(self.admin_url("seed"))
+            .json(&document)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "seed failed: {}",
+            response.text().await.unwrap()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Seeds one ACTIVE user and returns its id.
+    pub async fn seed_user(&self, login: &str) -> String {
+        let ids = self.seed(json!({"users": [{"login": login}]})).await;
+        ids["users"][login].as_str().unwrap().to_owned()
+    }
+
+    /// Every Okta request the simulator received, oldest first.
+    pub async fn sim_requests(&self) -> Vec<Value> {
+        self.http
+            .get(self.admin_url("requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Forgets the requests received so far.
+    pub async fn clear_sim_requests(&self) {
+        self.http
+            .delete(self.admin_url("requests"))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Makes the simulator fail the next matching requests.
+    pub async fn inject_fault(&self, fault: Value) {
+        let response = self
+            .http
+            .post(self.admin_url("faults"))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "fault refused: {}",
+            response.text().await.unwrap()
+        );
+    }
+
+    /// Forces a user's status in the simulated org (for states the API cannot reach).
+    pub async fn force_status(&self, user_id: &str, status: &str) {
+        let response = self
+            .http
+            .post(self.admin_url(&format!("users/{user_id}/status")))
+            .json(&json!({"status": status}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "force status: {}",
+            response.text().await.unwrap()
+        );
+    }
+}
+
+/// The `ErrorInfo.reason` of a status, or "".
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+/// The `ErrorInfo.metadata` entry of a status, or "".
+pub fn error_metadata(status: &tonic::Status, key: &str) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .and_then(|info| info.metadata.get(key).cloned())
+        .unwrap_or_default()
+}
+
+/// The fields named by a status's BadRequest violations.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// A deadline long enough for any single test RPC.
+pub const RPC_DEADLINE: Duration = Duration::from_secs(10);
