@@ -112,19 +112,12 @@ pub fn group_from_okta(group: OktaGroup) -> Group {
     }
 }
 
-/// Okta's status name for a user status (for filters).
+/// Okta's status name for a user status (for filters); the proto names are Okta's, prefixed.
 pub fn okta_user_status(status: UserStatus) -> Option<&'static str> {
-    Some(match status {
-        UserStatus::Unspecified => return None,
-        UserStatus::Staged => "STAGED",
-        UserStatus::Provisioned => "PROVISIONED",
-        UserStatus::Active => "ACTIVE",
-        UserStatus::Recovery => "RECOVERY",
-        UserStatus::PasswordExpired => "PASSWORD_EXPIRED",
-        UserStatus::LockedOut => "LOCKED_OUT",
-        UserStatus::Suspended => "SUSPENDED",
-        UserStatus::Deprovisioned => "DEPROVISIONED",
-    })
+    match status {
+        UserStatus::Unspecified => None,
+        known => known.as_str_name().strip_prefix("USER_STATUS_"),
+    }
 }
 
 fn user_status_from_okta(status: &str) -> UserStatus {

@@ -37,6 +37,12 @@ impl GroupsApi {
     }
 }
 
+/// The two membership changes.
+enum MembershipChange {
+    Add,
+    Remove,
+}
+
 /// The stream StreamGroupMembers answers with.
 pub type UserStream = Pin<Box<dyn Stream<Item = Result<User, Status>> + Send>>;
 
@@ -182,16 +188,8 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<GroupMemberRequest>,
     ) -> Result<Response<()>, Status> {
-        let request = request.into_inner();
-        let ids = parse_ids(&[
-            ("group_id", &request.group_id),
-            ("user_id", &request.user_id),
-        ])?;
-        self.okta
-            .add_group_member(&ids[0], &ids[1])
+        self.change_membership(request.into_inner(), MembershipChange::Add)
             .await
-            .map_err(mapped(OktaCall::Membership))?;
-        Ok(Response::new(()))
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "RemoveGroupMember"))]
@@ -199,15 +197,27 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<GroupMemberRequest>,
     ) -> Result<Response<()>, Status> {
-        let request = request.into_inner();
+        self.change_membership(request.into_inner(), MembershipChange::Remove)
+            .await
+    }
+}
+
+impl GroupsApi {
+    /// Adds or removes one membership.
+    async fn change_membership(
+        &self,
+        request: GroupMemberRequest,
+        change: MembershipChange,
+    ) -> Result<Response<()>, Status> {
         let ids = parse_ids(&[
             ("group_id", &request.group_id),
             ("user_id", &request.user_id),
         ])?;
-        self.okta
-            .remove_group_member(&ids[0], &ids[1])
-            .await
-            .map_err(mapped(OktaCall::Membership))?;
+        let result = match change {
+            MembershipChange::Add => self.okta.add_group_member(&ids[0], &ids[1]).await,
+            MembershipChange::Remove => self.okta.remove_group_member(&ids[0], &ids[1]).await,
+        };
+        result.map_err(mapped(OktaCall::Membership))?;
         Ok(Response::new(()))
     }
 }

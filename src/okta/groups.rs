@@ -62,17 +62,7 @@ impl OktaClient {
         group_id: &OktaId,
         user_id: &OktaId,
     ) -> Result<(), OktaError> {
-        let url = self.endpoint(&[
-            "api",
-            "v1",
-            "groups",
-            group_id.as_str(),
-            "users",
-            user_id.as_str(),
-        ])?;
-        self.send(Method::PUT, url, None, Retry::Idempotent)
-            .await
-            .map(drop)
+        self.send_membership(Method::PUT, group_id, user_id).await
     }
 
     /// Removes a user from an `OKTA_GROUP` (`DELETE …/users/{userId}`, 204). Idempotent, so retried.
@@ -81,15 +71,26 @@ impl OktaClient {
         group_id: &OktaId,
         user_id: &OktaId,
     ) -> Result<(), OktaError> {
-        let url = self.endpoint(&[
+        self.send_membership(Method::DELETE, group_id, user_id)
+            .await
+    }
+
+    async fn send_membership(
+        &self,
+        method: Method,
+        group_id: &OktaId,
+        user_id: &OktaId,
+    ) -> Result<(), OktaError> {
+        let segments = [
             "api",
             "v1",
             "groups",
             group_id.as_str(),
             "users",
             user_id.as_str(),
-        ])?;
-        self.send(Method::DELETE, url, None, Retry::Idempotent)
+        ];
+        let url = self.endpoint(&segments)?;
+        self.send(method, url, None, Retry::Idempotent)
             .await
             .map(drop)
     }

@@ -51,7 +51,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns with settings adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let sim = Simulator::start(
+    spawn_gateway_for(start_simulator().await, configure).await
+}
+
+/// Starts an empty simulated org with no rate limits, accepting [`SIM_TOKEN`].
+pub async fn start_simulator() -> Simulator {
+    Simulator::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         SimulatorSettings {
             api_token: SIM_TOKEN.to_owned(),
@@ -60,7 +65,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         },
     )
     .await
-    .expect("simulator starts");
+    .expect("simulator starts")
+}
+
+/// Starts the gateway in front of `sim` (or of `okta.org_url` when `configure` sets one, for a
+/// proxy placed between the two).
+pub async fn spawn_gateway_for(sim: Simulator, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
     let target = OktaTarget {
