@@ -8,6 +8,9 @@
 //! | POST | `/__sim/seed` | seed document (YAML or JSON) -> `{"users":{login:id},"groups":{name:id}}` |
 //! | GET, PUT | `/__sim/rate-limits` | `{"buckets":[BucketLimit],"concurrency_limit":n,"window_ms":n}` |
 //! | POST | `/__sim/users/{idOrLogin}/status` | `{"status":"LOCKED_OUT"}` -> the user |
+//! | POST | `/__sim/logs/events` | `{"events":[`[`EventSpec`](inject::EventSpec)`]}` -> `{"uuids":[…]}` (in order) |
+//! | DELETE | `/__sim/logs/events` | forgets every System Log event -> 204 |
+//! | GET | `/__sim/logs/stats` | `{"events":n}` |
 
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::Fault;
 use super::http::segments;
+use super::inject::{self, InjectDoc};
 use super::pipeline::App;
 use super::seed;
 use super::state::{UserStatus, now};
@@ -161,9 +165,27 @@ pub async fn handle(app: &App, req: Request) -> Response {
                 None => error(StatusCode::NOT_FOUND, format!("no user {id}")),
             }
         }
+        (["__sim", "logs", "events"], Method::POST) => {
+            match serde_json::from_slice::<InjectDoc>(&body) {
+                Ok(doc) => match inject::inject(&mut app.org(), &doc.events) {
+                    Ok(uuids) => ok(StatusCode::OK, &serde_json::json!({ "uuids": uuids })),
+                    Err(e) => error(StatusCode::BAD_REQUEST, e),
+                },
+                Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid events: {e}")),
+            }
+        }
+        (["__sim", "logs", "events"], Method::DELETE) => {
+            app.org().events.clear();
+            no_content()
+        }
+        (["__sim", "logs", "stats"], Method::GET) => {
+            let n = app.org().events.len();
+            ok(StatusCode::OK, &serde_json::json!({ "events": n }))
+        }
         (
             ["__sim", "requests" | "faults" | "seed" | "rate-limits"]
-            | ["__sim", "users", _, "status"],
+            | ["__sim", "users", _, "status"]
+            | ["__sim", "logs", "events" | "stats"],
             _,
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "unknown admin path"),

@@ -82,6 +82,7 @@ const CATALOGUE: &[(&str, u16, &str)] = &[
         429,
         "API call exceeded rate limit due to too many requests.",
     ),
+    ("E0000053", 400, "Invalid SCIM filter."),
     (
         "E0000112",
         409,

@@ -1,6 +1,6 @@
 //! The Okta org simulator: an independent implementation of Okta's side of the REST API.
 //!
-//! It serves the users, lifecycle and groups endpoints of Okta's Management API with Okta's
+//! It serves the users, lifecycle, groups and System Log endpoints of Okta's Management API with Okta's
 //! JSON shapes, error bodies, cursor paging, rate-limit headers and 429s, so the gateway can
 //! be developed, demonstrated and tested without a real org. Under `/__sim/` it also offers
 //! an unauthenticated admin API (request log, fault injection, seeding, budgets) for tests.
@@ -8,7 +8,9 @@
 //! Modules: [`state`] holds the org, [`users`], [`lifecycle`] and [`groups`] implement the
 //! endpoints, [`expr`] parses `search`/`filter`, [`paging`] does cursors and `link` headers,
 //! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`admin`] the `/__sim/` API,
-//! [`seed`] and [`demo`] the initial contents. Nothing here uses `crate::okta` or `crate::api`.
+//! [`seed`] and [`demo`] the initial contents. The System Log lives in [`event_log`] (store and
+//! cursors), [`log_event`] (the `LogEvent` shape), [`logs`] (`GET /api/v1/logs`) and [`inject`]
+//! (events described by tests, demos and seeds). Nothing here uses `crate::okta` or `crate::api`.
 
 use std::fmt;
 use std::future::Future;
@@ -24,13 +26,17 @@ use tokio::task::JoinHandle;
 pub mod admin;
 pub mod demo;
 pub mod errors;
+pub mod event_log;
 pub mod expr;
 pub mod faults;
 pub mod groups;
 pub mod http;
 pub mod ids;
+pub mod inject;
 pub mod journal;
 pub mod lifecycle;
+pub mod log_event;
+pub mod logs;
 pub mod paging;
 pub mod pipeline;
 pub mod rate_limit;

@@ -16,7 +16,7 @@ use super::http::{Ctx, Handled, Reply, segments};
 use super::journal::{Journal, RequestRecord};
 use super::rate_limit::{RateLimiter, Verdict};
 use super::state::Org;
-use super::{SimulatorSettings, admin, groups, lifecycle, seed, users};
+use super::{SimulatorSettings, admin, groups, lifecycle, logs, seed, users};
 
 /// Largest request body read; larger bodies are rejected as malformed.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -242,6 +242,10 @@ fn dispatch(app: &App, method: &Method, raw_path: &str, ctx: &Ctx) -> Handled {
         ["api", "v1", "groups", gid, "users", uid] => match m {
             "PUT" => groups::add_member(org, gid, uid),
             "DELETE" => groups::remove_member(org, gid, uid),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "logs"] => match m {
+            "GET" => logs::list(&org.events, ctx),
             _ => not_allowed(),
         },
         _ => Err(OktaError::new("E0000008", "")),

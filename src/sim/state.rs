@@ -1,4 +1,5 @@
-//! The org model: users, groups and memberships, plus the rules that keep them consistent.
+//! The org model: users, groups and memberships, plus the rules that keep them consistent,
+//! and the org's System Log.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::errors::OktaError;
+use super::event_log::EventLog;
 use super::ids;
 
 /// Okta's `UserStatus` enum.
@@ -151,6 +153,8 @@ pub struct Org {
     pub groups: BTreeMap<String, Group>,
     /// Member user ids by group id.
     pub members: BTreeMap<String, BTreeSet<String>>,
+    /// The System Log.
+    pub events: EventLog,
 }
 
 /// "Now", truncated to whole seconds as Okta reports timestamps (`….000Z`).

@@ -1,0 +1,602 @@
+//! Black-box tests of the simulator's System Log (`GET /api/v1/logs`, `/__sim/logs/*`) over HTTP.
+
+// Test helpers outside `#[test]` functions are not covered by `allow-unwrap-in-tests`; a
+// failed unwrap here is a failed test, which is what we want.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use identity_gateway::sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token";
+
+struct Sim {
+    sim: Simulator,
+    base: String,
+    c: reqwest::Client,
+}
+
+struct Resp {
+    status: u16,
+    headers: HeaderMap,
+    text: String,
+    body: Value,
+}
+
+impl Resp {
+    fn links(&self) -> Vec<String> {
+        self.headers
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn link(&self, rel: &str) -> Option<String> {
+        self.links()
+            .iter()
+            .find(|l| l.ends_with(&format!("rel=\"{rel}\"")))
+            .map(|l| {
+                l.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+    }
+
+    fn next(&self) -> Option<String> {
+        self.link("next")
+    }
+
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["errorCode"], code, "{}", self.text);
+    }
+
+    #[track_caller]
+    fn events(&self) -> Vec<Value> {
+        assert_eq!(self.status, 200, "{}", self.text);
+        self.body.as_array().unwrap().clone()
+    }
+
+    /// The `displayMessage` of every event (tests put a marker there).
+    #[track_caller]
+    fn marks(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .map(|e| e["displayMessage"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+}
+
+async fn into_resp(r: reqwest::Response) -> Resp {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
+
+async fn start(seed: SeedSource) -> Sim {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let settings = SimulatorSettings {
+        api_token: TOKEN.to_owned(),
+        seed,
+        rate_limits: RateLimitSettings::unlimited(),
+    };
+    let sim = Simulator::start(addr, settings).await.unwrap();
+    let base = sim.base_url();
+    Sim {
+        sim,
+        base,
+        c: reqwest::Client::new(),
+    }
+}
+
+impl Sim {
+    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        let mut rb = self
+            .c
+            .request(m, url)
+            .header("Authorization", format!("SSWS {TOKEN}"))
+            .header("User-Agent", "simulator-logs-test/1.0");
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        into_resp(rb.send().await.unwrap()).await
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None).await
+    }
+
+    /// `GET /api/v1/logs` with the given (unencoded) parameters.
+    async fn logs(&self, params: &[(&str, &str)]) -> Resp {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in params {
+            ser.append_pair(k, v);
+        }
+        self.get(&format!("/api/v1/logs?{}", ser.finish())).await
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.c.request(m, format!("{}{}", self.base, path));
+        if let Some(b) = body {
+            rb = rb.body(b.to_string());
+        }
+        into_resp(rb.send().await.unwrap()).await
+    }
+
+    async fn inject(&self, events: Value) -> Vec<String> {
+        let r = self
+            .admin(
+                "POST",
+                "/__sim/logs/events",
+                Some(json!({ "events": events })),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["uuids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn seed_users(&self) -> Value {
+        let doc = json!({
+            "users": [
+                {"login": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace"},
+                {"login": "bob@example.com", "firstName": "Bob", "lastName": "Builder"}
+            ],
+            "groups": [{"name": "Eng", "members": []}]
+        });
+        let r = self.admin("POST", "/__sim/seed", Some(doc)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+}
+
+fn ago(minutes: i64) -> String {
+    (Utc::now() - Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn mark(m: &str, published: &str) -> Value {
+    json!({"eventType": "test.event", "displayMessage": m, "published": published})
+}
+
+#[tokio::test]
+async fn polling_always_links_next_and_yields_each_event_once() {
+    let s = start(SeedSource::Empty).await;
+    let since = ago(60);
+    let r = s.logs(&[("limit", "2"), ("since", &since)]).await;
+    assert!(r.events().is_empty());
+    let next = r.next().expect("polling query always has next");
+    assert!(r.link("self").is_some());
+    assert!(!next.contains("since="), "{next}");
+    assert!(
+        next.contains("limit=2") && next.contains("after="),
+        "{next}"
+    );
+    // Empty page again: the cursor stays where it was.
+    let r = s.get(&next).await;
+    assert!(r.events().is_empty());
+    assert_eq!(r.next().as_deref(), Some(next.as_str()));
+
+    s.inject(json!([
+        mark("a", &ago(5)),
+        mark("b", &ago(50)),
+        mark("c", &ago(1))
+    ]))
+    .await;
+    let r = s.get(&next).await;
+    // Persistence order, not published order.
+    assert_eq!(r.marks(), ["a", "b"]);
+    let r = s.get(&r.next().unwrap()).await;
+    assert_eq!(r.marks(), ["c"]);
+    let tail = r.next().unwrap();
+    let r = s.get(&tail).await;
+    assert!(r.events().is_empty());
+    assert_eq!(r.next().unwrap(), tail);
+    s.inject(json!([mark("d", &ago(0))])).await;
+    let r = s.get(&tail).await;
+    assert_eq!(r.marks(), ["d"]);
+    let r = s.get(&r.next().unwrap()).await;
+    assert!(r.events().is_empty());
+
+    // Cursor text looks like Okta's `{publishedMillis}_{sequence}`.
+    let after = tail.split("after=").nth(1).unwrap();
+    let (ms, seq) = after.split_once('_').unwrap();
+    assert!(ms.parse::<i64>().unwrap() > 0 && seq.parse::<u64>().unwrap() == 3);
+
+    // Without since, the window is the last 7 days.
+    s.inject(json!([mark("old", &ago(8 * 24 * 60))])).await;
+    let r = s.logs(&[]).await;
+    assert_eq!(r.marks(), ["a", "b", "c", "d"]);
+    assert!(r.next().is_some());
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn bounded_queries_order_by_published_and_end_without_next() {
+    let s = start(SeedSource::Empty).await;
+    s.inject(json!([
+        mark("m30", &ago(30)),
+        mark("m10", &ago(10)),
+        mark("m50", &ago(50)),
+        mark("m20", &ago(20)),
+        mark("m40", &ago(40)),
+        mark("m90", &ago(90)),
+    ]))
+    .await;
+    let since = ago(60);
+    let until = ago(0);
+    let mut seen = Vec::new();
+    let mut r = s
+        .logs(&[("since", &since), ("until", &until), ("limit", "2")])
+        .await;
+    let mut pages = 1;
+    loop {
+        seen.extend(r.marks());
+        match r.next() {
+            Some(n) => {
+                assert!(!n.contains("since=") && n.contains("until="), "{n}");
+                r = s.get(&n).await;
+                pages += 1;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["m50", "m40", "m30", "m20", "m10"]);
+    assert_eq!(pages, 3);
+
+    // DESCENDING without until: newest first, paged, still bounded by since.
+    let mut seen = Vec::new();
+    let mut r = s
+        .logs(&[
+            ("since", &since),
+            ("sortOrder", "DESCENDING"),
+            ("limit", "2"),
+        ])
+        .await;
+    loop {
+        seen.extend(r.marks());
+        match r.next() {
+            Some(n) => r = s.get(&n).await,
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["m10", "m20", "m30", "m40", "m50"]);
+
+    // Windows: since <= published < until.
+    let r = s.logs(&[("since", &ago(35)), ("until", &ago(15))]).await;
+    assert_eq!(r.marks(), ["m30", "m20"]);
+    assert!(r.next().is_none());
+    let r = s
+        .logs(&[
+            ("since", &ago(100)),
+            ("until", &ago(25)),
+            ("sortOrder", "DESCENDING"),
+        ])
+        .await;
+    assert_eq!(r.marks(), ["m30", "m40", "m50", "m90"]);
+    let r = s.logs(&[("since", &ago(45))]).await;
+    assert_eq!(r.marks(), ["m30", "m10", "m20", "m40"]);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn filters_and_keywords() {
+    let s = start(SeedSource::Empty).await;
+    let seeded = s.seed_users().await;
+    let ada = seeded["users"]["ada@example.com"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.inject(json!([
+        {"eventType": "user.session.start", "login": "ada@example.com", "ip": "203.0.113.7",
+         "outcome": "SUCCESS", "country": "United States", "city": "New York"},
+        {"eventType": "user.session.start", "login": "bob@example.com", "ip": "198.51.100.23",
+         "outcome": "FAILURE", "reason": "INVALID_CREDENTIALS"},
+        {"eventType": "user.session.end", "login": "ada@example.com", "ip": "198.51.100.23"},
+        {"eventType": "app.oauth2.token.grant", "actorId": "0oaclient0000000001",
+         "targets": [{"id": "tgt1", "type": "AppInstance", "displayName": "Portal"},
+                     {"id": "tgt2", "type": "User", "alternateId": "ada@example.com"}]},
+    ]))
+    .await;
+    let f = |expr: &str| {
+        let expr = expr.to_owned();
+        let s = &s;
+        async move {
+            let r = s.logs(&[("filter", &expr)]).await;
+            r.events()
+                .iter()
+                .map(|e| e["eventType"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        f(r#"eventType eq "user.session.start""#).await,
+        ["user.session.start", "user.session.start"]
+    );
+    // String comparisons ignore case.
+    assert_eq!(
+        f(r#"eventType eq "USER.SESSION.END""#).await,
+        ["user.session.end"]
+    );
+    assert_eq!(
+        f(&format!(r#"actor.id eq "{ada}""#)).await,
+        ["user.session.start", "user.session.end"]
+    );
+    assert_eq!(
+        f(r#"client.ipAddress eq "198.51.100.23""#).await,
+        ["user.session.start", "user.session.end"]
+    );
+    assert_eq!(
+        f(r#"eventType eq "user.session.start" and outcome.result eq "FAILURE""#).await,
+        ["user.session.start"]
+    );
+    assert_eq!(
+        f(r#"target.id eq "tgt2""#).await,
+        ["app.oauth2.token.grant"]
+    );
+    assert_eq!(
+        f(r#"target.type eq "AppInstance""#).await,
+        ["app.oauth2.token.grant"]
+    );
+    assert_eq!(
+        f(r#"eventType sw "app.""#).await,
+        ["app.oauth2.token.grant"]
+    );
+    assert_eq!(f(r#"eventType ew ".end""#).await, ["user.session.end"]);
+    assert_eq!(
+        f(r#"actor.alternateId co "BOB""#).await,
+        ["user.session.start"]
+    );
+    assert_eq!(
+        f(r#"client.geographicalContext.country eq "United States""#).await,
+        ["user.session.start"]
+    );
+    assert_eq!(
+        f(r#"outcome.reason pr and severity eq "WARN""#).await,
+        ["user.session.start"]
+    );
+    assert_eq!(
+        f(r#"(eventType eq "user.session.end" or target.id eq "tgt1") and client.ipAddress ne "203.0.113.7""#)
+            .await,
+        ["user.session.end"]
+    );
+    assert_eq!(
+        f(r#"eventType eq "user.session.end" or (target.id eq "tgt1" and actor.id eq "0oaclient0000000001")"#)
+            .await,
+        ["user.session.end", "app.oauth2.token.grant"]
+    );
+    assert!(f(r#"eventType eq "nothing""#).await.is_empty());
+
+    // q: every keyword, case-insensitive, over message, type, actor, targets and ip.
+    let q = |words: &str| {
+        let words = words.to_owned();
+        let s = &s;
+        async move { s.logs(&[("q", &words)]).await.events().len() }
+    };
+    assert_eq!(q("ADA login").await, 1);
+    assert_eq!(q("ada").await, 3);
+    assert_eq!(q("portal ada").await, 1);
+    assert_eq!(q("198.51.100.23 session").await, 2);
+    assert_eq!(q("ada nobody").await, 0);
+
+    // Error cases.
+    s.logs(&[("filter", r#"published gt "2025-01-01T00:00:00.000Z""#)])
+        .await
+        .assert_error(400, "E0000031");
+    let r = s.logs(&[("filter", r#"eventType eq"#)]).await;
+    r.assert_error(400, "E0000053");
+    assert_eq!(r.body["errorSummary"], "Invalid SCIM filter.");
+    s.logs(&[("filter", r#"eventType eq "a" and ("#)])
+        .await
+        .assert_error(400, "E0000053");
+    let eleven = ["k"; 11].join(" ");
+    s.logs(&[("q", &eleven)])
+        .await
+        .assert_error(400, "E0000001");
+    s.logs(&[("q", &"x".repeat(41))])
+        .await
+        .assert_error(400, "E0000001");
+    assert_eq!(s.logs(&[("q", &["a"; 10].join(" "))]).await.status, 200);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn parameter_validation() {
+    let s = start(SeedSource::Empty).await;
+    s.inject(json!([mark("a", &ago(1)), mark("b", &ago(1))]))
+        .await;
+    for bad in ["-1", "1001", "x", "", "1.5"] {
+        s.logs(&[("limit", bad)])
+            .await
+            .assert_error(400, "E0000001");
+    }
+    assert!(s.logs(&[("limit", "0")]).await.events().is_empty());
+    assert_eq!(s.logs(&[("limit", "1000")]).await.events().len(), 2);
+    assert_eq!(s.logs(&[("limit", "1")]).await.events().len(), 1);
+    s.logs(&[("sortOrder", "SIDEWAYS")])
+        .await
+        .assert_error(400, "E0000001");
+    let r = s.logs(&[("since", "yesterday")]).await;
+    r.assert_error(400, "E0000001");
+    assert!(r.text.contains("since"), "{}", r.text);
+    let r = s.logs(&[("until", "2025-02-30T00:00:00Z")]).await;
+    r.assert_error(400, "E0000001");
+    assert!(r.text.contains("until"), "{}", r.text);
+    s.logs(&[("since", &ago(181 * 24 * 60))])
+        .await
+        .assert_error(400, "E0000001");
+    let next = s.logs(&[("limit", "1")]).await.next().unwrap();
+    let after = next.split("after=").nth(1).unwrap().to_owned();
+    s.logs(&[("since", &ago(10)), ("after", &after)])
+        .await
+        .assert_error(400, "E0000001");
+    s.logs(&[("after", "not-a-cursor")])
+        .await
+        .assert_error(400, "E0000031");
+    assert_eq!(s.logs(&[("after", &after)]).await.marks(), ["b"]);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn event_shape_and_injected_logins() {
+    let s = start(SeedSource::Empty).await;
+    let seeded = s.seed_users().await;
+    let ada = seeded["users"]["ada@example.com"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uuids = s
+        .inject(json!([
+            {"eventType": "user.session.start", "login": "ada@example.com", "ip": "203.0.113.7",
+             "country": "United States", "city": "New York", "published": ago(3)},
+            {"eventType": "user.session.start", "login": "ghost@example.com", "ip": "192.0.2.44",
+             "outcome": "FAILURE", "reason": "INVALID_CREDENTIALS"},
+        ]))
+        .await;
+    assert_eq!(uuids.len(), 2);
+    let stats = s.admin("GET", "/__sim/logs/stats", None).await;
+    assert!(stats.body["events"].as_u64().unwrap() >= 2);
+    let r = s
+        .logs(&[("filter", r#"eventType eq "user.session.start""#)])
+        .await;
+    let ev = r.events();
+    assert_eq!(ev.len(), 2);
+    let (ok, bad) = (&ev[0], &ev[1]);
+    assert_eq!(ok["uuid"], uuids[0].as_str());
+    for key in [
+        "uuid",
+        "published",
+        "eventType",
+        "version",
+        "severity",
+        "legacyEventType",
+        "displayMessage",
+        "actor",
+        "client",
+        "device",
+        "authenticationContext",
+        "outcome",
+        "target",
+        "transaction",
+        "debugContext",
+        "request",
+        "securityContext",
+    ] {
+        assert!(ok.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(ok["version"], "0");
+    assert_eq!(ok["severity"], "INFO");
+    assert_eq!(ok["displayMessage"], "User login to Okta");
+    assert_eq!(ok["legacyEventType"], "core.user_auth.login_success");
+    assert_eq!(ok["actor"]["id"], ada.as_str());
+    assert_eq!(ok["actor"]["type"], "User");
+    assert_eq!(ok["actor"]["alternateId"], "ada@example.com");
+    assert_eq!(ok["actor"]["displayName"], "Ada Lovelace");
+    assert_eq!(ok["client"]["ipAddress"], "203.0.113.7");
+    assert_eq!(ok["client"]["zone"], "null");
+    assert_eq!(
+        ok["client"]["geographicalContext"]["country"],
+        "United States"
+    );
+    assert!(ok["client"]["geographicalContext"]["geolocation"]["lat"].is_f64());
+    assert_eq!(ok["request"]["ipChain"][0]["ip"], "203.0.113.7");
+    assert_eq!(ok["request"]["ipChain"][0]["version"], "V4");
+    assert_eq!(ok["outcome"]["result"], "SUCCESS");
+    assert_eq!(ok["transaction"]["type"], "WEB");
+    assert!(ok["target"].is_null());
+    assert_eq!(ok["authenticationContext"]["authenticationStep"], 0);
+    let published = ok["published"].as_str().unwrap();
+    assert!(
+        published.ends_with('Z') && published.len() == 24,
+        "{published}"
+    );
+    let uuid = ok["uuid"].as_str().unwrap();
+    assert_eq!((uuid.len(), &uuid[14..15]), (36, "4"));
+
+    assert_eq!(bad["outcome"]["result"], "FAILURE");
+    assert_eq!(bad["outcome"]["reason"], "INVALID_CREDENTIALS");
+    assert_eq!(bad["severity"], "WARN");
+    assert_eq!(bad["legacyEventType"], "core.user_auth.login_failed");
+    assert_eq!(bad["actor"]["alternateId"], "ghost@example.com");
+    assert!(bad["actor"]["id"].as_str().unwrap().starts_with("00u"));
+    assert_eq!(bad["client"]["ipAddress"], "192.0.2.44");
+
+    // Bad admin input is rejected as a whole.
+    for bad in [
+        json!({"events": [{"eventType": "x", "outcome": "MAYBE"}]}),
+        json!({"events": [{"eventType": "x", "published": "soon"}]}),
+        json!({"events": [{"eventType": ""}]}),
+        json!({"events": [{"eventType": "x", "bogus": 1}]}),
+        json!({"nope": []}),
+    ] {
+        let r = s.admin("POST", "/__sim/logs/events", Some(bad)).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+    }
+    let clear = s.admin("DELETE", "/__sim/logs/events", None).await;
+    assert_eq!(clear.status, 204);
+    let stats = s.admin("GET", "/__sim/logs/stats", None).await;
+    assert_eq!(stats.body["events"], 0);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn logs_bucket_is_rate_limited() {
+    let s = start(SeedSource::Empty).await;
+    let put = s
+        .admin(
+            "PUT",
+            "/__sim/rate-limits",
+            Some(json!({"buckets": [
+                {"name": "logs", "path_prefix": "/api/v1/logs", "limit": 2},
+                {"name": "default", "path_prefix": "/api/v1/", "limit": 100}
+            ]})),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    for left in ["1", "0"] {
+        let r = s.logs(&[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-rate-limit-limit"), "2");
+        assert_eq!(r.header("x-rate-limit-remaining"), left);
+    }
+    let r = s.logs(&[]).await;
+    r.assert_error(429, "E0000047");
+    assert_eq!(r.header("x-rate-limit-limit"), "2");
+    assert_eq!(r.header("x-rate-limit-remaining"), "0");
+    assert!(r.header("x-rate-limit-reset").parse::<u64>().unwrap() > 0);
+    assert!(!r.header("x-okta-request-id").is_empty());
+    // Other buckets are unaffected.
+    assert_eq!(s.get("/api/v1/users").await.status, 200);
+    s.sim.stop().await;
+}
