@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
+use super::audit::{self, Action};
 use super::errors::OktaError;
 use super::expr::{self, Op, Rules};
 use super::http::{Ctx, Handled, Reply};
@@ -178,7 +179,9 @@ pub fn create(org: &mut Org, ctx: &Ctx) -> Handled {
         profile,
     };
     let body = views::group_json(&ctx.base, &g);
+    let gid = g.id.clone();
     org.insert_group(g);
+    audit::group_event(org, ctx, Action::GroupCreate, &gid);
     Ok(Reply::ok(body))
 }
 
@@ -200,16 +203,20 @@ pub fn replace(org: &mut Org, ctx: &Ctx, gid: &str) -> Handled {
     };
     g.profile = profile;
     g.last_updated = t;
-    Ok(Reply::ok(views::group_json(&ctx.base, g)))
+    let body = views::group_json(&ctx.base, g);
+    audit::group_event(org, ctx, Action::GroupUpdate, gid);
+    Ok(Reply::ok(body))
 }
 
 /// `DELETE /api/v1/groups/{groupId}`: removes an `OKTA_GROUP` and its memberships.
-pub fn delete(org: &mut Org, gid: &str) -> Handled {
+pub fn delete(org: &mut Org, ctx: &Ctx, gid: &str) -> Handled {
     if org.group_or_404(gid)?.kind != GroupType::OktaGroup {
         return Err(OktaError::new("E0000006", ""));
     }
+    let target = audit::group_target(org, gid);
     org.groups.remove(gid);
     org.members.remove(gid);
+    audit::record(org, ctx, Action::GroupDelete, target.into_iter().collect());
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
 
@@ -243,16 +250,22 @@ fn membership_target(org: &Org, gid: &str, uid: &str) -> Result<String, OktaErro
     Ok(user.id.clone())
 }
 
-/// `PUT /api/v1/groups/{groupId}/users/{userId}`: 204, idempotent.
-pub fn add_member(org: &mut Org, gid: &str, uid: &str) -> Handled {
+/// `PUT /api/v1/groups/{groupId}/users/{userId}`: 204, idempotent (logged only when the
+/// membership changes).
+pub fn add_member(org: &mut Org, ctx: &Ctx, gid: &str, uid: &str) -> Handled {
     let uid = membership_target(org, gid, uid)?;
-    org.add_member(gid, &uid, now());
+    if org.add_member(gid, &uid, now()) {
+        audit::membership_event(org, ctx, Action::MembershipAdd, &uid, gid);
+    }
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
 
-/// `DELETE /api/v1/groups/{groupId}/users/{userId}`: 204, also for non-members.
-pub fn remove_member(org: &mut Org, gid: &str, uid: &str) -> Handled {
+/// `DELETE /api/v1/groups/{groupId}/users/{userId}`: 204, also for non-members (logged only
+/// when the membership changes).
+pub fn remove_member(org: &mut Org, ctx: &Ctx, gid: &str, uid: &str) -> Handled {
     let uid = membership_target(org, gid, uid)?;
-    org.remove_member(gid, &uid, now());
+    if org.remove_member(gid, &uid, now()) {
+        audit::membership_event(org, ctx, Action::MembershipRemove, &uid, gid);
+    }
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }

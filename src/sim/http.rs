@@ -66,6 +66,33 @@ impl From<OktaError> for Reply {
 /// Result type of every Okta handler.
 pub type Handled = Result<Reply, OktaError>;
 
+/// Who sent a request, for the System Log events it causes.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    /// The response's `X-Okta-Request-Id`.
+    pub request_id: String,
+    /// The caller's address.
+    pub ip: String,
+    /// The caller's `User-Agent`, if any.
+    pub user_agent: Option<String>,
+    /// Raw request path.
+    pub path: String,
+    /// Raw path and query.
+    pub url: String,
+}
+
+impl Default for RequestMeta {
+    fn default() -> Self {
+        RequestMeta {
+            request_id: String::new(),
+            ip: "127.0.0.1".to_owned(),
+            user_agent: None,
+            path: String::new(),
+            url: String::new(),
+        }
+    }
+}
+
 /// The parts of a request a handler needs.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -75,6 +102,8 @@ pub struct Ctx {
     pub query: Vec<(String, String)>,
     /// Raw body bytes (empty for GET/DELETE).
     pub body: Bytes,
+    /// Request id, caller address and URL, for System Log events.
+    pub meta: RequestMeta,
 }
 
 impl Ctx {
@@ -87,7 +116,12 @@ impl Ctx {
                     .collect()
             })
             .unwrap_or_default();
-        Ctx { base, query, body }
+        Ctx {
+            base,
+            query,
+            body,
+            meta: RequestMeta::default(),
+        }
     }
 
     /// The first value of a query parameter.

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::audit;
 use super::errors::OktaError;
 use super::http::{Ctx, Handled, Reply};
 use super::ids;
@@ -50,8 +51,18 @@ fn not_allowed() -> OktaError {
     OktaError::new("E0000038", "")
 }
 
-/// Runs lifecycle operation `op` on the user `id`.
+/// Runs lifecycle operation `op` on the user `id`, logging it when it succeeds.
 pub fn run(org: &mut Org, ctx: &Ctx, id: &str, op: &str) -> Handled {
+    let reply = transition(org, ctx, id, op)?;
+    let uid = org.find_user(id).map(|u| u.id.clone());
+    if let (Some(action), Some(uid)) = (audit::lifecycle_action(op), uid) {
+        audit::user_event(org, ctx, action, &uid);
+    }
+    Ok(reply)
+}
+
+/// The state machine itself.
+fn transition(org: &mut Org, ctx: &Ctx, id: &str, op: &str) -> Handled {
     use UserStatus::*;
     // Spring-style: a missing required parameter is reported before the user is looked up.
     let reset_send_email = if op == "reset_password" {

@@ -1,18 +1,19 @@
 //! The per-request flow of `/api` calls: concurrency slot, rate-limit bucket, SSWS auth,
 //! fault injection, routing to a handler, then the common headers and the request log.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 
 use super::errors::OktaError;
 use super::faults::Faults;
-use super::http::{Ctx, Handled, Reply, segments};
+use super::http::{Ctx, Handled, Reply, RequestMeta, segments};
 use super::journal::{Journal, RequestRecord};
 use super::rate_limit::{RateLimiter, Verdict};
 use super::state::Org;
@@ -91,6 +92,24 @@ async fn api(app: &App, req: Request, path: String) -> Response {
     let method = req.method().clone();
     let raw_query = req.uri().query().map(str::to_owned);
     let request_id = super::ids::request_id();
+    let meta = RequestMeta {
+        request_id: request_id.clone(),
+        ip: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "127.0.0.1".to_owned()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned),
+        path: path.clone(),
+        url: match &raw_query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        },
+    };
     let (reply, verdict) = match app.limiter.enter() {
         Err(v) => (OktaError::new("E0000047", "").into(), v),
         Ok(_slot) => {
@@ -114,7 +133,8 @@ async fn api(app: &App, req: Request, path: String) -> Response {
                 match body {
                     None => OktaError::new("E0000003", "").into(),
                     Some(body) => {
-                        let ctx = Ctx::new(base, raw_query.as_deref(), body);
+                        let mut ctx = Ctx::new(base, raw_query.as_deref(), body);
+                        ctx.meta = meta;
                         dispatch(app, &method, &path, &ctx).unwrap_or_else(Reply::from)
                     }
                 }
@@ -232,7 +252,7 @@ fn dispatch(app: &App, method: &Method, raw_path: &str, ctx: &Ctx) -> Handled {
         ["api", "v1", "groups", gid] => match m {
             "GET" => groups::get(org, ctx, gid),
             "PUT" => groups::replace(org, ctx, gid),
-            "DELETE" => groups::delete(org, gid),
+            "DELETE" => groups::delete(org, ctx, gid),
             _ => not_allowed(),
         },
         ["api", "v1", "groups", gid, "users"] => match m {
@@ -240,8 +260,8 @@ fn dispatch(app: &App, method: &Method, raw_path: &str, ctx: &Ctx) -> Handled {
             _ => not_allowed(),
         },
         ["api", "v1", "groups", gid, "users", uid] => match m {
-            "PUT" => groups::add_member(org, gid, uid),
-            "DELETE" => groups::remove_member(org, gid, uid),
+            "PUT" => groups::add_member(org, ctx, gid, uid),
+            "DELETE" => groups::remove_member(org, ctx, gid, uid),
             _ => not_allowed(),
         },
         ["api", "v1", "logs"] => match m {

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
+use super::audit::{self, Action};
 use super::errors::OktaError;
 use super::expr::{self, Op, Rules};
 use super::http::{Ctx, Handled, Reply};
@@ -271,6 +272,7 @@ pub fn create(org: &mut Org, ctx: &Ctx) -> Handled {
     for gid in &group_ids {
         org.add_member(gid, &id, t);
     }
+    audit::user_event(org, ctx, Action::UserCreate, &id);
     render_user(org, ctx, &id)
 }
 
@@ -320,6 +322,7 @@ pub fn update(org: &mut Org, ctx: &Ctx, id: &str, replace: bool) -> Handled {
             u.password_changed = Some(t);
         }
     }
+    audit::user_event(org, ctx, Action::UserUpdateProfile, &uid);
     render_user(org, ctx, &uid)
 }
 
@@ -332,9 +335,12 @@ pub fn delete(org: &mut Org, ctx: &Ctx, id: &str) -> Handled {
         .get(&uid)
         .is_some_and(|u| u.status == UserStatus::Deprovisioned);
     if deprovisioned {
+        let target = audit::user_target(org, &uid);
         org.delete_user(&uid);
+        audit::record(org, ctx, Action::UserDelete, target.into_iter().collect());
     } else if let Some(u) = org.user_mut(&uid) {
         u.set_status(UserStatus::Deprovisioned, now());
+        audit::user_event(org, ctx, Action::UserDeactivate, &uid);
     }
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
