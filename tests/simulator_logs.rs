@@ -600,3 +600,244 @@ async fn logs_bucket_is_rate_limited() {
     assert_eq!(s.get("/api/v1/users").await.status, 200);
     s.sim.stop().await;
 }
+
+/// The API token admin's events, oldest first, as `(eventType, requestId)`.
+async fn admin_events(s: &Sim) -> Vec<Value> {
+    let r = s
+        .logs(&[
+            ("filter", r#"actor.alternateId eq "sim.admin@example.com""#),
+            ("limit", "1000"),
+        ])
+        .await;
+    r.events()
+}
+
+#[tokio::test]
+async fn actions_write_events_with_their_request_ids() {
+    let s = start(SeedSource::Empty).await;
+    let seeded = s.seed_users().await;
+    let eng = seeded["groups"]["Eng"].as_str().unwrap().to_owned();
+    let mut expected: Vec<(String, String)> = Vec::new();
+    let mut expect = |r: &Resp, event_type: &str| {
+        assert!(r.status < 300, "{event_type}: {}", r.text);
+        expected.push((event_type.to_owned(), r.header("x-okta-request-id")));
+    };
+    let created = s
+        .send(
+            "POST",
+            "/api/v1/users?activate=false",
+            Some(
+                json!({"profile": {"login": "cy@example.com", "email": "cy@example.com",
+                                    "firstName": "Cy", "lastName": "Young"},
+                        "credentials": {"password": {"value": "Sup3r-secret!"}}}),
+            ),
+        )
+        .await;
+    expect(&created, "user.lifecycle.create");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let life = |op: &str| format!("/api/v1/users/{id}/lifecycle/{op}");
+    expect(
+        &s.send("POST", &(life("activate") + "?sendEmail=false"), None)
+            .await,
+        "user.lifecycle.activate",
+    );
+    expect(
+        &s.send("POST", &life("suspend"), None).await,
+        "user.lifecycle.suspend",
+    );
+    // A failed action writes nothing.
+    assert_eq!(s.send("POST", &life("suspend"), None).await.status, 400);
+    expect(
+        &s.send("POST", &life("unsuspend"), None).await,
+        "user.lifecycle.unsuspend",
+    );
+    expect(
+        &s.send(
+            "POST",
+            &format!("/api/v1/users/{id}"),
+            Some(json!({"profile": {"title": "Pitcher"}})),
+        )
+        .await,
+        "user.account.update_profile",
+    );
+    let r = s
+        .admin(
+            "POST",
+            &format!("/__sim/users/{id}/status"),
+            Some(json!({"status": "LOCKED_OUT"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    expect(
+        &s.send("POST", &life("unlock"), None).await,
+        "user.account.unlock",
+    );
+    expect(
+        &s.send("POST", &(life("reset_password") + "?sendEmail=false"), None)
+            .await,
+        "user.account.reset_password",
+    );
+    expect(
+        &s.send("POST", &life("expire_password"), None).await,
+        "user.account.expire_password",
+    );
+    let membership = format!("/api/v1/groups/{eng}/users/{id}");
+    expect(
+        &s.send("PUT", &membership, None).await,
+        "group.user_membership.add",
+    );
+    expect(
+        &s.send("DELETE", &membership, None).await,
+        "group.user_membership.remove",
+    );
+    expect(
+        &s.send("POST", &life("deactivate"), None).await,
+        "user.lifecycle.deactivate",
+    );
+    expect(
+        &s.send("POST", &(life("activate") + "?sendEmail=false"), None)
+            .await,
+        "user.lifecycle.activate",
+    );
+    expect(
+        &s.send("DELETE", &format!("/api/v1/users/{id}"), None).await,
+        "user.lifecycle.deactivate",
+    );
+    // Reads write nothing.
+    assert_eq!(s.get(&format!("/api/v1/users/{id}")).await.status, 200);
+    assert_eq!(s.get("/api/v1/users").await.status, 200);
+    expect(
+        &s.send("DELETE", &format!("/api/v1/users/{id}"), None).await,
+        "user.lifecycle.delete.initiated",
+    );
+
+    let events = admin_events(&s).await;
+    let got: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["eventType"].as_str().unwrap().to_owned(),
+                e["debugContext"]["debugData"]["requestId"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    for e in &events {
+        assert_eq!(e["actor"]["type"], "User");
+        assert_eq!(e["actor"]["displayName"], "Sim Admin");
+        assert_eq!(e["client"]["ipAddress"], "127.0.0.1");
+        assert_eq!(
+            e["client"]["userAgent"]["rawUserAgent"],
+            "simulator-logs-test/1.0"
+        );
+        assert_eq!(e["outcome"]["result"], "SUCCESS");
+        assert_eq!(
+            e["transaction"]["id"],
+            e["debugContext"]["debugData"]["requestId"]
+        );
+        let user = &e["target"][0];
+        assert_eq!(user["id"], id.as_str());
+        assert_eq!(user["type"], "User");
+        assert_eq!(user["alternateId"], "cy@example.com");
+        assert_eq!(user["displayName"], "Cy Young");
+    }
+    assert_eq!(events[0]["displayMessage"], "Create Okta user");
+    assert_eq!(
+        events[0]["debugContext"]["debugData"]["requestUri"],
+        "/api/v1/users"
+    );
+    let add = &events[8];
+    assert_eq!(add["displayMessage"], "Add user to group membership");
+    assert_eq!(add["target"][1]["id"], eng.as_str());
+    assert_eq!(add["target"][1]["type"], "UserGroup");
+    assert_eq!(add["target"][1]["displayName"], "Eng");
+
+    // The request id of a response finds its event.
+    let (_, rid) = &expected[2];
+    let r = s
+        .logs(&[(
+            "filter",
+            &format!(r#"debugContext.debugData.requestId eq "{rid}""#),
+        )])
+        .await;
+    assert_eq!(r.events().len(), 1);
+    assert_eq!(r.events()[0]["eventType"], "user.lifecycle.suspend");
+    // Targets match when any of them does.
+    let r = s
+        .logs(&[("filter", &format!(r#"target.id eq "{eng}""#))])
+        .await;
+    assert_eq!(r.events().len(), 2);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn demo_org_has_recent_logins_and_seeds_take_events() {
+    let s = start(SeedSource::Demo).await;
+    let r = s
+        .logs(&[
+            ("filter", r#"eventType eq "user.session.start""#),
+            ("since", &ago(25 * 60)),
+        ])
+        .await;
+    let logins = r.events();
+    assert!((10..=14).contains(&logins.len()), "{}", logins.len());
+    let failures = logins
+        .iter()
+        .filter(|e| e["outcome"]["result"] == "FAILURE")
+        .count();
+    assert!(failures >= 3 && failures < logins.len());
+    let mut ips: Vec<&str> = logins
+        .iter()
+        .map(|e| e["client"]["ipAddress"].as_str().unwrap())
+        .collect();
+    ips.sort_unstable();
+    ips.dedup();
+    assert!(ips.len() >= 3, "{ips:?}");
+    for e in &logins {
+        let published = chrono::DateTime::parse_from_rfc3339(e["published"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(published > Utc::now() - Duration::hours(24));
+        assert!(e["client"]["geographicalContext"]["country"].is_string());
+    }
+    let ada = s.get("/api/v1/users/ada.lovelace@example.com").await;
+    let r = s
+        .logs(&[(
+            "filter",
+            &format!(
+                r#"actor.id eq "{}" and eventType eq "user.session.start""#,
+                ada.body["id"].as_str().unwrap()
+            ),
+        )])
+        .await;
+    assert!(!r.events().is_empty());
+    assert!(
+        r.events()
+            .iter()
+            .all(|e| e["actor"]["displayName"] == "Ada Lovelace")
+    );
+
+    // Seed documents may carry events (YAML).
+    let yaml = "users:\n  - login: zed@example.com\nevents:\n  - eventType: user.session.start\n    login: zed@example.com\n    ip: 192.0.2.99\n    outcome: FAILURE\n";
+    let r = into_resp(
+        s.c.post(format!("{}/__sim/seed", s.base))
+            .body(yaml)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["events"].as_array().unwrap().len(), 1);
+    let r = s
+        .logs(&[("filter", r#"client.ipAddress eq "192.0.2.99""#)])
+        .await;
+    let ev = r.events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["actor"]["alternateId"], "zed@example.com");
+    assert_eq!(ev[0]["severity"], "WARN");
+    s.sim.stop().await;
+}

@@ -1,13 +1,153 @@
 //! The built-in demo org (`SeedSource::Demo`): the `Everyone` group, nine users in every
-//! interesting status, four `OKTA_GROUP`s and one `APP_GROUP`.
+//! interesting status, four `OKTA_GROUP`s and one `APP_GROUP`, and a System Log holding a
+//! dozen `user.session.start` events (successes and failures from a few addresses) spread
+//! over the 24 hours before the simulator started.
 //!
 //! Ids derive from a hash of each login or group name and timestamps are fixed, so every
-//! start yields byte-identical objects and README examples can show real ids.
+//! start yields byte-identical objects and README examples can show real ids. Login events are
+//! stamped relative to the start time.
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 
+use super::inject::{self, EventSpec};
 use super::seed;
 use super::state::Org;
+
+const MAC_CHROME: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.0.0 Safari/537.36";
+const WIN_FIREFOX: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const IPHONE_SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+/// The demo login attempts: (minutes before start, login, ip, failure reason, user agent).
+const LOGINS: &[(i64, &str, &str, Option<&str>, &str)] = &[
+    (
+        1410,
+        "ada.lovelace@example.com",
+        "198.51.100.23",
+        None,
+        MAC_CHROME,
+    ),
+    (
+        1320,
+        "grace.hopper@example.com",
+        "198.51.100.23",
+        None,
+        MAC_CHROME,
+    ),
+    (
+        1200,
+        "edsger.dijkstra@example.com",
+        "192.0.2.44",
+        None,
+        WIN_FIREFOX,
+    ),
+    (
+        1080,
+        "alan.turing@example.com",
+        "203.0.113.7",
+        Some("INVALID_CREDENTIALS"),
+        WIN_FIREFOX,
+    ),
+    (
+        1077,
+        "alan.turing@example.com",
+        "203.0.113.7",
+        Some("INVALID_CREDENTIALS"),
+        WIN_FIREFOX,
+    ),
+    (
+        1075,
+        "alan.turing@example.com",
+        "203.0.113.7",
+        Some("LOCKED_OUT"),
+        WIN_FIREFOX,
+    ),
+    (
+        840,
+        "katherine.johnson@example.com",
+        "198.51.100.23",
+        None,
+        IPHONE_SAFARI,
+    ),
+    (
+        600,
+        "ada.lovelace@example.com",
+        "203.0.113.7",
+        None,
+        IPHONE_SAFARI,
+    ),
+    (
+        360,
+        "mallory@example.com",
+        "203.0.113.99",
+        Some("INVALID_CREDENTIALS"),
+        WIN_FIREFOX,
+    ),
+    (
+        357,
+        "mallory@example.com",
+        "203.0.113.99",
+        Some("INVALID_CREDENTIALS"),
+        WIN_FIREFOX,
+    ),
+    (
+        180,
+        "grace.hopper@example.com",
+        "198.51.100.23",
+        None,
+        MAC_CHROME,
+    ),
+    (
+        60,
+        "edsger.dijkstra@example.com",
+        "192.0.2.44",
+        None,
+        WIN_FIREFOX,
+    ),
+];
+
+/// Where each demo address is: (city, state, country).
+fn place(ip: &str) -> (&'static str, &'static str, &'static str) {
+    match ip {
+        "198.51.100.23" => ("New York", "New York", "United States"),
+        "203.0.113.7" => ("London", "England", "United Kingdom"),
+        "192.0.2.44" => ("Seattle", "Washington", "United States"),
+        _ => ("Lagos", "Lagos", "Nigeria"),
+    }
+}
+
+/// The demo's `user.session.start` events, relative to `start`.
+pub fn login_events(start: DateTime<Utc>) -> Vec<EventSpec> {
+    LOGINS
+        .iter()
+        .map(|(minutes, login, ip, failure, ua)| {
+            let (city, state, country) = place(ip);
+            EventSpec {
+                event_type: "user.session.start".to_owned(),
+                login: Some((*login).to_owned()),
+                ip: Some((*ip).to_owned()),
+                outcome: Some(
+                    if failure.is_some() {
+                        "FAILURE"
+                    } else {
+                        "SUCCESS"
+                    }
+                    .to_owned(),
+                ),
+                reason: failure.map(str::to_owned),
+                published: Some(
+                    (start - Duration::minutes(*minutes))
+                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                ),
+                user_agent: Some((*ua).to_owned()),
+                city: Some(city.to_owned()),
+                state: Some(state.to_owned()),
+                country: Some(country.to_owned()),
+                ..EventSpec::default()
+            }
+        })
+        .collect()
+}
 
 /// The demo org as a seed document (also a worked example of the seed format).
 pub const DEMO_SEED: &str = r#"
@@ -86,5 +226,6 @@ pub fn org() -> anyhow::Result<Org> {
     let doc = seed::parse(DEMO_SEED).map_err(anyhow::Error::msg)?;
     let mut org = seed::empty_org(base);
     seed::apply(&mut org, &doc, Some(base)).map_err(anyhow::Error::msg)?;
+    inject::inject(&mut org, &login_events(Utc::now())).map_err(anyhow::Error::msg)?;
     Ok(org)
 }

@@ -16,6 +16,13 @@
 //!     type: OKTA_GROUP               # default OKTA_GROUP
 //!     members: [ada@example.com]     # logins (from this document or already in the org)
 //!     id: 00g...                     # optional; default derived from the name (stable)
+//! events:                            # System Log events, same shape as POST /__sim/logs/events
+//!   - eventType: user.session.start
+//!     login: ada@example.com
+//!     ip: 203.0.113.7
+//!     outcome: FAILURE               # default SUCCESS
+//!     reason: INVALID_CREDENTIALS
+//!     published: "2025-01-06T09:00:00.000Z"   # default now
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +34,7 @@ use serde_json::{Map, Value};
 use super::SeedSource;
 use super::demo;
 use super::ids;
+use super::inject::{self, EventSpec};
 use super::state::{EVERYONE, Group, GroupType, Org, User, UserStatus, now};
 
 /// A whole seed document.
@@ -39,6 +47,9 @@ pub struct SeedDocument {
     /// Groups to create or update (matched by name).
     #[serde(default)]
     pub groups: Vec<SeedGroup>,
+    /// System Log events to append, in order (after the users and groups).
+    #[serde(default)]
+    pub events: Vec<EventSpec>,
 }
 
 /// One seeded user.
@@ -97,6 +108,9 @@ pub struct SeedResult {
     pub users: BTreeMap<String, String>,
     /// Group ids by name.
     pub groups: BTreeMap<String, String>,
+    /// Uuids of the appended System Log events (omitted when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
 }
 
 /// Parses a seed document; YAML is a superset of JSON, so both work.
@@ -216,6 +230,10 @@ fn validate(org: &Org, doc: &SeedDocument) -> Result<(), String> {
                 return Err(format!("group {name}: unknown member login {m}"));
             }
         }
+    }
+    let t = now();
+    for (i, e) in doc.events.iter().enumerate() {
+        inject::resolve(org, e, t).map_err(|e| format!("events[{i}]: {e}"))?;
     }
     Ok(())
 }
@@ -349,6 +367,7 @@ pub fn apply(
         }
         result.groups.insert(name, gid);
     }
+    result.events = inject::inject(org, &doc.events)?;
     Ok(result)
 }
 
