@@ -307,6 +307,64 @@ async fn bounded_queries_order_by_published_and_end_without_next() {
     assert_eq!(r.marks(), ["m30", "m40", "m50", "m90"]);
     let r = s.logs(&[("since", &ago(45))]).await;
     assert_eq!(r.marks(), ["m30", "m10", "m20", "m40"]);
+
+    // Long windows page completely in both directions, although next links drop since.
+    let day = 24 * 60;
+    s.inject(json!([
+        mark("d20", &ago(20 * day)),
+        mark("d10", &ago(10 * day))
+    ]))
+    .await;
+    for (order, want) in [
+        ("ASCENDING", ["d20", "d10", "m90"]),
+        ("DESCENDING", ["m10", "m20", "m30"]),
+    ] {
+        let mut seen = Vec::new();
+        let mut r = s
+            .logs(&[
+                ("since", &ago(30 * day)),
+                ("until", &ago(0)),
+                ("sortOrder", order),
+                ("limit", "1"),
+            ])
+            .await;
+        loop {
+            seen.extend(r.marks());
+            match r.next() {
+                Some(n) => r = s.get(&n).await,
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 8, "{order}: {seen:?}");
+        assert_eq!(&seen[..3], want, "{order}");
+    }
+    // A descending walk keeps its since although next links drop it.
+    let mut seen = Vec::new();
+    let mut r = s
+        .logs(&[
+            ("since", &ago(15 * day)),
+            ("sortOrder", "DESCENDING"),
+            ("limit", "3"),
+        ])
+        .await;
+    loop {
+        seen.extend(r.marks());
+        match r.next() {
+            Some(n) => r = s.get(&n).await,
+            None => break,
+        }
+    }
+    assert_eq!(seen.last().map(String::as_str), Some("d10"));
+    assert_eq!(seen.len(), 7);
+    // Far-away timestamps are answered, not crashed on.
+    for t in [
+        "-262143-01-01T00:00:00",
+        "+262142-12-31T00:00:00Z",
+        "0001-01-01",
+    ] {
+        let r = s.logs(&[("until", t)]).await;
+        assert!(r.status == 200 || r.status == 400, "{t}: {}", r.text);
+    }
     s.sim.stop().await;
 }
 

@@ -58,6 +58,12 @@ struct Query {
     order: Order,
 }
 
+/// `t` minus `days` days, saturating at the earliest representable time.
+fn days_before(t: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    t.checked_sub_signed(Duration::days(days))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 fn invalid(param: &str, why: &str) -> OktaError {
     OktaError::validation(&[(param.to_owned(), why.to_owned())])
 }
@@ -173,7 +179,7 @@ fn parse_query(ctx: &Ctx, now: DateTime<Utc>) -> Result<Query, OktaError> {
     if since.is_some() && after.is_some() {
         return Err(invalid("since", "since and after cannot be used together"));
     }
-    if since.is_some_and(|s| s < now - Duration::days(MAX_SINCE_DAYS)) {
+    if since.is_some_and(|s| s < days_before(now, MAX_SINCE_DAYS)) {
         return Err(invalid(
             "since",
             "must not be more than 180 days in the past",
@@ -311,7 +317,7 @@ pub fn list(log: &EventLog, ctx: &Ctx) -> Handled {
 fn polling(log: &EventLog, ctx: &Ctx, q: &Query, now: DateTime<Utc>) -> Reply {
     let since = match (q.since, q.after) {
         (Some(s), _) => Some(s),
-        (None, None) => Some(now - Duration::days(DEFAULT_WINDOW_DAYS)),
+        (None, None) => Some(days_before(now, DEFAULT_WINDOW_DAYS)),
         (None, Some(_)) => None,
     };
     let start = q.after.map(|c| c.seq).unwrap_or(0);
@@ -333,12 +339,16 @@ fn polling(log: &EventLog, ctx: &Ctx, q: &Query, now: DateTime<Utc>) -> Reply {
 
 fn bounded(log: &EventLog, ctx: &Ctx, q: &Query, now: DateTime<Utc>) -> Reply {
     let until = q.until.unwrap_or(now);
-    let since = q.since.unwrap_or_else(|| {
-        q.after
-            .and_then(|c| c.floor_ms)
+    // With a cursor, `since` is gone from the request: an ascending cursor is itself the lower
+    // bound, a descending one carries the original bound.
+    let since = match (q.since, q.after) {
+        (Some(s), _) => s,
+        (None, Some(c)) => c
+            .floor_ms
             .and_then(DateTime::<Utc>::from_timestamp_millis)
-            .unwrap_or(until - Duration::days(DEFAULT_WINDOW_DAYS))
-    });
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        (None, None) => days_before(until, DEFAULT_WINDOW_DAYS),
+    };
     let mut hits: Vec<&Stored> = log
         .iter()
         .filter(|e| e.published >= since && e.published < until)
