@@ -9,6 +9,7 @@ const PROTO_FILES: &[&str] = &[
     "proto/identity/v1/resources.proto",
     "proto/identity/v1/users.proto",
     "proto/identity/v1/groups.proto",
+    "proto/identity/v1/events.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

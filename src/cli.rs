@@ -36,6 +36,10 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (idempotent requests only)
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
+  okta.allow_insecure_http   IDGW_OKTA__ALLOW_INSECURE_HTTP false  (plain-http org off loopback: a simulated org only)
+  events.poll_interval_ms    IDGW_EVENTS__POLL_INTERVAL_MS  5000   (System Log polls of one watched filter)
+  events.keepalive_interval_ms  IDGW_EVENTS__KEEPALIVE_INTERVAL_MS  15000
+  events.rate_limit_reserve_percent  IDGW_EVENTS__RATE_LIMIT_RESERVE_PERCENT  20
   log.format                 IDGW_LOG__FORMAT               json   (json | pretty)
   log.filter                 IDGW_LOG__FILTER               info";
 
@@ -73,8 +77,17 @@ pub enum Command {
         #[arg(long)]
         empty: bool,
         /// The SSWS token the simulator accepts (default: a random token, printed at start).
-        #[arg(long, env = "IDGW_SIM_TOKEN", hide_env_values = true)]
+        /// Outside the `IDGW_` namespace, which holds only gateway settings.
+        #[arg(
+            long,
+            env = "OKTA_SIM_TOKEN",
+            hide_env_values = true,
+            conflicts_with = "token_file"
+        )]
         token: Option<String>,
+        /// A file holding the token (a mounted Secret); keeps it off the command line.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -88,7 +101,14 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
             seed,
             empty,
             token,
-        }) => run_simulator(listen, seed_source(seed, empty), token).await,
+            token_file,
+        }) => {
+            let token = match token_file {
+                Some(path) => Some(read_token_file(&path)?),
+                None => token,
+            };
+            run_simulator(listen, seed_source(seed, empty), token).await
+        }
         None => run_gateway(settings, cli.simulate, cli.listen).await,
     }
 }
@@ -99,6 +119,18 @@ fn seed_source(seed: Option<PathBuf>, empty: bool) -> SeedSource {
         (None, true) => SeedSource::Empty,
         (None, false) => SeedSource::Demo,
     }
+}
+
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the simulator token file `{}`", path.display()))?;
+    let token = token.trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the simulator token file `{}` is empty",
+        path.display()
+    );
+    Ok(token.to_owned())
 }
 
 fn random_token() -> String {
@@ -158,7 +190,7 @@ async fn run_gateway(
         }
     };
     let okta = OktaClient::new(okta_client_settings(&settings, target))?;
-    let application = Application::build(&settings.grpc, okta, termination_signal()).await?;
+    let application = Application::build(&settings, okta, termination_signal()).await?;
     let address = application.local_addr();
     tracing::info!(%address, "grpc server listening");
     if simulator.is_some() {

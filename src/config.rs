@@ -29,8 +29,32 @@ pub struct Settings {
     pub grpc: GrpcSettings,
     /// The Okta org the gateway calls.
     pub okta: OktaSettings,
+    /// System Log reading and watching.
+    pub events: EventsSettings,
     /// Log output.
     pub log: LogSettings,
+}
+
+/// How WatchEvents polls Okta's System Log.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsSettings {
+    /// Shortest pause between two polls of one query when Okta has nothing new.
+    pub poll_interval_ms: u64,
+    /// How often an idle watch stream sends a keep-alive.
+    pub keepalive_interval_ms: u64,
+    /// Share of the System Log rate-limit bucket the pollers leave unused for other calls.
+    pub rate_limit_reserve_percent: u32,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 5_000,
+            keepalive_interval_ms: 15_000,
+            rate_limit_reserve_percent: 20,
+        }
+    }
 }
 
 /// The gRPC server's address, timeouts and shutdown behaviour.
@@ -97,6 +121,9 @@ pub struct OktaSettings {
     pub retry_base_delay_ms: u64,
     /// Longest single wait before a retry.
     pub retry_max_delay_ms: u64,
+    /// Allow a plain-http `org_url` that is not on loopback: only for a simulated org inside a
+    /// cluster (the `simulated` deployment), never for a real one.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for OktaSettings {
@@ -110,6 +137,7 @@ impl Default for OktaSettings {
             max_retries: 2,
             retry_base_delay_ms: 200,
             retry_max_delay_ms: 10_000,
+            allow_insecure_http: false,
         }
     }
 }
@@ -196,6 +224,16 @@ impl Settings {
         if grpc.request_timeout_ms == 0 {
             problems.push("`grpc.request_timeout_ms` must be greater than zero".to_owned());
         }
+        let events = &self.events;
+        if events.poll_interval_ms == 0 || events.keepalive_interval_ms == 0 {
+            problems.push(
+                "`events.poll_interval_ms` and `events.keepalive_interval_ms` must be greater than zero"
+                    .to_owned(),
+            );
+        }
+        if events.rate_limit_reserve_percent > 90 {
+            problems.push("`events.rate_limit_reserve_percent` must be at most 90".to_owned());
+        }
         if grpc.max_request_bytes < 1024 {
             problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());
         }
@@ -247,9 +285,11 @@ impl Settings {
             }
         };
         let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        let plain_http_allowed = loopback || self.okta.allow_insecure_http;
+        if url.scheme() != "https" && !(url.scheme() == "http" && plain_http_allowed) {
             problems.push(format!(
-                "`okta.org_url` must use https (plain http only for a loopback simulator), got `{raw}`"
+                "`okta.org_url` must use https (plain http only for a simulator: on loopback, or \
+                 with `okta.allow_insecure_http`), got `{raw}`"
             ));
         }
         if url.path() != "/" || url.query().is_some() {

@@ -71,9 +71,12 @@ where
                 timeout.min(self.default_timeout)
             })
             .saturating_sub(DEADLINE_MARGIN);
+        // The deadline is fixed now, in `call`, like tonic's own timer: the future below may be
+        // first polled much later under load.
+        let deadline = tokio::time::Instant::now() + budget;
         let response = self.inner.call(request);
         Box::pin(async move {
-            match tokio::time::timeout(budget, response).await {
+            match tokio::time::timeout_at(deadline, response).await {
                 Ok(result) => result,
                 Err(_) => Ok(deadline_expired().into_http()),
             }

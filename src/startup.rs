@@ -15,10 +15,12 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{GroupsApi, UsersApi};
-use crate::config::GrpcSettings;
+use crate::api::events::watch::{WatchHub, WatchSettings};
+use crate::api::{EventsApi, GroupsApi, UsersApi};
+use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
 use crate::okta::OktaClient;
+use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
 
@@ -39,10 +41,11 @@ impl Application {
     /// starts draining when `shutdown` resolves: health turns NOT_SERVING, then after the drain
     /// delay the listener closes and in-flight RPCs get `shutdown_grace` to finish.
     pub async fn build(
-        settings: &GrpcSettings,
+        all_settings: &Settings,
         okta: OktaClient,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
+        let settings = &all_settings.grpc;
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| {
@@ -66,6 +69,16 @@ impl Application {
         let max_bytes = settings.max_request_bytes;
         let users = UserServiceServer::new(UsersApi::new(okta.clone()))
             .max_decoding_message_size(max_bytes);
+        let (draining_sender, draining) = tokio::sync::watch::channel(false);
+        let events_settings = &all_settings.events;
+        let watch_settings = WatchSettings {
+            poll_interval: Duration::from_millis(events_settings.poll_interval_ms),
+            keepalive_interval: Duration::from_millis(events_settings.keepalive_interval_ms),
+            rate_limit_reserve_percent: events_settings.rate_limit_reserve_percent,
+        };
+        let hub = WatchHub::new(okta.clone(), watch_settings, draining);
+        let events = EventServiceServer::new(EventsApi::new(okta.clone(), hub))
+            .max_decoding_message_size(max_bytes);
         let groups =
             GroupServiceServer::new(GroupsApi::new(okta)).max_decoding_message_size(max_bytes);
 
@@ -75,6 +88,7 @@ impl Application {
             health_reporter,
             settings.drain_delay(),
             drain_started.clone(),
+            draining_sender,
         );
         let server = Server::builder()
             .layer(DeadlineLayer::new(settings.request_timeout()))
@@ -83,6 +97,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(users)
             .add_service(groups)
+            .add_service(events)
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop_accepting);
         Ok(Self {
             local_addr,
@@ -126,6 +141,7 @@ async fn drain_then_stop(
     health_reporter: HealthReporter,
     drain_delay: Duration,
     drain_started: Arc<Notify>,
+    draining: tokio::sync::watch::Sender<bool>,
 ) {
     shutdown.await;
     tracing::info!(
@@ -134,6 +150,8 @@ async fn drain_then_stop(
     );
     set_all_statuses(&health_reporter, ServingStatus::NotServing).await;
     tokio::time::sleep(drain_delay).await;
+    // Watch streams never end by themselves: end them with OK so the drain can finish.
+    let _ = draining.send(true);
     drain_started.notify_one();
     tracing::info!("listener closed; waiting for in-flight RPCs");
 }

@@ -28,15 +28,7 @@ const SUPPORTED_FIELDS: &[&str] = &[
 const NON_SETTING_VARS: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "the OpenTelemetry SDK"),
     ("OTEL_SERVICE_NAME", "the OpenTelemetry SDK"),
-    (
-        "SIM_TOKEN",
-        "the simulator's --token argument, via $(SIM_TOKEN)",
-    ),
 ];
-/// Set only by the simulated overlay. `okta.allow_insecure_http` is added to the gateway together
-/// with that overlay (it lets the gateway call the in-cluster simulator over plain http); until
-/// the gateway has it, the settings loader may reject this one key and no other.
-const INSECURE_HTTP_VAR: &str = "IDGW_OKTA__ALLOW_INSECURE_HTTP";
 const TOKEN_FILE_VAR: &str = "IDGW_OKTA__API_TOKEN_FILE";
 /// `.ci/run` points this at `deploy/render.py`'s output so both renderings are compared.
 const RENDERED_DIR_VAR: &str = "DEPLOY_RENDERED_DIR";
@@ -265,27 +257,11 @@ fn container_port(container: &Value, name: &str) -> u64 {
     resolve_port(container, &Value::from(name))
 }
 
-/// Loads settings the way the binary does, accepting only the pending `okta.allow_insecure_http`
-/// as unknown. Returns the settings and whether that key had to be set aside.
-fn load_settings(label: &str, environment: &BTreeMap<String, String>) -> (Settings, bool) {
+/// Loads settings the way the binary does: an unknown key is a failure.
+fn load_settings(label: &str, environment: &BTreeMap<String, String>) -> Settings {
     let env: HashMap<String, String> = environment.clone().into_iter().collect();
-    match Settings::load(None, &env) {
-        Ok(settings) => (settings, false),
-        Err(error) => {
-            let message = format!("{error:#}");
-            assert!(
-                env.contains_key(INSECURE_HTTP_VAR)
-                    && message.starts_with("unknown field `allow_insecure_http`")
-                    && message.ends_with("for key `okta`"),
-                "{label}: the gateway rejects these settings: {message}"
-            );
-            let mut without = env;
-            without.remove(INSECURE_HTTP_VAR);
-            let settings =
-                Settings::load(None, &without).unwrap_or_else(|error| panic!("{label}: {error:#}"));
-            (settings, true)
-        }
-    }
+    Settings::load(None, &env)
+        .unwrap_or_else(|error| panic!("{label}: the gateway rejects these settings: {error:#}"))
 }
 
 // === tests ===
@@ -315,7 +291,7 @@ fn every_variable_and_config_map_key_is_a_real_setting_or_a_known_outside_variab
                     "{label}: the token must come from a file, not `{name}`"
                 );
             }
-            let (settings, _) = load_settings(&label, &environment);
+            let settings = load_settings(&label, &environment);
             assert_eq!(settings.log.format, LogFormat::Json, "{label}");
         }
     }
@@ -332,18 +308,10 @@ fn the_gateway_accepts_each_overlays_configuration_as_a_whole() {
             TOKEN_FILE_VAR.to_owned(),
             token_file.path().display().to_string(),
         );
-        let (settings, insecure_http_pending) = load_settings(rendered.name, &environment);
+        let settings = load_settings(rendered.name, &environment);
         match settings.validate(false) {
             Ok(target) => assert!(target.is_some(), "{}", rendered.name),
-            // Without okta.allow_insecure_http the only complaint is the simulator's http URL.
-            Err(problems) => assert!(
-                insecure_http_pending
-                    && problems
-                        .iter()
-                        .all(|p| p.starts_with("`okta.org_url` must use https")),
-                "{}: {problems:?}",
-                rendered.name
-            ),
+            Err(problems) => panic!("{}: {problems:?}", rendered.name),
         }
         assert!(
             !sequence(&container["args"])
@@ -368,7 +336,7 @@ fn container_ports_services_and_network_policies_agree_with_the_listen_addresses
                 let listen = argument_after(container, "--listen").unwrap_or("127.0.0.1:8089");
                 ("http", listen.parse::<SocketAddr>().unwrap())
             } else {
-                let (settings, _) = load_settings(&label, &rendered.environment(container));
+                let settings = load_settings(&label, &rendered.environment(container));
                 let listen = argument_after(container, "--listen")
                     .map(|addr| addr.parse().unwrap())
                     .unwrap_or(settings.grpc.listen_addr);
@@ -454,7 +422,7 @@ fn probes_use_the_container_port_and_a_health_checked_service() {
 fn termination_grace_outlasts_the_drain_delay_plus_the_shutdown_grace() {
     for rendered in Rendered::all() {
         let (deployment, container) = rendered.gateway();
-        let (settings, _) = load_settings(rendered.name, &rendered.environment(container));
+        let settings = load_settings(rendered.name, &rendered.environment(container));
         let grace_seconds = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
             .as_u64()
             .unwrap();

@@ -11,11 +11,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use identity_gateway::proto::{
-    ActivateUserRequest, CreateUserRequest, DeactivateUserRequest, DeleteUserRequest,
-    ExpirePasswordRequest, GetGroupRequest, GetUserRequest, GroupMemberRequest,
-    ListGroupMembersRequest, ListGroupsRequest, ListUserGroupsRequest, ListUsersRequest,
-    ReactivateUserRequest, ResetPasswordRequest, StreamGroupMembersRequest, UpdateUserRequest,
-    User, UserFilter, UserLifecycleRequest, UserProfile, UserStatus, get_user_request,
+    ActivateUserRequest, CreateUserRequest, DeactivateUserRequest, DeleteUserRequest, EventFilter,
+    EventOutcome, EventSeverity, ExpirePasswordRequest, GetGroupRequest, GetUserRequest,
+    GroupMemberRequest, ListGroupMembersRequest, ListGroupsRequest, ListLogonEventsRequest,
+    ListUserGroupsRequest, ListUsersRequest, ReactivateUserRequest, ResetPasswordRequest,
+    SearchEventsRequest, SortOrder, StreamGroupMembersRequest, UpdateUserRequest, User, UserFilter,
+    UserLifecycleRequest, UserProfile, UserStatus, WatchEventsRequest, get_user_request,
 };
 use prost_types::{FieldMask, Struct, Value as ProtoValue, value::Kind};
 use serde_json::json;
@@ -23,12 +24,26 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_stream::StreamExt;
 
-/// Where the spec and real Okta traffic disagree, the simulator follows the recordings. Real
-/// groups without a description carry `"description": null` (TestGroupsResource recordings),
-/// which the spec types as a plain string; Prism reports it, and its `anyOf` consequence.
+/// Where Okta's schema and Okta's real answers disagree, the simulator follows the real answers:
+/// - real groups without a description carry `"description": null` (TestGroupsResource
+///   recordings), which the schema types as a plain string (Prism also reports the `anyOf`);
+/// - System Log events carry `null` in exactly these places in the spec's own `ListLogs`
+///   example, which its `LogEvent` schema types as strings or objects.
 const RECORDED_TRAFFIC_WINS: &[&str] = &[
     "profile.description must be string",
     "profile must match a schema in anyOf",
+    "detailEntry must be object",
+    "authenticationContext.authenticationProvider must",
+    "authenticationContext.credentialProvider must",
+    "authenticationContext.credentialType must",
+    "authenticationContext.issuer must be object",
+    "authenticationContext.interface must be string",
+    "client.id must be string",
+    "client.zone must be string",
+    "outcome.reason must be string",
+    ".source must be string",
+    "transaction.detail must be object",
+    "securityContext.domain must be string",
 ];
 
 /// Prism from `$PRISM_BIN`, else where `.ci/run` installs it; required in CI.
@@ -96,6 +111,13 @@ impl Prism {
         let _ = self.child.kill().await;
         self.lines.lock().unwrap().clone()
     }
+}
+
+fn chrono_now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn profile(login: &str) -> UserProfile {
@@ -365,6 +387,82 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
     groups.add_group_member(membership.clone()).await.unwrap();
     groups.remove_group_member(membership).await.unwrap();
 
+    // System Log: bounded queries of every shape, and a watch's polling queries.
+    let mut events = identity_gateway::proto::event_service_client::EventServiceClient::connect(
+        format!("http://{}", app.address),
+    )
+    .await
+    .unwrap();
+    app.inject_events(vec![json!({"eventType": "user.session.start", "login": "spec@example.com", "ip": "203.0.113.7", "outcome": "FAILURE"})]).await;
+    use identity_gateway::proto::list_logon_events_request::Subject;
+    for subject in [
+        Subject::UserId(staged.id.clone()),
+        Subject::UserLogin("spec@example.com".into()),
+        Subject::IpAddress("203.0.113.7".into()),
+    ] {
+        let page = events
+            .list_logon_events(ListLogonEventsRequest {
+                subject: Some(subject.clone()),
+                outcome: EventOutcome::Failure as i32,
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if !page.next_page_token.is_empty() {
+            events
+                .list_logon_events(ListLogonEventsRequest {
+                    subject: Some(subject),
+                    outcome: EventOutcome::Failure as i32,
+                    page_size: 1,
+                    page_token: page.next_page_token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+    }
+    events
+        .search_events(SearchEventsRequest {
+            filter: Some(EventFilter {
+                event_types: vec!["user.lifecycle.suspend".into(), "user.session.start".into()],
+                severity: EventSeverity::Info as i32,
+                ..Default::default()
+            }),
+            okta_filter: "client.ipAddress sw \"203.\"".into(),
+            keywords: "login okta".into(),
+            since: Some(prost_types::Timestamp {
+                seconds: chrono_now_seconds() - 3600,
+                nanos: 0,
+            }),
+            sort_order: SortOrder::Descending as i32,
+            page_size: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut watch = events
+        .watch_events(WatchEventsRequest {
+            since: Some(prost_types::Timestamp {
+                seconds: chrono_now_seconds() - 60,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(message) = watch.message().await.unwrap() {
+        if matches!(
+            message.message,
+            Some(identity_gateway::proto::watch_events_response::Message::KeepAlive(_))
+        ) {
+            break;
+        }
+    }
+    drop(watch);
+
     // Deactivate and delete (both paths).
     users
         .deactivate_user(DeactivateUserRequest {
@@ -389,6 +487,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         .await
         .unwrap();
 
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await; // the watch's poller stops
     let okta_requests = app.sim_requests().await.len();
     let output = prism.stop().await;
     let forwarded = output

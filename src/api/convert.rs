@@ -271,7 +271,8 @@ fn take_string(attributes: &mut Map<String, Value>, name: &str) -> String {
     }
 }
 
-fn timestamp(time: Option<DateTime<Utc>>) -> Option<Timestamp> {
+/// A protobuf timestamp for an optional instant.
+pub fn timestamp(time: Option<DateTime<Utc>>) -> Option<Timestamp> {
     time.map(|time| Timestamp {
         seconds: time.timestamp(),
         nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
@@ -283,7 +284,8 @@ pub fn datetime(timestamp: &Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
 }
 
-fn struct_from_json(attributes: Map<String, Value>) -> Option<Struct> {
+/// A protobuf struct for a JSON object; `None` when empty.
+pub fn struct_from_json(attributes: Map<String, Value>) -> Option<Struct> {
     let fields: std::collections::BTreeMap<String, prost_types::Value> = attributes
         .into_iter()
         .map(|(name, value)| (name, value_from_json(value)))

@@ -2,11 +2,13 @@
 //! convert the answer. Failures become statuses only in [`status`].
 
 pub mod convert;
+pub mod events;
 pub mod groups;
 pub mod page_token;
 pub mod status;
 pub mod users;
 pub mod validate;
 
+pub use events::EventsApi;
 pub use groups::GroupsApi;
 pub use users::UsersApi;

@@ -1,5 +1,7 @@
 //! Opaque page tokens: Okta's cursor plus a fingerprint of the query it belongs to, so a token
-//! reused with a different query (or group) is refused instead of silently mixing results.
+//! reused with a different query (or group) is refused instead of silently mixing results. A
+//! token can also carry the end of a time window the gateway chose on the first page (System Log
+//! queries default to "until now"), so later pages read the same window.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,16 +30,46 @@ pub fn query_fingerprint(parts: &[&str]) -> String {
         .collect()
 }
 
+/// Where a later page starts, as decoded from a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PagePosition {
+    /// Okta's cursor.
+    pub cursor: Cursor,
+    /// The window end chosen on the first page, in Unix milliseconds, if any.
+    pub until_millis: Option<i64>,
+}
+
 /// Encodes the next page's cursor for the caller; empty when there is no next page.
 pub fn encode(next: Option<&Cursor>, fingerprint: &str) -> String {
+    encode_position(next, fingerprint, None)
+}
+
+/// Like [`encode`], also remembering the window end chosen on the first page.
+pub fn encode_position(
+    next: Option<&Cursor>,
+    fingerprint: &str,
+    until_millis: Option<i64>,
+) -> String {
     next.map(|cursor| {
-        URL_SAFE_NO_PAD.encode(format!("{TOKEN_VERSION}.{fingerprint}.{}", cursor.as_str()))
+        let until = until_millis.map_or_else(|| "-".to_owned(), |millis| millis.to_string());
+        URL_SAFE_NO_PAD.encode(format!(
+            "{TOKEN_VERSION}.{fingerprint}.{until}.{}",
+            cursor.as_str()
+        ))
     })
     .unwrap_or_default()
 }
 
 /// Decodes a caller's page token for the query `fingerprint`; `Ok(None)` for the first page.
 pub fn decode(token: &str, fingerprint: &str) -> Result<Option<Cursor>, FieldViolation> {
+    decode_position(token, fingerprint).map(|position| position.map(|position| position.cursor))
+}
+
+/// Like [`decode`], also returning the remembered window end.
+pub fn decode_position(
+    token: &str,
+    fingerprint: &str,
+) -> Result<Option<PagePosition>, FieldViolation> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -52,9 +84,9 @@ pub fn decode(token: &str, fingerprint: &str) -> Result<Option<Cursor>, FieldVio
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
     let text = String::from_utf8(bytes).map_err(|_| malformed())?;
-    let mut parts = text.splitn(3, '.');
-    let (Some(TOKEN_VERSION), Some(token_fingerprint), Some(cursor)) =
-        (parts.next(), parts.next(), parts.next())
+    let mut parts = text.splitn(4, '.');
+    let (Some(TOKEN_VERSION), Some(token_fingerprint), Some(until), Some(cursor)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed());
     };
@@ -64,7 +96,15 @@ pub fn decode(token: &str, fingerprint: &str) -> Result<Option<Cursor>, FieldVio
             "this page token belongs to a different query; repeat the query it came from or start without a token",
         ));
     }
-    Cursor::parse(cursor).map(Some).map_err(|_| malformed())
+    let until_millis = match until {
+        "-" => None,
+        millis => Some(millis.parse().map_err(|_| malformed())?),
+    };
+    let cursor = Cursor::parse(cursor).map_err(|_| malformed())?;
+    Ok(Some(PagePosition {
+        cursor,
+        until_millis,
+    }))
 }
 
 #[cfg(test)]
@@ -101,6 +141,16 @@ mod tests {
             assert!(decode(token, &fingerprint).is_err(), "{token}");
         }
         assert_eq!(encode(None, &fingerprint), "");
+        let cursor = Cursor::parse("1732300000123_17").unwrap();
+        let token = encode_position(Some(&cursor), &fingerprint, Some(1_732_300_000_000));
+        let position = decode_position(&token, &fingerprint).unwrap().unwrap();
+        assert_eq!(
+            position,
+            PagePosition {
+                cursor,
+                until_millis: Some(1_732_300_000_000)
+            }
+        );
         assert_eq!(decode("", &fingerprint).unwrap(), None);
     }
 }

@@ -8,6 +8,14 @@ use serde_json::{Map, Value};
 
 use super::state::fmt_ts;
 
+/// Serializes missing targets as an empty list.
+fn targets_or_empty<S: serde::Serializer>(
+    targets: &Option<Vec<Target>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(targets.as_deref().unwrap_or(&[]), serializer)
+}
+
 /// One System Log event, as `GET /api/v1/logs` returns it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,6 +31,7 @@ pub struct LogEvent {
     /// `DEBUG`, `INFO`, `WARN` or `ERROR`.
     pub severity: String,
     /// e.g. `core.user_auth.login_success`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_event_type: Option<String>,
     /// Human-readable message, e.g. `User login to Okta`.
     pub display_message: Option<String>,
@@ -36,7 +45,8 @@ pub struct LogEvent {
     pub authentication_context: AuthenticationContext,
     /// Result.
     pub outcome: Outcome,
-    /// What it was done to; null when nothing.
+    /// What it was done to; `[]` when nothing (the shape of the spec's `ListLogs` example).
+    #[serde(serialize_with = "targets_or_empty")]
     pub target: Option<Vec<Target>>,
     /// The transaction (request) that caused it.
     pub transaction: Transaction,
@@ -82,7 +92,8 @@ pub struct Client {
     pub id: Option<String>,
     /// The caller's address.
     pub ip_address: Option<String>,
-    /// Where the caller is.
+    /// Where the caller is; left out when unknown (Okta's schema has no null here).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub geographical_context: Option<Geo>,
 }
 
@@ -142,6 +153,7 @@ pub struct AuthenticationContext {
     /// Session id.
     pub root_session_id: Option<String>,
     /// Session id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external_session_id: Option<String>,
 }
 
@@ -200,7 +212,8 @@ pub struct RequestChain {
 pub struct IpHop {
     /// Address.
     pub ip: String,
-    /// Where it is.
+    /// Where it is; left out when unknown (Okta's schema has no null here).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub geographical_context: Option<Geo>,
     /// `V4` or `V6`.
     pub version: String,

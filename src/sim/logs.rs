@@ -180,10 +180,9 @@ fn parse_query(ctx: &Ctx, now: DateTime<Utc>) -> Result<Query, OktaError> {
         return Err(invalid("since", "since and after cannot be used together"));
     }
     if since.is_some_and(|s| s < days_before(now, MAX_SINCE_DAYS)) {
-        return Err(invalid(
-            "since",
-            "must not be more than 180 days in the past",
-        ));
+        // Okta's docs: a `since` more than 180 days back is an E0000053 error.
+        return Err(OktaError::new("E0000053", "")
+            .cause("since: must not be more than 180 days in the past"));
     }
     let filter = ctx.param("filter").map(parse_filter).transpose()?;
     let keywords = keywords_param(ctx)?;

@@ -42,6 +42,8 @@ pub fn test_settings() -> Settings {
     settings.okta.retry_base_delay_ms = 5;
     settings.okta.retry_max_delay_ms = 50;
     settings.okta.request_timeout_ms = 5_000;
+    settings.events.poll_interval_ms = 25;
+    settings.events.keepalive_interval_ms = 100;
     settings
 }
 
@@ -92,7 +94,7 @@ pub async fn spawn_gateway_for(sim: Simulator, configure: impl FnOnce(&mut Setti
     };
     let okta = OktaClient::new(okta_client_settings(&settings, target)).expect("okta client");
     let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
-    let application = Application::build(&settings.grpc, okta, async {
+    let application = Application::build(&settings, okta, async {
         let _ = shutdown_receiver.await;
     })
     .await
@@ -186,6 +188,29 @@ impl TestApp {
             "fault refused: {}",
             response.text().await.unwrap()
         );
+    }
+
+    /// Appends System Log events (oldest first); returns their uuids.
+    pub async fn inject_events(&self, events: Vec<Value>) -> Vec<String> {
+        let response = self
+            .http
+            .post(self.admin_url("logs/events"))
+            .json(&json!({ "events": events }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "inject: {}",
+            response.text().await.unwrap()
+        );
+        let body: Value = response.json().await.unwrap();
+        body["uuids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|uuid| uuid.as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// Forces a user's status in the simulated org (for states the API cannot reach).

@@ -1,0 +1,133 @@
+//! WatchEvents resume cursors. Okta's System Log cursor (`after`) marks a page boundary, not an
+//! event, so a cursor names the page request that returned the event plus the event's uuid:
+//! resuming re-reads that page and skips through the uuid. Everything needed is inside the
+//! cursor, so it survives gateway restarts; a fingerprint binds it to its filter.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use tonic_types::FieldViolation;
+
+use crate::okta::Cursor;
+
+const CURSOR_VERSION: &str = "w1";
+/// Longest cursor accepted before decoding.
+const MAX_CURSOR_LENGTH: usize = 1024;
+/// Longest event uuid accepted (Okta's are 36 characters).
+const MAX_UUID_LENGTH: usize = 64;
+
+/// Where a page of a polling query starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// Okta's `after` cursor from a `next` link.
+    After(Cursor),
+    /// A `since` time (the start of a watch).
+    Since(DateTime<Utc>),
+}
+
+/// A decoded resume cursor: re-read the page at `position`, skip through `uuid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The page request that returned the last delivered event.
+    pub position: Position,
+    /// The last delivered event.
+    pub uuid: String,
+}
+
+/// Encodes the resume cursor of an event.
+pub fn encode(filter_fingerprint: &str, position: &Position, uuid: &str) -> String {
+    let position = match position {
+        Position::After(cursor) => format!("a{}", cursor.as_str()),
+        Position::Since(time) => format!("s{}", time.timestamp_millis()),
+    };
+    URL_SAFE_NO_PAD.encode(format!(
+        "{CURSOR_VERSION}.{filter_fingerprint}.{uuid}.{position}"
+    ))
+}
+
+/// Decodes a caller's resume cursor for the filter `filter_fingerprint`.
+pub fn decode(value: &str, filter_fingerprint: &str) -> Result<ResumePoint, FieldViolation> {
+    let malformed = || {
+        FieldViolation::new(
+            "resume_cursor",
+            "malformed cursor; pass the `resume_cursor` of a received event unchanged",
+        )
+    };
+    if value.len() > MAX_CURSOR_LENGTH {
+        return Err(malformed());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(value).map_err(|_| malformed())?;
+    let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+    let mut parts = text.splitn(4, '.');
+    let (Some(CURSOR_VERSION), Some(fingerprint), Some(uuid), Some(position)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed());
+    };
+    if fingerprint != filter_fingerprint {
+        return Err(FieldViolation::new(
+            "resume_cursor",
+            "this cursor belongs to a watch with a different filter",
+        ));
+    }
+    let uuid_ok = !uuid.is_empty()
+        && uuid.len() <= MAX_UUID_LENGTH
+        && uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !uuid_ok {
+        return Err(malformed());
+    }
+    let position = if let Some(cursor) = position.strip_prefix('a') {
+        Position::After(Cursor::parse(cursor).map_err(|_| malformed())?)
+    } else if let Some(millis) = position.strip_prefix('s') {
+        let millis: i64 = millis.parse().map_err(|_| malformed())?;
+        Position::Since(DateTime::from_timestamp_millis(millis).ok_or_else(malformed)?)
+    } else {
+        return Err(malformed());
+    };
+    Ok(ResumePoint {
+        position,
+        uuid: uuid.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_stay_bound_to_their_filter() {
+        let uuid = "f0e1d2c3-0000-4000-8000-000000000001";
+        for position in [
+            Position::After(Cursor::parse("1732300000123_17").unwrap()),
+            Position::Since(DateTime::from_timestamp_millis(1_732_300_000_123).unwrap()),
+        ] {
+            let cursor = encode("abc123", &position, uuid);
+            assert_eq!(
+                decode(&cursor, "abc123").unwrap(),
+                ResumePoint {
+                    position,
+                    uuid: uuid.to_owned()
+                }
+            );
+            assert!(
+                decode(&cursor, "other")
+                    .unwrap_err()
+                    .description
+                    .contains("different filter")
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_cursors_are_refused() {
+        for value in [
+            "",
+            "%%",
+            "dzEuYWJjMTIz",
+            &URL_SAFE_NO_PAD.encode("w1.abc123.bad uuid.s1"),
+            &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.a../x"),
+        ] {
+            assert!(decode(value, "abc123").is_err(), "{value}");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! `identity.v1.EventService`: System Log reads (bounded queries) and watches (polling queries
+//! through [`watch::WatchHub`]).
+
+pub mod convert;
+pub mod cursor;
+pub mod query;
+pub mod watch;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use self::convert::event_from_okta;
+use self::watch::{WatchHub, WatchStart};
+use super::page_token;
+use super::status::{OktaCall, mapped};
+use super::validate::Violations;
+use crate::okta::{
+    Expression, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, Operator, PageRequest,
+};
+use crate::proto::event_service_server::EventService;
+use crate::proto::{
+    ListEventsResponse, ListLogonEventsRequest, SearchEventsRequest, SortOrder, WatchEventsRequest,
+    WatchEventsResponse, list_logon_events_request,
+};
+
+/// Events per page when the caller sets no page size (Okta's default).
+const DEFAULT_PAGE_SIZE: u32 = 100;
+/// How far back a new watch may start (Okta's default polling window).
+const MAX_WATCH_BACKLOG: Duration = Duration::days(7);
+
+/// Serves EventService over the shared Okta client and the shared watch pollers.
+#[derive(Clone)]
+pub struct EventsApi {
+    okta: OktaClient,
+    hub: WatchHub,
+}
+
+impl EventsApi {
+    /// Wraps the shared Okta client and the watch pollers.
+    pub fn new(okta: OktaClient, hub: WatchHub) -> Self {
+        Self { okta, hub }
+    }
+
+    /// Runs a bounded query page; the page token remembers the window end chosen on page one.
+    async fn read_page(
+        &self,
+        mut query: LogQuery,
+        page_size: u32,
+        page_token: &str,
+        fingerprint: &str,
+        mut violations: Violations,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        let position =
+            page_token::decode_position(page_token, fingerprint).unwrap_or_else(|violation| {
+                violations.add(&violation.field, violation.description);
+                None
+            });
+        violations.finish()?;
+        if let Some(until) = position.as_ref().and_then(|position| position.until_millis) {
+            query.until = DateTime::from_timestamp_millis(until);
+        }
+        let until_millis = query.until.map(|until| until.timestamp_millis());
+        let after = position.map(|position| position.cursor);
+        let page = self
+            .okta
+            .list_log_events(
+                &query,
+                &PageRequest {
+                    limit: page_size,
+                    after,
+                },
+            )
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        Ok(Response::new(ListEventsResponse {
+            next_page_token: page_token::encode_position(
+                page.next.as_ref(),
+                fingerprint,
+                until_millis,
+            ),
+            events: page.items.into_iter().map(event_from_okta).collect(),
+        }))
+    }
+}
+
+fn page_size(violations: &mut Violations, value: i32) -> u32 {
+    match value {
+        0 => DEFAULT_PAGE_SIZE,
+        _ => violations.page_size("page_size", value, MAX_LOG_PAGE_SIZE),
+    }
+}
+
+/// Fingerprint parts for a caller's window, as the caller gave it (defaults resolve per page one).
+fn window_parts(
+    since: Option<&prost_types::Timestamp>,
+    until: Option<&prost_types::Timestamp>,
+) -> [String; 2] {
+    let text = |timestamp: Option<&prost_types::Timestamp>| {
+        timestamp.map_or_else(String::new, |t| format!("{}.{}", t.seconds, t.nanos))
+    };
+    [text(since), text(until)]
+}
+
+#[tonic::async_trait]
+impl EventService for EventsApi {
+    #[tracing::instrument(skip_all, fields(rpc = "ListLogonEvents"))]
+    async fn list_logon_events(
+        &self,
+        request: Request<ListLogonEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let limit = page_size(&mut violations, request.page_size);
+        let logons = Expression::compare("eventType", Operator::Eq, query::LOGON_EVENT_TYPE);
+        let (subject_kind, subject_value, subject) = match &request.subject {
+            Some(list_logon_events_request::Subject::UserId(id)) => {
+                violations.id("user_id", id);
+                (
+                    "user_id",
+                    id.as_str(),
+                    Some(Expression::compare("actor.id", Operator::Eq, id)),
+                )
+            }
+            Some(list_logon_events_request::Subject::UserLogin(login)) => {
+                query::subject_text("user_login", login, &mut violations);
+                (
+                    "user_login",
+                    login.as_str(),
+                    Some(Expression::compare(
+                        "actor.alternateId",
+                        Operator::Eq,
+                        login,
+                    )),
+                )
+            }
+            Some(list_logon_events_request::Subject::IpAddress(ip)) => (
+                "ip_address",
+                ip.as_str(),
+                query::ip_expression("ip_address", ip, &mut violations),
+            ),
+            None => {
+                violations.add("subject", "set `user_id`, `user_login` or `ip_address`");
+                ("", "", None)
+            }
+        };
+        let outcome = query::outcome_expression(
+            request.outcome(),
+            request.outcome,
+            "outcome",
+            &mut violations,
+        );
+        let filter = [Some(logons), subject, outcome]
+            .into_iter()
+            .flatten()
+            .reduce(Expression::and);
+        let (since, until) = query::window(
+            request.since.as_ref(),
+            request.until.as_ref(),
+            Some(query::DEFAULT_LOGON_WINDOW),
+            &mut violations,
+        );
+        let [since_part, until_part] = window_parts(request.since.as_ref(), request.until.as_ref());
+        let fingerprint = page_token::query_fingerprint(&[
+            "logons",
+            subject_kind,
+            subject_value,
+            &request.outcome.to_string(),
+            &since_part,
+            &until_part,
+        ]);
+        let log_query = LogQuery {
+            since,
+            until: Some(until),
+            filter,
+            keywords: None,
+            sort_order: LogSortOrder::Ascending,
+        };
+        self.read_page(
+            log_query,
+            limit,
+            &request.page_token,
+            &fingerprint,
+            violations,
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "SearchEvents"))]
+    async fn search_events(
+        &self,
+        request: Request<SearchEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let limit = page_size(&mut violations, request.page_size);
+        let structured = request
+            .filter
+            .as_ref()
+            .and_then(|filter| query::event_filter_expression(filter, "filter", &mut violations));
+        let raw = violations.expression("okta_filter", &request.okta_filter);
+        let filter = [structured, raw]
+            .into_iter()
+            .flatten()
+            .reduce(Expression::and);
+        let keywords = query::keywords("keywords", &request.keywords, &mut violations);
+        let sort_order = match SortOrder::try_from(request.sort_order) {
+            Ok(SortOrder::Descending) => LogSortOrder::Descending,
+            Ok(_) => LogSortOrder::Ascending,
+            Err(_) => {
+                violations.add("sort_order", "unknown sort order");
+                LogSortOrder::Ascending
+            }
+        };
+        let (since, until) = query::window(
+            request.since.as_ref(),
+            request.until.as_ref(),
+            None,
+            &mut violations,
+        );
+        let [since_part, until_part] = window_parts(request.since.as_ref(), request.until.as_ref());
+        let fingerprint = page_token::query_fingerprint(&[
+            "search",
+            filter.as_ref().map_or("", Expression::as_str),
+            keywords.as_deref().unwrap_or(""),
+            &request.sort_order.to_string(),
+            &since_part,
+            &until_part,
+        ]);
+        let log_query = LogQuery {
+            since,
+            until: Some(until),
+            filter,
+            keywords,
+            sort_order,
+        };
+        self.read_page(
+            log_query,
+            limit,
+            &request.page_token,
+            &fingerprint,
+            violations,
+        )
+        .await
+    }
+
+    type WatchEventsStream = ReceiverStream<Result<WatchEventsResponse, Status>>;
+
+    #[tracing::instrument(skip_all, fields(rpc = "WatchEvents"))]
+    async fn watch_events(
+        &self,
+        request: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::default();
+        let filter = request
+            .filter
+            .as_ref()
+            .and_then(|filter| query::event_filter_expression(filter, "filter", &mut violations));
+        let key = page_token::query_fingerprint(&[
+            "watch",
+            filter.as_ref().map_or("", Expression::as_str),
+        ]);
+        let start = match (request.resume_cursor.is_empty(), &request.since) {
+            (false, Some(_)) => {
+                violations.add("since", "set either `since` or `resume_cursor`");
+                None
+            }
+            (false, None) => cursor::decode(&request.resume_cursor, &key)
+                .map(WatchStart::Resume)
+                .map_err(|violation| violations.add(&violation.field, violation.description))
+                .ok(),
+            (true, Some(since)) => match convert_since(since) {
+                Some(time) if time >= Utc::now() - MAX_WATCH_BACKLOG => {
+                    Some(WatchStart::Since(time))
+                }
+                _ => {
+                    violations.add("since", "a valid time within the last 7 days");
+                    None
+                }
+            },
+            (true, None) => Some(WatchStart::Live),
+        };
+        violations.finish()?;
+        let start = super::validate::checked(start)?;
+        Ok(Response::new(self.hub.watch(key, filter, start)))
+    }
+}
+
+fn convert_since(since: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    super::convert::datetime(since)
+}

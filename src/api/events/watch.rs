@@ -1,0 +1,524 @@
+//! WatchEvents: one poller per distinct filter follows Okta's polling query and broadcasts each
+//! page to every watcher of that filter, so watchers do not multiply Okta calls. A watcher that
+//! resumes from a cursor (or falls behind the broadcast) first catches up on its own from its
+//! cursor, then follows the shared poller, dropping what it already delivered by uuid: every
+//! event is delivered once, in Okta's order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::convert::{event_from_okta, uuid_of};
+use super::cursor::{self, Position, ResumePoint};
+use crate::api::status::{OktaCall, okta_error_status};
+use crate::okta::{
+    Expression, LogEvent, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, OktaError, Page,
+    PageRequest, RateLimitState,
+};
+use crate::proto::watch_events_response::Message;
+use crate::proto::{Event, KeepAlive, WatchEventsResponse};
+
+/// Pages a poller may broadcast ahead of its slowest watcher before that watcher must catch up
+/// on its own.
+const BROADCAST_PAGES: usize = 64;
+/// Messages buffered towards one caller.
+const WATCH_BUFFER: usize = 256;
+/// Delivered uuids a watcher remembers, to drop events seen both while catching up and in the
+/// broadcast.
+const REMEMBERED_UUIDS: usize = 50_000;
+
+/// How the pollers pace themselves and how often idle streams send keep-alives.
+#[derive(Clone, Debug)]
+pub struct WatchSettings {
+    /// Shortest pause between two polls of one filter when Okta has nothing new.
+    pub poll_interval: Duration,
+    /// Keep-alive period of an idle stream.
+    pub keepalive_interval: Duration,
+    /// Share of the logs rate-limit bucket left unused for other calls.
+    pub rate_limit_reserve_percent: u32,
+}
+
+/// Where a new watch starts.
+pub enum WatchStart {
+    /// With the events recorded from now on.
+    Live,
+    /// With the events recorded since a time.
+    Since(DateTime<Utc>),
+    /// After the event a resume cursor names.
+    Resume(ResumePoint),
+}
+
+/// What a poller tells its watchers.
+#[derive(Clone, Debug)]
+enum PollerMessage {
+    /// A page of new events.
+    Events(Arc<Vec<PositionedEvent>>),
+    /// Okta became reachable again (`None`) or not (`Some(problem)`).
+    Health(Option<String>),
+}
+
+/// An event with the page request that returned it (for its resume cursor).
+#[derive(Clone, Debug)]
+struct PositionedEvent {
+    position: Position,
+    uuid: String,
+    event: Event,
+}
+
+/// The shared pollers, by filter fingerprint.
+#[derive(Clone)]
+pub struct WatchHub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    okta: OktaClient,
+    settings: WatchSettings,
+    pollers: Mutex<HashMap<String, broadcast::Sender<PollerMessage>>>,
+    draining: watch::Receiver<bool>,
+}
+
+impl WatchHub {
+    /// `draining` turns true when the server drains: every stream then ends with OK.
+    pub fn new(okta: OktaClient, settings: WatchSettings, draining: watch::Receiver<bool>) -> Self {
+        let inner = HubInner {
+            okta,
+            settings,
+            pollers: Mutex::new(HashMap::new()),
+            draining,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Starts a watch of the events matching `filter` (fingerprinted as `key`).
+    pub fn watch(
+        &self,
+        key: String,
+        filter: Option<Expression>,
+        start: WatchStart,
+    ) -> ReceiverStream<Result<WatchEventsResponse, Status>> {
+        let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
+        let watcher = Watcher {
+            hub: self.clone(),
+            key,
+            filter,
+            sender,
+            remembered: RememberedUuids::default(),
+            last_delivered: None,
+            okta_problem: None,
+        };
+        tokio::spawn(watcher.run(start));
+        ReceiverStream::new(receiver)
+    }
+
+    /// Joins the poller of `key`, starting one (at "now") when there is none.
+    fn subscribe(
+        &self,
+        key: &str,
+        filter: &Option<Expression>,
+    ) -> broadcast::Receiver<PollerMessage> {
+        let mut pollers = self
+            .inner
+            .pollers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = pollers.get(key) {
+            return sender.subscribe();
+        }
+        let (sender, receiver) = broadcast::channel(BROADCAST_PAGES);
+        pollers.insert(key.to_owned(), sender.clone());
+        tokio::spawn(run_poller(
+            self.clone(),
+            key.to_owned(),
+            filter.clone(),
+            sender,
+        ));
+        receiver
+    }
+
+    /// Removes the poller of `key` when nobody watches it any more. Checked under the same lock
+    /// as [`subscribe`](Self::subscribe), so a joining watcher never lands on a stopped poller.
+    fn retire_if_unwatched(&self, key: &str, sender: &broadcast::Sender<PollerMessage>) -> bool {
+        let mut pollers = self
+            .inner
+            .pollers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if sender.receiver_count() > 0 {
+            return false;
+        }
+        pollers.remove(key);
+        true
+    }
+
+    /// Resolves once the server drains.
+    async fn drained(&self) {
+        let mut draining = self.inner.draining.clone();
+        let _ = draining.wait_for(|draining| *draining).await;
+    }
+}
+
+/// Reads one page of the polling query at `position`.
+async fn fetch(
+    okta: &OktaClient,
+    filter: &Option<Expression>,
+    position: &Position,
+) -> Result<Page<LogEvent>, OktaError> {
+    let (since, after) = match position {
+        Position::Since(time) => (Some(*time), None),
+        Position::After(cursor) => (None, Some(cursor.clone())),
+    };
+    let query = LogQuery {
+        since,
+        until: None,
+        filter: filter.clone(),
+        keywords: None,
+        sort_order: LogSortOrder::Ascending,
+    };
+    okta.list_log_events(
+        &query,
+        &PageRequest {
+            limit: MAX_LOG_PAGE_SIZE,
+            after,
+        },
+    )
+    .await
+}
+
+fn is_full(page_len: usize) -> bool {
+    page_len >= MAX_LOG_PAGE_SIZE as usize
+}
+
+/// The pause before the next poll: at least the poll interval, stretched so the remaining budget
+/// (less the reserve) lasts until the window resets, and a full stop until the reset when only
+/// the reserve is left. A full page means more is waiting: no pause.
+fn pause_after(
+    page_len: usize,
+    rate_limit: Option<&RateLimitState>,
+    settings: &WatchSettings,
+) -> Duration {
+    if is_full(page_len) {
+        return Duration::ZERO;
+    }
+    let Some(rate_limit) = rate_limit else {
+        return settings.poll_interval;
+    };
+    if rate_limit.is_concurrency_limit() {
+        return settings.poll_interval.max(Duration::from_secs(1));
+    }
+    let seconds_to_reset = (rate_limit.reset_epoch_seconds - Utc::now().timestamp()).max(1);
+    let until_reset = Duration::from_secs(u64::try_from(seconds_to_reset).unwrap_or(1));
+    let reserve = (rate_limit.limit * u64::from(settings.rate_limit_reserve_percent) / 100).max(1);
+    if rate_limit.remaining <= reserve {
+        return until_reset + Duration::from_secs(1);
+    }
+    let spread = until_reset / u32::try_from(rate_limit.remaining - reserve).unwrap_or(u32::MAX);
+    settings.poll_interval.max(spread)
+}
+
+/// The pause after a failed poll: Okta's reset time for a 429, else the poll interval.
+fn pause_after_error(error: &OktaError, settings: &WatchSettings) -> Duration {
+    match error {
+        OktaError::RateLimited { retry_after, .. } => retry_after
+            .unwrap_or(settings.poll_interval)
+            .max(settings.poll_interval),
+        _ => settings.poll_interval,
+    }
+}
+
+fn describe(error: &OktaError) -> String {
+    let status = okta_error_status(error, OktaCall::Read);
+    format!("{:?}: {}", status.code(), status.message())
+}
+
+async fn run_poller(
+    hub: WatchHub,
+    key: String,
+    filter: Option<Expression>,
+    sender: broadcast::Sender<PollerMessage>,
+) {
+    let settings = hub.inner.settings.clone();
+    let mut position = Position::Since(Utc::now());
+    let mut okta_problem: Option<String> = None;
+    tracing::debug!(watch.filter = %key, "system log poller started");
+    loop {
+        if hub.retire_if_unwatched(&key, &sender) {
+            tracing::debug!(watch.filter = %key, "system log poller stopped: no watchers");
+            return;
+        }
+        let (pause, problem) = match fetch(&hub.inner.okta, &filter, &position).await {
+            Ok(page) => {
+                let page_len = page.items.len();
+                let events: Vec<PositionedEvent> = page
+                    .items
+                    .into_iter()
+                    .map(|event| PositionedEvent {
+                        position: position.clone(),
+                        uuid: uuid_of(&event).to_owned(),
+                        event: event_from_okta(event),
+                    })
+                    .collect();
+                if !events.is_empty() {
+                    let _ = sender.send(PollerMessage::Events(Arc::new(events)));
+                }
+                if let Some(next) = page.next {
+                    position = Position::After(next);
+                }
+                (
+                    pause_after(page_len, page.meta.rate_limit.as_ref(), &settings),
+                    None,
+                )
+            }
+            Err(error) => {
+                tracing::warn!(watch.filter = %key, error = %error, "system log poll failed; retrying");
+                (pause_after_error(&error, &settings), Some(describe(&error)))
+            }
+        };
+        if problem != okta_problem {
+            okta_problem = problem;
+            let _ = sender.send(PollerMessage::Health(okta_problem.clone()));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = hub.drained() => return,
+        }
+    }
+}
+
+/// The uuids a watcher delivered recently, bounded.
+#[derive(Default)]
+struct RememberedUuids {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl RememberedUuids {
+    /// True when `uuid` is new (and remembers it). Events without a uuid are always new.
+    fn first_time(&mut self, uuid: &str) -> bool {
+        if uuid.is_empty() {
+            return true;
+        }
+        if !self.set.insert(uuid.to_owned()) {
+            return false;
+        }
+        self.order.push_back(uuid.to_owned());
+        if self.order.len() > REMEMBERED_UUIDS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+        true
+    }
+}
+
+/// How following the shared poller ended.
+enum Followed {
+    /// The caller left, the server drains, or the poller stopped.
+    Stop,
+    /// The watcher fell behind the broadcast and must catch up on its own.
+    FellBehind,
+}
+
+struct Watcher {
+    hub: WatchHub,
+    key: String,
+    filter: Option<Expression>,
+    sender: mpsc::Sender<Result<WatchEventsResponse, Status>>,
+    remembered: RememberedUuids,
+    last_delivered: Option<ResumePoint>,
+    okta_problem: Option<String>,
+}
+
+impl Watcher {
+    async fn run(mut self, start: WatchStart) {
+        let mut catch_up_from = match start {
+            WatchStart::Live => None,
+            WatchStart::Since(time) => Some((Position::Since(time), None)),
+            WatchStart::Resume(point) => Some((point.position, Some(point.uuid))),
+        };
+        loop {
+            let joined_at = Utc::now();
+            let mut receiver = self.hub.subscribe(&self.key, &self.filter);
+            if let Some((position, skip_through)) = catch_up_from.take() {
+                if !self.catch_up(position, skip_through).await {
+                    return;
+                }
+            }
+            match self.follow(&mut receiver).await {
+                Followed::Stop => return,
+                Followed::FellBehind => {
+                    tracing::info!(watch.filter = %self.key, "watcher fell behind; catching up from its cursor");
+                    catch_up_from = Some(match &self.last_delivered {
+                        Some(point) => (point.position.clone(), Some(point.uuid.clone())),
+                        None => (Position::Since(joined_at), None),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads pages from `position` until Okta has nothing more; false when the stream must end.
+    async fn catch_up(&mut self, mut position: Position, mut skip_through: Option<String>) -> bool {
+        loop {
+            let page = match fetch(&self.hub.inner.okta, &self.filter, &position).await {
+                Ok(page) => page,
+                Err(error) => {
+                    self.okta_problem = Some(describe(&error));
+                    if !self.send_keepalive().await {
+                        return false;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(pause_after_error(&error, &self.hub.inner.settings)) => continue,
+                        () = self.hub.drained() => return false,
+                        () = self.sender.closed() => return false,
+                    }
+                }
+            };
+            self.okta_problem = None;
+            let page_len = page.items.len();
+            let mut events = page.items;
+            if let Some(uuid) = skip_through.take() {
+                if let Some(index) = events.iter().position(|event| uuid_of(event) == uuid) {
+                    events.drain(..=index);
+                }
+            }
+            for event in events {
+                let uuid = uuid_of(&event).to_owned();
+                if !self.deliver(&position, &uuid, event_from_okta(event)).await {
+                    return false;
+                }
+            }
+            match page.next {
+                Some(next) if is_full(page_len) => position = Position::After(next),
+                _ => return true,
+            }
+        }
+    }
+
+    /// Delivers what the shared poller broadcasts, with keep-alives while idle.
+    async fn follow(&mut self, receiver: &mut broadcast::Receiver<PollerMessage>) -> Followed {
+        let period = self.hub.inner.settings.keepalive_interval;
+        let mut keepalive = tokio::time::interval_at(Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                message = receiver.recv() => match message {
+                    Ok(PollerMessage::Events(batch)) => {
+                        for positioned in batch.iter() {
+                            let event = positioned.event.clone();
+                            if !self.deliver(&positioned.position, &positioned.uuid, event).await {
+                                return Followed::Stop;
+                            }
+                        }
+                        keepalive.reset();
+                    }
+                    Ok(PollerMessage::Health(problem)) => self.okta_problem = problem,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return Followed::FellBehind,
+                    Err(broadcast::error::RecvError::Closed) => return Followed::Stop,
+                },
+                _ = keepalive.tick() => {
+                    if !self.send_keepalive().await {
+                        return Followed::Stop;
+                    }
+                }
+                () = self.hub.drained() => return Followed::Stop,
+                () = self.sender.closed() => return Followed::Stop,
+            }
+        }
+    }
+
+    /// Sends an event unless already delivered; false when the caller is gone.
+    async fn deliver(&mut self, position: &Position, uuid: &str, event: Event) -> bool {
+        if !self.remembered.first_time(uuid) {
+            return true;
+        }
+        let resume_cursor = cursor::encode(&self.key, position, uuid);
+        self.last_delivered = Some(ResumePoint {
+            position: position.clone(),
+            uuid: uuid.to_owned(),
+        });
+        let message = WatchEventsResponse {
+            message: Some(Message::Event(event)),
+            resume_cursor,
+        };
+        self.sender.send(Ok(message)).await.is_ok()
+    }
+
+    async fn send_keepalive(&self) -> bool {
+        let now = Utc::now();
+        let keep_alive = KeepAlive {
+            time: Some(prost_types::Timestamp {
+                seconds: now.timestamp(),
+                nanos: i32::try_from(now.timestamp_subsec_nanos()).unwrap_or(0),
+            }),
+            okta_reachable: self.okta_problem.is_none(),
+            okta_problem: self.okta_problem.clone().unwrap_or_default(),
+        };
+        let message = WatchEventsResponse {
+            message: Some(Message::KeepAlive(keep_alive)),
+            resume_cursor: String::new(),
+        };
+        self.sender.send(Ok(message)).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> WatchSettings {
+        WatchSettings {
+            poll_interval: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(15),
+            rate_limit_reserve_percent: 20,
+        }
+    }
+
+    fn budget(limit: u64, remaining: u64, seconds_to_reset: i64) -> RateLimitState {
+        RateLimitState {
+            limit,
+            remaining,
+            reset_epoch_seconds: Utc::now().timestamp() + seconds_to_reset,
+        }
+    }
+
+    #[test]
+    fn polling_spreads_the_remaining_budget_over_the_window_and_keeps_the_reserve() {
+        let settings = settings();
+        assert_eq!(pause_after(3, None, &settings), Duration::from_secs(5));
+        assert_eq!(
+            pause_after(1000, Some(&budget(60, 1, 60)), &settings),
+            Duration::ZERO
+        );
+        // Plenty left: the poll interval.
+        assert_eq!(
+            pause_after(0, Some(&budget(600, 590, 60)), &settings),
+            Duration::from_secs(5)
+        );
+        // 60 s to reset, 12 + 4 reserved left: spread over the 4 usable calls.
+        let spread = pause_after(0, Some(&budget(60, 16, 60)), &settings);
+        assert!(spread >= Duration::from_secs(14), "{spread:?}");
+        // Only the reserve left: wait for the reset.
+        assert!(pause_after(0, Some(&budget(60, 12, 30)), &settings) >= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn remembered_uuids_drop_repeats_and_stay_bounded() {
+        let mut remembered = RememberedUuids::default();
+        assert!(remembered.first_time("a"));
+        assert!(!remembered.first_time("a"));
+        assert!(remembered.first_time(""));
+        assert!(remembered.first_time(""));
+        for index in 0..REMEMBERED_UUIDS + 10 {
+            remembered.first_time(&index.to_string());
+        }
+        assert!(remembered.order.len() <= REMEMBERED_UUIDS);
+    }
+}
