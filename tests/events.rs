@@ -595,3 +595,39 @@ async fn a_draining_server_ends_watch_streams_cleanly() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_watch_paces_itself_and_never_drives_the_logs_bucket_into_429() {
+    // 25 ms between polls would spend a 10-call budget in a quarter of a second; the poller must
+    // slow down by X-Rate-Limit-Remaining instead and keep its reserve.
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .put(format!("{}/__sim/rate-limits", app.sim.base_url()))
+        .json(&json!({"buckets": [{"name": "logs", "method": null, "path_prefix": "/api/v1/logs", "limit": 10}], "window_ms": 60_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    app.clear_sim_requests().await;
+    let mut stream = watch(&mut events_client(&app), WatchEventsRequest::default()).await;
+    for _ in 0..10 {
+        assert!(
+            next_keepalive(&mut stream).await.okta_reachable,
+            "no 429 ever reached the poller"
+        );
+    }
+    let statuses: Vec<u64> = app
+        .sim_requests()
+        .await
+        .iter()
+        .filter(|request| request["path"] == "/api/v1/logs")
+        .map(|request| request["status"].as_u64().unwrap())
+        .collect();
+    assert!(!statuses.is_empty());
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    assert!(
+        statuses.len() <= 8,
+        "the 20% reserve of the 10-call budget stayed unused: {statuses:?}"
+    );
+}
