@@ -40,6 +40,13 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   events.poll_interval_ms    IDGW_EVENTS__POLL_INTERVAL_MS  5000   (System Log polls of one watched filter)
   events.keepalive_interval_ms  IDGW_EVENTS__KEEPALIVE_INTERVAL_MS  15000
   events.rate_limit_reserve_percent  IDGW_EVENTS__RATE_LIMIT_RESERVE_PERCENT  20
+  telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (none: nothing exported)
+  telemetry.service_name     OTEL_SERVICE_NAME              identity-gateway
+  telemetry.resource_attributes  OTEL_RESOURCE_ATTRIBUTES
+  telemetry.traces_sampler   OTEL_TRACES_SAMPLER            parentbased_always_on
+  telemetry.traces_sampler_arg   OTEL_TRACES_SAMPLER_ARG    1.0
+  telemetry.metrics_interval_ms  OTEL_METRIC_EXPORT_INTERVAL  60000
+  (each telemetry.* also as IDGW_TELEMETRY__*)
   log.format                 IDGW_LOG__FORMAT               json   (json | pretty)
   log.filter                 IDGW_LOG__FILTER               info";
 
@@ -94,23 +101,25 @@ pub enum Command {
 /// Runs what the command line asks for until stopped.
 pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref(), env)?;
-    crate::telemetry::init_logging(&settings.log)?;
-    match cli.command {
+    let telemetry = crate::telemetry::init_telemetry(&settings, std::io::stdout)?;
+    let outcome = match cli.command {
         Some(Command::Simulate {
             listen,
             seed,
             empty,
             token,
             token_file,
-        }) => {
-            let token = match token_file {
-                Some(path) => Some(read_token_file(&path)?),
-                None => token,
-            };
-            run_simulator(listen, seed_source(seed, empty), token).await
-        }
+        }) => match token_file.as_deref().map(read_token_file).transpose() {
+            Ok(file_token) => {
+                run_simulator(listen, seed_source(seed, empty), file_token.or(token)).await
+            }
+            Err(error) => Err(error),
+        },
         None => run_gateway(settings, cli.simulate, cli.listen).await,
-    }
+    };
+    // Flush the last spans and metrics; the exporters block, so off the runtime's threads.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    outcome
 }
 
 fn seed_source(seed: Option<PathBuf>, empty: bool) -> SeedSource {

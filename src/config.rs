@@ -33,6 +33,51 @@ pub struct Settings {
     pub events: EventsSettings,
     /// Log output.
     pub log: LogSettings,
+    /// OpenTelemetry traces and metrics.
+    pub telemetry: TelemetrySettings,
+}
+
+/// Where and how traces and metrics are exported. The standard `OTEL_*` variables fill these
+/// (below the `IDGW_TELEMETRY__*` names); with no endpoint nothing is exported.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// OTLP/gRPC collector, for example `http://otel-collector:4317` (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of every span and metric (`OTEL_SERVICE_NAME`).
+    pub service_name: String,
+    /// Extra resource attributes, `key=value,key=value` (`OTEL_RESOURCE_ATTRIBUTES`).
+    pub resource_attributes: String,
+    /// `parentbased_always_on` (default), `parentbased_traceidratio`, `parentbased_always_off`,
+    /// `always_on`, `always_off` or `traceidratio` (`OTEL_TRACES_SAMPLER`).
+    pub traces_sampler: String,
+    /// The ratio for the `*traceidratio` samplers, 0 to 1 (`OTEL_TRACES_SAMPLER_ARG`).
+    pub traces_sampler_arg: Option<f64>,
+    /// How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`).
+    pub metrics_interval_ms: u64,
+}
+
+/// The trace samplers the gateway knows, by their `OTEL_TRACES_SAMPLER` names.
+pub const TRACE_SAMPLERS: &[&str] = &[
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+    "always_on",
+    "always_off",
+    "traceidratio",
+];
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: env!("CARGO_PKG_NAME").to_owned(),
+            resource_attributes: String::new(),
+            traces_sampler: "parentbased_always_on".to_owned(),
+            traces_sampler_arg: None,
+            metrics_interval_ms: 60_000,
+        }
+    }
 }
 
 /// How WatchEvents polls Okta's System Log.
@@ -191,6 +236,24 @@ impl Settings {
         let sdk_env: HashMap<String, String> = [
             (OKTA_SDK_ORG_URL_VAR, "IDGW_OKTA__ORG_URL"),
             (OKTA_SDK_TOKEN_VAR, "IDGW_OKTA__API_TOKEN"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "IDGW_TELEMETRY__OTLP_ENDPOINT",
+            ),
+            ("OTEL_SERVICE_NAME", "IDGW_TELEMETRY__SERVICE_NAME"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "IDGW_TELEMETRY__RESOURCE_ATTRIBUTES",
+            ),
+            ("OTEL_TRACES_SAMPLER", "IDGW_TELEMETRY__TRACES_SAMPLER"),
+            (
+                "OTEL_TRACES_SAMPLER_ARG",
+                "IDGW_TELEMETRY__TRACES_SAMPLER_ARG",
+            ),
+            (
+                "OTEL_METRIC_EXPORT_INTERVAL",
+                "IDGW_TELEMETRY__METRICS_INTERVAL_MS",
+            ),
         ]
         .into_iter()
         .filter_map(|(sdk_name, own_name)| {
@@ -223,6 +286,30 @@ impl Settings {
         let grpc = &self.grpc;
         if grpc.request_timeout_ms == 0 {
             problems.push("`grpc.request_timeout_ms` must be greater than zero".to_owned());
+        }
+        let telemetry = &self.telemetry;
+        if !TRACE_SAMPLERS.contains(&telemetry.traces_sampler.as_str()) {
+            problems.push(format!(
+                "`telemetry.traces_sampler` must be one of {}, got `{}`",
+                TRACE_SAMPLERS.join(", "),
+                telemetry.traces_sampler
+            ));
+        }
+        if telemetry
+            .traces_sampler_arg
+            .is_some_and(|ratio| !(0.0..=1.0).contains(&ratio))
+        {
+            problems.push("`telemetry.traces_sampler_arg` must be between 0 and 1".to_owned());
+        }
+        if let Some(endpoint) = &telemetry.otlp_endpoint {
+            if Url::parse(endpoint).is_err() {
+                problems.push(format!(
+                    "`telemetry.otlp_endpoint` is not a URL: `{endpoint}`"
+                ));
+            }
+        }
+        if telemetry.metrics_interval_ms == 0 {
+            problems.push("`telemetry.metrics_interval_ms` must be greater than zero".to_owned());
         }
         let events = &self.events;
         if events.poll_interval_ms == 0 || events.keepalive_interval_ms == 0 {

@@ -15,6 +15,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::api::audit::AuditLayer;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::{EventsApi, GroupsApi, UsersApi};
 use crate::config::Settings;
@@ -23,6 +24,7 @@ use crate::okta::OktaClient;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
+use crate::telemetry::rpc::RpcTelemetryLayer;
 
 /// The fully qualified names of the services the gateway reports in `grpc.health.v1`.
 pub const HEALTH_CHECKED_SERVICES: &[&str] =
@@ -91,6 +93,8 @@ impl Application {
             draining_sender,
         );
         let server = Server::builder()
+            .layer(RpcTelemetryLayer)
+            .layer(AuditLayer)
             .layer(DeadlineLayer::new(settings.request_timeout()))
             .add_service(health_service)
             .add_service(reflection_v1)

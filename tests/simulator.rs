@@ -1080,7 +1080,21 @@ async fn request_log_records_raw_paths() {
             .unwrap(),
     )
     .await;
-    let log = s.admin("GET", "/__sim/requests", None).await.body;
+    let mut log = s.admin("GET", "/__sim/requests", None).await.body;
+    for record in log.as_array_mut().unwrap() {
+        let record = record.as_object_mut().unwrap();
+        let request_id = record.remove("request_id").unwrap();
+        assert_eq!(
+            request_id.as_str().unwrap().len(),
+            32,
+            "each answer's X-Okta-Request-Id"
+        );
+        assert_eq!(
+            record.remove("traceparent"),
+            Some(serde_json::Value::Null),
+            "no trace context was sent"
+        );
+    }
     assert_eq!(
         log,
         json!([

@@ -48,7 +48,6 @@ pub type UserStream = Pin<Box<dyn Stream<Item = Result<User, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl GroupService for GroupsApi {
-    #[tracing::instrument(skip_all, fields(rpc = "GetGroup"))]
     async fn get_group(
         &self,
         request: Request<GetGroupRequest>,
@@ -62,7 +61,6 @@ impl GroupService for GroupsApi {
         Ok(Response::new(group_from_okta(group)))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "ListGroups"))]
     async fn list_groups(
         &self,
         request: Request<ListGroupsRequest>,
@@ -110,7 +108,6 @@ impl GroupService for GroupsApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "ListGroupMembers"))]
     async fn list_group_members(
         &self,
         request: Request<ListGroupMembersRequest>,
@@ -139,7 +136,6 @@ impl GroupService for GroupsApi {
 
     type StreamGroupMembersStream = UserStream;
 
-    #[tracing::instrument(skip_all, fields(rpc = "StreamGroupMembers"))]
     async fn stream_group_members(
         &self,
         request: Request<StreamGroupMembersRequest>,
@@ -183,7 +179,6 @@ impl GroupService for GroupsApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "AddGroupMember"))]
     async fn add_group_member(
         &self,
         request: Request<GroupMemberRequest>,
@@ -192,7 +187,6 @@ impl GroupService for GroupsApi {
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "RemoveGroupMember"))]
     async fn remove_group_member(
         &self,
         request: Request<GroupMemberRequest>,

@@ -1,6 +1,7 @@
 //! The gRPC handlers: thin adapters that validate the request, call the Okta client, and
 //! convert the answer. Failures become statuses only in [`status`].
 
+pub mod audit;
 pub mod convert;
 pub mod events;
 pub mod groups;

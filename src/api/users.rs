@@ -73,7 +73,6 @@ enum Transition {
 
 #[tonic::async_trait]
 impl UserService for UsersApi {
-    #[tracing::instrument(skip_all, fields(rpc = "CreateUser"))]
     async fn create_user(
         &self,
         request: Request<CreateUserRequest>,
@@ -116,10 +115,10 @@ impl UserService for UsersApi {
             .create_user(&create)
             .await
             .map_err(mapped(OktaCall::Write))?;
+        super::audit::note_target("created_user_id", &user.id);
         Ok(Response::new(user_from_okta(user)))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "GetUser"))]
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         match request.into_inner().user {
             Some(get_user_request::User::Id(id)) => {
@@ -145,7 +144,6 @@ impl UserService for UsersApi {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "ListUsers"))]
     async fn list_users(
         &self,
         request: Request<ListUsersRequest>,
@@ -209,7 +207,6 @@ impl UserService for UsersApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "UpdateUser"))]
     async fn update_user(
         &self,
         request: Request<UpdateUserRequest>,
@@ -230,7 +227,6 @@ impl UserService for UsersApi {
         Ok(Response::new(user_from_okta(updated)))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "ActivateUser"))]
     async fn activate_user(
         &self,
         request: Request<ActivateUserRequest>,
@@ -245,7 +241,6 @@ impl UserService for UsersApi {
         self.activation_response(&user_id, token).await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "ReactivateUser"))]
     async fn reactivate_user(
         &self,
         request: Request<ReactivateUserRequest>,
@@ -260,7 +255,6 @@ impl UserService for UsersApi {
         self.activation_response(&user_id, token).await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "DeactivateUser"))]
     async fn deactivate_user(
         &self,
         request: Request<DeactivateUserRequest>,
@@ -275,7 +269,6 @@ impl UserService for UsersApi {
         .await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "SuspendUser"))]
     async fn suspend_user(
         &self,
         request: Request<UserLifecycleRequest>,
@@ -284,7 +277,6 @@ impl UserService for UsersApi {
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "UnsuspendUser"))]
     async fn unsuspend_user(
         &self,
         request: Request<UserLifecycleRequest>,
@@ -293,7 +285,6 @@ impl UserService for UsersApi {
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "UnlockUser"))]
     async fn unlock_user(
         &self,
         request: Request<UserLifecycleRequest>,
@@ -302,7 +293,6 @@ impl UserService for UsersApi {
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "ResetPassword"))]
     async fn reset_password(
         &self,
         request: Request<ResetPasswordRequest>,
@@ -320,7 +310,6 @@ impl UserService for UsersApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "ExpirePassword"))]
     async fn expire_password(
         &self,
         request: Request<ExpirePasswordRequest>,
@@ -351,7 +340,6 @@ impl UserService for UsersApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "DeleteUser"))]
     async fn delete_user(
         &self,
         request: Request<DeleteUserRequest>,
@@ -382,7 +370,6 @@ impl UserService for UsersApi {
         Ok(Response::new(()))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "ListUserGroups"))]
     async fn list_user_groups(
         &self,
         request: Request<ListUserGroupsRequest>,

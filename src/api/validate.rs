@@ -22,10 +22,14 @@ impl Violations {
         self.0.push(FieldViolation::new(field, description));
     }
 
-    /// Parses a required Okta id, recording a violation when it is not one.
+    /// Parses a required Okta id, recording a violation when it is not one. A valid id is also
+    /// noted as a target of the RPC's audit record.
     pub fn id(&mut self, field: &str, value: &str) -> Option<OktaId> {
         match OktaId::parse(value) {
-            Ok(id) => Some(id),
+            Ok(id) => {
+                super::audit::note_target(field, id.as_str());
+                Some(id)
+            }
             Err(error) => {
                 self.add(field, format!("not an Okta id: {error}"));
                 None

@@ -10,9 +10,11 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 use url::Url;
 
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
+use crate::okta::instrumentation;
 use crate::okta::pagination::{self, Page};
 use crate::okta::rate_limit::{self, RateLimitState, RetryParams};
 
@@ -262,19 +264,23 @@ impl OktaClient {
         let mut attempt: u32 = 0;
         let mut retry_for_opt: Option<String> = None;
         loop {
-            let request = self.build_request(
-                &method,
-                &url,
-                body_bytes_opt.as_deref(),
-                attempt,
-                retry_for_opt.as_deref(),
-            );
+            let span = instrumentation::request_span(&method, &url, attempt);
+            let request = self
+                .build_request(
+                    &method,
+                    &url,
+                    body_bytes_opt.as_deref(),
+                    attempt,
+                    retry_for_opt.as_deref(),
+                )
+                .headers(instrumentation::trace_context_headers(&span));
             let may_retry = retry == Retry::Idempotent && attempt < self.retry.max_retries;
             let started = Instant::now();
-            let response = match request.send().await {
+            let response = match request.send().instrument(span.clone()).await {
                 Ok(response) => response,
                 Err(transport_error) => {
                     let error = OktaError::from_transport(transport_error);
+                    instrumentation::record_transport_error(&span, error.kind());
                     tracing::debug!(http.method = %method, url.path = url.path(), attempt, error = %error, "okta request failed");
                     if may_retry && matches!(error, OktaError::Connect(_)) {
                         tokio::time::sleep(self.retry.backoff(attempt)).await;
@@ -294,9 +300,11 @@ impl OktaClient {
             };
             let body = response
                 .bytes()
+                .instrument(span.clone())
                 .await
                 .map_err(OktaError::from_transport)?
                 .to_vec();
+            instrumentation::record_response(&span, &method, &url, &meta, started.elapsed());
             tracing::debug!(
                 http.method = %method,
                 url.path = url.path(),
@@ -315,6 +323,9 @@ impl OktaClient {
                 });
             }
             let error_body_opt = serde_json::from_slice::<OktaErrorBody>(&body).ok();
+            if let Some(error_body) = &error_body_opt {
+                instrumentation::record_error_code(&span, &error_body.error_code);
+            }
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let retry_after = rate_limit::backoff_after_429(&headers);
                 if meta

@@ -104,6 +104,18 @@ impl OktaError {
 
     /// Classifies a transport error once: timeouts apart from everything else. The URL is
     /// dropped so query values (search text, logins) never reach logs through the error.
+    /// A short name of the failure class, for span and metric attributes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Api { .. } => "okta_rejected",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Timeout(_) => "timeout",
+            Self::Connect(_) => "connect",
+            Self::UnexpectedResponse { .. } => "unexpected_response",
+        }
+    }
+
     pub(crate) fn from_transport(error: reqwest::Error) -> Self {
         let error = error.without_url();
         if error.is_timeout() {

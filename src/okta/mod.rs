@@ -14,6 +14,7 @@ mod error;
 mod expression;
 mod groups;
 mod ids;
+pub mod instrumentation;
 mod logs;
 mod models;
 mod pagination;

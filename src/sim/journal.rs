@@ -19,6 +19,10 @@ pub struct RequestRecord {
     pub query: Option<String>,
     /// Status of the response.
     pub status: u16,
+    /// The W3C `traceparent` the caller sent, so tests can tie Okta's side to a trace.
+    pub traceparent: Option<String>,
+    /// The `X-Okta-Request-Id` the simulator answered with.
+    pub request_id: String,
 }
 
 /// The log itself.

@@ -91,6 +91,11 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 async fn api(app: &App, req: Request, path: String) -> Response {
     let method = req.method().clone();
     let raw_query = req.uri().query().map(str::to_owned);
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let request_id = super::ids::request_id();
     let meta = RequestMeta {
         request_id: request_id.clone(),
@@ -147,6 +152,8 @@ async fn api(app: &App, req: Request, path: String) -> Response {
         path,
         query: raw_query,
         status: reply.status.as_u16(),
+        traceparent,
+        request_id: request_id.clone(),
     });
     let mut resp = render(reply);
     common_headers(resp.headers_mut(), &request_id, Some(verdict));

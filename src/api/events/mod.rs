@@ -104,7 +104,6 @@ fn window_parts(
 
 #[tonic::async_trait]
 impl EventService for EventsApi {
-    #[tracing::instrument(skip_all, fields(rpc = "ListLogonEvents"))]
     async fn list_logon_events(
         &self,
         request: Request<ListLogonEventsRequest>,
@@ -186,7 +185,6 @@ impl EventService for EventsApi {
         .await
     }
 
-    #[tracing::instrument(skip_all, fields(rpc = "SearchEvents"))]
     async fn search_events(
         &self,
         request: Request<SearchEventsRequest>,
@@ -246,7 +244,6 @@ impl EventService for EventsApi {
 
     type WatchEventsStream = ReceiverStream<Result<WatchEventsResponse, Status>>;
 
-    #[tracing::instrument(skip_all, fields(rpc = "WatchEvents"))]
     async fn watch_events(
         &self,
         request: Request<WatchEventsRequest>,

@@ -33,6 +33,27 @@ const WATCH_BUFFER: usize = 256;
 /// broadcast.
 const REMEMBERED_UUIDS: usize = 50_000;
 
+/// Open WatchEvents streams and running pollers, for the metrics.
+struct WatchMetrics {
+    streams: opentelemetry::metrics::UpDownCounter<i64>,
+    pollers: opentelemetry::metrics::UpDownCounter<i64>,
+}
+
+/// Created on first use, after the meter provider is installed.
+static METRICS: std::sync::LazyLock<WatchMetrics> = std::sync::LazyLock::new(|| {
+    let meter = opentelemetry::global::meter(crate::telemetry::INSTRUMENTATION_NAME);
+    WatchMetrics {
+        streams: meter
+            .i64_up_down_counter("identity_gateway.watch.streams")
+            .with_description("Open WatchEvents streams")
+            .build(),
+        pollers: meter
+            .i64_up_down_counter("identity_gateway.watch.pollers")
+            .with_description("System Log pollers, one per distinct watched filter")
+            .build(),
+    }
+});
+
 /// How the pollers pace themselves and how often idle streams send keep-alives.
 #[derive(Clone, Debug)]
 pub struct WatchSettings {
@@ -249,9 +270,11 @@ async fn run_poller(
     let mut position = Position::Since(Utc::now());
     let mut okta_problem: Option<String> = None;
     tracing::debug!(watch.filter = %key, "system log poller started");
+    METRICS.pollers.add(1, &[]);
     loop {
         if hub.retire_if_unwatched(&key, &sender) {
             tracing::debug!(watch.filter = %key, "system log poller stopped: no watchers");
+            METRICS.pollers.add(-1, &[]);
             return;
         }
         let (pause, problem) = match fetch(&hub.inner.okta, &filter, &position).await {
@@ -288,7 +311,10 @@ async fn run_poller(
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            () = hub.drained() => return,
+            () = hub.drained() => {
+                METRICS.pollers.add(-1, &[]);
+                return;
+            }
         }
     }
 }
@@ -338,7 +364,13 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(mut self, start: WatchStart) {
+    async fn run(self, start: WatchStart) {
+        METRICS.streams.add(1, &[]);
+        self.stream(start).await;
+        METRICS.streams.add(-1, &[]);
+    }
+
+    async fn stream(mut self, start: WatchStart) {
         let mut catch_up_from = match start {
             WatchStart::Live => None,
             WatchStart::Since(time) => Some((Position::Since(time), None)),

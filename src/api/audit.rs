@@ -1,0 +1,109 @@
+//! Audit records: one structured log line (target `audit`) for every mutating RPC, with who
+//! called, the method, the user and group ids it touched, the outcome and the Okta request ids.
+//! No profile data beyond ids, never a secret.
+
+use std::cell::RefCell;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use tonic::transport::server::TcpConnectInfo;
+use tower::{Layer, Service};
+
+use crate::okta::instrumentation::collecting_request_ids;
+
+/// The RPCs that change something in Okta, by their gRPC path.
+pub const MUTATING_METHODS: &[&str] = &[
+    "/identity.v1.UserService/CreateUser",
+    "/identity.v1.UserService/UpdateUser",
+    "/identity.v1.UserService/ActivateUser",
+    "/identity.v1.UserService/ReactivateUser",
+    "/identity.v1.UserService/DeactivateUser",
+    "/identity.v1.UserService/SuspendUser",
+    "/identity.v1.UserService/UnsuspendUser",
+    "/identity.v1.UserService/UnlockUser",
+    "/identity.v1.UserService/ResetPassword",
+    "/identity.v1.UserService/ExpirePassword",
+    "/identity.v1.UserService/DeleteUser",
+    "/identity.v1.GroupService/AddGroupMember",
+    "/identity.v1.GroupService/RemoveGroupMember",
+];
+
+tokio::task_local! {
+    static TARGETS: RefCell<Vec<String>>;
+}
+
+/// Notes an id the current RPC acts on (`user_id=00u…`), for its audit record. Ids are
+/// validated before they are noted, so nothing a caller writes freely reaches the audit log.
+pub fn note_target(field: &str, id: &str) {
+    let _ = TARGETS.try_with(|targets| targets.borrow_mut().push(format!("{field}={id}")));
+}
+
+/// Applies [`Audit`] to every service.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuditLayer;
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = Audit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Audit { inner }
+    }
+}
+
+/// Writes the audit record of each mutating RPC; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Audit<S> {
+    inner: S,
+}
+
+impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for Audit<S>
+where
+    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        if !MUTATING_METHODS.contains(&path.as_str()) {
+            return Box::pin(self.inner.call(request));
+        }
+        let caller = request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .map_or_else(|| "unknown".to_owned(), |peer| format!("peer:{peer}"));
+        let response = self.inner.call(request);
+        Box::pin(TARGETS.scope(RefCell::new(Vec::new()), async move {
+            let (result, okta_request_ids) = collecting_request_ids(response).await;
+            let outcome = match &result {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .map_or("OK".to_owned(), |code| {
+                        format!("{:?}", tonic::Code::from(code))
+                    }),
+                Err(_) => "Unknown".to_owned(),
+            };
+            let targets = TARGETS.with(|targets| targets.take()).join(" ");
+            tracing::info!(
+                target: "audit",
+                caller = caller,
+                method = path.trim_start_matches('/'),
+                ids = targets,
+                outcome = outcome,
+                okta_request_ids = okta_request_ids.join(" "),
+                "audit"
+            );
+            result
+        }))
+    }
+}

@@ -1,0 +1,172 @@
+//! Logs, OpenTelemetry traces and metrics. Logs go to stdout (JSON lines for collectors, or
+//! readable lines for people) and carry the trace and span ids of the RPC they belong to. Traces
+//! and metrics are exported over OTLP/gRPC when an endpoint is configured, and flushed on exit.
+
+pub mod rpc;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{KeyValue, global};
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogFormat, Settings, TelemetrySettings};
+
+/// The instrumentation scope name of every span and metric the gateway makes.
+pub const INSTRUMENTATION_NAME: &str = env!("CARGO_PKG_NAME");
+
+/// Keeps the exporters alive; [`TelemetryGuard::shutdown`] flushes them.
+#[must_use = "dropping the guard without shutdown loses the last spans and metrics"]
+pub struct TelemetryGuard {
+    tracer_provider: Option<SdkTracerProvider>,
+    meter_provider: Option<SdkMeterProvider>,
+}
+
+impl TelemetryGuard {
+    /// Flushes and stops the exporters. Blocks: call it from a blocking context
+    /// (`tokio::task::spawn_blocking`) when inside a runtime.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.tracer_provider {
+            if let Err(error) = provider.shutdown() {
+                eprintln!("identity-gateway: flushing traces failed: {error}");
+            }
+        }
+        if let Some(provider) = self.meter_provider {
+            if let Err(error) = provider.shutdown() {
+                eprintln!("identity-gateway: flushing metrics failed: {error}");
+            }
+        }
+    }
+}
+
+/// Installs the global log subscriber, the W3C trace-context propagator and, when an OTLP
+/// endpoint is configured, the trace and metric exporters. Call once, inside the runtime.
+pub fn init_telemetry<W>(settings: &Settings, log_writer: W) -> anyhow::Result<TelemetryGuard>
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let log_filter = EnvFilter::try_new(&settings.log.filter)
+        .map_err(|error| anyhow::anyhow!("`log.filter` is not a valid filter: {error}"))?;
+    let log_layer = match settings.log.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(log_writer)
+            .with_filter(log_filter)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(log_writer)
+            .with_filter(log_filter)
+            .boxed(),
+    };
+    let (trace_layer, tracer_provider, meter_provider) = match &settings.telemetry.otlp_endpoint {
+        None => (None, None, None),
+        Some(endpoint) => {
+            let resource = resource(&settings.telemetry);
+            let tracer_provider = tracer_provider(endpoint, &settings.telemetry, resource.clone())?;
+            let meter_provider = meter_provider(endpoint, &settings.telemetry, resource)?;
+            global::set_tracer_provider(tracer_provider.clone());
+            global::set_meter_provider(meter_provider.clone());
+            let tracer = tracer_provider.tracer(INSTRUMENTATION_NAME);
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(LevelFilter::INFO);
+            (Some(layer), Some(tracer_provider), Some(meter_provider))
+        }
+    };
+    tracing_subscriber::registry()
+        .with(log_layer)
+        .with(trace_layer)
+        .try_init()
+        .context("failed to install the log subscriber")?;
+    Ok(TelemetryGuard {
+        tracer_provider,
+        meter_provider,
+    })
+}
+
+/// `service.name`, the version, and `OTEL_RESOURCE_ATTRIBUTES`-style extra attributes.
+fn resource(settings: &TelemetrySettings) -> Resource {
+    let extra = settings.resource_attributes.split(',').filter_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        let decode = |text: &str| {
+            url::form_urlencoded::parse(text.trim().as_bytes())
+                .map(|(decoded, _)| decoded.into_owned())
+                .next()
+                .unwrap_or_default()
+        };
+        Some(KeyValue::new(decode(key), decode(value)))
+    });
+    Resource::builder_empty()
+        .with_service_name(settings.service_name.clone())
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .with_attributes(extra)
+        .build()
+}
+
+/// The sampler named like `OTEL_TRACES_SAMPLER` (validated in the configuration).
+pub fn sampler(name: &str, ratio: Option<f64>) -> Sampler {
+    let ratio = ratio.unwrap_or(1.0);
+    match name {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatioBased(ratio),
+        "parentbased_always_off" => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        "parentbased_traceidratio" => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+        }
+        _ => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+    }
+}
+
+fn tracer_provider(
+    endpoint: &str,
+    settings: &TelemetrySettings,
+    resource: Resource,
+) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .context("failed to build the OTLP span exporter")?;
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(sampler(
+            &settings.traces_sampler,
+            settings.traces_sampler_arg,
+        ))
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+fn meter_provider(
+    endpoint: &str,
+    settings: &TelemetrySettings,
+    resource: Resource,
+) -> anyhow::Result<SdkMeterProvider> {
+    let exporter = MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .context("failed to build the OTLP metric exporter")?;
+    let reader = PeriodicReader::builder(exporter)
+        .with_interval(Duration::from_millis(settings.metrics_interval_ms))
+        .build();
+    Ok(SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(reader)
+        .build())
+}

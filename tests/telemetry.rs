@@ -1,0 +1,332 @@
+//! Traces, metrics and logs end to end: an in-process OTLP collector receives what the gateway
+//! exports. One test function, because the subscriber and the exporters are process-wide.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use common::{SIM_TOKEN, spawn_gateway_for, start_simulator};
+use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
+use identity_gateway::telemetry::init_telemetry;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+/// What the collector received.
+#[derive(Clone, Default)]
+struct Collected {
+    traces: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collected {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.traces.lock().unwrap().push(request.into_inner());
+        Ok(Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Collected {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.metrics.lock().unwrap().push(request.into_inner());
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'writer self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<AnyValue> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.clone())
+        .and_then(|value| value.value)
+}
+
+fn text_attribute(span: &Span, key: &str) -> String {
+    match attribute(span, key) {
+        Some(AnyValue::StringValue(text)) => text,
+        Some(AnyValue::IntValue(number)) => number.to_string(),
+        other => panic!("span {:?} has no attribute {key}: {other:?}", span.name),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
+    // An in-process OTLP collector.
+    let collected = Collected::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_address: SocketAddr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(collected.clone()))
+        .add_service(MetricsServiceServer::new(collected.clone()))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(server);
+
+    let logs = LogBuffer::default();
+    let mut settings = common::test_settings();
+    settings.telemetry.otlp_endpoint = Some(format!("http://{collector_address}"));
+    settings.telemetry.metrics_interval_ms = 200;
+    settings.telemetry.resource_attributes = "deployment.environment=test".to_owned();
+    settings.log.filter = "info".to_owned();
+    let guard = init_telemetry(&settings, logs.clone()).unwrap();
+
+    let app = spawn_gateway_for(start_simulator().await, |gateway| {
+        gateway.telemetry = settings.telemetry.clone();
+    })
+    .await;
+    let user_id = app.seed_user("traced@example.com").await;
+
+    // A caller with its own trace.
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let mut request = Request::new(GetUserRequest {
+        user: Some(get_user_request::User::Id(user_id.clone())),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{caller_trace}-{caller_span}-01")
+            .parse()
+            .unwrap(),
+    );
+    app.users.clone().get_user(request).await.unwrap();
+
+    // A failing Okta call in another trace, retried once first (a 503, then Okta's 404).
+    let failing_trace = "0af7651916cd43dd8448eb211c80319c";
+    app.inject_fault(
+        json!({"method": "GET", "path_prefix": "/api/v1/users/", "status": 503, "times": 1}),
+    )
+    .await;
+    app.inject_fault(json!({"method": "GET", "path_prefix": "/api/v1/users/", "status": 404, "error_code": "E0000007", "times": 1})).await;
+    let mut request = Request::new(GetUserRequest {
+        user: Some(get_user_request::User::Id(user_id.clone())),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{failing_trace}-b7ad6b7169203331-01")
+            .parse()
+            .unwrap(),
+    );
+    let status = app.users.clone().get_user(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
+    // A mutating call, for the audit record.
+    app.users
+        .clone()
+        .suspend_user(UserLifecycleRequest {
+            user_id: user_id.clone(),
+        })
+        .await
+        .unwrap();
+    let sim_requests = app.sim_requests().await;
+
+    tokio::task::spawn_blocking(move || guard.shutdown())
+        .await
+        .unwrap();
+
+    // Traces.
+    let spans: Vec<Span> = collected
+        .traces
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|export| export.resource_spans.iter())
+        .flat_map(|resource| resource.scope_spans.iter())
+        .flat_map(|scope| scope.spans.iter().cloned())
+        .collect();
+    let in_trace = |trace: &str| {
+        spans
+            .iter()
+            .filter(|span| hex(&span.trace_id) == trace)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    let traced = in_trace(caller_trace);
+    let server = traced
+        .iter()
+        .find(|span| span.kind == SpanKind::Server as i32)
+        .expect("an RPC server span");
+    assert_eq!(server.name, "identity.v1.UserService/GetUser");
+    assert_eq!(
+        hex(&server.parent_span_id),
+        caller_span,
+        "parented on the caller's span"
+    );
+    assert_eq!(text_attribute(server, "rpc.system"), "grpc");
+    assert_eq!(
+        text_attribute(server, "rpc.service"),
+        "identity.v1.UserService"
+    );
+    assert_eq!(text_attribute(server, "rpc.method"), "GetUser");
+    assert_eq!(text_attribute(server, "rpc.grpc.status_code"), "0");
+    let client = traced
+        .iter()
+        .find(|span| span.kind == SpanKind::Client as i32)
+        .expect("an Okta client span");
+    assert_eq!(
+        client.parent_span_id, server.span_id,
+        "the Okta request is a child of the RPC"
+    );
+    assert_eq!(text_attribute(client, "http.request.method"), "GET");
+    assert_eq!(text_attribute(client, "server.address"), "127.0.0.1");
+    assert_eq!(
+        text_attribute(client, "url.path"),
+        format!("/api/v1/users/{user_id}")
+    );
+    assert_eq!(text_attribute(client, "http.response.status_code"), "200");
+    assert_eq!(text_attribute(client, "okta.retry_count"), "0");
+    let okta_request_id = text_attribute(client, "okta.request_id");
+    assert!(attribute(client, "okta.rate_limit.remaining").is_some());
+    assert!(
+        sim_requests
+            .iter()
+            .any(|request| request["request_id"] == okta_request_id.as_str()
+                && request["traceparent"]
+                    .as_str()
+                    .is_some_and(|traceparent| traceparent.contains(caller_trace))),
+        "the simulator saw the caller's trace id on the request Okta knows as {okta_request_id}"
+    );
+
+    let failed = in_trace(failing_trace);
+    let failed_server = failed
+        .iter()
+        .find(|span| span.kind == SpanKind::Server as i32)
+        .unwrap();
+    assert_eq!(text_attribute(failed_server, "rpc.grpc.status_code"), "5");
+    let attempts: Vec<&Span> = failed
+        .iter()
+        .filter(|span| span.kind == SpanKind::Client as i32)
+        .collect();
+    assert_eq!(attempts.len(), 2, "one client span per HTTP attempt");
+    let last = attempts
+        .iter()
+        .find(|span| text_attribute(span, "okta.retry_count") == "1")
+        .unwrap();
+    assert_eq!(text_attribute(last, "okta.error_code"), "E0000007");
+    assert_eq!(last.status.as_ref().unwrap().code, StatusCode::Error as i32);
+
+    // Metrics.
+    let metrics = collected.metrics.lock().unwrap().clone();
+    let mut metric_attributes: HashMap<String, Vec<String>> = HashMap::new();
+    for metric in metrics
+        .iter()
+        .flat_map(|m| m.resource_metrics.iter())
+        .flat_map(|r| r.scope_metrics.iter())
+        .flat_map(|s| s.metrics.iter())
+    {
+        let keys = format!("{:?}", metric.data);
+        metric_attributes
+            .entry(metric.name.clone())
+            .or_default()
+            .push(keys);
+    }
+    for (name, label) in [
+        ("rpc.server.duration", "rpc.grpc.status_code"),
+        ("identity_gateway.rpc.in_flight", "rpc.method"),
+        ("identity_gateway.okta.request.duration", "okta.endpoint"),
+        (
+            "identity_gateway.okta.rate_limit.remaining",
+            "okta.endpoint",
+        ),
+        ("identity_gateway.okta.retries", "okta.endpoint"),
+    ] {
+        let data = metric_attributes
+            .get(name)
+            .unwrap_or_else(|| panic!("no metric {name}: {:?}", metric_attributes.keys()));
+        assert!(
+            data.iter().any(|text| text.contains(label)),
+            "{name} lacks the {label} label"
+        );
+    }
+    let resource = format!("{metrics:?}");
+    assert!(
+        resource.contains("deployment.environment"),
+        "OTEL_RESOURCE_ATTRIBUTES-style attributes are exported"
+    );
+
+    // Logs: JSON with trace ids, an audit record, and never the Okta token.
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let audit = lines
+        .iter()
+        .find(|line| {
+            line["target"] == "audit" && line["method"] == "identity.v1.UserService/SuspendUser"
+        })
+        .expect("an audit record for SuspendUser");
+    assert_eq!(audit["outcome"], "OK");
+    assert_eq!(audit["ids"], format!("user_id={user_id}"));
+    assert!(
+        audit["caller"]
+            .as_str()
+            .unwrap()
+            .starts_with("peer:127.0.0.1:")
+    );
+    assert!(!audit["okta_request_ids"].as_str().unwrap().is_empty());
+    assert!(
+        audit["span"]["trace_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 32),
+        "logs carry the trace id: {audit}"
+    );
+
+    let everything = format!("{logs}{:?}{:?}", collected.traces.lock().unwrap(), metrics);
+    assert!(
+        !everything.contains(SIM_TOKEN),
+        "the Okta token leaked into telemetry"
+    );
+}
