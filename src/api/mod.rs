@@ -2,6 +2,7 @@
 //! convert the answer. Failures become statuses only in [`status`].
 
 pub mod convert;
+pub mod devices;
 pub mod events;
 pub mod groups;
 pub mod page_token;
@@ -9,6 +10,7 @@ pub mod status;
 pub mod users;
 pub mod validate;
 
+pub use devices::DevicesApi;
 pub use events::EventsApi;
 pub use groups::GroupsApi;
 pub use users::UsersApi;
