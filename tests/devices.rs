@@ -714,3 +714,158 @@ async fn the_demo_org_has_devices_in_mixed_statuses_linked_to_demo_users() {
         .devices;
     assert_eq!(ada.len(), 2);
 }
+
+/// GET/POST/DELETE straight to the simulator with the test token.
+async fn sim_call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path_and_query: &str,
+) -> reqwest::Response {
+    app.http
+        .request(method, format!("{}{path_and_query}", app.sim.base_url()))
+        .header("Authorization", format!("SSWS {}", common::SIM_TOKEN))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_simulator_answers_like_the_recorded_okta_traffic() {
+    let app = spawn_app().await;
+    let seeded = seed_devices(&app).await;
+
+    // 404 bodies exactly as recorded: `(Device)`, but `(GenericUDObject)` for `…/users`.
+    for (path, kind) in [
+        ("/api/v1/devices/non-existent-device-id", "Device"),
+        (
+            "/api/v1/devices/non-existent-device-id/users",
+            "GenericUDObject",
+        ),
+    ] {
+        let response = sim_call(&app, reqwest::Method::GET, path).await;
+        assert_eq!(response.status().as_u16(), 404);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errorCode"], "E0000007");
+        assert_eq!(
+            body["errorSummary"],
+            format!("Not found: Resource not found: non-existent-device-id ({kind})")
+        );
+        assert_eq!(body["errorCauses"], json!([]));
+    }
+    let response = sim_call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/devices/non-existent-device-id/lifecycle/activate",
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 404);
+
+    // A cursor Okta did not issue: 400 E0000031 "Invalid cursor." as recorded.
+    let response = sim_call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/devices?after=mock_cursor_for_testing&limit=2",
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errorSummary"], "Invalid search criteria.");
+    assert_eq!(body["errorCauses"][0]["errorSummary"], "Invalid cursor.");
+
+    // Paging: the cursor is the last id of the page; links order their parameters by name.
+    let response = sim_call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/devices?limit=2&search=status%20eq%20%22ACTIVE%22",
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let links: Vec<String> = response
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let page: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(page.len(), 2);
+    let last = page[1]["id"].as_str().unwrap();
+    assert!(
+        links[0].ends_with("/api/v1/devices?limit=2&search=status+eq+%22ACTIVE%22>; rel=\"self\"")
+    );
+    assert!(links[1].ends_with(&format!(
+        "/api/v1/devices?after={last}&limit=2&search=status+eq+%22ACTIVE%22>; rel=\"next\""
+    )));
+    // The recorded device shape.
+    let device = &page[0];
+    assert!(device["id"].as_str().unwrap().starts_with("guo"));
+    assert_eq!(device["resourceType"], "UDDevice");
+    assert_eq!(device["resourceId"], device["id"]);
+    assert_eq!(device["resourceAlternateId"], Value::Null);
+    assert_eq!(
+        device["resourceDisplayName"]["value"],
+        device["profile"]["displayName"]
+    );
+    assert_eq!(
+        device["_links"]["suspend"]["hints"]["allow"],
+        json!(["POST"])
+    );
+
+    // `co` only where the spec allows it.
+    let response = sim_call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/devices?search=profile.platform%20co%20%22MAC%22",
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 400);
+
+    // Lifecycle writes device.lifecycle.* events to the System Log.
+    let id = id_of(&seeded, "BOB-PC");
+    let response = sim_call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/devices/{id}/lifecycle/suspend"),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 204);
+    let response = sim_call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/logs?filter=eventType%20eq%20%22device.lifecycle.suspend%22",
+    )
+    .await;
+    let events: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["target"][0]["id"], id.as_str());
+    assert_eq!(events[0]["target"][0]["type"], "Device");
+
+    // Seeds: a DEACTIVATED device keeps no user links; unknown platforms are refused.
+    app.seed(
+        json!({"devices": [{"displayName": "DEAD-PHONE", "platform": "IOS",
+        "status": "DEACTIVATED", "users": ["ada@example.com"]}]}),
+    )
+    .await;
+    let ada = seeded["users"]["ada@example.com"].as_str().unwrap();
+    let response = sim_call(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/users/{ada}/devices"),
+    )
+    .await;
+    let ada_devices: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(ada_devices.len(), 2);
+    assert!(
+        ada_devices[0]["deviceUserId"]
+            .as_str()
+            .unwrap()
+            .starts_with("lnk")
+    );
+    let refused = app
+        .http
+        .post(format!("{}/__sim/seed", app.sim.base_url()))
+        .json(&json!({"devices": [{"displayName": "X", "platform": "BEOS"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error());
+}
