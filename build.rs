@@ -10,6 +10,7 @@ const PROTO_FILES: &[&str] = &[
     "proto/identity/v1/users.proto",
     "proto/identity/v1/groups.proto",
     "proto/identity/v1/events.proto",
+    "proto/identity/v1/devices.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,18 +17,22 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::audit::AuditLayer;
 use crate::api::events::watch::{WatchHub, WatchSettings};
-use crate::api::{EventsApi, GroupsApi, UsersApi};
+use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
 use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
 use crate::okta::OktaClient;
+use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
 use crate::telemetry::rpc::RpcTelemetryLayer;
 
 /// The fully qualified names of the services the gateway reports in `grpc.health.v1`.
-pub const HEALTH_CHECKED_SERVICES: &[&str] =
-    &["identity.v1.UserService", "identity.v1.GroupService"];
+pub const HEALTH_CHECKED_SERVICES: &[&str] = &[
+    "identity.v1.UserService",
+    "identity.v1.GroupService",
+    "identity.v1.DeviceService",
+];
 
 /// A bound, ready-to-run gateway server.
 pub struct Application {
@@ -81,6 +85,8 @@ impl Application {
         let hub = WatchHub::new(okta.clone(), watch_settings, draining);
         let events = EventServiceServer::new(EventsApi::new(okta.clone(), hub))
             .max_decoding_message_size(max_bytes);
+        let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone()))
+            .max_decoding_message_size(max_bytes);
         let groups =
             GroupServiceServer::new(GroupsApi::new(okta)).max_decoding_message_size(max_bytes);
 
@@ -102,6 +108,7 @@ impl Application {
             .add_service(users)
             .add_service(groups)
             .add_service(events)
+            .add_service(devices)
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop_accepting);
         Ok(Self {
             local_addr,

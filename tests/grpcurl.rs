@@ -56,6 +56,7 @@ async fn grpcurl_lists_describes_and_calls_the_services_through_reflection_alone
     for service in [
         "identity.v1.UserService",
         "identity.v1.GroupService",
+        "identity.v1.DeviceService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     ] {

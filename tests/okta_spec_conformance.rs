@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
+use identity_gateway::proto::device_service_client::DeviceServiceClient;
 use identity_gateway::proto::{
     ActivateUserRequest, CreateUserRequest, DeactivateUserRequest, DeleteUserRequest, EventFilter,
     EventOutcome, EventSeverity, ExpirePasswordRequest, GetGroupRequest, GetUserRequest,
@@ -17,6 +18,10 @@ use identity_gateway::proto::{
     ListUserGroupsRequest, ListUsersRequest, ReactivateUserRequest, ResetPasswordRequest,
     SearchEventsRequest, SortOrder, StreamGroupMembersRequest, UpdateUserRequest, User, UserFilter,
     UserLifecycleRequest, UserProfile, UserStatus, WatchEventsRequest, get_user_request,
+};
+use identity_gateway::proto::{
+    DeleteDeviceRequest, DeviceFilter, DeviceLifecycleRequest, DeviceStatus, GetDeviceRequest,
+    ListDeviceUsersRequest, ListDevicesRequest, ListUserDevicesRequest,
 };
 use prost_types::{FieldMask, Struct, Value as ProtoValue, value::Kind};
 use serde_json::json;
@@ -28,8 +33,13 @@ use tokio_stream::StreamExt;
 /// - real groups without a description carry `"description": null` (TestGroupsResource
 ///   recordings), which the schema types as a plain string (Prism also reports the `anyOf`);
 /// - System Log events carry `null` in exactly these places in the spec's own `ListLogs`
-///   example, which its `LogEvent` schema types as strings or objects.
+///   example, which its `LogEvent` schema types as strings or objects;
+/// - real devices carry `"resourceAlternateId": null` and `_links.self.hints.allow` of
+///   `["GET","PATCH","PUT"]` (TestDeviceResource recordings), which the schema types as a string
+///   and as a list without PATCH.
 const RECORDED_TRAFFIC_WINS: &[&str] = &[
+    "resourceAlternateId must be string",
+    "_links.self.hints.allow.",
     "profile.description must be string",
     "profile must match a schema in anyOf",
     "detailEntry must be object",
@@ -462,6 +472,106 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         }
     }
     drop(watch);
+
+    // Devices: list (plain, paged, searched), get, the whole lifecycle, refusals, delete, links.
+    let device_ids = app
+        .seed(json!({"devices": [
+            {"displayName": "SPEC-MAC", "platform": "MACOS", "serialNumber": "SPEC0001",
+             "users": ["member0@example.com", "member1@example.com"], "managementStatus": "MANAGED",
+             "screenLockType": "BIOMETRIC", "secureHardwarePresent": true},
+            {"displayName": "SPEC-PHONE", "platform": "IOS", "serialNumber": "SPEC0002",
+             "status": "SUSPENDED", "users": ["member0@example.com"]},
+            {"displayName": "SPEC-OLD", "platform": "WINDOWS", "serialNumber": "SPEC0003",
+             "status": "DEACTIVATED"}
+        ]}))
+        .await;
+    let device_id = |name: &str| device_ids["devices"][name].as_str().unwrap().to_owned();
+    let mut devices = DeviceServiceClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let first_devices = devices
+        .list_devices(ListDevicesRequest {
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    devices
+        .list_devices(ListDevicesRequest {
+            page_size: 2,
+            page_token: first_devices.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    devices
+        .list_devices(ListDevicesRequest {
+            search: r#"status eq "ACTIVE" and profile.displayName co "spec""#.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    devices
+        .list_devices(ListDevicesRequest {
+            filter: Some(DeviceFilter {
+                statuses: vec![DeviceStatus::Suspended as i32],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mac = DeviceLifecycleRequest {
+        device_id: device_id("SPEC-MAC"),
+    };
+    devices
+        .get_device(GetDeviceRequest {
+            device_id: mac.device_id.clone(),
+        })
+        .await
+        .unwrap();
+    devices
+        .list_device_users(ListDeviceUsersRequest {
+            device_id: mac.device_id.clone(),
+        })
+        .await
+        .unwrap();
+    devices
+        .list_user_devices(ListUserDevicesRequest {
+            user_id: ids["users"]["member0@example.com"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        })
+        .await
+        .unwrap();
+    devices.suspend_device(mac.clone()).await.unwrap();
+    devices.unsuspend_device(mac.clone()).await.unwrap();
+    devices.deactivate_device(mac.clone()).await.unwrap();
+    devices.activate_device(mac.clone()).await.unwrap();
+    devices.activate_device(mac.clone()).await.unwrap_err(); // 403 E0000152
+    devices
+        .delete_device(DeleteDeviceRequest {
+            device_id: device_id("SPEC-PHONE"),
+        })
+        .await
+        .unwrap_err(); // refused by the gateway before Okta's delete
+    devices
+        .delete_device(DeleteDeviceRequest {
+            device_id: device_id("SPEC-OLD"),
+        })
+        .await
+        .unwrap();
+    devices
+        .get_device(GetDeviceRequest {
+            device_id: device_id("SPEC-OLD"),
+        })
+        .await
+        .unwrap_err(); // 404 E0000007 (Device)
 
     // Deactivate and delete (both paths).
     users

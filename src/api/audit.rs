@@ -26,6 +26,11 @@ pub const MUTATING_METHODS: &[&str] = &[
     "/identity.v1.UserService/DeleteUser",
     "/identity.v1.GroupService/AddGroupMember",
     "/identity.v1.GroupService/RemoveGroupMember",
+    "/identity.v1.DeviceService/ActivateDevice",
+    "/identity.v1.DeviceService/DeactivateDevice",
+    "/identity.v1.DeviceService/SuspendDevice",
+    "/identity.v1.DeviceService/UnsuspendDevice",
+    "/identity.v1.DeviceService/DeleteDevice",
 ];
 
 tokio::task_local! {
@@ -105,5 +110,32 @@ where
             );
             result
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::MUTATING_METHODS;
+
+    #[test]
+    fn every_audited_path_names_a_real_rpc() {
+        let descriptors =
+            prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap();
+        let rpcs: Vec<String> = descriptors
+            .file
+            .iter()
+            .flat_map(|file| {
+                file.service.iter().flat_map(move |service| {
+                    service.method.iter().map(move |method| {
+                        format!("/{}.{}/{}", file.package(), service.name(), method.name())
+                    })
+                })
+            })
+            .collect();
+        for path in MUTATING_METHODS {
+            assert!(rpcs.iter().any(|rpc| rpc == path), "{path} is not an RPC");
+        }
     }
 }

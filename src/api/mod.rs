@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod convert;
+pub mod devices;
 pub mod events;
 pub mod groups;
 pub mod page_token;
@@ -10,6 +11,7 @@ pub mod status;
 pub mod users;
 pub mod validate;
 
+pub use devices::DevicesApi;
 pub use events::EventsApi;
 pub use groups::GroupsApi;
 pub use users::UsersApi;

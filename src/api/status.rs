@@ -60,8 +60,17 @@ pub mod reason {
     pub const PRECONDITION: &str = "PRECONDITION_FAILED";
 }
 
-/// Okta's codes for "not allowed in the user's current status".
-const WRONG_STATUS_CODES: &[&str] = &["E0000016", "E0000017", "E0000032", "E0000038"];
+/// Okta's codes for "not allowed in the user's (or device's) current status".
+const WRONG_STATUS_CODES: &[&str] = &[
+    "E0000016",
+    "E0000017",
+    "E0000032",
+    "E0000038",
+    DEVICE_WRONG_STATUS_CODE,
+];
+/// "Illegal device status, cannot perform action." (403): a device lifecycle call or delete
+/// from a status that does not allow it.
+const DEVICE_WRONG_STATUS_CODE: &str = "E0000152";
 /// Okta's codes for malformed requests or search expressions.
 const INVALID_REQUEST_CODES: &[&str] = &[
     "E0000001", "E0000002", "E0000003", "E0000028", "E0000029", "E0000031", "E0000053", "E0000094",
@@ -197,7 +206,12 @@ fn api_error_status(
     if wrong_status {
         let mut details = error_info(reason::WRONG_STATUS, metadata);
         let description = causes.first().copied().unwrap_or(summary);
-        details.add_precondition_failure_violation("STATUS", "user", description);
+        let subject = if code == DEVICE_WRONG_STATUS_CODE {
+            "device"
+        } else {
+            "user"
+        };
+        details.add_precondition_failure_violation("STATUS", subject, description);
         return Status::with_error_details(
             Code::FailedPrecondition,
             summary_or(summary, "not allowed in the current status"),
@@ -427,6 +441,11 @@ mod tests {
             ),
             (
                 api_error(403, "E0000038", &[]),
+                OktaCall::Lifecycle,
+                Code::FailedPrecondition,
+            ),
+            (
+                api_error(403, "E0000152", &[]),
                 OktaCall::Lifecycle,
                 Code::FailedPrecondition,
             ),

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod client;
+mod devices;
 mod error;
 mod expression;
 mod groups;
@@ -22,6 +23,10 @@ mod rate_limit;
 mod users;
 
 pub use client::{OktaClient, OktaClientSettings};
+pub use devices::{
+    DeviceQuery, DeviceTransition, MAX_DEVICES_PAGE_SIZE, OktaDevice, OktaDeviceUser,
+    OktaUserDevice,
+};
 pub use error::{OktaError, OktaErrorBody, OktaErrorCause, ResponseMeta};
 pub use expression::{Expression, ExpressionError, Operator};
 pub use groups::GroupQuery;

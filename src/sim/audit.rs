@@ -56,6 +56,16 @@ pub enum Action {
     GroupUpdate,
     /// `DELETE /api/v1/groups/{gid}`.
     GroupDelete,
+    /// `POST /api/v1/devices/{id}/lifecycle/activate`.
+    DeviceActivate,
+    /// `POST /api/v1/devices/{id}/lifecycle/deactivate`.
+    DeviceDeactivate,
+    /// `POST /api/v1/devices/{id}/lifecycle/suspend`.
+    DeviceSuspend,
+    /// `POST /api/v1/devices/{id}/lifecycle/unsuspend`.
+    DeviceUnsuspend,
+    /// `DELETE /api/v1/devices/{id}`.
+    DeviceDelete,
 }
 
 impl Action {
@@ -124,6 +134,11 @@ impl Action {
             GroupCreate => ("group.lifecycle.create", "Create Okta group", None),
             GroupUpdate => ("group.profile.update", "Update group profile", None),
             GroupDelete => ("group.lifecycle.delete", "Delete Okta group", None),
+            DeviceActivate => ("device.lifecycle.activate", "Activate device", None),
+            DeviceDeactivate => ("device.lifecycle.deactivate", "Deactivate device", None),
+            DeviceSuspend => ("device.lifecycle.suspend", "Suspend device", None),
+            DeviceUnsuspend => ("device.lifecycle.unsuspend", "Unsuspend device", None),
+            DeviceDelete => ("device.lifecycle.delete", "Delete device", None),
         }
     }
 }
@@ -227,5 +242,23 @@ pub fn membership_event(org: &mut Org, ctx: &Ctx, action: Action, user_id: &str,
 /// Appends the event for `action` on one group.
 pub fn group_event(org: &mut Org, ctx: &Ctx, action: Action, group_id: &str) {
     let targets = group_target(org, group_id).into_iter().collect();
+    record(org, ctx, action, targets);
+}
+
+/// A `Device` target for the device with this id (`None` if there is no such device).
+pub fn device_target(org: &Org, device_id: &str) -> Option<Target> {
+    let d = org.devices.get(device_id)?;
+    Some(Actor {
+        id: d.id.clone(),
+        kind: "Device".to_owned(),
+        alternate_id: Some(d.display_name().to_owned()),
+        display_name: Some(d.display_name().to_owned()),
+        detail_entry: None,
+    })
+}
+
+/// Appends the event for `action` on one device.
+pub fn device_event(org: &mut Org, ctx: &Ctx, action: Action, device_id: &str) {
+    let targets = device_target(org, device_id).into_iter().collect();
     record(org, ctx, action, targets);
 }

@@ -1,5 +1,6 @@
 //! The built-in demo org (`SeedSource::Demo`): the `Everyone` group, nine users in every
-//! interesting status, four `OKTA_GROUP`s and one `APP_GROUP`, and a System Log holding a
+//! interesting status, four `OKTA_GROUP`s and one `APP_GROUP`, five devices (ACTIVE, SUSPENDED and
+//! DEACTIVATED, linked to demo users), and a System Log holding a
 //! dozen `user.session.start` events (successes and failures from a few addresses) spread
 //! over the 24 hours before the simulator started.
 //!
@@ -215,6 +216,59 @@ groups:
     description: Imported from the GitHub app
     type: APP_GROUP
     members: [ada.lovelace@example.com, grace.hopper@example.com, alan.turing@example.com]
+devices:
+  - displayName: ADA-MBP
+    platform: MACOS
+    manufacturer: APPLE
+    model: Mac15,9
+    osVersion: 15.6.1
+    serialNumber: C02ADA0MBP01
+    udid: F5DFB6C9-24FB-5B81-BFCB-7AB5F7B58BA5
+    secureHardwarePresent: true
+    profile: {diskEncryptionType: ALL_INTERNAL_VOLUMES}
+    users: [ada.lovelace@example.com]
+    managementStatus: MANAGED
+    screenLockType: BIOMETRIC
+  - displayName: Ada's iPhone
+    platform: IOS
+    manufacturer: APPLE
+    model: iPhone15,4
+    osVersion: 18.5.0
+    serialNumber: HQPADA0IPH02
+    udid: 00008120-001C5D4A3E32601E
+    secureHardwarePresent: true
+    users: [ada.lovelace@example.com]
+    screenLockType: PASSCODE
+  - displayName: DESKTOP-GHOPPER
+    platform: WINDOWS
+    manufacturer: Dell Inc.
+    model: Latitude 7440
+    osVersion: 10.0.22631
+    serialNumber: 5CG3GRACE03
+    sid: S-1-5-21-3992267483-1860856704-2413701314-1002
+    secureHardwarePresent: true
+    profile: {diskEncryptionType: SYSTEM_VOLUME}
+    users: [grace.hopper@example.com, edsger.dijkstra@example.com]
+    managementStatus: MANAGED
+    screenLockType: PASSCODE
+  - displayName: Pixel 8 (Alan)
+    platform: ANDROID
+    status: SUSPENDED
+    manufacturer: Google
+    model: Pixel 8
+    osVersion: "14"
+    serialNumber: 38ALAN0PIX04
+    secureHardwarePresent: true
+    users: [alan.turing@example.com]
+    screenLockType: BIOMETRIC
+  - displayName: OLD-MBP-DENNIS
+    platform: MACOS
+    status: DEACTIVATED
+    manufacturer: APPLE
+    model: MacBookPro16,1
+    osVersion: 14.7.1
+    serialNumber: C02DENNIS05
+    secureHardwarePresent: false
 "#;
 
 /// Builds the demo org.

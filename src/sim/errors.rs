@@ -89,6 +89,11 @@ const CATALOGUE: &[(&str, u16, &str)] = &[
         "Cannot update this user because they are still being activated. Please try again in a few minutes.",
     ),
     (
+        "E0000152",
+        403,
+        "Illegal device status, cannot perform action.",
+    ),
+    (
         "E0000124",
         400,
         "Could not create user. To create a user and expire their password immediately, a password must be specified",

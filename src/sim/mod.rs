@@ -8,7 +8,7 @@
 //! Modules: [`state`] holds the org, [`users`], [`lifecycle`] and [`groups`] implement the
 //! endpoints, [`expr`] parses `search`/`filter`, [`paging`] does cursors and `link` headers,
 //! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`admin`] the `/__sim/` API,
-//! [`seed`] and [`demo`] the initial contents. The System Log lives in [`event_log`] (store and
+//! [`seed`] and [`demo`] the initial contents, [`devices`] the device registry. The System Log lives in [`event_log`] (store and
 //! cursors), [`log_event`] (the `LogEvent` shape), [`logs`] (`GET /api/v1/logs`) and [`inject`]
 //! (events described by tests, demos and seeds). Nothing here uses `crate::okta` or `crate::api`.
 
@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 pub mod admin;
 pub mod audit;
 pub mod demo;
+pub mod devices;
 pub mod errors;
 pub mod event_log;
 pub mod expr;

@@ -17,7 +17,7 @@ use super::http::{Ctx, Handled, Reply, RequestMeta, segments};
 use super::journal::{Journal, RequestRecord};
 use super::rate_limit::{RateLimiter, Verdict};
 use super::state::Org;
-use super::{SimulatorSettings, admin, groups, lifecycle, logs, seed, users};
+use super::{SimulatorSettings, admin, devices, groups, lifecycle, logs, seed, users};
 
 /// Largest request body read; larger bodies are rejected as malformed.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -247,6 +247,10 @@ fn dispatch(app: &App, method: &Method, raw_path: &str, ctx: &Ctx) -> Handled {
             "GET" => users::groups_of(org, ctx, id),
             _ => not_allowed(),
         },
+        ["api", "v1", "users", id, "devices"] => match m {
+            "GET" => devices::of_user(org, ctx, id),
+            _ => not_allowed(),
+        },
         ["api", "v1", "users", id, "lifecycle", op] if lifecycle::is_known(op) => match m {
             "POST" => lifecycle::run(org, ctx, id, op),
             _ => not_allowed(),
@@ -269,6 +273,23 @@ fn dispatch(app: &App, method: &Method, raw_path: &str, ctx: &Ctx) -> Handled {
         ["api", "v1", "groups", gid, "users", uid] => match m {
             "PUT" => groups::add_member(org, ctx, gid, uid),
             "DELETE" => groups::remove_member(org, ctx, gid, uid),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "devices"] => match m {
+            "GET" => devices::list(org, ctx),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "devices", id] => match m {
+            "GET" => devices::get(org, ctx, id),
+            "DELETE" => devices::delete(org, ctx, id),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "devices", id, "users"] => match m {
+            "GET" => devices::users(org, ctx, id),
+            _ => not_allowed(),
+        },
+        ["api", "v1", "devices", id, "lifecycle", op] if devices::is_known(op) => match m {
+            "POST" => devices::lifecycle(org, ctx, id, op),
             _ => not_allowed(),
         },
         ["api", "v1", "logs"] => match m {

@@ -16,6 +16,22 @@
 //!     type: OKTA_GROUP               # default OKTA_GROUP
 //!     members: [ada@example.com]     # logins (from this document or already in the org)
 //!     id: 00g...                     # optional; default derived from the name (stable)
+//! devices:                           # Okta Identity Engine devices
+//!   - displayName: ADA-MBP           # required
+//!     platform: MACOS                # required: ANDROID, IOS, MACOS or WINDOWS
+//!     status: ACTIVE                 # ACTIVE (default), SUSPENDED or DEACTIVATED
+//!     manufacturer: APPLE
+//!     model: Mac15,9
+//!     osVersion: 15.6.1
+//!     serialNumber: C02XK1ADA
+//!     udid: 5D8E...                  # also sid, imei, meid
+//!     registered: true               # default true
+//!     secureHardwarePresent: true
+//!     profile: {diskEncryptionType: ALL_INTERNAL_VOLUMES}   # other profile attributes
+//!     users: [ada@example.com]       # logins; a DEACTIVATED device keeps no users (as in Okta)
+//!     managementStatus: MANAGED      # of every user link; default NOT_MANAGED
+//!     screenLockType: BIOMETRIC      # optional: NONE, PASSCODE or BIOMETRIC
+//!     id: guo...                     # optional; default derived from the serial number or name
 //! events:                            # System Log events, same shape as POST /__sim/logs/events
 //!   - eventType: user.session.start
 //!     login: ada@example.com
@@ -33,6 +49,10 @@ use serde_json::{Map, Value};
 
 use super::SeedSource;
 use super::demo;
+use super::devices::{
+    DEVICE_ID_PREFIX, Device, DeviceStatus, DeviceUserLink, LINK_ID_PREFIX, ManagementStatus,
+    ScreenLockType,
+};
 use super::ids;
 use super::inject::{self, EventSpec};
 use super::state::{EVERYONE, Group, GroupType, Org, User, UserStatus, now};
@@ -47,10 +67,75 @@ pub struct SeedDocument {
     /// Groups to create or update (matched by name).
     #[serde(default)]
     pub groups: Vec<SeedGroup>,
-    /// System Log events to append, in order (after the users and groups).
+    /// Devices to create or update (matched by id), after the users and groups.
+    #[serde(default)]
+    pub devices: Vec<SeedDevice>,
+    /// System Log events to append, in order (after the users, groups and devices).
     #[serde(default)]
     pub events: Vec<EventSpec>,
 }
+
+/// One seeded device.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedDevice {
+    /// `profile.displayName`, required.
+    pub display_name: String,
+    /// `profile.platform`: `ANDROID`, `IOS`, `MACOS` or `WINDOWS`.
+    pub platform: String,
+    /// Status; default `ACTIVE`.
+    #[serde(default)]
+    pub status: Option<DeviceStatus>,
+    /// `profile.manufacturer`.
+    #[serde(default)]
+    pub manufacturer: Option<String>,
+    /// `profile.model`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `profile.osVersion`.
+    #[serde(default)]
+    pub os_version: Option<String>,
+    /// `profile.serialNumber`.
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    /// `profile.udid`.
+    #[serde(default)]
+    pub udid: Option<String>,
+    /// `profile.sid` (Windows).
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// `profile.imei`.
+    #[serde(default)]
+    pub imei: Option<String>,
+    /// `profile.meid`.
+    #[serde(default)]
+    pub meid: Option<String>,
+    /// `profile.registered`; default true.
+    #[serde(default)]
+    pub registered: Option<bool>,
+    /// `profile.secureHardwarePresent`.
+    #[serde(default)]
+    pub secure_hardware_present: Option<bool>,
+    /// Other profile attributes.
+    #[serde(default)]
+    pub profile: Map<String, Value>,
+    /// Logins of the users who enrolled the device.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Management status of every user link; default `NOT_MANAGED`.
+    #[serde(default)]
+    pub management_status: Option<ManagementStatus>,
+    /// Screen lock type of every user link.
+    #[serde(default)]
+    pub screen_lock_type: Option<ScreenLockType>,
+    /// Explicit id (`guo` + 17 alphanumerics); default derived from the serial number (or the
+    /// display name without one).
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// The platforms of Okta's `DevicePlatform` enum.
+const PLATFORMS: &[&str] = &["ANDROID", "IOS", "MACOS", "WINDOWS"];
 
 /// One seeded user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -108,6 +193,9 @@ pub struct SeedResult {
     pub users: BTreeMap<String, String>,
     /// Group ids by name.
     pub groups: BTreeMap<String, String>,
+    /// Device ids by display name (omitted when none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub devices: BTreeMap<String, String>,
     /// Uuids of the appended System Log events (omitted when none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
@@ -228,6 +316,32 @@ fn validate(org: &Org, doc: &SeedDocument) -> Result<(), String> {
                 && org.user_id_by_login(m.trim()).is_none()
             {
                 return Err(format!("group {name}: unknown member login {m}"));
+            }
+        }
+    }
+    for d in &doc.devices {
+        let name = d.display_name.trim();
+        if name.is_empty() {
+            return Err("device displayName must not be empty".to_owned());
+        }
+        if !PLATFORMS.contains(&d.platform.as_str()) {
+            return Err(format!(
+                "device {name}: platform must be one of {}",
+                PLATFORMS.join(", ")
+            ));
+        }
+        if let Some(id) = &d.id {
+            if !ids::is_id_shaped(DEVICE_ID_PREFIX, id) {
+                return Err(format!(
+                    "device id {id} must be {DEVICE_ID_PREFIX} + 17 letters or digits"
+                ));
+            }
+        }
+        for m in &d.users {
+            if !logins.contains(&m.trim().to_lowercase())
+                && org.user_id_by_login(m.trim()).is_none()
+            {
+                return Err(format!("device {name}: unknown user login {m}"));
             }
         }
     }
@@ -367,8 +481,75 @@ pub fn apply(
         }
         result.groups.insert(name, gid);
     }
+    for (i, sd) in doc.devices.iter().enumerate() {
+        let t = stamp(doc.users.len() + doc.groups.len() + i);
+        let (name, id) = apply_device(org, sd, t);
+        result.devices.insert(name, id);
+    }
     result.events = inject::inject(org, &doc.events)?;
     Ok(result)
+}
+
+/// Creates or updates one device (validated); returns its display name and id.
+fn apply_device(org: &mut Org, sd: &SeedDevice, t: DateTime<Utc>) -> (String, String) {
+    let name = sd.display_name.trim().to_owned();
+    let mut profile = sd.profile.clone();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            profile.insert(key.to_owned(), value);
+        }
+    };
+    put("displayName", Some(Value::from(name.clone())));
+    put("platform", Some(Value::from(sd.platform.clone())));
+    put("manufacturer", sd.manufacturer.clone().map(Value::from));
+    put("model", sd.model.clone().map(Value::from));
+    put("osVersion", sd.os_version.clone().map(Value::from));
+    put("serialNumber", sd.serial_number.clone().map(Value::from));
+    put("udid", sd.udid.clone().map(Value::from));
+    put("sid", sd.sid.clone().map(Value::from));
+    put("imei", sd.imei.clone().map(Value::from));
+    put("meid", sd.meid.clone().map(Value::from));
+    put(
+        "registered",
+        Some(Value::from(sd.registered.unwrap_or(true))),
+    );
+    put(
+        "secureHardwarePresent",
+        sd.secure_hardware_present.map(Value::from),
+    );
+    let key = sd.serial_number.as_deref().unwrap_or(&name).to_lowercase();
+    let id = sd
+        .id
+        .clone()
+        .unwrap_or_else(|| ids::stable_id(DEVICE_ID_PREFIX, &format!("device:{key}")));
+    let status = sd.status.unwrap_or(DeviceStatus::Active);
+    let mut users = BTreeMap::new();
+    if status != DeviceStatus::Deactivated {
+        for login in &sd.users {
+            if let Some(uid) = org.user_id_by_login(login.trim()) {
+                let link = DeviceUserLink {
+                    id: ids::stable_id(LINK_ID_PREFIX, &format!("link:{id}:{uid}")),
+                    created: t,
+                    management_status: sd.management_status.unwrap_or_default(),
+                    screen_lock_type: sd.screen_lock_type,
+                };
+                users.insert(uid, link);
+            }
+        }
+    }
+    let created = org.devices.get(&id).map_or(t, |d| d.created);
+    org.devices.insert(
+        id.clone(),
+        Device {
+            id: id.clone(),
+            status,
+            created,
+            last_updated: t,
+            profile,
+            users,
+        },
+    );
+    (name, id)
 }
 
 #[cfg(test)]

@@ -153,6 +153,8 @@ pub struct Org {
     pub groups: BTreeMap<String, Group>,
     /// Member user ids by group id.
     pub members: BTreeMap<String, BTreeSet<String>>,
+    /// Devices by id (see [`super::devices`]).
+    pub devices: BTreeMap<String, super::devices::Device>,
     /// The System Log.
     pub events: EventLog,
 }
@@ -299,6 +301,9 @@ impl Org {
             .collect();
         for g in gids {
             self.remove_member(&g, user_id, t);
+        }
+        for d in self.devices.values_mut() {
+            d.users.remove(user_id);
         }
         self.users.remove(user_id);
     }
