@@ -6,6 +6,7 @@
 //! | GET, DELETE | `/__sim/requests` | `[{"method","path","query","status"}]` / 204 |
 //! | GET, POST, DELETE | `/__sim/faults` | [`Fault`] (POST answers 201 with it) / 204 |
 //! | POST | `/__sim/seed` | seed document (YAML or JSON) -> `{"users":{login:id},"groups":{name:id}}` |
+//! | PUT | `/__sim/latency` | `{"delay_ms": n}`: every `/api` answer comes n ms later |
 //! | GET, PUT | `/__sim/rate-limits` | `{"buckets":[BucketLimit],"concurrency_limit":n,"window_ms":n}` |
 //! | POST | `/__sim/users/{idOrLogin}/status` | `{"status":"LOCKED_OUT"}` -> the user |
 //! | POST | `/__sim/logs/events` | `{"events":[`[`EventSpec`](inject::EventSpec)`]}` -> `{"uuids":[…]}` (in order) |
@@ -125,6 +126,22 @@ pub async fn handle(app: &App, req: Request) -> Response {
             },
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
+        (["__sim", "latency"], Method::PUT) => {
+            match serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|doc| doc.get("delay_ms").and_then(serde_json::Value::as_u64))
+            {
+                Some(delay_ms) => {
+                    app.latency_ms
+                        .store(delay_ms, std::sync::atomic::Ordering::Relaxed);
+                    ok(StatusCode::OK, &serde_json::json!({ "delay_ms": delay_ms }))
+                }
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "expected {\"delay_ms\": <milliseconds>}".to_owned(),
+                ),
+            }
+        }
         (["__sim", "rate-limits"], Method::GET) => {
             ok(StatusCode::OK, &doc_of(&app.limiter.settings()))
         }

@@ -36,6 +36,8 @@ pub struct App {
     pub journal: Journal,
     /// Base URL used in links when a request has no usable `Host` header.
     pub fallback_base: String,
+    /// Added to every `/api` answer, in milliseconds: an upstream as far away as a real org.
+    pub latency_ms: std::sync::atomic::AtomicU64,
 }
 
 impl App {
@@ -71,6 +73,7 @@ pub fn router(settings: SimulatorSettings, base: &str) -> anyhow::Result<Router>
         faults: Faults::default(),
         journal: Journal::default(),
         fallback_base: base.to_owned(),
+        latency_ms: std::sync::atomic::AtomicU64::new(0),
     };
     Ok(Router::new().fallback(handle).with_state(Arc::new(app)))
 }
@@ -89,6 +92,10 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 async fn api(app: &App, req: Request, path: String) -> Response {
+    let latency_ms = app.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
+    }
     let method = req.method().clone();
     let raw_query = req.uri().query().map(str::to_owned);
     let traceparent = req
