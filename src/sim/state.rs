@@ -155,6 +155,8 @@ pub struct Org {
     pub members: BTreeMap<String, BTreeSet<String>>,
     /// The System Log.
     pub events: EventLog,
+    /// The org authorization server: service apps, issued access tokens.
+    pub oauth: super::oauth::OAuthServer,
 }
 
 /// "Now", truncated to whole seconds as Okta reports timestamps (`….000Z`).
