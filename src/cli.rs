@@ -37,6 +37,13 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
   okta.allow_insecure_http   IDGW_OKTA__ALLOW_INSECURE_HTTP false  (plain-http org off loopback: a simulated org only)
+  OAuth 2.0 service app, instead of an API token (used when okta.oauth.client_id is set):
+  okta.oauth.client_id       IDGW_OKTA__OAUTH__CLIENT_ID    (the service app's client id)
+  okta.oauth.private_key_file  IDGW_OKTA__OAUTH__PRIVATE_KEY_FILE  (PEM or JWK; RSA or EC P-256)
+  okta.oauth.key_id          IDGW_OKTA__OAUTH__KEY_ID       (the registered public key's kid; optional for a JWK with kid)
+  okta.oauth.dpop            IDGW_OKTA__OAUTH__DPOP         false  (DPoP from the start; also used when Okta demands it)
+  okta.oauth.read_only_scopes  IDGW_OKTA__OAUTH__READ_ONLY_SCOPES  false  (request only the *.read scopes)
+  okta.oauth.scopes          IDGW_OKTA__OAUTH__SCOPES       (override; default: okta.{users,groups,devices}.{read,manage} okta.logs.read)
   events.poll_interval_ms    IDGW_EVENTS__POLL_INTERVAL_MS  5000   (System Log polls of one watched filter)
   events.keepalive_interval_ms  IDGW_EVENTS__KEEPALIVE_INTERVAL_MS  15000
   events.rate_limit_reserve_percent  IDGW_EVENTS__RATE_LIMIT_RESERVE_PERCENT  20
@@ -185,11 +192,12 @@ async fn run_gateway(
             let target = OktaTarget {
                 org_url: simulator.base_url().parse()?,
                 api_token: SecretString::from(api_token),
+                oauth: None,
             };
             (target, Some(simulator))
         }
     };
-    let okta = OktaClient::new(okta_client_settings(&settings, target))?;
+    let okta = okta_client(&settings, target)?;
     let application = Application::build(&settings, okta, termination_signal()).await?;
     let address = application.local_addr();
     tracing::info!(%address, "grpc server listening");
@@ -202,6 +210,21 @@ async fn run_gateway(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Okta client for the validated configuration: API token or OAuth service app.
+pub fn okta_client(settings: &Settings, mut target: OktaTarget) -> anyhow::Result<OktaClient> {
+    let oauth = target.oauth.take();
+    let client_settings = okta_client_settings(settings, target);
+    let client = match oauth {
+        Some(oauth) => {
+            tracing::info!(okta.client_id = %oauth.client_id, scopes = %oauth.scopes.join(" "),
+                dpop = oauth.dpop, "authenticating to okta as an oauth service app");
+            OktaClient::with_oauth(client_settings, oauth)?
+        }
+        None => OktaClient::new(client_settings)?,
+    };
+    Ok(client)
 }
 
 /// The Okta client's settings from the validated configuration.
