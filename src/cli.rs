@@ -96,6 +96,16 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
     },
+    /// Print the public JWK of an OAuth service app's private key (PEM or JWK), to register on
+    /// the Okta app or with the simulator (`POST /__sim/oauth/clients`, seed `clients:`).
+    PublicJwk {
+        /// The private key file (`okta.oauth.private_key_file`).
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+        /// The key id to put in the JWK (`okta.oauth.key_id`); optional for a JWK with a kid.
+        #[arg(long)]
+        key_id: Option<String>,
+    },
 }
 
 /// Runs what the command line asks for until stopped.
@@ -116,8 +126,23 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
             };
             run_simulator(listen, seed_source(seed, empty), token).await
         }
+        Some(Command::PublicJwk { key_file, key_id }) => {
+            print_banner(&public_jwk(&key_file, key_id.as_deref())?);
+            Ok(())
+        }
         None => run_gateway(settings, cli.simulate, cli.listen).await,
     }
+}
+
+/// The public JWK (with `kid`) of the private key in `path`.
+pub fn public_jwk(path: &std::path::Path, key_id: Option<&str>) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key file `{}`", path.display()))?;
+    let key = crate::okta::SigningKey::parse(&text, key_id)
+        .map_err(|error| anyhow::anyhow!("`{}`: {error}", path.display()))?;
+    let mut jwk = key.public_jwk();
+    jwk["kid"] = serde_json::Value::from(key.key_id());
+    Ok(jwk.to_string())
 }
 
 fn seed_source(seed: Option<PathBuf>, empty: bool) -> SeedSource {

@@ -757,6 +757,33 @@ async fn the_simulator_refuses_replays_wrong_ath_and_missing_scopes() {
         "{body}"
     );
 
+    // A skewed clock: the assertion already expired, or lives longer than an hour.
+    for (iat, exp, words) in [
+        (now() - 900, now() - 600, "expired"),
+        (now(), now() + 7200, "expiration"),
+    ] {
+        let skewed = key.sign(
+            json!({"kid": "key-1"}),
+            json!({"iss": CLIENT_ID, "sub": CLIENT_ID, "aud": token_url, "iat": iat,
+                   "exp": exp, "jti": format!("skew-{exp}")}),
+        );
+        let (status, _, body) = post_token(
+            &token_url,
+            token_form(&skewed, "okta.users.read"),
+            Some(proof(&key, "POST", &token_url, json!({"nonce": nonce}))),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{body}"
+        );
+        assert!(
+            body["error_description"].as_str().unwrap().contains(words),
+            "{body}"
+        );
+    }
+
     let http = reqwest::Client::new();
     let ath = b64(&Sha256::digest(token.as_bytes()));
     let call = |proof: Option<String>, scheme: &str| {

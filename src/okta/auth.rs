@@ -712,12 +712,18 @@ impl OAuthClient {
                  register the public key on the app, or fix `okta.oauth.key_id`",
                 self.key.key_id()
             ),
+            "invalid_client" if lower.contains("audience") => format!(
+                "Okta expects another audience than `{}` in the client assertion: `okta.org_url` \
+                 must be the org's own URL (the org authorization server mints Okta scopes)",
+                self.token_url
+            ),
             "invalid_client"
-                if lower.contains("expire")
-                    || lower.contains("iat")
-                    || lower.contains("exp")
+                if lower.contains("expir")
                     || lower.contains("future")
-                    || lower.contains("clock") =>
+                    || lower.contains("clock")
+                    || lower
+                        .split(|c: char| !c.is_ascii_alphanumeric())
+                        .any(|word| word == "iat" || word == "exp" || word == "nbf") =>
             {
                 "Okta refused the client assertion's timestamps: the gateway host's clock is \
                  probably wrong (check NTP)"
@@ -889,6 +895,122 @@ mod tests {
             assert!(error.0.contains(expected), "{text}: {error}");
             assert!(!error.0.contains("c2VjcmV0"));
         }
+    }
+
+    fn oauth_client(scopes: &[&str]) -> OAuthClient {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let key = SigningKey::parse(&pem("PRIVATE KEY", pkcs8.as_ref()), Some("kid-7")).unwrap();
+        OAuthClient::new(
+            reqwest::Client::new(),
+            &Url::parse("https://acme.okta.com").unwrap(),
+            OAuthSettings {
+                client_id: "0oaclient".to_owned(),
+                key,
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                dpop: false,
+            },
+        )
+    }
+
+    fn hint_for(error: &str, description: &str) -> String {
+        let client = oauth_client(&["okta.users.read", "okta.users.manage"]);
+        let failure = client.failure(
+            OAuthErrorBody {
+                error: error.to_owned(),
+                error_description: Some(description.to_owned()),
+            },
+            ResponseMeta::default(),
+        );
+        match failure {
+            OktaError::OAuthRejected(failure) => failure.hint,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_endpoint_errors_name_what_to_fix() {
+        for (error, description, expected) in [
+            (
+                "invalid_client",
+                "The client_assertion token is expired.",
+                "clock",
+            ),
+            (
+                "invalid_client",
+                "The client_assertion token was issued in the future (iat).",
+                "clock",
+            ),
+            (
+                "invalid_client",
+                "The client_assertion's kid does not match any key id registered for the client.",
+                "`okta.oauth.key_id`",
+            ),
+            (
+                "invalid_client",
+                "The client_assertion signature is invalid.",
+                "`okta.oauth.private_key_file`",
+            ),
+            (
+                "invalid_client",
+                "Invalid value for 'client_id' parameter.",
+                "`okta.oauth.client_id`",
+            ),
+            (
+                "invalid_client",
+                "The client_assertion token has an expiration too far into the future.",
+                "clock",
+            ),
+            (
+                "invalid_client",
+                "The audience claim for client_assertion must be the endpoint invoked for the request.",
+                "`okta.org_url`",
+            ),
+            (
+                "invalid_scope",
+                "The following scopes are not granted to the client: okta.users.manage",
+                "okta.users.manage",
+            ),
+            ("invalid_scope", "", "`okta.oauth.read_only_scopes`"),
+        ] {
+            let hint = hint_for(error, description);
+            assert!(hint.contains(expected), "{description}: {hint}");
+        }
+    }
+
+    #[test]
+    fn assertions_and_proofs_carry_the_required_claims() {
+        let client = oauth_client(&["okta.users.read"]);
+        let decode = |part: &str| -> Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        };
+        let assertion = client.assertion().unwrap();
+        let parts: Vec<&str> = assertion.split('.').collect();
+        let (header, claims) = (decode(parts[0]), decode(parts[1]));
+        assert_eq!(header["kid"], "kid-7");
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(claims["iss"], "0oaclient");
+        assert_eq!(claims["sub"], "0oaclient");
+        assert_eq!(claims["aud"], "https://acme.okta.com/oauth2/v1/token");
+        assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 3600);
+
+        let url = Url::parse("https://acme.okta.com/api/v1/users?limit=2&search=x").unwrap();
+        let proof = client.proof(&Method::GET, &url, Some("ATH"), None).unwrap();
+        assert!(proof.is_sensitive());
+        let parts: Vec<String> = proof
+            .to_str()
+            .unwrap()
+            .split('.')
+            .map(str::to_owned)
+            .collect();
+        let (header, claims) = (decode(&parts[0]), decode(&parts[1]));
+        assert_eq!(header["typ"], "dpop+jwt");
+        assert!(header["jwk"].get("d").is_none());
+        assert_eq!(claims["htm"], "GET");
+        assert_eq!(claims["htu"], "https://acme.okta.com/api/v1/users");
+        assert_eq!(claims["ath"], "ATH");
+        assert!(claims["jti"].as_str().is_some_and(|jti| jti.len() >= 16));
     }
 
     #[test]
