@@ -482,17 +482,28 @@ async fn credential_problems_name_the_setting_to_fix() {
         status.message()
     );
 
-    // A client id Okta does not know.
-    let status = failed_call(&sim, &registered, |settings| {
+    // A client id Okta does not know; concurrent calls share the one refused token request
+    // (a refusal is answered from memory for 2 s).
+    let before = oauth_stats(&sim).await["token_requests"].as_u64().unwrap();
+    let gateway = spawn_oauth_gateway(&sim, &registered, |settings| {
         settings.okta.oauth.client_id = Some("0oaunknownclient0001".to_owned());
     })
     .await;
-    assert_eq!(reason(&status), "OKTA_OAUTH_REJECTED");
-    assert!(
-        status.message().contains("okta.oauth.client_id"),
-        "{}",
-        status.message()
-    );
+    let calls = (0..8).map(|_| {
+        let mut users = gateway.users.clone();
+        async move { users.list_users(list_users()).await.unwrap_err() }
+    });
+    for status in futures::future::join_all(calls).await {
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(reason(&status), "OKTA_OAUTH_REJECTED");
+        assert!(
+            status.message().contains("okta.oauth.client_id"),
+            "{}",
+            status.message()
+        );
+    }
+    let after = oauth_stats(&sim).await["token_requests"].as_u64().unwrap();
+    assert_eq!(after - before, 1);
 }
 
 #[tokio::test]

@@ -431,7 +431,14 @@ pub(crate) struct OAuthClient {
     /// Held while a token request is in flight: the single refresh every caller waits for.
     refresh: tokio::sync::Mutex<()>,
     generations: AtomicU64,
+    /// When Okta last refused a token request, and its answer: callers in the following
+    /// [`REFUSAL_HOLDOFF`] share it instead of asking again one after the other.
+    last_refusal: Mutex<Option<(Instant, OAuthFailure)>>,
 }
+
+/// How long a refused token request is answered from memory (bad credentials would otherwise
+/// cost one token request per RPC, against Okta's token-endpoint rate limit).
+const REFUSAL_HOLDOFF: Duration = Duration::from_secs(2);
 
 impl fmt::Debug for OAuthClient {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -477,6 +484,7 @@ impl OAuthClient {
             current: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
             generations: AtomicU64::new(0),
+            last_refusal: Mutex::new(None),
         }
     }
 
@@ -493,11 +501,29 @@ impl OAuthClient {
             return Ok(token);
         }
         let _refreshing = self.refresh.lock().await;
-        // Whoever held the lock before us may have refreshed already.
+        // Whoever held the lock before us may have refreshed already, or been refused.
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        let token = Arc::new(self.fetch_token().await?);
+        let recent_refusal = self
+            .last_refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .filter(|(at, _)| at.elapsed() < REFUSAL_HOLDOFF);
+        if let Some((_, failure)) = recent_refusal {
+            return Err(OktaError::OAuthRejected(Box::new(failure)));
+        }
+        let result = self.fetch_token().await;
+        let refusal = match &result {
+            Err(OktaError::OAuthRejected(failure)) => Some((Instant::now(), (**failure).clone())),
+            _ => None,
+        };
+        *self
+            .last_refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = refusal;
+        let token = Arc::new(result?);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
         Ok(token)
     }
