@@ -37,6 +37,13 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
   okta.allow_insecure_http   IDGW_OKTA__ALLOW_INSECURE_HTTP false  (plain-http org off loopback: a simulated org only)
+  OAuth 2.0 service app, instead of an API token (used when okta.oauth.client_id is set):
+  okta.oauth.client_id       IDGW_OKTA__OAUTH__CLIENT_ID    (the service app's client id)
+  okta.oauth.private_key_file  IDGW_OKTA__OAUTH__PRIVATE_KEY_FILE  (PEM or JWK; RSA or EC P-256)
+  okta.oauth.key_id          IDGW_OKTA__OAUTH__KEY_ID       (the registered public key's kid; optional for a JWK with kid)
+  okta.oauth.dpop            IDGW_OKTA__OAUTH__DPOP         false  (DPoP from the start; also used when Okta demands it)
+  okta.oauth.read_only_scopes  IDGW_OKTA__OAUTH__READ_ONLY_SCOPES  false  (request only the *.read scopes)
+  okta.oauth.scopes          IDGW_OKTA__OAUTH__SCOPES       (override; default: okta.{users,groups,devices}.{read,manage} okta.logs.read)
   events.poll_interval_ms    IDGW_EVENTS__POLL_INTERVAL_MS  5000   (System Log polls of one watched filter)
   events.keepalive_interval_ms  IDGW_EVENTS__KEEPALIVE_INTERVAL_MS  15000
   events.rate_limit_reserve_percent  IDGW_EVENTS__RATE_LIMIT_RESERVE_PERCENT  20
@@ -96,6 +103,16 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
     },
+    /// Print the public JWK of an OAuth service app's private key (PEM or JWK), to register on
+    /// the Okta app or with the simulator (`POST /__sim/oauth/clients`, seed `clients:`).
+    PublicJwk {
+        /// The private key file (`okta.oauth.private_key_file`).
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+        /// The key id to put in the JWK (`okta.oauth.key_id`); optional for a JWK with a kid.
+        #[arg(long)]
+        key_id: Option<String>,
+    },
 }
 
 /// Runs what the command line asks for until stopped.
@@ -115,11 +132,25 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
             }
             Err(error) => Err(error),
         },
+        Some(Command::PublicJwk { key_file, key_id }) => {
+            public_jwk(&key_file, key_id.as_deref()).map(|jwk| print_banner(&jwk))
+        }
         None => run_gateway(settings, cli.simulate, cli.listen).await,
     };
     // Flush the last spans and metrics; the exporters block, so off the runtime's threads.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     outcome
+}
+
+/// The public JWK (with `kid`) of the private key in `path`.
+pub fn public_jwk(path: &std::path::Path, key_id: Option<&str>) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key file `{}`", path.display()))?;
+    let key = crate::okta::SigningKey::parse(&text, key_id)
+        .map_err(|error| anyhow::anyhow!("`{}`: {error}", path.display()))?;
+    let mut jwk = key.public_jwk();
+    jwk["kid"] = serde_json::Value::from(key.key_id());
+    Ok(jwk.to_string())
 }
 
 fn seed_source(seed: Option<PathBuf>, empty: bool) -> SeedSource {
@@ -194,11 +225,12 @@ async fn run_gateway(
             let target = OktaTarget {
                 org_url: simulator.base_url().parse()?,
                 api_token: SecretString::from(api_token),
+                oauth: None,
             };
             (target, Some(simulator))
         }
     };
-    let okta = OktaClient::new(okta_client_settings(&settings, target))?;
+    let okta = okta_client(&settings, target)?;
     let application = Application::build(&settings, okta, termination_signal()).await?;
     let address = application.local_addr();
     tracing::info!(%address, "grpc server listening");
@@ -211,6 +243,21 @@ async fn run_gateway(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Okta client for the validated configuration: API token or OAuth service app.
+pub fn okta_client(settings: &Settings, mut target: OktaTarget) -> anyhow::Result<OktaClient> {
+    let oauth = target.oauth.take();
+    let client_settings = okta_client_settings(settings, target);
+    let client = match oauth {
+        Some(oauth) => {
+            tracing::info!(okta.client_id = %oauth.client_id, scopes = %oauth.scopes.join(" "),
+                dpop = oauth.dpop, "authenticating to okta as an oauth service app");
+            OktaClient::with_oauth(client_settings, oauth)?
+        }
+        None => OktaClient::new(client_settings)?,
+    };
+    Ok(client)
 }
 
 /// The Okta client's settings from the validated configuration.

@@ -14,6 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::okta::{OAuthSettings, SigningKey, default_scopes};
+
 /// Prefix of the gateway's own environment variables.
 pub const ENV_PREFIX: &str = "IDGW";
 /// The Okta SDKs' variable for the org URL, honoured for compatibility.
@@ -169,6 +171,73 @@ pub struct OktaSettings {
     /// Allow a plain-http `org_url` that is not on loopback: only for a simulated org inside a
     /// cluster (the `simulated` deployment), never for a real one.
     pub allow_insecure_http: bool,
+    /// OAuth 2.0 service-app credentials, instead of an API token.
+    pub oauth: OktaOAuthSettings,
+}
+
+/// `okta.oauth`: authenticate as an OAuth 2.0 service app (client credentials with a
+/// private_key_jwt assertion) instead of with an API token. Used when `client_id` is set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OktaOAuthSettings {
+    /// The service app's client id (`0oa…`).
+    pub client_id: Option<String>,
+    /// The app's private key: PEM (PKCS#8, PKCS#1 RSA, SEC1 EC) or a private JWK; RSA or EC
+    /// P-256. Mount it from a Secret.
+    pub private_key_file: Option<PathBuf>,
+    /// The key id (`kid`) Okta shows for the registered public key; optional for a JWK that
+    /// carries its `kid`.
+    pub key_id: Option<String>,
+    /// Bind access tokens to the key with DPoP from the start (the gateway also switches to
+    /// DPoP by itself when Okta demands it).
+    pub dpop: bool,
+    /// Override of the requested scopes (space- or comma-separated, or a list). Default: the
+    /// scopes of the services the gateway serves.
+    pub scopes: Option<ScopeList>,
+    /// Request only the `*.read` scopes (reads work, changes fail with OKTA_SCOPE_MISSING).
+    pub read_only_scopes: bool,
+}
+
+impl OktaOAuthSettings {
+    /// Whether OAuth credentials are configured (any of the identifying settings is set).
+    pub fn is_configured(&self) -> bool {
+        self.client_id.is_some() || self.private_key_file.is_some()
+    }
+
+    /// The scopes requested: the override, or the defaults for the read-only flag.
+    pub fn effective_scopes(&self) -> Vec<String> {
+        match &self.scopes {
+            Some(list) => list.scopes(),
+            None => default_scopes(self.read_only_scopes),
+        }
+    }
+}
+
+/// Scopes as one string (`"okta.users.read okta.groups.read"`, handy in environment
+/// variables) or a list.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ScopeList {
+    /// Space- or comma-separated.
+    Text(String),
+    /// One scope per entry.
+    List(Vec<String>),
+}
+
+impl ScopeList {
+    /// The scopes, trimmed, empty entries dropped.
+    pub fn scopes(&self) -> Vec<String> {
+        let items: Vec<&str> = match self {
+            Self::Text(text) => text.split([' ', ',']).collect(),
+            Self::List(list) => list.iter().map(String::as_str).collect(),
+        };
+        items
+            .into_iter()
+            .map(str::trim)
+            .filter(|scope| !scope.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 impl Default for OktaSettings {
@@ -183,6 +252,7 @@ impl Default for OktaSettings {
             retry_base_delay_ms: 200,
             retry_max_delay_ms: 10_000,
             allow_insecure_http: false,
+            oauth: OktaOAuthSettings::default(),
         }
     }
 }
@@ -216,13 +286,15 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The Okta org and token once validated.
+/// The Okta org and credentials once validated.
 #[derive(Clone, Debug)]
 pub struct OktaTarget {
     /// The org's base URL.
     pub org_url: Url,
-    /// The API token.
+    /// The API token (empty, and unused, when `oauth` is set).
     pub api_token: SecretString,
+    /// The OAuth service-app credentials, when configured instead of an API token.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl Settings {
@@ -342,12 +414,31 @@ impl Settings {
         }
         let target = if simulate {
             None
+        } else if okta.oauth.is_configured() {
+            let org_url = self.validated_org_url(&mut problems);
+            if okta.api_token.is_some() || okta.api_token_file.is_some() {
+                problems.push(
+                    "set either an API token (`okta.api_token` / `okta.api_token_file`) or \
+                     `okta.oauth`, not both"
+                        .to_owned(),
+                );
+            }
+            let oauth = self.validated_oauth(&mut problems);
+            org_url.zip(oauth).map(|(org_url, oauth)| OktaTarget {
+                org_url,
+                api_token: SecretString::from(String::new()),
+                oauth: Some(oauth),
+            })
         } else {
             let org_url = self.validated_org_url(&mut problems);
             let api_token = self.validated_token(&mut problems);
             org_url
                 .zip(api_token)
-                .map(|(org_url, api_token)| OktaTarget { org_url, api_token })
+                .map(|(org_url, api_token)| OktaTarget {
+                    org_url,
+                    api_token,
+                    oauth: None,
+                })
         };
         if problems.is_empty() {
             Ok(target)
@@ -385,6 +476,84 @@ impl Settings {
             ));
         }
         Some(url)
+    }
+
+    /// Checks `okta.oauth`: client id, a readable and usable private key with a key id, and
+    /// well-formed scopes; every problem is reported.
+    fn validated_oauth(&self, problems: &mut Vec<String>) -> Option<OAuthSettings> {
+        let oauth = &self.okta.oauth;
+        let client_id = match oauth.client_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() && !id.chars().any(char::is_whitespace) => {
+                Some(id.to_owned())
+            }
+            Some(_) => {
+                problems.push("`okta.oauth.client_id` is empty or contains whitespace".to_owned());
+                None
+            }
+            None => {
+                problems.push(
+                    "`okta.oauth.client_id` is not set (the service app's client id, 0oa…)"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+        let key = match &oauth.private_key_file {
+            None => {
+                problems.push(
+                    "`okta.oauth.private_key_file` is not set (the service app's private key, \
+                     PEM or JWK)"
+                        .to_owned(),
+                );
+                None
+            }
+            Some(path) => match std::fs::read_to_string(path) {
+                Err(error) => {
+                    problems.push(format!(
+                        "`okta.oauth.private_key_file` could not be read ({error}): `{}`",
+                        path.display()
+                    ));
+                    None
+                }
+                Ok(text) => match SigningKey::parse(&text, oauth.key_id.as_deref()) {
+                    Ok(key) => Some(key),
+                    Err(error) => {
+                        problems.push(format!(
+                            "`okta.oauth.private_key_file` (`{}`): {error}",
+                            path.display()
+                        ));
+                        None
+                    }
+                },
+            },
+        };
+        let scopes = oauth.effective_scopes();
+        if scopes.is_empty() {
+            problems.push("`okta.oauth.scopes` is empty".to_owned());
+        }
+        let bad: Vec<&str> = scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|scope| {
+                !scope.starts_with("okta.")
+                    || !scope
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            })
+            .collect();
+        if !bad.is_empty() {
+            problems.push(format!(
+                "`okta.oauth.scopes` holds scopes that are not Okta API scopes (okta.*): {}",
+                bad.join(" ")
+            ));
+        }
+        let (client_id, key) = client_id.zip(key)?;
+        Some(OAuthSettings {
+            client_id,
+            key,
+            scopes,
+            dpop: oauth.dpop,
+        })
     }
 
     fn validated_token(&self, problems: &mut Vec<String>) -> Option<SecretString> {

@@ -50,6 +50,12 @@ pub mod reason {
     pub const CREDENTIALS_REJECTED: &str = "OKTA_CREDENTIALS_REJECTED";
     /// The gateway's own Okta token lacks a permission or scope: an operator must grant it.
     pub const PERMISSION_DENIED: &str = "OKTA_PERMISSION_DENIED";
+    /// Okta's token endpoint refused the gateway's OAuth service-app credentials (unknown client,
+    /// unregistered key, clock skew, ungranted scopes…): an operator must fix `okta.oauth`.
+    pub const OAUTH_REJECTED: &str = "OKTA_OAUTH_REJECTED";
+    /// The gateway's OAuth access token lacks the scope this operation needs (named in the
+    /// message and in `ErrorInfo.metadata["okta_missing_scope"]`): an operator must grant it.
+    pub const SCOPE_MISSING: &str = "OKTA_SCOPE_MISSING";
     /// Okta answered something the gateway does not understand.
     pub const UNEXPECTED_RESPONSE: &str = "OKTA_UNEXPECTED_RESPONSE";
     /// The caller's request was malformed; nothing was sent to Okta.
@@ -122,6 +128,24 @@ pub fn okta_error_status(error: &OktaError, call: OktaCall) -> Status {
             reason::TIMEOUT,
             metadata,
         ),
+        OktaError::OAuthRejected(failure) => {
+            let mut metadata = metadata;
+            metadata.insert("okta_oauth_error".to_owned(), failure.error.clone());
+            let okta_said = failure
+                .description
+                .as_deref()
+                .map(|description| format!(" (Okta: {} \"{description}\")", failure.error))
+                .unwrap_or_else(|| format!(" (Okta: {})", failure.error));
+            with_info(
+                Code::Internal,
+                format!(
+                    "the gateway could not authenticate to Okta with its OAuth service app: {}{okta_said}",
+                    failure.hint
+                ),
+                reason::OAUTH_REJECTED,
+                metadata,
+            )
+        }
         OktaError::UnexpectedResponse { status, detail, .. } => {
             tracing::error!(okta.http_status = status, %detail, "unexpected response from okta");
             with_info(
@@ -153,6 +177,25 @@ fn api_error_status(
             "the gateway's Okta API token was rejected (invalid, expired or revoked): an operator \
              must replace `okta.api_token`",
             reason::CREDENTIALS_REJECTED,
+            metadata,
+        );
+    }
+    if let Some(scope) = www_authenticate.and_then(insufficient_scope) {
+        tracing::error!(
+            okta.error_code = code,
+            okta.missing_scope = %scope,
+            "okta refused the gateway's access token: missing scope"
+        );
+        let mut metadata = metadata;
+        metadata.insert("okta_missing_scope".to_owned(), scope.clone());
+        return with_info(
+            Code::Internal,
+            format!(
+                "the gateway's Okta access token lacks the `{scope}` scope: grant `{scope}` to the \
+                 service app (Okta API Scopes tab) and make sure the gateway requests it \
+                 (`okta.oauth.scopes`, `okta.oauth.read_only_scopes`)"
+            ),
+            reason::SCOPE_MISSING,
             metadata,
         );
     }
@@ -295,6 +338,7 @@ fn okta_metadata(error: &OktaError) -> HashMap<String, String> {
         | OktaError::RateLimited { body, meta, .. }
         | OktaError::Unavailable { body, meta, .. } => (body.as_ref(), Some(meta)),
         OktaError::UnexpectedResponse { meta, .. } => (None, Some(meta)),
+        OktaError::OAuthRejected(failure) => (None, Some(&failure.meta)),
         OktaError::Timeout(_) | OktaError::Connect(_) => (None, None),
     };
     if let Some(error_id) = body.and_then(|body| body.error_id.clone()) {
@@ -516,7 +560,8 @@ mod tests {
             ),
         };
         let status = okta_error_status(&error, OktaCall::Read);
-        assert_eq!(reason_of(&status), reason::PERMISSION_DENIED);
+        assert_eq!(reason_of(&status), reason::SCOPE_MISSING);
+        assert_ne!(status.code(), Code::PermissionDenied);
         assert!(
             status.message().contains("okta.groups.read"),
             "{}",

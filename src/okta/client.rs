@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use url::Url;
 
+use crate::okta::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::okta::instrumentation;
 use crate::okta::pagination::{self, Page};
@@ -67,8 +68,9 @@ impl fmt::Debug for OktaClientSettings {
 pub struct OktaClient {
     http: reqwest::Client,
     base_url: Url,
-    /// `SSWS <token>`, marked sensitive so reqwest/hyper never print it.
-    authorization: HeaderValue,
+    /// The API token (`SSWS`, marked sensitive so reqwest/hyper never print it) or the OAuth
+    /// service app's token source.
+    credentials: Credentials,
     retry: RetryParams,
 }
 
@@ -78,6 +80,7 @@ impl fmt::Debug for OktaClient {
             .debug_struct("OktaClient")
             .field("base_url", &self.base_url.as_str())
             .field("retry", &self.retry)
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
@@ -165,9 +168,25 @@ impl OktaClient {
         Ok(Self {
             http,
             base_url,
-            authorization,
+            credentials: Credentials::ApiToken(authorization),
             retry,
         })
+    }
+
+    /// Like [`OktaClient::new`], but authenticating as an OAuth 2.0 service app (client
+    /// credentials with a private_key_jwt assertion, DPoP when configured or demanded) instead
+    /// of with `settings.api_token`, which is ignored.
+    pub fn with_oauth(
+        settings: OktaClientSettings,
+        oauth: OAuthSettings,
+    ) -> Result<Self, OktaError> {
+        let mut client = Self::new(OktaClientSettings {
+            api_token: SecretString::from("unused"),
+            ..settings
+        })?;
+        let oauth = OAuthClient::new(client.http.clone(), &client.base_url, oauth);
+        client.credentials = Credentials::OAuth(std::sync::Arc::new(oauth));
+        Ok(client)
     }
 
     /// The URL of an Okta path under the base URL; each segment is percent-encoded, so a
@@ -263,8 +282,10 @@ impl OktaClient {
         let body_bytes_opt = body_opt.map(|body| body.to_string().into_bytes());
         let mut attempt: u32 = 0;
         let mut retry_for_opt: Option<String> = None;
+        let mut reauthenticated = false;
         loop {
             let span = instrumentation::request_span(&method, &url, attempt);
+            let auth = self.credentials.request_auth(&method, &url).await?;
             let request = self
                 .build_request(
                     &method,
@@ -272,6 +293,7 @@ impl OktaClient {
                     body_bytes_opt.as_deref(),
                     attempt,
                     retry_for_opt.as_deref(),
+                    &auth,
                 )
                 .headers(instrumentation::trace_context_headers(&span));
             let may_retry = retry == Retry::Idempotent && attempt < self.retry.max_retries;
@@ -362,6 +384,17 @@ impl OktaClient {
                     meta,
                 });
             }
+            if status == StatusCode::UNAUTHORIZED && self.credentials.refreshable() {
+                // An expired or revoked access token: one new token, one more try.
+                if !reauthenticated {
+                    reauthenticated = true;
+                    self.credentials.invalidate(&auth);
+                    continue;
+                }
+                if let Some(error) = self.credentials.rejected_after_refresh(meta.clone()) {
+                    return Err(error);
+                }
+            }
             if status.is_client_error() {
                 let www_authenticate = header_string(&headers, WWW_AUTHENTICATE.as_str());
                 return Err(OktaError::Api {
@@ -386,12 +419,16 @@ impl OktaClient {
         body_opt: Option<&[u8]>,
         attempt: u32,
         retry_for_opt: Option<&str>,
+        auth: &RequestAuth,
     ) -> reqwest::RequestBuilder {
         let mut request = self
             .http
             .request(method.clone(), url.clone())
             .header(ACCEPT, JSON)
-            .header(AUTHORIZATION, self.authorization.clone());
+            .header(AUTHORIZATION, auth.authorization.clone());
+        if let Some(proof) = &auth.dpop {
+            request = request.header("dpop", proof.clone());
+        }
         request = match body_opt {
             Some(body) => request.header(CONTENT_TYPE, JSON).body(body.to_vec()),
             // Okta answers 411 to a POST or PUT without a length.

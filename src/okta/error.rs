@@ -54,6 +54,10 @@ pub enum OktaError {
     /// client could not be built).
     #[error("could not reach okta")]
     Connect(#[source] reqwest::Error),
+    /// Okta's token endpoint refused the gateway's OAuth credentials (or kept rejecting fresh
+    /// access tokens): an operator must fix the `okta.oauth` settings or the service app.
+    #[error("okta refused the gateway's oauth credentials ({}): {}", .0.error, .0.hint)]
+    OAuthRejected(Box<OAuthFailure>),
     /// 2xx whose body could not be decoded, or another protocol surprise.
     #[error("unexpected response from okta (status {status}): {detail}")]
     UnexpectedResponse {
@@ -78,7 +82,10 @@ impl OktaError {
             Self::Api { body, .. }
             | Self::RateLimited { body, .. }
             | Self::Unavailable { body, .. } => body.as_ref().map(|body| body.error_code.as_str()),
-            Self::Timeout(_) | Self::Connect(_) | Self::UnexpectedResponse { .. } => None,
+            Self::Timeout(_)
+            | Self::Connect(_)
+            | Self::UnexpectedResponse { .. }
+            | Self::OAuthRejected(_) => None,
         }
     }
 
@@ -90,6 +97,7 @@ impl OktaError {
             | Self::RateLimited { meta, .. }
             | Self::Unavailable { meta, .. }
             | Self::UnexpectedResponse { meta, .. } => Some(meta),
+            Self::OAuthRejected(failure) => Some(&failure.meta),
             Self::Timeout(_) | Self::Connect(_) => None,
         }
     }
@@ -113,6 +121,7 @@ impl OktaError {
             Self::Timeout(_) => "timeout",
             Self::Connect(_) => "connect",
             Self::UnexpectedResponse { .. } => "unexpected_response",
+            Self::OAuthRejected(_) => "oauth_rejected",
         }
     }
 
@@ -124,6 +133,23 @@ impl OktaError {
             Self::Connect(error)
         }
     }
+}
+
+/// An OAuth error answer of Okta's token endpoint (`{"error", "error_description"}`), with
+/// what the operator should change. Holds no secret: Okta's descriptions name claims, not values.
+#[derive(Clone, Debug)]
+pub struct OAuthFailure {
+    /// The HTTP status (0 when no response was involved).
+    pub status: u16,
+    /// The OAuth `error` (`invalid_client`, `invalid_scope`, …; `invalid_token` for an access
+    /// token Okta rejected right after issuing it).
+    pub error: String,
+    /// Okta's `error_description`, when it sent one.
+    pub description: Option<String>,
+    /// What to fix, naming the setting or the scope.
+    pub hint: String,
+    /// Request id and rate-limit state of the response.
+    pub meta: ResponseMeta,
 }
 
 /// Okta's error body (`{"errorCode", "errorSummary", …}`, NOTES 2.3).

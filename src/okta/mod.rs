@@ -9,6 +9,7 @@
 // contract requires; errors are rare next to the network round trip, so their size is fine.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 mod client;
 mod devices;
 mod error;
@@ -22,12 +23,13 @@ mod pagination;
 mod rate_limit;
 mod users;
 
+pub use auth::{OAuthSettings, SigningKey, default_scopes};
 pub use client::{OktaClient, OktaClientSettings};
 pub use devices::{
     DeviceQuery, DeviceTransition, MAX_DEVICES_PAGE_SIZE, OktaDevice, OktaDeviceUser,
     OktaUserDevice,
 };
-pub use error::{OktaError, OktaErrorBody, OktaErrorCause, ResponseMeta};
+pub use error::{OAuthFailure, OktaError, OktaErrorBody, OktaErrorCause, ResponseMeta};
 pub use expression::{Expression, ExpressionError, Operator};
 pub use groups::GroupQuery;
 pub use ids::{InvalidOktaId, OktaId};

@@ -12,6 +12,9 @@
 //! | POST | `/__sim/logs/events` | `{"events":[`[`EventSpec`](inject::EventSpec)`]}` -> `{"uuids":[…]}` (in order) |
 //! | DELETE | `/__sim/logs/events` | forgets every System Log event -> 204 |
 //! | GET | `/__sim/logs/stats` | `{"events":n}` |
+//! | GET, POST | `/__sim/oauth/clients` | [`ClientSpec`] (POST registers or replaces one, 201) / the list |
+//! | GET | `/__sim/oauth/stats` | [`OAuthStats`](super::oauth::OAuthStats): token requests, tokens, requests by auth scheme |
+//! | DELETE | `/__sim/oauth/tokens` | revokes every issued access token -> 204 |
 
 use std::time::Duration;
 
@@ -24,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::faults::Fault;
 use super::http::segments;
 use super::inject::{self, InjectDoc};
+use super::oauth::ClientSpec;
 use super::pipeline::App;
 use super::seed;
 use super::state::{UserStatus, now};
@@ -199,8 +203,26 @@ pub async fn handle(app: &App, req: Request) -> Response {
             let n = app.org().events.len();
             ok(StatusCode::OK, &serde_json::json!({ "events": n }))
         }
+        (["__sim", "oauth", "clients"], Method::GET) => {
+            ok(StatusCode::OK, &app.org().oauth.clients())
+        }
+        (["__sim", "oauth", "clients"], Method::POST) => {
+            match serde_json::from_slice::<ClientSpec>(&body) {
+                Ok(client) => match app.org().oauth.register(client.clone()) {
+                    Ok(()) => ok(StatusCode::CREATED, &client),
+                    Err(e) => error(StatusCode::BAD_REQUEST, e),
+                },
+                Err(e) => error(StatusCode::BAD_REQUEST, format!("invalid client: {e}")),
+            }
+        }
+        (["__sim", "oauth", "stats"], Method::GET) => ok(StatusCode::OK, &app.org().oauth.stats()),
+        (["__sim", "oauth", "tokens"], Method::DELETE) => {
+            app.org().oauth.revoke_all();
+            no_content()
+        }
         (
             ["__sim", "requests" | "faults" | "seed" | "rate-limits"]
+            | ["__sim", "oauth", "clients" | "stats" | "tokens"]
             | ["__sim", "users", _, "status"]
             | ["__sim", "logs", "events" | "stats"],
             _,

@@ -10,7 +10,9 @@
 //! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`admin`] the `/__sim/` API,
 //! [`seed`] and [`demo`] the initial contents, [`devices`] the device registry. The System Log lives in [`event_log`] (store and
 //! cursors), [`log_event`] (the `LogEvent` shape), [`logs`] (`GET /api/v1/logs`) and [`inject`]
-//! (events described by tests, demos and seeds). Nothing here uses `crate::okta` or `crate::api`.
+//! (events described by tests, demos and seeds). [`oauth`] is the org authorization server
+//! (`/oauth2/v1/token`, private_key_jwt, DPoP) and the scope checks on access tokens, with
+//! [`jose`] for JWS verification. Nothing here uses `crate::okta` or `crate::api`.
 
 use std::fmt;
 use std::future::Future;
@@ -35,10 +37,12 @@ pub mod groups;
 pub mod http;
 pub mod ids;
 pub mod inject;
+pub mod jose;
 pub mod journal;
 pub mod lifecycle;
 pub mod log_event;
 pub mod logs;
+pub mod oauth;
 pub mod paging;
 pub mod pipeline;
 pub mod rate_limit;

@@ -1,5 +1,7 @@
-//! The per-request flow of `/api` calls: concurrency slot, rate-limit bucket, SSWS auth,
-//! fault injection, routing to a handler, then the common headers and the request log.
+//! The per-request flow of `/api` calls: concurrency slot, rate-limit bucket, auth (SSWS, or
+//! `Bearer`/`DPoP` access tokens with their scopes, see [`super::oauth`]), fault injection,
+//! routing to a handler, then the common headers and the request log. `/oauth2/v1/token` goes to
+//! the simulated authorization server.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,7 +19,7 @@ use super::http::{Ctx, Handled, Reply, RequestMeta, segments};
 use super::journal::{Journal, RequestRecord};
 use super::rate_limit::{RateLimiter, Verdict};
 use super::state::Org;
-use super::{SimulatorSettings, admin, devices, groups, lifecycle, logs, seed, users};
+use super::{SimulatorSettings, admin, devices, groups, lifecycle, logs, oauth, seed, users};
 
 /// Largest request body read; larger bodies are rejected as malformed.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -86,6 +88,9 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     if path == "/api" || path.starts_with("/api/") {
         return api(&app, req, path).await;
     }
+    if path == oauth::TOKEN_PATH {
+        return token_endpoint(&app, req).await;
+    }
     let mut resp = render(OktaError::new("E0000008", "").into());
     common_headers(resp.headers_mut(), &super::ids::request_id(), None);
     resp
@@ -128,8 +133,8 @@ async fn api(app: &App, req: Request, path: String) -> Response {
             let v = app.limiter.check(method.as_str(), &path);
             let reply = if !v.allowed {
                 OktaError::new("E0000047", "").into()
-            } else if !authorized(req.headers(), &app.token) {
-                OktaError::new("E0000011", "").into()
+            } else if let Err(reply) = authenticate(app, &method, &path, req.headers()) {
+                reply
             } else if let Some(f) = app.faults.take(method.as_str(), &path) {
                 if f.delay_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(f.delay_ms.min(600_000))).await;
@@ -167,13 +172,73 @@ async fn api(app: &App, req: Request, path: String) -> Response {
     resp
 }
 
-/// `Authorization: SSWS <token>`, exactly.
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    headers
+/// `Authorization: SSWS <token>` (exactly the configured token), or `Bearer`/`DPoP <access
+/// token>` issued by the simulated authorization server and granting the operation's scope.
+fn authenticate(app: &App, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Reply> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("SSWS "))
-        .is_some_and(|t| t == token)
+        .unwrap_or_default();
+    let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+    let mut org = app.org();
+    org.oauth.count_scheme(scheme);
+    if scheme == "SSWS" && credential == app.token {
+        return Ok(());
+    }
+    if scheme.eq_ignore_ascii_case("Bearer") || scheme.eq_ignore_ascii_case("DPoP") {
+        let segs = segments(path);
+        let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let base = app.base(headers);
+        let proof = headers.get("dpop").and_then(|h| h.to_str().ok());
+        return org.oauth.authorize(&oauth::ResourceRequest {
+            scheme,
+            token: credential.trim(),
+            proof,
+            method: method.as_str(),
+            htu: &format!("{base}{path}"),
+            required_scope: oauth::required_scope(method.as_str(), &s),
+            base: &base,
+        });
+    }
+    Err(OktaError::new("E0000011", "").into())
+}
+
+/// `POST /oauth2/v1/token` (form-encoded; OAuth error bodies).
+async fn token_endpoint(app: &App, req: Request) -> Response {
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let reply = if method != Method::POST {
+        Reply::json(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"error":"invalid_request","error_description":"Use POST."}"#.to_owned(),
+        )
+    } else {
+        match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+            Ok(body) => {
+                let token_url = format!("{}{}", app.base(&headers), oauth::TOKEN_PATH);
+                app.org().oauth.token(&token_url, &headers, &body)
+            }
+            Err(_) => Reply::json(
+                axum::http::StatusCode::BAD_REQUEST,
+                r#"{"error":"invalid_request","error_description":"Body too large."}"#.to_owned(),
+            ),
+        }
+    };
+    let request_id = super::ids::request_id();
+    app.journal.push(RequestRecord {
+        method: method.as_str().to_owned(),
+        path: oauth::TOKEN_PATH.to_owned(),
+        query: None,
+        status: reply.status.as_u16(),
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        request_id: request_id.clone(),
+    });
+    let mut resp = render(reply);
+    common_headers(resp.headers_mut(), &request_id, None);
+    resp
 }
 
 /// Turns a reply into an HTTP response (without the common headers).

@@ -39,6 +39,10 @@
 //!     outcome: FAILURE               # default SUCCESS
 //!     reason: INVALID_CREDENTIALS
 //!     published: "2025-01-06T09:00:00.000Z"   # default now
+//! clients:                           # OAuth service apps, see `sim::oauth` for the fields
+//!   - client_id: 0oaservice
+//!     jwks: {keys: [{kty: EC, crv: P-256, kid: key-1, x: "…", y: "…"}]}
+//!     scopes: [okta.users.read]
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,6 +59,7 @@ use super::devices::{
 };
 use super::ids;
 use super::inject::{self, EventSpec};
+use super::oauth::ClientSpec;
 use super::state::{EVERYONE, Group, GroupType, Org, User, UserStatus, now};
 
 /// A whole seed document.
@@ -73,6 +78,9 @@ pub struct SeedDocument {
     /// System Log events to append, in order (after the users, groups and devices).
     #[serde(default)]
     pub events: Vec<EventSpec>,
+    /// OAuth service apps to register (replacing any with the same client id).
+    #[serde(default)]
+    pub clients: Vec<ClientSpec>,
 }
 
 /// One seeded device.
@@ -361,6 +369,9 @@ pub fn apply(
     at: Option<DateTime<Utc>>,
 ) -> Result<SeedResult, String> {
     validate(org, doc)?;
+    for client in &doc.clients {
+        client.validate()?;
+    }
     let stamp = |i: usize| {
         at.map(|t| t + Duration::minutes(i64::try_from(i).unwrap_or(0)))
             .unwrap_or_else(now)
@@ -487,6 +498,9 @@ pub fn apply(
         result.devices.insert(name, id);
     }
     result.events = inject::inject(org, &doc.events)?;
+    for client in &doc.clients {
+        org.oauth.register(client.clone())?;
+    }
     Ok(result)
 }
 

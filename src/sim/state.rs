@@ -157,6 +157,8 @@ pub struct Org {
     pub devices: BTreeMap<String, super::devices::Device>,
     /// The System Log.
     pub events: EventLog,
+    /// The org authorization server: service apps, issued access tokens.
+    pub oauth: super::oauth::OAuthServer,
 }
 
 /// "Now", truncated to whole seconds as Okta reports timestamps (`….000Z`).

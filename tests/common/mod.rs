@@ -91,6 +91,7 @@ pub async fn spawn_gateway_for(sim: Simulator, configure: impl FnOnce(&mut Setti
                 .map(|token| secrecy::ExposeSecret::expose_secret(token).to_owned())
                 .unwrap_or_else(|| SIM_TOKEN.to_owned()),
         ),
+        oauth: None,
     };
     let okta = OktaClient::new(okta_client_settings(&settings, target)).expect("okta client");
     let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
