@@ -591,6 +591,30 @@ fn the_simulated_gateway_calls_the_simulator_service_and_may_reach_it() {
 }
 
 #[test]
+fn the_gateway_may_reach_the_configured_opentelemetry_collector() {
+    for rendered in Rendered::all() {
+        let (gateway_deployment, container) = rendered.gateway();
+        let environment = rendered.environment(container);
+        let endpoint = url::Url::parse(&environment["OTEL_EXPORTER_OTLP_ENDPOINT"]).unwrap();
+        let port = endpoint.port_or_known_default().map(u64::from);
+        let allowed = rendered
+            .of_kind("NetworkPolicy")
+            .filter(|p| {
+                matches_selector(
+                    pod_labels(gateway_deployment),
+                    &p["spec"]["podSelector"]["matchLabels"],
+                )
+            })
+            .flat_map(|p| sequence(&p["spec"]["egress"]))
+            .any(|rule| {
+                !sequence(&rule["to"]).is_empty()
+                    && sequence(&rule["ports"]).iter().any(|p| p["port"].as_u64() == port)
+            });
+        assert!(allowed, "{}: no egress rule lets traces reach {endpoint}", rendered.name);
+    }
+}
+
+#[test]
 fn this_rendering_matches_render_py_when_ci_provides_its_output() {
     let Ok(rendered_dir) = std::env::var(RENDERED_DIR_VAR) else {
         eprintln!("skipped: {RENDERED_DIR_VAR} is not set (.ci/run sets it)");
