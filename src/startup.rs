@@ -16,6 +16,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::audit::AuditLayer;
+use crate::api::coalesce::CoalescedReads;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
 use crate::config::Settings;
@@ -73,7 +74,8 @@ impl Application {
         let reflection_v1alpha =
             reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
         let max_bytes = settings.max_request_bytes;
-        let users = UserServiceServer::new(UsersApi::new(okta.clone()))
+        let reads = CoalescedReads::default();
+        let users = UserServiceServer::new(UsersApi::new(okta.clone(), reads.clone()))
             .max_decoding_message_size(max_bytes);
         let (draining_sender, draining) = tokio::sync::watch::channel(false);
         let events_settings = &all_settings.events;
@@ -87,8 +89,8 @@ impl Application {
             .max_decoding_message_size(max_bytes);
         let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone()))
             .max_decoding_message_size(max_bytes);
-        let groups =
-            GroupServiceServer::new(GroupsApi::new(okta)).max_decoding_message_size(max_bytes);
+        let groups = GroupServiceServer::new(GroupsApi::new(okta, reads))
+            .max_decoding_message_size(max_bytes);
 
         let drain_started = Arc::new(Notify::new());
         let stop_accepting = drain_then_stop(

@@ -608,9 +608,15 @@ fn the_gateway_may_reach_the_configured_opentelemetry_collector() {
             .flat_map(|p| sequence(&p["spec"]["egress"]))
             .any(|rule| {
                 !sequence(&rule["to"]).is_empty()
-                    && sequence(&rule["ports"]).iter().any(|p| p["port"].as_u64() == port)
+                    && sequence(&rule["ports"])
+                        .iter()
+                        .any(|p| p["port"].as_u64() == port)
             });
-        assert!(allowed, "{}: no egress rule lets traces reach {endpoint}", rendered.name);
+        assert!(
+            allowed,
+            "{}: no egress rule lets traces reach {endpoint}",
+            rendered.name
+        );
     }
 }
 

@@ -516,3 +516,55 @@ async fn search_filter_and_prefix_follow_oktas_rules_for_deprovisioned_users() {
         .into_inner();
     assert_eq!(logins(plain), vec!["alice@example.com", "bob@example.com"]);
 }
+
+#[tokio::test]
+async fn identical_concurrent_reads_share_one_okta_call_and_writes_are_never_read_stale() {
+    let app = spawn_app().await;
+    let user_id = app.seed_user("popular@example.com").await;
+    // A slow upstream holds the first read in flight while the others arrive.
+    let latency = |delay_ms: u64| {
+        app.http
+            .put(format!("{}/__sim/latency", app.sim.base_url()))
+            .json(&json!({ "delay_ms": delay_ms }))
+            .send()
+    };
+    latency(1000).await.unwrap();
+    app.clear_sim_requests().await;
+    let reads: Vec<_> = (0..50)
+        .map(|_| {
+            let mut users = app.users.clone();
+            let user_id = user_id.clone();
+            tokio::spawn(async move {
+                users
+                    .get_user(GetUserRequest { user: Some(get_user_request::User::Id(user_id)) })
+                    .await
+                    .map(|response| response.into_inner())
+            })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap().id, user_id);
+    }
+    let okta_reads = app.sim_requests().await.into_iter().filter(|r| r["method"] == "GET").count();
+    assert_eq!(okta_reads, 1, "50 identical concurrent GetUser calls made one Okta call");
+
+    // A caller that suspends and then reads sees its own write, even with a read in flight.
+    let mut users = app.users.clone();
+    let in_flight = {
+        let mut users = app.users.clone();
+        let user_id = user_id.clone();
+        tokio::spawn(async move {
+            users.get_user(GetUserRequest { user: Some(get_user_request::User::Id(user_id)) }).await
+        })
+    };
+    let suspended = users.suspend_user(UserLifecycleRequest { user_id: user_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(status_of(&suspended), UserStatus::Suspended);
+    let after = users
+        .get_user(GetUserRequest { user: Some(get_user_request::User::Id(user_id)) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status_of(&after), UserStatus::Suspended, "read-your-writes");
+    in_flight.await.unwrap().unwrap();
+    latency(0).await.unwrap();
+}

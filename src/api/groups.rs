@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::coalesce::CoalescedReads;
 use super::convert::{group_from_okta, user_from_okta};
 use super::page_token;
 use super::status::{OktaCall, mapped};
@@ -28,12 +29,13 @@ const STREAM_BUFFER: usize = MAX_GROUPS_PAGE_SIZE as usize;
 #[derive(Clone)]
 pub struct GroupsApi {
     okta: OktaClient,
+    reads: CoalescedReads,
 }
 
 impl GroupsApi {
-    /// Wraps the shared Okta client.
-    pub fn new(okta: OktaClient) -> Self {
-        Self { okta }
+    /// Wraps the shared Okta client and the coalesced reads.
+    pub fn new(okta: OktaClient, reads: CoalescedReads) -> Self {
+        Self { okta, reads }
     }
 }
 
@@ -52,13 +54,20 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<GetGroupRequest>,
     ) -> Result<Response<Group>, Status> {
-        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])?;
+        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])?.remove(0);
+        let okta = self.okta.clone();
         let group = self
-            .okta
-            .get_group(&group_id[0])
-            .await
-            .map_err(mapped(OktaCall::Read))?;
-        Ok(Response::new(group_from_okta(group)))
+            .reads
+            .groups
+            .read(group_id.as_str().to_owned(), move || async move {
+                let group = okta
+                    .get_group(&group_id)
+                    .await
+                    .map_err(mapped(OktaCall::Read))?;
+                Ok(group_from_okta(group))
+            })
+            .await?;
+        Ok(Response::new(group))
     }
 
     async fn list_groups(
@@ -211,6 +220,7 @@ impl GroupsApi {
             MembershipChange::Add => self.okta.add_group_member(&ids[0], &ids[1]).await,
             MembershipChange::Remove => self.okta.remove_group_member(&ids[0], &ids[1]).await,
         };
+        self.reads.user_changed(ids[1].as_str());
         result.map_err(mapped(OktaCall::Membership))?;
         Ok(Response::new(()))
     }

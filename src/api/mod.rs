@@ -2,6 +2,7 @@
 //! convert the answer. Failures become statuses only in [`status`].
 
 pub mod audit;
+pub mod coalesce;
 pub mod convert;
 pub mod devices;
 pub mod events;

@@ -2,6 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
+use super::coalesce::CoalescedReads;
 use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
 use super::status::{OktaCall, failed_precondition, invalid_argument, mapped};
@@ -26,12 +27,13 @@ const MAX_CREATE_GROUP_IDS: usize = 20;
 #[derive(Clone)]
 pub struct UsersApi {
     okta: OktaClient,
+    reads: CoalescedReads,
 }
 
 impl UsersApi {
-    /// Wraps the shared Okta client.
-    pub fn new(okta: OktaClient) -> Self {
-        Self { okta }
+    /// Wraps the shared Okta client and the coalesced reads.
+    pub fn new(okta: OktaClient, reads: CoalescedReads) -> Self {
+        Self { okta, reads }
     }
 
     async fn current_user(&self, user_id: &OktaId) -> Result<User, Status> {
@@ -58,6 +60,7 @@ impl UsersApi {
                 self.okta.deactivate_user(&user_id, send_email).await
             }
         };
+        self.reads.user_changed(user_id.as_str());
         result.map_err(mapped(OktaCall::Lifecycle))?;
         Ok(Response::new(self.current_user(&user_id).await?))
     }
@@ -123,7 +126,19 @@ impl UserService for UsersApi {
         match request.into_inner().user {
             Some(get_user_request::User::Id(id)) => {
                 let user_id = parse_ids(&[("id", &id)])?.remove(0);
-                Ok(Response::new(self.current_user(&user_id).await?))
+                let okta = self.okta.clone();
+                let user = self
+                    .reads
+                    .users
+                    .read(user_id.as_str().to_owned(), move || async move {
+                        let user = okta
+                            .get_user(&user_id)
+                            .await
+                            .map_err(mapped(OktaCall::Read))?;
+                        Ok(user_from_okta(user))
+                    })
+                    .await?;
+                Ok(Response::new(user))
             }
             Some(get_user_request::User::Login(login)) => {
                 let mut violations = Violations::default();
@@ -224,6 +239,7 @@ impl UserService for UsersApi {
             .update_user_profile(&checked(user_id)?, &attributes)
             .await
             .map_err(mapped(OktaCall::Write))?;
+        self.reads.user_changed(&updated.id);
         Ok(Response::new(user_from_okta(updated)))
     }
 
@@ -304,6 +320,7 @@ impl UserService for UsersApi {
             .reset_password(&user_id, request.send_email, request.revoke_sessions)
             .await
             .map_err(mapped(OktaCall::Lifecycle))?;
+        self.reads.user_changed(user_id.as_str());
         Ok(Response::new(ResetPasswordResponse {
             user: Some(self.current_user(&user_id).await?),
             reset_password_url: reset_password_url.unwrap_or_default(),
@@ -334,6 +351,7 @@ impl UserService for UsersApi {
                 .map_err(mapped(OktaCall::Lifecycle))?;
             (user_from_okta(user), String::new())
         };
+        self.reads.user_changed(user_id.as_str());
         Ok(Response::new(ExpirePasswordResponse {
             user: Some(user),
             temporary_password,
@@ -367,6 +385,7 @@ impl UserService for UsersApi {
             .delete_user(&user_id, request.send_email)
             .await
             .map_err(mapped(OktaCall::Lifecycle))?;
+        self.reads.user_changed(user_id.as_str());
         Ok(Response::new(()))
     }
 
@@ -375,14 +394,19 @@ impl UserService for UsersApi {
         request: Request<ListUserGroupsRequest>,
     ) -> Result<Response<ListUserGroupsResponse>, Status> {
         let user_id = parse_user_id(&request.into_inner().user_id)?;
+        let okta = self.okta.clone();
         let groups = self
-            .okta
-            .list_user_groups(&user_id)
-            .await
-            .map_err(mapped(OktaCall::Read))?;
-        Ok(Response::new(ListUserGroupsResponse {
-            groups: groups.into_iter().map(convert::group_from_okta).collect(),
-        }))
+            .reads
+            .user_groups
+            .read(user_id.as_str().to_owned(), move || async move {
+                let groups = okta
+                    .list_user_groups(&user_id)
+                    .await
+                    .map_err(mapped(OktaCall::Read))?;
+                Ok(groups.into_iter().map(convert::group_from_okta).collect())
+            })
+            .await?;
+        Ok(Response::new(ListUserGroupsResponse { groups }))
     }
 }
 
@@ -392,6 +416,7 @@ impl UsersApi {
         user_id: &OktaId,
         token: Option<okta::ActivationToken>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
+        self.reads.user_changed(user_id.as_str());
         let (activation_url, activation_token) = token
             .map(|token| (token.activation_url, token.activation_token))
             .unwrap_or_default();
