@@ -536,7 +536,9 @@ async fn identical_concurrent_reads_share_one_okta_call_and_writes_are_never_rea
             let user_id = user_id.clone();
             tokio::spawn(async move {
                 users
-                    .get_user(GetUserRequest { user: Some(get_user_request::User::Id(user_id)) })
+                    .get_user(GetUserRequest {
+                        user: Some(get_user_request::User::Id(user_id)),
+                    })
                     .await
                     .map(|response| response.into_inner())
             })
@@ -545,8 +547,16 @@ async fn identical_concurrent_reads_share_one_okta_call_and_writes_are_never_rea
     for read in reads {
         assert_eq!(read.await.unwrap().unwrap().id, user_id);
     }
-    let okta_reads = app.sim_requests().await.into_iter().filter(|r| r["method"] == "GET").count();
-    assert_eq!(okta_reads, 1, "50 identical concurrent GetUser calls made one Okta call");
+    let okta_reads = app
+        .sim_requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "GET")
+        .count();
+    assert_eq!(
+        okta_reads, 1,
+        "50 identical concurrent GetUser calls made one Okta call"
+    );
 
     // A caller that suspends and then reads sees its own write, even with a read in flight.
     let mut users = app.users.clone();
@@ -554,13 +564,25 @@ async fn identical_concurrent_reads_share_one_okta_call_and_writes_are_never_rea
         let mut users = app.users.clone();
         let user_id = user_id.clone();
         tokio::spawn(async move {
-            users.get_user(GetUserRequest { user: Some(get_user_request::User::Id(user_id)) }).await
+            users
+                .get_user(GetUserRequest {
+                    user: Some(get_user_request::User::Id(user_id)),
+                })
+                .await
         })
     };
-    let suspended = users.suspend_user(UserLifecycleRequest { user_id: user_id.clone() }).await.unwrap().into_inner();
+    let suspended = users
+        .suspend_user(UserLifecycleRequest {
+            user_id: user_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(status_of(&suspended), UserStatus::Suspended);
     let after = users
-        .get_user(GetUserRequest { user: Some(get_user_request::User::Id(user_id)) })
+        .get_user(GetUserRequest {
+            user: Some(get_user_request::User::Id(user_id)),
+        })
         .await
         .unwrap()
         .into_inner();
