@@ -168,6 +168,8 @@ pub struct OktaSettings {
     pub retry_base_delay_ms: u64,
     /// Longest single wait before a retry.
     pub retry_max_delay_ms: u64,
+    /// Share of each Okta rate-limit bucket the gateway leaves unused (other clients of the token).
+    pub rate_limit_reserve_percent: u32,
     /// Allow a plain-http `org_url` that is not on loopback: only for a simulated org inside a
     /// cluster (the `simulated` deployment), never for a real one.
     pub allow_insecure_http: bool,
@@ -251,6 +253,7 @@ impl Default for OktaSettings {
             max_retries: 2,
             retry_base_delay_ms: 200,
             retry_max_delay_ms: 10_000,
+            rate_limit_reserve_percent: 5,
             allow_insecure_http: false,
             oauth: OktaOAuthSettings::default(),
         }
@@ -406,6 +409,9 @@ impl Settings {
             if value == 0 {
                 problems.push(format!("`{name}` must be greater than zero"));
             }
+        }
+        if okta.rate_limit_reserve_percent > 90 {
+            problems.push("`okta.rate_limit_reserve_percent` must be at most 90".to_owned());
         }
         if okta.retry_base_delay_ms > okta.retry_max_delay_ms {
             problems.push(

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::okta::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
+use crate::okta::budget::{self, Budgets};
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::okta::instrumentation;
 use crate::okta::pagination::{self, Page};
@@ -46,6 +47,8 @@ pub struct OktaClientSettings {
     pub retry_base_delay: std::time::Duration,
     /// Cap on any single wait, including 429 waits.
     pub retry_max_delay: std::time::Duration,
+    /// Share of each rate-limit bucket left unused (for other clients of the same token).
+    pub rate_limit_reserve_percent: u32,
 }
 
 impl fmt::Debug for OktaClientSettings {
@@ -59,6 +62,10 @@ impl fmt::Debug for OktaClientSettings {
             .field("max_retries", &self.max_retries)
             .field("retry_base_delay", &self.retry_base_delay)
             .field("retry_max_delay", &self.retry_max_delay)
+            .field(
+                "rate_limit_reserve_percent",
+                &self.rate_limit_reserve_percent,
+            )
             .finish()
     }
 }
@@ -72,6 +79,7 @@ pub struct OktaClient {
     /// service app's token source.
     credentials: Credentials,
     retry: RetryParams,
+    budgets: std::sync::Arc<Budgets>,
 }
 
 impl fmt::Debug for OktaClient {
@@ -170,6 +178,7 @@ impl OktaClient {
             base_url,
             credentials: Credentials::ApiToken(authorization),
             retry,
+            budgets: std::sync::Arc::new(Budgets::new(settings.rate_limit_reserve_percent)),
         })
     }
 
@@ -280,12 +289,26 @@ impl OktaClient {
         retry: Retry,
     ) -> Result<Success, OktaError> {
         let body_bytes_opt = body_opt.map(|body| body.to_string().into_bytes());
+        let bucket = format!(
+            "{method} {}",
+            instrumentation::endpoint_template(url.path())
+        );
         let mut attempt: u32 = 0;
         let mut retry_for_opt: Option<String> = None;
         let mut reauthenticated = false;
         loop {
             let span = instrumentation::request_span(&method, &url, attempt);
             let auth = self.credentials.request_auth(&method, &url).await?;
+            // Taken last, right before sending, so every taken unit is settled below.
+            if let Err(wait) = self.budgets.acquire(&bucket).await {
+                tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
+                    "okta rate-limit budget cannot recover before the caller's deadline");
+                return Err(OktaError::RateLimited {
+                    retry_after: Some(wait),
+                    body: None,
+                    meta: ResponseMeta::default(),
+                });
+            }
             let request = self
                 .build_request(
                     &method,
@@ -298,14 +321,26 @@ impl OktaClient {
                 .headers(instrumentation::trace_context_headers(&span));
             let may_retry = retry == Retry::Idempotent && attempt < self.retry.max_retries;
             let started = Instant::now();
-            let response = match request.send().instrument(span.clone()).await {
+            let sent = request.send().instrument(span.clone()).await;
+            self.budgets.settle(
+                &bucket,
+                sent.as_ref()
+                    .ok()
+                    .and_then(|response| RateLimitState::from_headers(response.headers()))
+                    .as_ref(),
+            );
+            let response = match sent {
                 Ok(response) => response,
                 Err(transport_error) => {
                     let error = OktaError::from_transport(transport_error);
                     instrumentation::record_transport_error(&span, error.kind());
                     tracing::debug!(http.method = %method, url.path = url.path(), attempt, error = %error, "okta request failed");
-                    if may_retry && matches!(error, OktaError::Connect(_)) {
-                        tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    let wait = self.retry.backoff(attempt);
+                    if may_retry
+                        && matches!(error, OktaError::Connect(_))
+                        && !budget::outlasts_deadline(wait)
+                    {
+                        tokio::time::sleep(wait).await;
                         attempt += 1;
                         retry_for_opt = None;
                         continue;
@@ -327,6 +362,7 @@ impl OktaClient {
                 .map_err(OktaError::from_transport)?
                 .to_vec();
             instrumentation::record_response(&span, &method, &url, &meta, started.elapsed());
+
             tracing::debug!(
                 http.method = %method,
                 url.path = url.path(),
@@ -359,8 +395,9 @@ impl OktaClient {
                         "okta concurrent request limit exceeded"
                     );
                 }
-                if may_retry {
-                    tokio::time::sleep(self.retry.wait_after_429(retry_after, attempt)).await;
+                let wait = self.retry.wait_after_429(retry_after, attempt);
+                if may_retry && !budget::outlasts_deadline(wait) {
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                     retry_for_opt = meta.request_id;
                     continue;
@@ -372,8 +409,9 @@ impl OktaClient {
                 });
             }
             if status.is_server_error() {
-                if may_retry {
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                let wait = self.retry.backoff(attempt);
+                if may_retry && !budget::outlasts_deadline(wait) {
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                     retry_for_opt = meta.request_id;
                     continue;
@@ -480,6 +518,7 @@ mod tests {
             max_retries: 2,
             retry_base_delay: Duration::from_millis(10),
             retry_max_delay: Duration::from_millis(50),
+            rate_limit_reserve_percent: 5,
         }
     }
 

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod budget;
 mod client;
 mod devices;
 mod error;
