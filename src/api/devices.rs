@@ -85,11 +85,7 @@ impl DeviceService for DevicesApi {
             Some(DeviceQuery::All) | None => "",
         };
         let fingerprint = page_token::query_fingerprint(&["devices", expression]);
-        let after =
-            page_token::decode(&request.page_token, &fingerprint).unwrap_or_else(|violation| {
-                violations.add(&violation.field, violation.description);
-                None
-            });
+        let after = violations.page_cursor(&request.page_token, &fingerprint);
         violations.finish()?;
         let page = self
             .okta

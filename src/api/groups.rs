@@ -100,11 +100,7 @@ impl GroupService for GroupsApi {
             Some(GroupQuery::All) | None => "",
         };
         let fingerprint = page_token::query_fingerprint(&["groups", expression]);
-        let after =
-            page_token::decode(&request.page_token, &fingerprint).unwrap_or_else(|violation| {
-                violations.add(&violation.field, violation.description);
-                None
-            });
+        let after = violations.page_cursor(&request.page_token, &fingerprint);
         violations.finish()?;
         let page = self
             .okta
@@ -126,11 +122,7 @@ impl GroupService for GroupsApi {
         let group_id = violations.id("group_id", &request.group_id);
         let limit = violations.page_size("page_size", request.page_size, MAX_GROUPS_PAGE_SIZE);
         let fingerprint = page_token::query_fingerprint(&["group-members", &request.group_id]);
-        let after =
-            page_token::decode(&request.page_token, &fingerprint).unwrap_or_else(|violation| {
-                violations.add(&violation.field, violation.description);
-                None
-            });
+        let after = violations.page_cursor(&request.page_token, &fingerprint);
         violations.finish()?;
         let page = self
             .okta

@@ -204,11 +204,7 @@ impl UserService for UsersApi {
             }
             Some(UserQuery::All) | None => page_token::query_fingerprint(&["users"]),
         };
-        let after =
-            page_token::decode(&request.page_token, &fingerprint).unwrap_or_else(|violation| {
-                violations.add(&violation.field, violation.description);
-                None
-            });
+        let after = violations.page_cursor(&request.page_token, &fingerprint);
         violations.finish()?;
         let query = checked(query)?;
         let page = self

@@ -4,8 +4,9 @@
 use tonic::Status;
 use tonic_types::FieldViolation;
 
+use super::page_token::{self, PagePosition};
 use super::status::invalid_argument;
-use crate::okta::{Expression, OktaId};
+use crate::okta::{Cursor, Expression, OktaId};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
 pub const MAX_TEXT_LENGTH: usize = 1024;
@@ -83,6 +84,21 @@ impl Violations {
                 max
             }
         }
+    }
+
+    /// Decodes a page token bound to `fingerprint`, recording a violation when it is malformed
+    /// or belongs to another query; `None` for the first page.
+    pub fn page_position(&mut self, token: &str, fingerprint: &str) -> Option<PagePosition> {
+        page_token::decode_position(token, fingerprint).unwrap_or_else(|violation| {
+            self.add(&violation.field, violation.description);
+            None
+        })
+    }
+
+    /// Like [`Violations::page_position`], for lists whose token carries only the cursor.
+    pub fn page_cursor(&mut self, token: &str, fingerprint: &str) -> Option<Cursor> {
+        self.page_position(token, fingerprint)
+            .map(|position| position.cursor)
     }
 
     /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every field.

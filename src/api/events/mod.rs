@@ -51,11 +51,7 @@ impl EventsApi {
         fingerprint: &str,
         mut violations: Violations,
     ) -> Result<Response<ListEventsResponse>, Status> {
-        let position =
-            page_token::decode_position(page_token, fingerprint).unwrap_or_else(|violation| {
-                violations.add(&violation.field, violation.description);
-                None
-            });
+        let position = violations.page_position(page_token, fingerprint);
         violations.finish()?;
         if let Some(until) = position.as_ref().and_then(|position| position.until_millis) {
             query.until = DateTime::from_timestamp_millis(until);
