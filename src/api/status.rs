@@ -387,6 +387,16 @@ pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
     )
 }
 
+/// ALREADY_EXISTS for a login that was taken before this call.
+pub fn login_taken(detail: &str) -> Status {
+    with_info(
+        Code::AlreadyExists,
+        detail,
+        reason::LOGIN_TAKEN,
+        HashMap::new(),
+    )
+}
+
 /// DEADLINE_EXCEEDED when the caller's deadline (or the default timeout) runs out.
 pub fn deadline_expired() -> Status {
     with_info(

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::coalesce::CoalescedReads;
 use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
-use super::status::{OktaCall, failed_precondition, invalid_argument, mapped};
+use super::status::{OktaCall, failed_precondition, invalid_argument, login_taken, mapped};
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::okta::{self, Expression, OktaClient, OktaId, Operator, PageRequest, UserQuery};
 use crate::proto::user_service_server::UserService;
@@ -113,11 +113,15 @@ impl UserService for UsersApi {
             activate: request.activate,
             expire_password_on_create: request.require_password_change,
         };
-        let user = self
-            .okta
-            .create_user(&create)
-            .await
-            .map_err(mapped(OktaCall::Write))?;
+        let started = chrono::Utc::now();
+        let user = match self.okta.create_user(&create).await {
+            Ok(user) => user,
+            Err(error) if error.may_have_reached_okta() => {
+                self.reconcile_create(&profile.login, started, error)
+                    .await?
+            }
+            Err(error) => return Err(mapped(OktaCall::Write)(error)),
+        };
         super::audit::note_target("created_user_id", &user.id);
         Ok(Response::new(user_from_okta(user)))
     }
@@ -407,6 +411,46 @@ impl UserService for UsersApi {
 }
 
 impl UsersApi {
+    /// A create whose answer was lost may or may not have taken effect, and is never sent twice:
+    /// look the login up and answer with the truth. A user created since the call began is the
+    /// one this call created; no user means nothing was created and the caller may retry.
+    async fn reconcile_create(
+        &self,
+        login: &str,
+        started: chrono::DateTime<chrono::Utc>,
+        error: crate::okta::OktaError,
+    ) -> Result<crate::okta::OktaUser, Status> {
+        /// Clock difference tolerated between the gateway and Okta.
+        const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+        let failed = mapped(OktaCall::Write)(error);
+        let amended = |note: &str| {
+            Status::with_details(
+                failed.code(),
+                format!("{}; {note}", failed.message()),
+                failed.details().to_vec().into(),
+            )
+        };
+        match self.okta.find_user_by_login(login).await {
+            Ok(Some(user))
+                if user
+                    .created
+                    .is_some_and(|created| created >= started - CLOCK_SKEW) =>
+            {
+                tracing::warn!(okta.user_id = %user.id, "the answer to a create was lost; the user exists, answering with it");
+                Ok(user)
+            }
+            Ok(Some(_)) => Err(login_taken(
+                "a user with this login already existed before this call (whose answer was lost)",
+            )),
+            Ok(None) => Err(amended(
+                "checked with Okta: no user was created, so retrying is safe",
+            )),
+            Err(_) => Err(amended(
+                "the create may have taken effect: look the login up before retrying",
+            )),
+        }
+    }
+
     async fn activation_response(
         &self,
         user_id: &OktaId,

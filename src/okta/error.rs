@@ -112,6 +112,18 @@ impl OktaError {
 
     /// Classifies a transport error once: timeouts apart from everything else. The URL is
     /// dropped so query values (search text, logins) never reach logs through the error.
+    /// True when the request may have been carried out although no answer says so (a timeout,
+    /// a 5xx, a dropped connection, an unreadable answer): a write must then be reconciled.
+    pub fn may_have_reached_okta(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout(_)
+                | Self::Unavailable { .. }
+                | Self::Connect(_)
+                | Self::UnexpectedResponse { .. }
+        )
+    }
+
     /// A short name of the failure class, for span and metric attributes.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -40,6 +40,10 @@ pub struct Fault {
     /// Extra response headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Carry the request out first, then answer with the fault: the write happened but its
+    /// answer is lost (a timeout or a 5xx after the commit), as after a network failure.
+    #[serde(default)]
+    pub commit_then_fail: bool,
 }
 
 impl Fault {
@@ -118,10 +122,21 @@ impl Faults {
             .clone()
     }
 
-    /// Consumes one use of the first fault matching the request.
+    /// Consumes one use of the first fault matching the request that answers instead of it.
     pub fn take(&self, method: &str, path: &str) -> Option<Fault> {
+        self.take_kind(method, path, false)
+    }
+
+    /// Consumes one use of the first "commit then fail" fault matching the request.
+    pub fn take_commit_then_fail(&self, method: &str, path: &str) -> Option<Fault> {
+        self.take_kind(method, path, true)
+    }
+
+    fn take_kind(&self, method: &str, path: &str, commit_then_fail: bool) -> Option<Fault> {
         let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let i = v.iter().position(|f| f.matches(method, path))?;
+        let i = v
+            .iter()
+            .position(|f| f.commit_then_fail == commit_then_fail && f.matches(method, path))?;
         let f = v.get_mut(i)?;
         f.times = f.times.saturating_sub(1);
         let out = f.clone();

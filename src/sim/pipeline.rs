@@ -141,19 +141,30 @@ async fn api(app: &App, req: Request, path: String) -> Response {
                 }
                 f.reply()
             } else {
+                let lost_answer = app.faults.take_commit_then_fail(method.as_str(), &path);
                 let base = app.base(req.headers());
                 let body = if method == Method::POST || method == Method::PUT {
                     axum::body::to_bytes(req.into_body(), MAX_BODY).await.ok()
                 } else {
                     Some(Bytes::new())
                 };
-                match body {
+                let handled = match body {
                     None => OktaError::new("E0000003", "").into(),
                     Some(body) => {
                         let mut ctx = Ctx::new(base, raw_query.as_deref(), body);
                         ctx.meta = meta;
                         dispatch(app, &method, &path, &ctx).unwrap_or_else(Reply::from)
                     }
+                };
+                match lost_answer {
+                    Some(f) => {
+                        if f.delay_ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(f.delay_ms.min(600_000)))
+                                .await;
+                        }
+                        f.reply()
+                    }
+                    None => handled,
                 }
             };
             (reply, v)
