@@ -113,7 +113,10 @@ async fn users_with_login(app: &common::TestApp, login: &str) -> usize {
     let search = format!("profile.login eq \"{login}\"");
     app.users
         .clone()
-        .list_users(identity_gateway::proto::ListUsersRequest { search, ..Default::default() })
+        .list_users(identity_gateway::proto::ListUsersRequest {
+            search,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -126,41 +129,81 @@ async fn a_create_whose_answer_is_lost_is_answered_truthfully_and_never_sent_twi
     let app = spawn_app().await;
     // The write happens, then the answer is lost.
     app.inject_fault(json!({"method": "POST", "path_prefix": "/api/v1/users", "status": 502, "commit_then_fail": true})).await;
-    let created = app.users.clone().create_user(new_user("lost@example.com")).await.unwrap().into_inner();
+    let created = app
+        .users
+        .clone()
+        .create_user(new_user("lost@example.com"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(created.profile.unwrap().login, "lost@example.com");
     assert_eq!(users_with_login(&app, "lost@example.com").await, 1);
-    let creates = app.sim_requests().await.into_iter().filter(|r| r["method"] == "POST").count();
+    let creates = app
+        .sim_requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "POST")
+        .count();
     assert_eq!(creates, 1, "the create was sent once");
 
     // The write does not happen: the caller learns that nothing was created.
-    app.inject_fault(json!({"method": "POST", "path_prefix": "/api/v1/users", "status": 503})).await;
-    let status = app.users.clone().create_user(new_user("never@example.com")).await.unwrap_err();
+    app.inject_fault(json!({"method": "POST", "path_prefix": "/api/v1/users", "status": 503}))
+        .await;
+    let status = app
+        .users
+        .clone()
+        .create_user(new_user("never@example.com"))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
-    assert!(status.message().contains("no user was created"), "{}", status.message());
+    assert!(
+        status.message().contains("no user was created"),
+        "{}",
+        status.message()
+    );
     assert_eq!(users_with_login(&app, "never@example.com").await, 0);
 }
 
 #[tokio::test]
 async fn a_membership_change_whose_answer_is_lost_is_retried_into_exactly_one_membership() {
     let app = spawn_app().await;
-    let ids = app.seed(json!({"users": [{"login": "m@example.com"}], "groups": [{"name": "Once"}]})).await;
+    let ids = app
+        .seed(json!({"users": [{"login": "m@example.com"}], "groups": [{"name": "Once"}]}))
+        .await;
     let user_id = ids["users"]["m@example.com"].as_str().unwrap().to_owned();
     let group_id = ids["groups"]["Once"].as_str().unwrap().to_owned();
     app.inject_fault(json!({"method": "PUT", "path_prefix": "/api/v1/groups/", "status": 502, "commit_then_fail": true})).await;
     app.groups
         .clone()
-        .add_group_member(identity_gateway::proto::GroupMemberRequest { group_id: group_id.clone(), user_id: user_id.clone() })
+        .add_group_member(identity_gateway::proto::GroupMemberRequest {
+            group_id: group_id.clone(),
+            user_id: user_id.clone(),
+        })
         .await
         .unwrap();
     let members = app
         .groups
         .clone()
-        .list_group_members(identity_gateway::proto::ListGroupMembersRequest { group_id, ..Default::default() })
+        .list_group_members(identity_gateway::proto::ListGroupMembersRequest {
+            group_id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .users;
-    assert_eq!(members.iter().filter(|member| member.id == user_id).count(), 1);
-    let puts = app.sim_requests().await.into_iter().filter(|r| r["method"] == "PUT").count();
-    assert_eq!(puts, 2, "the idempotent PUT was retried once after the lost answer");
+    assert_eq!(
+        members.iter().filter(|member| member.id == user_id).count(),
+        1
+    );
+    let puts = app
+        .sim_requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "PUT")
+        .count();
+    assert_eq!(
+        puts, 2,
+        "the idempotent PUT was retried once after the lost answer"
+    );
 }
