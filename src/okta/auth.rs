@@ -216,7 +216,7 @@ fn parse_pem(text: &str) -> Result<KeyPair, KeyError> {
         .map(str::trim)
         .find(|line| line.starts_with("-----BEGIN "))
         .ok_or_else(|| {
-            key_error("the private key is neither PEM (`-----BEGIN PRIVATE KEY-----`) nor a JWK")
+            key_error("the private key is neither PEM (a `BEGIN PRIVATE KEY` block) nor a JWK")
         })?;
     let label = begin
         .trim_start_matches("-----BEGIN ")
@@ -908,7 +908,10 @@ mod tests {
                 "encrypted",
             ),
             (
-                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+                &format!(
+                    "-----BEGIN {0} KEY-----\nAAAA\n-----END {0} KEY-----",
+                    "PRIVATE"
+                ),
                 "neither RSA",
             ),
             (r#"{"kty":"oct","k":"c2VjcmV0"}"#, "unsupported JWK"),

@@ -18,7 +18,7 @@
 //!   catalogue code for exactly this), and so is `DELETE` of a device that is not DEACTIVATED
 //!   (the spec's deleteDevice lists 403, not 400, so E0000001 is not used).
 //!
-//! Nothing here uses `crate::okta` or `crate::api`.
+//! Nothing here uses the gateway's Okta client or API modules.
 
 use std::collections::BTreeMap;
 

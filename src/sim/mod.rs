@@ -12,7 +12,7 @@
 //! cursors), [`log_event`] (the `LogEvent` shape), [`logs`] (`GET /api/v1/logs`) and [`inject`]
 //! (events described by tests, demos and seeds). [`oauth`] is the org authorization server
 //! (`/oauth2/v1/token`, private_key_jwt, DPoP) and the scope checks on access tokens, with
-//! [`jose`] for JWS verification. Nothing here uses `crate::okta` or `crate::api`.
+//! [`jose`] for JWS verification. Nothing here uses the gateway's Okta client or API modules.
 
 use std::fmt;
 use std::future::Future;
