@@ -170,6 +170,8 @@ pub struct OktaSettings {
     pub retry_max_delay_ms: u64,
     /// Share of each Okta rate-limit bucket the gateway leaves unused (other clients of the token).
     pub rate_limit_reserve_percent: u32,
+    /// Most Okta requests this gateway keeps in flight (Okta allows 75 per org, for all clients).
+    pub max_concurrent_requests: u32,
     /// Allow a plain-http `org_url` that is not on loopback: only for a simulated org inside a
     /// cluster (the `simulated` deployment), never for a real one.
     pub allow_insecure_http: bool,
@@ -254,6 +256,7 @@ impl Default for OktaSettings {
             retry_base_delay_ms: 200,
             retry_max_delay_ms: 10_000,
             rate_limit_reserve_percent: 5,
+            max_concurrent_requests: 20,
             allow_insecure_http: false,
             oauth: OktaOAuthSettings::default(),
         }
@@ -409,6 +412,12 @@ impl Settings {
             if value == 0 {
                 problems.push(format!("`{name}` must be greater than zero"));
             }
+        }
+        if okta.max_concurrent_requests == 0 || okta.max_concurrent_requests > 75 {
+            problems.push(
+                "`okta.max_concurrent_requests` must be between 1 and 75 (Okta's per-org limit)"
+                    .to_owned(),
+            );
         }
         if okta.rate_limit_reserve_percent > 90 {
             problems.push("`okta.rate_limit_reserve_percent` must be at most 90".to_owned());

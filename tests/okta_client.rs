@@ -33,6 +33,7 @@ fn settings_for(base_url: &str) -> OktaClientSettings {
         retry_base_delay: Duration::from_millis(1),
         retry_max_delay: Duration::from_millis(50),
         rate_limit_reserve_percent: 5,
+        max_concurrent_requests: 20,
     }
 }
 

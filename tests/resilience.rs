@@ -207,3 +207,58 @@ async fn a_membership_change_whose_answer_is_lost_is_retried_into_exactly_one_me
         "the idempotent PUT was retried once after the lost answer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_okta_requests_stay_under_the_bound_and_draw_no_concurrency_429() {
+    let app = common::spawn_app_with(|settings| settings.okta.max_concurrent_requests = 3).await;
+    let logins: Vec<String> = (0..20).map(|i| format!("c{i}@example.com")).collect();
+    let ids = app.seed(json!({"users": logins.iter().map(|login| json!({"login": login})).collect::<Vec<_>>()})).await;
+    // Okta's concurrency limit, scaled down to the gateway's bound, and a slow upstream so the
+    // requests overlap.
+    let admin = |path: &str, body: serde_json::Value| {
+        app.http
+            .put(format!("{}/__sim/{path}", app.sim.base_url()))
+            .json(&body)
+            .send()
+    };
+    assert!(
+        admin("rate-limits", json!({"concurrency_limit": 3}))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(
+        admin("latency", json!({"delay_ms": 200}))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    app.clear_sim_requests().await;
+    let calls: Vec<_> = logins
+        .iter()
+        .map(|login| {
+            let mut users = app.users.clone();
+            let user_id = ids["users"][login].as_str().unwrap().to_owned();
+            tokio::spawn(async move {
+                users
+                    .get_user(GetUserRequest {
+                        user: Some(get_user_request::User::Id(user_id)),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let statuses: Vec<u64> = app
+        .sim_requests()
+        .await
+        .iter()
+        .map(|request| request["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 20);
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+}

@@ -49,6 +49,8 @@ pub struct OktaClientSettings {
     pub retry_max_delay: std::time::Duration,
     /// Share of each rate-limit bucket left unused (for other clients of the same token).
     pub rate_limit_reserve_percent: u32,
+    /// Most Okta requests in flight at once (Okta allows 75 per org, shared by every client).
+    pub max_concurrent_requests: u32,
 }
 
 impl fmt::Debug for OktaClientSettings {
@@ -80,6 +82,7 @@ pub struct OktaClient {
     credentials: Credentials,
     retry: RetryParams,
     budgets: std::sync::Arc<Budgets>,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for OktaClient {
@@ -179,6 +182,9 @@ impl OktaClient {
             credentials: Credentials::ApiToken(authorization),
             retry,
             budgets: std::sync::Arc::new(Budgets::new(settings.rate_limit_reserve_percent)),
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(settings.max_concurrent_requests.max(1)).unwrap_or(1),
+            )),
         })
     }
 
@@ -299,6 +305,21 @@ impl OktaClient {
         loop {
             let span = instrumentation::request_span(&method, &url, attempt);
             let auth = self.credentials.request_auth(&method, &url).await?;
+            // A slot among the requests in flight, waited for no longer than the caller's deadline.
+            let slot = match budget::time_left() {
+                Some(left) => tokio::time::timeout(left, self.in_flight.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => self.in_flight.clone().acquire_owned().await.ok(),
+            };
+            let Some(in_flight_slot) = slot else {
+                return Err(OktaError::RateLimited {
+                    retry_after: Some(std::time::Duration::from_secs(1)),
+                    body: None,
+                    meta: ResponseMeta::default(),
+                });
+            };
             // Taken last, right before sending, so every taken unit is settled below.
             if let Err(wait) = self.budgets.acquire(&bucket).await {
                 tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
@@ -362,6 +383,7 @@ impl OktaClient {
                 .map_err(OktaError::from_transport)?
                 .to_vec();
             instrumentation::record_response(&span, &method, &url, &meta, started.elapsed());
+            drop(in_flight_slot);
 
             tracing::debug!(
                 http.method = %method,
@@ -519,6 +541,7 @@ mod tests {
             retry_base_delay: Duration::from_millis(10),
             retry_max_delay: Duration::from_millis(50),
             rate_limit_reserve_percent: 5,
+            max_concurrent_requests: 20,
         }
     }
 

@@ -97,10 +97,6 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 async fn api(app: &App, req: Request, path: String) -> Response {
-    let latency_ms = app.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
-    if latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
-    }
     let method = req.method().clone();
     let raw_query = req.uri().query().map(str::to_owned);
     let traceparent = req
@@ -130,6 +126,11 @@ async fn api(app: &App, req: Request, path: String) -> Response {
     let (reply, verdict) = match app.limiter.enter() {
         Err(v) => (OktaError::new("E0000047", "").into(), v),
         Ok(_slot) => {
+            // Upstream latency counts as time in flight, as it does for Okta's concurrency limit.
+            let latency_ms = app.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
+            if latency_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+            }
             let v = app.limiter.check(method.as_str(), &path);
             let reply = if !v.allowed {
                 OktaError::new("E0000047", "").into()
