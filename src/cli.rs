@@ -28,6 +28,7 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   grpc.drain_delay_ms        IDGW_GRPC__DRAIN_DELAY_MS      2000   (NOT_SERVING before the listener closes)
   grpc.shutdown_grace_ms     IDGW_GRPC__SHUTDOWN_GRACE_MS   20000  (in-flight RPCs after the listener closes)
   grpc.max_request_bytes     IDGW_GRPC__MAX_REQUEST_BYTES   1048576
+  grpc.max_in_flight_rpcs    IDGW_GRPC__MAX_IN_FLIGHT_RPCS  1024   (more are refused at once; health always served)
   okta.org_url               IDGW_OKTA__ORG_URL             (required unless --simulate)
   okta.api_token             IDGW_OKTA__API_TOKEN           (one of api_token / api_token_file)
   okta.api_token_file        IDGW_OKTA__API_TOKEN_FILE

@@ -119,6 +119,8 @@ pub struct GrpcSettings {
     pub shutdown_grace_ms: u64,
     /// Largest request message accepted, in bytes.
     pub max_request_bytes: usize,
+    /// Identity RPCs served at once; more are refused at once (health is always served).
+    pub max_in_flight_rpcs: usize,
 }
 
 impl Default for GrpcSettings {
@@ -129,6 +131,7 @@ impl Default for GrpcSettings {
             drain_delay_ms: 2_000,
             shutdown_grace_ms: 20_000,
             max_request_bytes: 1024 * 1024,
+            max_in_flight_rpcs: 1024,
         }
     }
 }
@@ -398,6 +401,9 @@ impl Settings {
         }
         if events.rate_limit_reserve_percent > 90 {
             problems.push("`events.rate_limit_reserve_percent` must be at most 90".to_owned());
+        }
+        if grpc.max_in_flight_rpcs == 0 {
+            problems.push("`grpc.max_in_flight_rpcs` must be greater than zero".to_owned());
         }
         if grpc.max_request_bytes < 1024 {
             problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());

@@ -12,6 +12,7 @@ pub mod config;
 pub mod deadline;
 pub mod okta;
 pub mod proto;
+pub mod shed;
 pub mod sim;
 pub mod startup;
 pub mod telemetry;

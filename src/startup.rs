@@ -26,6 +26,7 @@ use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
+use crate::shed::ShedLayer;
 use crate::telemetry::rpc::RpcTelemetryLayer;
 
 /// The fully qualified names of the services the gateway reports in `grpc.health.v1`.
@@ -102,6 +103,7 @@ impl Application {
         );
         let server = Server::builder()
             .layer(RpcTelemetryLayer)
+            .layer(ShedLayer::new(settings.max_in_flight_rpcs))
             .layer(AuditLayer)
             .layer(DeadlineLayer::new(settings.request_timeout()))
             .add_service(health_service)

@@ -262,3 +262,58 @@ async fn concurrent_okta_requests_stay_under_the_bound_and_draw_no_concurrency_4
     assert_eq!(statuses.len(), 20);
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overloaded_gateway_sheds_calls_at_once_and_keeps_answering_health_checks() {
+    let app = common::spawn_app_with(|settings| settings.grpc.max_in_flight_rpcs = 2).await;
+    let logins: Vec<String> = (0..6).map(|i| format!("o{i}@example.com")).collect();
+    let ids = app.seed(json!({"users": logins.iter().map(|login| json!({"login": login})).collect::<Vec<_>>()})).await;
+    let latency = app
+        .http
+        .put(format!("{}/__sim/latency", app.sim.base_url()))
+        .json(&json!({"delay_ms": 1000}))
+        .send();
+    assert!(latency.await.unwrap().status().is_success());
+    let calls: Vec<_> = logins
+        .iter()
+        .map(|login| {
+            let mut users = app.users.clone();
+            let user_id = ids["users"][login].as_str().unwrap().to_owned();
+            tokio::spawn(async move {
+                users
+                    .get_user(GetUserRequest {
+                        user: Some(get_user_request::User::Id(user_id)),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await; // the calls are in flight
+    let health = app
+        .health
+        .clone()
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "identity.v1.UserService".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::ServingStatus::Serving as i32,
+        "health is never shed"
+    );
+    let (mut served, mut shed) = (0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert_eq!(common::reason(&status), "GATEWAY_OVERLOADED");
+                assert!(status.get_details_retry_info().is_some());
+                shed += 1;
+            }
+        }
+    }
+    assert_eq!((served, shed), (2, 4), "two slots, six callers");
+}

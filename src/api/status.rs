@@ -60,6 +60,8 @@ pub mod reason {
     pub const UNEXPECTED_RESPONSE: &str = "OKTA_UNEXPECTED_RESPONSE";
     /// The caller's request was malformed; nothing was sent to Okta.
     pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
+    /// The gateway is serving as many RPCs as it is configured to; retry shortly.
+    pub const OVERLOADED: &str = "GATEWAY_OVERLOADED";
     /// The caller's deadline (or the gateway's default timeout) ran out first.
     pub const DEADLINE_EXPIRED: &str = "DEADLINE_EXPIRED";
     /// The caller asked for something the gateway refuses before calling Okta.
@@ -383,6 +385,17 @@ pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
     Status::with_error_details(
         Code::InvalidArgument,
         format!("invalid request: {summary}"),
+        details,
+    )
+}
+
+/// RESOURCE_EXHAUSTED when the gateway sheds load, with when to retry.
+pub fn overloaded(retry_after: Duration) -> Status {
+    let mut details = error_info(reason::OVERLOADED, HashMap::new());
+    details.set_retry_info(Some(retry_after));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        "the gateway is serving as many calls as it may; retry after the delay in RetryInfo",
         details,
     )
 }
