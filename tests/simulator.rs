@@ -4,69 +4,18 @@
 // failed unwrap here is a failed test, which is what we want.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use identity_gateway::sim::{
     BucketLimit, RateLimitSettings, SeedSource, Simulator, SimulatorSettings,
 };
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-token";
+mod sim_harness;
 
-struct Sim {
-    sim: Simulator,
-    base: String,
-    c: reqwest::Client,
-}
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-    body: Value,
-}
+use sim_harness::{Resp, Sim, TOKEN, into_resp, start, start_with};
 
 impl Resp {
-    fn links(&self) -> Vec<String> {
-        self.headers
-            .get_all("link")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
-    }
-
-    fn next(&self) -> Option<String> {
-        self.links()
-            .iter()
-            .find(|l| l.ends_with("rel=\"next\""))
-            .map(|l| {
-                l.trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            })
-    }
-
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    }
-
-    #[track_caller]
-    fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "{}", self.text);
-        assert_eq!(self.body["errorCode"], code, "{}", self.text);
-        assert_eq!(self.body["errorLink"], code);
-        let id = self.body["errorId"].as_str().unwrap();
-        assert!(id.starts_with("oae") && id.len() == 25, "{id}");
-        assert!(self.body["errorCauses"].is_array());
-    }
-
     fn ids(&self) -> Vec<String> {
         self.body
             .as_array()
@@ -77,58 +26,13 @@ impl Resp {
     }
 }
 
-async fn start_with(seed: SeedSource, rate_limits: RateLimitSettings) -> Sim {
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let settings = SimulatorSettings {
-        api_token: TOKEN.to_owned(),
-        seed,
-        rate_limits,
-    };
-    let sim = Simulator::start(addr, settings).await.unwrap();
-    let base = sim.base_url();
-    Sim {
-        sim,
-        base,
-        c: reqwest::Client::new(),
-    }
-}
-
-async fn start(seed: SeedSource) -> Sim {
-    start_with(seed, RateLimitSettings::unlimited()).await
-}
-
 impl Sim {
-    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self
-            .c
-            .request(m, format!("{}{}", self.base, path))
-            .header("Authorization", format!("SSWS {TOKEN}"));
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        into_resp(rb.send().await.unwrap()).await
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.send("GET", path, None).await
-    }
-
     async fn post(&self, path: &str, body: Value) -> Resp {
         self.send("POST", path, Some(body)).await
     }
 
     async fn post_empty(&self, path: &str) -> Resp {
         self.send("POST", path, None).await
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: Option<String>) -> Resp {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self.c.request(m, format!("{}{}", self.base, path));
-        if let Some(b) = body {
-            rb = rb.body(b);
-        }
-        into_resp(rb.send().await.unwrap()).await
     }
 
     async fn seed(&self, doc: Value) -> Value {
@@ -178,19 +82,6 @@ impl Sim {
             }
         }
         (ids, pages)
-    }
-}
-
-async fn into_resp(r: reqwest::Response) -> Resp {
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        text,
-        body,
     }
 }
 

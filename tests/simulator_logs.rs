@@ -4,67 +4,15 @@
 // failed unwrap here is a failed test, which is what we want.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-
 use chrono::{Duration, SecondsFormat, Utc};
-use identity_gateway::sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
-use reqwest::header::HeaderMap;
+use identity_gateway::sim::SeedSource;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-token";
+mod sim_harness;
 
-struct Sim {
-    sim: Simulator,
-    base: String,
-    c: reqwest::Client,
-}
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-    body: Value,
-}
+use sim_harness::{Resp, Sim, into_resp, start};
 
 impl Resp {
-    fn links(&self) -> Vec<String> {
-        self.headers
-            .get_all("link")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
-    }
-
-    fn link(&self, rel: &str) -> Option<String> {
-        self.links()
-            .iter()
-            .find(|l| l.ends_with(&format!("rel=\"{rel}\"")))
-            .map(|l| {
-                l.trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            })
-    }
-
-    fn next(&self) -> Option<String> {
-        self.link("next")
-    }
-
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    }
-
-    #[track_caller]
-    fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "{}", self.text);
-        assert_eq!(self.body["errorCode"], code, "{}", self.text);
-    }
-
     #[track_caller]
     fn events(&self) -> Vec<Value> {
         assert_eq!(self.status, 200, "{}", self.text);
@@ -81,58 +29,7 @@ impl Resp {
     }
 }
 
-async fn into_resp(r: reqwest::Response) -> Resp {
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        text,
-        body,
-    }
-}
-
-async fn start(seed: SeedSource) -> Sim {
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let settings = SimulatorSettings {
-        api_token: TOKEN.to_owned(),
-        seed,
-        rate_limits: RateLimitSettings::unlimited(),
-    };
-    let sim = Simulator::start(addr, settings).await.unwrap();
-    let base = sim.base_url();
-    Sim {
-        sim,
-        base,
-        c: reqwest::Client::new(),
-    }
-}
-
 impl Sim {
-    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{}", self.base, path)
-        };
-        let mut rb = self
-            .c
-            .request(m, url)
-            .header("Authorization", format!("SSWS {TOKEN}"))
-            .header("User-Agent", "simulator-logs-test/1.0");
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        into_resp(rb.send().await.unwrap()).await
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        self.send("GET", path, None).await
-    }
-
     /// `GET /api/v1/logs` with the given (unencoded) parameters.
     async fn logs(&self, params: &[(&str, &str)]) -> Resp {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
@@ -142,18 +39,13 @@ impl Sim {
         self.get(&format!("/api/v1/logs?{}", ser.finish())).await
     }
 
-    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self.c.request(m, format!("{}{}", self.base, path));
-        if let Some(b) = body {
-            rb = rb.body(b.to_string());
-        }
-        into_resp(rb.send().await.unwrap()).await
+    async fn admin_json(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.admin(method, path, body.map(|b| b.to_string())).await
     }
 
     async fn inject(&self, events: Value) -> Vec<String> {
         let r = self
-            .admin(
+            .admin_json(
                 "POST",
                 "/__sim/logs/events",
                 Some(json!({ "events": events })),
@@ -176,7 +68,7 @@ impl Sim {
             ],
             "groups": [{"name": "Eng", "members": []}]
         });
-        let r = self.admin("POST", "/__sim/seed", Some(doc)).await;
+        let r = self.admin_json("POST", "/__sim/seed", Some(doc)).await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.body
     }
@@ -543,7 +435,7 @@ async fn event_shape_and_injected_logins() {
         ]))
         .await;
     assert_eq!(uuids.len(), 2);
-    let stats = s.admin("GET", "/__sim/logs/stats", None).await;
+    let stats = s.admin_json("GET", "/__sim/logs/stats", None).await;
     assert!(stats.body["events"].as_u64().unwrap() >= 2);
     let r = s
         .logs(&[("filter", r#"eventType eq "user.session.start""#)])
@@ -622,12 +514,12 @@ async fn event_shape_and_injected_logins() {
         json!({"events": [{"eventType": "x", "bogus": 1}]}),
         json!({"nope": []}),
     ] {
-        let r = s.admin("POST", "/__sim/logs/events", Some(bad)).await;
+        let r = s.admin_json("POST", "/__sim/logs/events", Some(bad)).await;
         assert_eq!(r.status, 400, "{}", r.text);
     }
-    let clear = s.admin("DELETE", "/__sim/logs/events", None).await;
+    let clear = s.admin_json("DELETE", "/__sim/logs/events", None).await;
     assert_eq!(clear.status, 204);
-    let stats = s.admin("GET", "/__sim/logs/stats", None).await;
+    let stats = s.admin_json("GET", "/__sim/logs/stats", None).await;
     assert_eq!(stats.body["events"], 0);
     s.sim.stop().await;
 }
@@ -636,7 +528,7 @@ async fn event_shape_and_injected_logins() {
 async fn logs_bucket_is_rate_limited() {
     let s = start(SeedSource::Empty).await;
     let put = s
-        .admin(
+        .admin_json(
             "PUT",
             "/__sim/rate-limits",
             Some(json!({"buckets": [
@@ -723,7 +615,7 @@ async fn actions_write_events_with_their_request_ids() {
         "user.account.update_profile",
     );
     let r = s
-        .admin(
+        .admin_json(
             "POST",
             &format!("/__sim/users/{id}/status"),
             Some(json!({"status": "LOCKED_OUT"})),
@@ -793,7 +685,7 @@ async fn actions_write_events_with_their_request_ids() {
         assert_eq!(e["client"]["ipAddress"], "127.0.0.1");
         assert_eq!(
             e["client"]["userAgent"]["rawUserAgent"],
-            "simulator-logs-test/1.0"
+            "simulator-test/1.0"
         );
         assert_eq!(e["outcome"]["result"], "SUCCESS");
         assert_eq!(
