@@ -29,6 +29,7 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   grpc.shutdown_grace_ms     IDGW_GRPC__SHUTDOWN_GRACE_MS   20000  (in-flight RPCs after the listener closes)
   grpc.max_request_bytes     IDGW_GRPC__MAX_REQUEST_BYTES   1048576
   grpc.max_in_flight_rpcs    IDGW_GRPC__MAX_IN_FLIGHT_RPCS  1024   (more are refused at once; health always served)
+  grpc.health_listen_addr    IDGW_GRPC__HEALTH_LISTEN_ADDR  (none)  (plaintext port serving only grpc.health.v1, for probes with TLS)
   okta.org_url               IDGW_OKTA__ORG_URL             (required unless --simulate)
   okta.api_token             IDGW_OKTA__API_TOKEN           (one of api_token / api_token_file)
   okta.api_token_file        IDGW_OKTA__API_TOKEN_FILE
@@ -53,6 +54,17 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   auth.insecure              IDGW_AUTH__INSECURE            false  (no caller authentication: local runs only; --simulate sets it)
   auth.api_keys_file         IDGW_AUTH__API_KEYS_FILE       (YAML list of name + sha256; see hash-api-key)
   auth.protect_health_and_reflection  IDGW_AUTH__PROTECT_HEALTH_AND_REFLECTION  false
+  auth.tls.cert_file         IDGW_AUTH__TLS__CERT_FILE      (with key_file: serve TLS; PEM chain, leaf first)
+  auth.tls.key_file          IDGW_AUTH__TLS__KEY_FILE       (PEM private key: PKCS#8, PKCS#1 or SEC1)
+  auth.tls.client_ca_file    IDGW_AUTH__TLS__CLIENT_CA_FILE (mutual TLS: CA bundle for client certificates;
+                                                             required unless API keys or JWTs are configured)
+  auth.jwt.issuer            IDGW_AUTH__JWT__ISSUER         (exact `iss`; setting any auth.jwt.* turns JWTs on)
+  auth.jwt.audiences         IDGW_AUTH__JWT__AUDIENCES      (accepted `aud` values, space/comma separated)
+  auth.jwt.jwks_file         IDGW_AUTH__JWT__JWKS_FILE      (one of jwks_file / jwks_url)
+  auth.jwt.jwks_url          IDGW_AUTH__JWT__JWKS_URL       (https; fetched at start, must succeed)
+  auth.jwt.algorithms        IDGW_AUTH__JWT__ALGORITHMS     RS256 ES256  (also RS384 RS512 PS256 PS384 PS512 ES384)
+  auth.jwt.leeway_s          IDGW_AUTH__JWT__LEEWAY_S       30     (clock skew on exp, nbf, iat)
+  auth.jwt.jwks_refresh_s    IDGW_AUTH__JWT__JWKS_REFRESH_S 300    (also reloaded on an unknown kid, at most every 10 s)
   authz.read_only            IDGW_AUTHZ__READ_ONLY          false  (refuse every RPC that changes Okta)
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (none: nothing exported)
   telemetry.service_name     OTEL_SERVICE_NAME              identity-gateway

@@ -56,12 +56,77 @@ pub struct AuthSettings {
     /// Require credentials for health checks and reflection too (default: open, for probes
     /// and grpcurl).
     pub protect_health_and_reflection: bool,
+    /// Serving TLS, and verifying client certificates (mutual TLS).
+    pub tls: TlsSettings,
+    /// Bearer JWTs (Kubernetes service-account tokens, OIDC workload tokens).
+    pub jwt: JwtSettings,
 }
 
 impl AuthSettings {
     /// Whether any way for a caller to authenticate is configured.
     pub fn has_mechanism(&self) -> bool {
         self.api_keys_file.is_some()
+            || self.jwt.is_configured()
+            || self.tls.client_ca_file.is_some()
+    }
+}
+
+/// `auth.tls`: the gRPC port serves TLS when `cert_file` and `key_file` are set; with
+/// `client_ca_file` it also verifies client certificates, which then identify callers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The server's certificate chain (PEM, leaf first).
+    pub cert_file: Option<PathBuf>,
+    /// The server's private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC); mount it from a Secret.
+    pub key_file: Option<PathBuf>,
+    /// CA certificates (PEM bundle) that client certificates must chain to. Setting it turns
+    /// on mutual TLS; see `auth::tls` for when a client certificate is required.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `auth.jwt`: callers may send `authorization: Bearer <JWT>`, verified against a JWKS with
+/// issuer, audience, expiry and algorithm checks. Used when any of these settings is set.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    /// The exact `iss` accepted (for Kubernetes, the cluster's service-account issuer).
+    pub issuer: Option<String>,
+    /// The `aud` values accepted (one of them must be in the token's `aud`).
+    pub audiences: Option<WordList>,
+    /// A JWKS file (for example a mounted ConfigMap), re-read when it changes.
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL (https; plain http only on loopback), fetched at start and refreshed.
+    pub jwks_url: Option<String>,
+    /// The signature algorithms accepted; `none` never is.
+    pub algorithms: WordList,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_s: u64,
+    /// How often the JWKS is refreshed (a token with an unknown key id also refreshes it).
+    pub jwks_refresh_s: u64,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audiences: None,
+            jwks_file: None,
+            jwks_url: None,
+            algorithms: WordList::List(vec!["RS256".to_owned(), "ES256".to_owned()]),
+            leeway_s: 30,
+            jwks_refresh_s: 300,
+        }
+    }
+}
+
+impl JwtSettings {
+    /// Whether JWT authentication is asked for (any of its identifying settings is set).
+    pub fn is_configured(&self) -> bool {
+        self.issuer.is_some()
+            || self.audiences.is_some()
+            || self.jwks_file.is_some()
+            || self.jwks_url.is_some()
     }
 }
 
@@ -155,6 +220,9 @@ pub struct GrpcSettings {
     pub max_request_bytes: usize,
     /// Identity RPCs served at once; more are refused at once (health is always served).
     pub max_in_flight_rpcs: usize,
+    /// A second, plaintext listener serving only `grpc.health.v1`, for Kubernetes gRPC probes
+    /// (which cannot speak TLS) when the main port serves TLS.
+    pub health_listen_addr: Option<SocketAddr>,
 }
 
 impl Default for GrpcSettings {
@@ -166,6 +234,7 @@ impl Default for GrpcSettings {
             shutdown_grace_ms: 20_000,
             max_request_bytes: 1024 * 1024,
             max_in_flight_rpcs: 1024,
+            health_listen_addr: None,
         }
     }
 }
@@ -234,7 +303,7 @@ pub struct OktaOAuthSettings {
     pub dpop: bool,
     /// Override of the requested scopes (space- or comma-separated, or a list). Default: the
     /// scopes of the services the gateway serves.
-    pub scopes: Option<ScopeList>,
+    pub scopes: Option<WordList>,
     /// Request only the `*.read` scopes (reads work, changes fail with OKTA_SCOPE_MISSING).
     pub read_only_scopes: bool,
 }
@@ -248,26 +317,26 @@ impl OktaOAuthSettings {
     /// The scopes requested: the override, or the defaults for the read-only flag.
     pub fn effective_scopes(&self) -> Vec<String> {
         match &self.scopes {
-            Some(list) => list.scopes(),
+            Some(list) => list.words(),
             None => default_scopes(self.read_only_scopes),
         }
     }
 }
 
-/// Scopes as one string (`"okta.users.read okta.groups.read"`, handy in environment
-/// variables) or a list.
+/// A list setting (scopes, audiences, algorithms) as one string (`"okta.users.read
+/// okta.groups.read"`, handy in environment variables) or a list.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
-pub enum ScopeList {
+pub enum WordList {
     /// Space- or comma-separated.
     Text(String),
     /// One scope per entry.
     List(Vec<String>),
 }
 
-impl ScopeList {
-    /// The scopes, trimmed, empty entries dropped.
-    pub fn scopes(&self) -> Vec<String> {
+impl WordList {
+    /// The entries, trimmed, empty ones dropped.
+    pub fn words(&self) -> Vec<String> {
         let items: Vec<&str> = match self {
             Self::Text(text) => text.split([' ', ',']).collect(),
             Self::List(list) => list.iter().map(String::as_str).collect(),
@@ -442,14 +511,14 @@ impl Settings {
         if grpc.max_request_bytes < 1024 {
             problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());
         }
-        let auth = &self.auth;
-        if !auth.insecure && !auth.has_mechanism() {
-            problems.push(
-                "no caller authentication is configured: set `auth.api_keys_file`, or \
-                 `auth.insecure = true` for a local run (never with a real org)"
-                    .to_owned(),
-            );
+        if grpc
+            .health_listen_addr
+            .is_some_and(|health| health == grpc.listen_addr && health.port() != 0)
+        {
+            problems
+                .push("`grpc.health_listen_addr` must differ from `grpc.listen_addr`".to_owned());
         }
+        problems.extend(crate::auth::settings_problems(&self.auth));
         let okta = &self.okta;
         for (name, value) in [
             ("okta.connect_timeout_ms", okta.connect_timeout_ms),
@@ -698,6 +767,35 @@ mod tests {
         assert!(joined.contains("no path"), "{joined}");
         assert!(joined.contains("no Okta API token"), "{joined}");
         assert!(joined.contains("no caller authentication"), "{joined}");
+    }
+
+    #[test]
+    fn caller_authentication_problems_name_each_setting() {
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_AUTH__TLS__CERT_FILE", "missing-server.pem"),
+                ("IDGW_AUTH__JWT__JWKS_URL", "ftp://issuer.example/keys"),
+                ("IDGW_AUTH__JWT__AUDIENCES", "identity-gateway,other"),
+                ("IDGW_GRPC__HEALTH_LISTEN_ADDR", "127.0.0.1:50051"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.auth.jwt.audiences.as_ref().unwrap().words(),
+            ["identity-gateway", "other"]
+        );
+        let problems = settings.validate(true).unwrap_err().join("\n");
+        for needle in [
+            "`auth.tls.cert_file` and `auth.tls.key_file` go together",
+            "`auth.tls.cert_file` (`missing-server.pem`): cannot be read",
+            "`auth.jwt.issuer` must be set",
+            "`auth.jwt.jwks_url` must use https",
+            "`grpc.health_listen_addr` must differ",
+        ] {
+            assert!(problems.contains(needle), "{needle}: {problems}");
+        }
+        assert!(!problems.contains("no caller authentication"), "{problems}");
     }
 
     #[test]

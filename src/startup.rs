@@ -19,7 +19,7 @@ use crate::api::audit::AuditLayer;
 use crate::api::coalesce::CoalescedReads;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
-use crate::auth::{AuthenticationLayer, Authenticator};
+use crate::auth::{AuthenticationLayer, Authenticator, server_tls_config};
 use crate::authz::{AuthorizationLayer, Authorizer};
 use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
@@ -41,6 +41,7 @@ pub const HEALTH_CHECKED_SERVICES: &[&str] = &[
 /// A bound, ready-to-run gateway server.
 pub struct Application {
     local_addr: SocketAddr,
+    health_addr: Option<SocketAddr>,
     server: BoxFuture<'static, Result<(), tonic::transport::Error>>,
     drain_started: Arc<Notify>,
     shutdown_grace: Duration,
@@ -65,7 +66,20 @@ impl Application {
                 )
             })?;
         let local_addr = listener.local_addr()?;
-        let authenticator = Arc::new(Authenticator::from_settings(&all_settings.auth)?);
+        let health_listener = match settings.health_listen_addr {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("failed to bind the health listener on {address}"))?,
+            ),
+            None => None,
+        };
+        let health_addr = health_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        let tls = server_tls_config(&all_settings.auth)?;
+        let authenticator = Arc::new(Authenticator::from_settings(&all_settings.auth).await?);
         let authorizer = Arc::new(Authorizer::from_settings(&all_settings.authz));
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         set_all_statuses(&health_reporter, ServingStatus::Serving).await;
@@ -105,7 +119,19 @@ impl Application {
             drain_started.clone(),
             draining_sender,
         );
-        let server = Server::builder()
+        // Kubernetes gRPC probes cannot speak TLS: a plaintext port of health alone for them.
+        let health_only = health_listener.map(|listener| {
+            Server::builder()
+                .add_service(health_service.clone())
+                .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
+        });
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .context("the TLS settings (`auth.tls.*`) are not usable")?;
+        }
+        let main_server = builder
             .layer(RpcTelemetryLayer)
             .layer(ShedLayer::new(settings.max_in_flight_rpcs))
             .layer(AuthenticationLayer::new(authenticator))
@@ -125,9 +151,20 @@ impl Application {
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 stop_accepting,
             );
+        // The health port lives as long as the main server, reporting NOT_SERVING while it drains.
+        let server: BoxFuture<'static, _> = match health_only {
+            None => Box::pin(main_server),
+            Some(health_server) => Box::pin(async move {
+                tokio::select! {
+                    result = main_server => result,
+                    result = health_server => result,
+                }
+            }),
+        };
         Ok(Self {
             local_addr,
-            server: Box::pin(server),
+            health_addr,
+            server,
             drain_started,
             shutdown_grace: settings.shutdown_grace(),
         })
@@ -136,6 +173,11 @@ impl Application {
     /// The address actually bound (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The plaintext health port actually bound, when `grpc.health_listen_addr` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
     }
 
     /// Serves until shutdown, then waits at most the shutdown grace for in-flight RPCs.

@@ -7,10 +7,9 @@ use std::cell::RefCell;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
-use crate::auth::Authentication;
+use crate::auth::{Authentication, peer_addr};
 use crate::okta::instrumentation::collecting_request_ids;
 
 /// The RPCs that change something in Okta, by their gRPC path.
@@ -87,10 +86,7 @@ where
             Some(caller) => (caller.identity.to_string(), caller.mechanism.as_str()),
             None => ("unauthenticated".to_owned(), "none"),
         };
-        let peer = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
+        let peer = peer_addr(request.extensions())
             .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
         let response = self.inner.call(request);
         Box::pin(TARGETS.scope(RefCell::new(Vec::new()), async move {

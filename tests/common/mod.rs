@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use identity_gateway::cli::okta_client_settings;
@@ -10,6 +12,7 @@ use identity_gateway::config::{OktaTarget, Settings};
 use identity_gateway::okta::OktaClient;
 use identity_gateway::proto::group_service_client::GroupServiceClient;
 use identity_gateway::proto::user_service_client::UserServiceClient;
+use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
 use identity_gateway::sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
 use identity_gateway::startup::Application;
 use secrecy::SecretString;
@@ -24,6 +27,8 @@ pub const SIM_TOKEN: &str = "test-canary-token-9f3b2c71e5";
 /// A running gateway in front of a running simulator.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The plaintext health port, when `grpc.health_listen_addr` is set.
+    pub health_address: Option<SocketAddr>,
     pub users: UserServiceClient<Channel>,
     pub groups: GroupServiceClient<Channel>,
     pub health: HealthClient<Channel>,
@@ -103,14 +108,21 @@ pub async fn spawn_gateway_for(sim: Simulator, configure: impl FnOnce(&mut Setti
     .await
     .expect("gateway builds");
     let address = application.local_addr();
+    let health_address = application.health_addr();
     let server = tokio::spawn(application.run_until_stopped());
-    let channel = Endpoint::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("gateway accepts connections");
+    let endpoint = Endpoint::from_shared(format!("http://{address}")).unwrap();
+    let channel = if settings.auth.tls.cert_file.is_some() {
+        // A TLS gateway: the test connects with its own TLS channels.
+        endpoint.connect_lazy()
+    } else {
+        endpoint
+            .connect()
+            .await
+            .expect("gateway accepts connections")
+    };
     TestApp {
         address,
+        health_address,
         users: UserServiceClient::new(channel.clone()),
         groups: GroupServiceClient::new(channel.clone()),
         health: HealthClient::new(channel),
@@ -260,5 +272,76 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A GetUser request by id.
+pub fn get_user(id: &str) -> GetUserRequest {
+    GetUserRequest {
+        user: Some(get_user_request::User::Id(id.to_owned())),
+    }
+}
+
+/// A lifecycle request (suspend, unsuspend, …) for the user `id`.
+pub fn lifecycle(id: &str) -> UserLifecycleRequest {
+    UserLifecycleRequest {
+        user_id: id.to_owned(),
+    }
+}
+
 /// A deadline long enough for any single test RPC.
 pub const RPC_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The JSON audit records written so far.
+    pub fn audit_records(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|record| record["target"] == "audit")
+            .collect()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'writer self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Captures every log line of this thread as JSON, the gateway's at trace level. A
+/// current-thread `#[tokio::test]` runs the gateway on the test's thread, so this sees its logs.
+pub fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    // With a single registered subscriber, tracing-core decides a new callsite's interest by
+    // the registering thread's subscriber alone, so a test thread without one would disable
+    // callsites for every thread. A global subscriber (which discards everything) keeps
+    // thread-local ones from ever being alone.
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new());
+    });
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter("identity_gateway=trace,audit=trace,info")
+        .with_writer(logs.clone())
+        .finish();
+    (logs.clone(), tracing::subscriber::set_default(subscriber))
+}
