@@ -58,7 +58,7 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   auth.tls.key_file          IDGW_AUTH__TLS__KEY_FILE       (PEM private key: PKCS#8, PKCS#1 or SEC1)
   auth.tls.client_ca_file    IDGW_AUTH__TLS__CLIENT_CA_FILE (mutual TLS: CA bundle for client certificates;
                                                              required unless API keys or JWTs are configured)
-  auth.jwt.issuer            IDGW_AUTH__JWT__ISSUER         (exact `iss`; setting any auth.jwt.* turns JWTs on)
+  auth.jwt.issuer            IDGW_AUTH__JWT__ISSUER         (exact `iss`; issuer, audiences or a JWKS turn JWTs on)
   auth.jwt.audiences         IDGW_AUTH__JWT__AUDIENCES      (accepted `aud` values, space/comma separated)
   auth.jwt.jwks_file         IDGW_AUTH__JWT__JWKS_FILE      (one of jwks_file / jwks_url)
   auth.jwt.jwks_url          IDGW_AUTH__JWT__JWKS_URL       (https; fetched at start, must succeed)

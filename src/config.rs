@@ -86,7 +86,8 @@ pub struct TlsSettings {
 }
 
 /// `auth.jwt`: callers may send `authorization: Bearer <JWT>`, verified against a JWKS with
-/// issuer, audience, expiry and algorithm checks. Used when any of these settings is set.
+/// issuer, audience, expiry and algorithm checks. Used when the issuer, the audiences or a JWKS
+/// is set.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtSettings {
