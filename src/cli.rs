@@ -50,6 +50,10 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   events.poll_interval_ms    IDGW_EVENTS__POLL_INTERVAL_MS  5000   (System Log polls of one watched filter)
   events.keepalive_interval_ms  IDGW_EVENTS__KEEPALIVE_INTERVAL_MS  15000
   events.rate_limit_reserve_percent  IDGW_EVENTS__RATE_LIMIT_RESERVE_PERCENT  20
+  Group-discovery cache of GetGroup, ListGroups, ListUserGroups and member pages; the TTL is
+  the staleness bound for changes made outside the gateway, whose own writes invalidate:
+  cache.group_discovery_ttl_ms  IDGW_CACHE__GROUP_DISCOVERY_TTL_MS  0  (off; at most 60000)
+  cache.group_discovery_max_objects  IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS  10000
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (none: nothing exported)
   telemetry.service_name     OTEL_SERVICE_NAME              identity-gateway
   telemetry.resource_attributes  OTEL_RESOURCE_ATTRIBUTES
