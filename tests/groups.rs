@@ -536,14 +536,11 @@ async fn a_member_page_read_begun_before_a_membership_change_is_never_its_answer
     let (user_id, group_id) = seed_user_and_group(&app).await;
     add_member_at_okta(&app, &group_id, &user_id).await;
     let members_path = format!("/api/v1/groups/{group_id}/users");
-    let page_after: serde_json::Value = app
-        .okta_request(reqwest::Method::GET, &members_path)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The page with the member, as the simulator gives it, is what the scripted Okta answers.
+    let members = app.okta_request(reqwest::Method::GET, &members_path);
+    let response = members.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let page_after: serde_json::Value = response.json().await.unwrap();
     // Okta answers the first page read late, with the page as it was before the change.
     let first_read_arrived = Arc::new(Notify::new());
     Mock::given(method("GET"))
