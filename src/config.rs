@@ -43,6 +43,8 @@ pub struct Settings {
     pub authz: AuthzSettings,
     /// Each caller's share of the gateway and of Okta's budget.
     pub fairness: FairnessSettings,
+    /// The optional group-discovery cache.
+    pub cache: CacheSettings,
 }
 
 /// `fairness`: how much of the gateway and of Okta's rate limits one authenticated caller may
@@ -113,6 +115,42 @@ impl Default for AuthzSettings {
             reload_interval_ms: 2_000,
             scope_refresh_ms: 60_000,
         }
+    }
+}
+
+/// Longest `cache.group_discovery_ttl_ms`: the TTL is how long a membership removed outside the
+/// gateway (Admin Console, group rules, directory imports) may still be reported, so it stays
+/// short; and Okta counts its rate limits per minute, so beyond one minute a longer TTL saves
+/// little budget while widening that window.
+pub const MAX_GROUP_DISCOVERY_TTL_MS: u64 = 60_000;
+
+/// The group-discovery cache: GetGroup, ListGroups, ListUserGroups and group member pages are
+/// answered from memory for up to the TTL. The gateway's own writes forget what they change;
+/// changes made elsewhere show once the TTL has passed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// How long an answer may be served from the cache; 0 (the default) turns the cache off.
+    pub group_discovery_ttl_ms: u64,
+    /// Most groups and users the cache holds (a page of 200 members counts 200); the oldest
+    /// answers are evicted first.
+    pub group_discovery_max_objects: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            group_discovery_ttl_ms: 0,
+            group_discovery_max_objects: 10_000,
+        }
+    }
+}
+
+impl CacheSettings {
+    /// The cache's TTL, or `None` when the cache is off.
+    pub fn group_discovery_ttl(&self) -> Option<Duration> {
+        (self.group_discovery_ttl_ms > 0)
+            .then(|| Duration::from_millis(self.group_discovery_ttl_ms))
     }
 }
 
@@ -519,6 +557,17 @@ impl Settings {
                 "`fairness.okta_budget_percent_per_caller` must be between 1 and 100".to_owned(),
             );
         }
+        let cache = &self.cache;
+        if cache.group_discovery_ttl_ms > MAX_GROUP_DISCOVERY_TTL_MS {
+            problems.push(format!(
+                "`cache.group_discovery_ttl_ms` must be at most {MAX_GROUP_DISCOVERY_TTL_MS} \
+                 (changes made outside the gateway show only once it has passed)"
+            ));
+        }
+        if cache.group_discovery_max_objects == 0 {
+            problems
+                .push("`cache.group_discovery_max_objects` must be greater than zero".to_owned());
+        }
         let okta = &self.okta;
         for (name, value) in [
             ("okta.connect_timeout_ms", okta.connect_timeout_ms),
@@ -767,6 +816,36 @@ mod tests {
         assert!(joined.contains("no path"), "{joined}");
         assert!(joined.contains("no Okta API token"), "{joined}");
         assert!(joined.contains("no caller authentication"), "{joined}");
+    }
+
+    #[test]
+    fn the_group_discovery_cache_is_off_by_default_and_its_ttl_is_bounded() {
+        let defaults = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(defaults.cache.group_discovery_ttl(), None);
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "60001"),
+                ("IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS", "0"),
+            ]),
+        )
+        .unwrap();
+        let joined = settings.validate(true).unwrap_err().join("\n");
+        assert!(joined.contains("cache.group_discovery_ttl_ms"), "{joined}");
+        assert!(
+            joined.contains("cache.group_discovery_max_objects"),
+            "{joined}"
+        );
+        let on = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "5000"),
+                ("IDGW_AUTH__INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(on.validate(true).is_ok());
+        assert_eq!(on.cache.group_discovery_ttl(), Some(Duration::from_secs(5)));
     }
 
     #[test]

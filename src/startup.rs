@@ -16,8 +16,9 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::audit::AuditLayer;
-use crate::api::coalesce::CoalescedReads;
+use crate::api::discovery_cache::DiscoveryCache;
 use crate::api::events::watch::{WatchHub, WatchSettings};
+use crate::api::reads::CoalescedReads;
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
 use crate::auth::{AuthenticationLayer, Authenticator};
 use crate::authz::{AuthorizationLayer, Authorizer};
@@ -84,7 +85,16 @@ impl Application {
         let reflection_v1alpha =
             reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
         let max_bytes = settings.max_request_bytes;
-        let reads = CoalescedReads::default();
+        let cache_settings = &all_settings.cache;
+        let cache_opt = cache_settings.group_discovery_ttl().map(|ttl| {
+            tracing::info!(
+                ttl_ms = cache_settings.group_discovery_ttl_ms,
+                max_objects = cache_settings.group_discovery_max_objects,
+                "group-discovery cache on"
+            );
+            DiscoveryCache::new(ttl, cache_settings.group_discovery_max_objects)
+        });
+        let reads = CoalescedReads::new(cache_opt);
         let users = UserServiceServer::new(UsersApi::new(okta.clone(), reads.clone()))
             .max_decoding_message_size(max_bytes);
         let (draining_sender, draining) = tokio::sync::watch::channel(false);

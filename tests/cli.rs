@@ -33,6 +33,8 @@ fn help_documents_every_setting() {
         "OKTA_CLIENT_TOKEN",
         "IDGW_OKTA__API_TOKEN_FILE",
         "IDGW_GRPC__LISTEN_ADDR",
+        "IDGW_CACHE__GROUP_DISCOVERY_TTL_MS",
+        "IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS",
         "--simulate",
     ] {
         assert!(help.contains(name), "{name} missing from --help");

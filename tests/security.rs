@@ -4,12 +4,17 @@
 
 mod common;
 
-use common::{reason, spawn_app_with};
+use common::{TestApp, error_metadata, reason, spawn_app_with};
 use identity_gateway::auth::hash_api_key;
 use identity_gateway::config::Settings;
-use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, UserStatus, get_user_request};
-use tonic::{Code, Request};
+use identity_gateway::proto::{
+    GetGroupRequest, GetUserRequest, GroupMemberRequest, ListUsersRequest, UserLifecycleRequest,
+    UserStatus, get_user_request,
+};
+use serde_json::json;
+use tonic::{Code, Request, Status};
 use tonic_health::pb::HealthCheckRequest;
+use tonic_types::StatusExt;
 
 const BILLING_KEY: &str = "billing-key-5d1c0a3e9b7f4c2a8e6d0b1f3a5c7e9d";
 /// Every caller of the policy tests: (key name, key).
@@ -177,14 +182,19 @@ struct Org {
 }
 
 async fn seed_org(app: &TestApp) -> Org {
-    let ids = app
-        .seed(json!({
-            "users": [{"login": "ada@example.com"}, {"login": "bob@example.com"},
-                      {"login": "cy@example.com"}],
-            "groups": [{"name": "team-x-eng", "members": ["ada@example.com"]},
-                       {"name": "finance", "members": ["bob@example.com"]}],
-        }))
-        .await;
+    org_from(&app.seed(org_document()).await)
+}
+
+fn org_document() -> serde_json::Value {
+    json!({
+        "users": [{"login": "ada@example.com"}, {"login": "bob@example.com"},
+                  {"login": "cy@example.com"}],
+        "groups": [{"name": "team-x-eng", "members": ["ada@example.com"]},
+                   {"name": "finance", "members": ["bob@example.com"]}],
+    })
+}
+
+fn org_from(ids: &serde_json::Value) -> Org {
     let id = |kind: &str, name: &str| ids[kind][name].as_str().unwrap().to_owned();
     Org {
         ada: id("users", "ada@example.com"),
@@ -306,8 +316,19 @@ fn service_of(rpc: &str) -> &'static str {
 #[tokio::test]
 async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_okta_call() {
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_with(|settings| with_api_keys(settings, &dir)).await;
-    let org = seed_org(&app).await;
+    // The org exists before the gateway starts, so the scope index's first load sees it.
+    let sim = common::start_simulator().await;
+    let ids: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/__sim/seed", sim.base_url()))
+        .json(&org_document())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org = org_from(&ids);
+    let app = common::spawn_gateway_for(sim, |settings| with_api_keys(settings, &dir)).await;
     let team = key("team-x");
     // The scope index loads in the background at start; wait until a call inside it passes.
     let mut attempts = 0;

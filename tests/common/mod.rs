@@ -216,6 +216,25 @@ impl TestApp {
             .collect()
     }
 
+    /// Makes every Okta answer of the simulator come `delay_ms` later (0 for none).
+    pub async fn set_latency(&self, delay_ms: u64) {
+        let response = self
+            .http
+            .put(self.admin_url("latency"))
+            .json(&json!({ "delay_ms": delay_ms }))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "latency refused");
+    }
+
+    /// A request to the simulator's Okta API itself, as another Okta client would send it.
+    pub fn okta_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.sim.base_url()))
+            .header("Authorization", format!("SSWS {SIM_TOKEN}"))
+    }
+
     /// Forces a user's status in the simulated org (for states the API cannot reach).
     pub async fn force_status(&self, user_id: &str, status: &str) {
         let response = self
