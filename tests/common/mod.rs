@@ -64,6 +64,7 @@ pub async fn start_simulator() -> Simulator {
             api_token: SIM_TOKEN.to_owned(),
             seed: SeedSource::Empty,
             rate_limits: RateLimitSettings::unlimited(),
+            ..SimulatorSettings::default()
         },
     )
     .await
@@ -189,6 +190,58 @@ impl TestApp {
             "fault refused: {}",
             response.text().await.unwrap()
         );
+    }
+
+    /// Replaces the simulator's fault modes (`PUT /__sim/fault-modes`); returns them as now in
+    /// effect.
+    pub async fn set_fault_modes(&self, modes: Value) -> Value {
+        let response = self
+            .http
+            .put(self.admin_url("fault-modes"))
+            .json(&modes)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "fault modes refused: {}",
+            response.text().await.unwrap()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// The statuses the simulator answered to requests with `method` on paths starting with
+    /// `path_prefix`, oldest first (0: the connection was dropped without an answer).
+    pub async fn sim_statuses(&self, method: &str, path_prefix: &str) -> Vec<u64> {
+        self.sim_requests()
+            .await
+            .iter()
+            .filter(|r| {
+                r["method"] == method && r["path"].as_str().unwrap().starts_with(path_prefix)
+            })
+            .map(|r| r["status"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// How many System Log events of `event_type` name `user_id` as a target: each lifecycle
+    /// transition the simulated org carried out logs one.
+    pub async fn transitions_logged(&self, event_type: &str, user_id: &str) -> usize {
+        let mut url = url::Url::parse(&format!("{}/api/v1/logs", self.sim.base_url())).unwrap();
+        url.query_pairs_mut().append_pair(
+            "filter",
+            &format!("eventType eq \"{event_type}\" and target.id eq \"{user_id}\""),
+        );
+        let events: Vec<Value> = self
+            .http
+            .get(url)
+            .header("Authorization", format!("SSWS {SIM_TOKEN}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        events.len()
     }
 
     /// Appends System Log events (oldest first); returns their uuids.
