@@ -35,7 +35,7 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   okta.api_token_file        IDGW_OKTA__API_TOKEN_FILE
   okta.connect_timeout_ms    IDGW_OKTA__CONNECT_TIMEOUT_MS  5000
   okta.request_timeout_ms    IDGW_OKTA__REQUEST_TIMEOUT_MS  15000
-  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (idempotent requests only)
+  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (reads, memberships, lifecycle transitions)
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
   okta.rate_limit_reserve_percent  IDGW_OKTA__RATE_LIMIT_RESERVE_PERCENT  5  (budget left for others)

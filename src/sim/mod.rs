@@ -3,11 +3,14 @@
 //! It serves the users, lifecycle, groups and System Log endpoints of Okta's Management API with Okta's
 //! JSON shapes, error bodies, cursor paging, rate-limit headers and 429s, so the gateway can
 //! be developed, demonstrated and tested without a real org. Under `/__sim/` it also offers
-//! an unauthenticated admin API (request log, fault injection, seeding, budgets) for tests.
+//! an unauthenticated admin API (request log, fault injection and fault modes, seeding, budgets)
+//! for tests.
 //!
 //! Modules: [`state`] holds the org, [`users`], [`lifecycle`] and [`groups`] implement the
 //! endpoints, [`expr`] parses `search`/`filter`, [`paging`] does cursors and `link` headers,
-//! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`admin`] the `/__sim/` API,
+//! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`faults`] and
+//! [`fault_modes`] the injected failures, [`connection`] the connections a request can drop
+//! unanswered, [`admin`] the `/__sim/` API,
 //! [`seed`] and [`demo`] the initial contents, [`devices`] the device registry. The System Log lives in [`event_log`] (store and
 //! cursors), [`log_event`] (the `LogEvent` shape), [`logs`] (`GET /api/v1/logs`) and [`inject`]
 //! (events described by tests, demos and seeds). [`oauth`] is the org authorization server
