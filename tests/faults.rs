@@ -11,7 +11,7 @@ use identity_gateway::proto::{
     ActivateUserRequest, DeactivateUserRequest, GetUserRequest, User, UserLifecycleRequest,
     UserStatus, get_user_request,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -67,19 +67,33 @@ fn assert_rate_limited(status: &Status) {
     );
 }
 
+/// Reads the user while `modes` are in effect; returns the outcome and the simulator's answers
+/// to the reads of that user, oldest first.
+async fn read_under(
+    app: &TestApp,
+    user_id: &str,
+    path: &str,
+    modes: Value,
+) -> (Result<User, Status>, Vec<u64>) {
+    app.set_fault_modes(modes).await;
+    app.clear_sim_requests().await;
+    let outcome = get_user(app, user_id).await;
+    (outcome, app.sim_statuses("GET", path).await)
+}
+
 #[tokio::test]
 async fn server_errors_on_a_read_are_retried_and_a_lasting_outage_is_unavailable() {
     let app = spawn_app().await;
     let (user_id, path) = seed_user_in(&app, "read5xx@example.com", "ACTIVE").await;
 
-    app.set_fault_modes(
+    let (outcome, statuses) = read_under(
+        &app,
+        &user_id,
+        &path,
         json!({"seed": 7, "server_errors": {"method": "GET", "path_prefix": path, "times": 2}}),
     )
     .await;
-    app.clear_sim_requests().await;
-    let user = get_user(&app, &user_id).await.unwrap();
-    assert_eq!(user.id, user_id);
-    let statuses = app.sim_statuses("GET", &path).await;
+    assert_eq!(outcome.unwrap().id, user_id);
     assert_eq!(
         statuses.len(),
         3,
@@ -91,15 +105,16 @@ async fn server_errors_on_a_read_are_retried_and_a_lasting_outage_is_unavailable
     );
     assert_eq!(statuses[2], 200);
 
-    app.set_fault_modes(
+    let (outcome, statuses) = read_under(
+        &app,
+        &user_id,
+        &path,
         json!({"server_errors": {"method": "GET", "path_prefix": path, "rate": 1.0}}),
     )
     .await;
-    app.clear_sim_requests().await;
-    let status = get_user(&app, &user_id).await.unwrap_err();
+    let status = outcome.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(reason(&status), "OKTA_UNAVAILABLE");
-    let statuses = app.sim_statuses("GET", &path).await;
     assert_eq!(statuses.len(), 1 + MAX_RETRIES, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s >= 500), "{statuses:?}");
 }
@@ -108,14 +123,16 @@ async fn server_errors_on_a_read_are_retried_and_a_lasting_outage_is_unavailable
 async fn a_rate_limit_storm_is_resource_exhausted_with_retry_info_within_the_deadline() {
     let app = spawn_app().await;
     let (user_id, path) = seed_user_in(&app, "storm@example.com", "ACTIVE").await;
-    app.set_fault_modes(json!({"rate_limit_storm": {"path_prefix": path, "duration_ms": 60_000}}))
-        .await;
-    app.clear_sim_requests().await;
 
-    let status = get_user(&app, &user_id).await.unwrap_err();
+    let (outcome, statuses) = read_under(
+        &app,
+        &user_id,
+        &path,
+        json!({"rate_limit_storm": {"path_prefix": path, "duration_ms": 60_000}}),
+    )
+    .await;
 
-    assert_rate_limited(&status);
-    let statuses = app.sim_statuses("GET", &path).await;
+    assert_rate_limited(&outcome.unwrap_err());
     assert!(!statuses.is_empty());
     assert!(statuses.iter().all(|s| *s == 429), "{statuses:?}");
     assert!(
@@ -130,24 +147,26 @@ async fn concurrency_limit_429s_are_retried_and_a_lasting_limit_is_resource_exha
     let (user_id, path) = seed_user_in(&app, "busy@example.com", "ACTIVE").await;
 
     // Okta's concurrency limit refuses the first attempt only: the retry gets through.
-    app.set_fault_modes(
+    let (outcome, statuses) = read_under(
+        &app,
+        &user_id,
+        &path,
         json!({"concurrency_limit": {"path_prefix": path, "max_in_flight": 0, "times": 1}}),
     )
     .await;
-    app.clear_sim_requests().await;
-    assert_eq!(get_user(&app, &user_id).await.unwrap().id, user_id);
-    assert_eq!(app.sim_statuses("GET", &path).await, [429, 200]);
+    assert_eq!(outcome.unwrap().id, user_id);
+    assert_eq!(statuses, [429, 200]);
 
     // No slot at all: every attempt is refused, and the caller is told when to retry.
-    app.set_fault_modes(json!({"concurrency_limit": {"path_prefix": path, "max_in_flight": 0}}))
-        .await;
-    app.clear_sim_requests().await;
-    let status = get_user(&app, &user_id).await.unwrap_err();
-    assert_rate_limited(&status);
-    assert_eq!(
-        app.sim_statuses("GET", &path).await,
-        vec![429; 1 + MAX_RETRIES]
-    );
+    let (outcome, statuses) = read_under(
+        &app,
+        &user_id,
+        &path,
+        json!({"concurrency_limit": {"path_prefix": path, "max_in_flight": 0}}),
+    )
+    .await;
+    assert_rate_limited(&outcome.unwrap_err());
+    assert_eq!(statuses, vec![429; 1 + MAX_RETRIES]);
 }
 
 #[tokio::test]
@@ -155,26 +174,27 @@ async fn a_connection_reset_on_a_read_is_retried_and_a_lasting_one_is_unavailabl
     let app = spawn_app().await;
     let (user_id, path) = seed_user_in(&app, "reset@example.com", "ACTIVE").await;
 
-    app.set_fault_modes(
+    let (outcome, statuses) = read_under(
+        &app,
+        &user_id,
+        &path,
         json!({"connection_resets": {"method": "GET", "path_prefix": path, "times": 1}}),
     )
     .await;
-    app.clear_sim_requests().await;
-    assert_eq!(get_user(&app, &user_id).await.unwrap().id, user_id);
-    assert_eq!(app.sim_statuses("GET", &path).await, [0, 200]);
+    assert_eq!(outcome.unwrap().id, user_id);
+    assert_eq!(statuses, [0, 200]);
 
-    app.set_fault_modes(
+    let (outcome, statuses) = read_under(
+        &app,
+        &user_id,
+        &path,
         json!({"connection_resets": {"method": "GET", "path_prefix": path, "rate": 1.0}}),
     )
     .await;
-    app.clear_sim_requests().await;
-    let status = get_user(&app, &user_id).await.unwrap_err();
+    let status = outcome.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(reason(&status), "OKTA_UNREACHABLE");
-    assert_eq!(
-        app.sim_statuses("GET", &path).await,
-        vec![0; 1 + MAX_RETRIES]
-    );
+    assert_eq!(statuses, vec![0; 1 + MAX_RETRIES]);
 }
 
 #[tokio::test]

@@ -120,6 +120,17 @@ async fn received_with_standard_headers(server: &MockServer) -> Vec<Request> {
     requests
 }
 
+/// A create with nothing in it, for tests of how a create is sent rather than what it holds.
+fn empty_create_request() -> CreateUserRequest {
+    CreateUserRequest {
+        profile: serde_json::Map::new(),
+        password: None,
+        group_ids: vec![],
+        activate: false,
+        expire_password_on_create: false,
+    }
+}
+
 fn mock_empty_post(action: &str) -> MockBuilder {
     Mock::given(method("POST"))
         .and(path(format!("{USER_PATH}/lifecycle/{action}")))
@@ -1134,13 +1145,7 @@ async fn a_429_on_a_create_is_not_retried() {
         .expect(1)
         .mount(&server)
         .await;
-    let request = CreateUserRequest {
-        profile: serde_json::Map::new(),
-        password: None,
-        group_ids: vec![],
-        activate: false,
-        expire_password_on_create: false,
-    };
+    let request = empty_create_request();
     // Act
     let error = client.create_user(&request).await.unwrap_err();
     // Assert
@@ -1261,13 +1266,7 @@ async fn a_5xx_on_a_post_is_not_retried() {
         .expect(1)
         .mount(&server)
         .await;
-    let request = CreateUserRequest {
-        profile: serde_json::Map::new(),
-        password: None,
-        group_ids: vec![],
-        activate: false,
-        expire_password_on_create: false,
-    };
+    let request = empty_create_request();
     // Act
     let create_error = client.create_user(&request).await.unwrap_err();
     // Assert

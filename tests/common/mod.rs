@@ -134,19 +134,23 @@ impl TestApp {
 
     /// Adds users and groups to the simulated org; returns `{"users":{login:id},"groups":{name:id}}`.
     pub async fn seed(&self, document: Value) -> Value {
+        self.admin(reqwest::Method::POST, "seed", &document).await
+    }
+
+    /// Sends `body` to the admin endpoint `path`; asserts the simulator accepted it and returns
+    /// its JSON answer.
+    async fn admin(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
         let response = self
             .http
-            .post(self.admin_url("seed"))
-            .json(&document)
+            .request(method, self.admin_url(path))
+            .json(body)
             .send()
             .await
             .unwrap();
-        assert!(
-            response.status().is_success(),
-            "seed failed: {}",
-            response.text().await.unwrap()
-        );
-        response.json().await.unwrap()
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path} refused: {text}");
+        serde_json::from_str(&text).unwrap()
     }
 
     /// Seeds one ACTIVE user and returns its id.
@@ -178,36 +182,14 @@ impl TestApp {
 
     /// Makes the simulator fail the next matching requests.
     pub async fn inject_fault(&self, fault: Value) {
-        let response = self
-            .http
-            .post(self.admin_url("faults"))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "fault refused: {}",
-            response.text().await.unwrap()
-        );
+        self.admin(reqwest::Method::POST, "faults", &fault).await;
     }
 
     /// Replaces the simulator's fault modes (`PUT /__sim/fault-modes`); returns them as now in
     /// effect.
     pub async fn set_fault_modes(&self, modes: Value) -> Value {
-        let response = self
-            .http
-            .put(self.admin_url("fault-modes"))
-            .json(&modes)
-            .send()
+        self.admin(reqwest::Method::PUT, "fault-modes", &modes)
             .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "fault modes refused: {}",
-            response.text().await.unwrap()
-        );
-        response.json().await.unwrap()
     }
 
     /// The statuses the simulator answered to requests with `method` on paths starting with
@@ -231,34 +213,25 @@ impl TestApp {
             "filter",
             &format!("eventType eq \"{event_type}\" and target.id eq \"{user_id}\""),
         );
-        let events: Vec<Value> = self
-            .http
-            .get(url)
+        let request = self.http.get(url);
+        let response = request
             .header("Authorization", format!("SSWS {SIM_TOKEN}"))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
+        let events: Vec<Value> = response.json().await.unwrap();
         events.len()
     }
 
     /// Appends System Log events (oldest first); returns their uuids.
     pub async fn inject_events(&self, events: Vec<Value>) -> Vec<String> {
-        let response = self
-            .http
-            .post(self.admin_url("logs/events"))
-            .json(&json!({ "events": events }))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "inject: {}",
-            response.text().await.unwrap()
-        );
-        let body: Value = response.json().await.unwrap();
+        let body = self
+            .admin(
+                reqwest::Method::POST,
+                "logs/events",
+                &json!({ "events": events }),
+            )
+            .await;
         body["uuids"]
             .as_array()
             .unwrap()
@@ -269,18 +242,9 @@ impl TestApp {
 
     /// Forces a user's status in the simulated org (for states the API cannot reach).
     pub async fn force_status(&self, user_id: &str, status: &str) {
-        let response = self
-            .http
-            .post(self.admin_url(&format!("users/{user_id}/status")))
-            .json(&json!({"status": status}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "force status: {}",
-            response.text().await.unwrap()
-        );
+        let path = format!("users/{user_id}/status");
+        self.admin(reqwest::Method::POST, &path, &json!({"status": status}))
+            .await;
     }
 }
 
