@@ -51,6 +51,10 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   events.poll_interval_ms    IDGW_EVENTS__POLL_INTERVAL_MS  5000   (System Log polls of one watched filter)
   events.keepalive_interval_ms  IDGW_EVENTS__KEEPALIVE_INTERVAL_MS  15000
   events.rate_limit_reserve_percent  IDGW_EVENTS__RATE_LIMIT_RESERVE_PERCENT  20
+  auth.insecure              IDGW_AUTH__INSECURE            false  (no caller authentication: local runs only; --simulate sets it)
+  auth.api_keys_file         IDGW_AUTH__API_KEYS_FILE       (YAML list of name + sha256; see hash-api-key)
+  auth.protect_health_and_reflection  IDGW_AUTH__PROTECT_HEALTH_AND_REFLECTION  false
+  authz.read_only            IDGW_AUTHZ__READ_ONLY          false  (refuse every RPC that changes Okta)
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (none: nothing exported)
   telemetry.service_name     OTEL_SERVICE_NAME              identity-gateway
   telemetry.resource_attributes  OTEL_RESOURCE_ATTRIBUTES
@@ -122,6 +126,13 @@ pub enum Command {
         #[arg(long)]
         key_id: Option<String>,
     },
+    /// Read an API key from standard input and print its entry for `auth.api_keys_file`
+    /// (the SHA-256 of the key; the key itself is never stored).
+    HashApiKey {
+        /// The key's name, the caller identity `apikey:NAME` in policies.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// Runs what the command line asks for until stopped.
@@ -151,6 +162,9 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
         Some(Command::PublicJwk { key_file, key_id }) => {
             public_jwk(&key_file, key_id.as_deref()).map(|jwk| print_banner(&jwk))
         }
+        Some(Command::HashApiKey { name }) => {
+            api_key_entry(&name).map(|entry| print_banner(&entry))
+        }
         None => run_gateway(settings, cli.simulate, cli.listen).await,
     };
     // Flush the last spans and metrics; the exporters block, so off the runtime's threads.
@@ -167,6 +181,23 @@ pub fn public_jwk(path: &std::path::Path, key_id: Option<&str>) -> anyhow::Resul
     let mut jwk = key.public_jwk();
     jwk["kid"] = serde_json::Value::from(key.key_id());
     Ok(jwk.to_string())
+}
+
+/// The keys-file entry for the key on standard input (one line; surrounding whitespace trimmed).
+fn api_key_entry(name: &str) -> anyhow::Result<String> {
+    let mut key = String::new();
+    std::io::stdin()
+        .read_line(&mut key)
+        .context("cannot read the API key from standard input")?;
+    let key = key.trim();
+    anyhow::ensure!(
+        key.len() >= 32,
+        "an API key must be at least 32 characters of randomness (`openssl rand -hex 32`)"
+    );
+    Ok(format!(
+        "- name: {name}\n  sha256: {}",
+        crate::auth::hash_api_key(key)
+    ))
 }
 
 fn seed_source(seed: Option<PathBuf>, empty: bool) -> SeedSource {
@@ -240,6 +271,10 @@ async fn run_gateway(
 ) -> anyhow::Result<()> {
     if let Some(listen) = listen {
         settings.grpc.listen_addr = listen;
+    }
+    if simulate && !settings.auth.has_mechanism() {
+        // The one-command quick start: a simulated org and no caller credentials, said loudly.
+        settings.auth.insecure = true;
     }
     let target = settings.validate(simulate).map_err(|problems| {
         anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - "))

@@ -37,6 +37,40 @@ pub struct Settings {
     pub log: LogSettings,
     /// OpenTelemetry traces and metrics.
     pub telemetry: TelemetrySettings,
+    /// How callers prove who they are.
+    pub auth: AuthSettings,
+    /// What each caller may do.
+    pub authz: AuthzSettings,
+}
+
+/// `auth`: caller authentication, deny by default. With no mechanism configured every identity
+/// RPC is refused, unless `insecure` is set explicitly.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Accept callers without credentials, as `anonymous`: only for local runs and the simulated
+    /// quick start (which sets it), and announced loudly at start.
+    pub insecure: bool,
+    /// A YAML file of API keys, each a `name` and the key's `sha256` (never the key itself).
+    pub api_keys_file: Option<PathBuf>,
+    /// Require credentials for health checks and reflection too (default: open, for probes
+    /// and grpcurl).
+    pub protect_health_and_reflection: bool,
+}
+
+impl AuthSettings {
+    /// Whether any way for a caller to authenticate is configured.
+    pub fn has_mechanism(&self) -> bool {
+        self.api_keys_file.is_some()
+    }
+}
+
+/// `authz`: what authenticated callers may do.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthzSettings {
+    /// Refuse every mutating RPC before Okta is called (for a read-only Okta admin token).
+    pub read_only: bool,
 }
 
 /// Where and how traces and metrics are exported. The standard `OTEL_*` variables fill these
@@ -409,6 +443,14 @@ impl Settings {
         if grpc.max_request_bytes < 1024 {
             problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());
         }
+        let auth = &self.auth;
+        if !auth.insecure && !auth.has_mechanism() {
+            problems.push(
+                "no caller authentication is configured: set `auth.api_keys_file`, or \
+                 `auth.insecure = true` for a local run (never with a real org)"
+                    .to_owned(),
+            );
+        }
         let okta = &self.okta;
         for (name, value) in [
             ("okta.connect_timeout_ms", okta.connect_timeout_ms),
@@ -631,6 +673,7 @@ mod tests {
                 ("OKTA_CLIENT_ORGURL", "https://sdk.okta.com"),
                 ("OKTA_CLIENT_TOKEN", "sdk-token"),
                 ("IDGW_OKTA__ORG_URL", "https://own.okta.com"),
+                ("IDGW_AUTH__INSECURE", "true"),
             ]),
         )
         .unwrap();
@@ -655,6 +698,7 @@ mod tests {
         assert!(joined.contains("must use https"), "{joined}");
         assert!(joined.contains("no path"), "{joined}");
         assert!(joined.contains("no Okta API token"), "{joined}");
+        assert!(joined.contains("no caller authentication"), "{joined}");
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! together for the binary.
 
 pub mod api;
+pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod deadline;

@@ -19,6 +19,8 @@ use crate::api::audit::AuditLayer;
 use crate::api::coalesce::CoalescedReads;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
+use crate::auth::{AuthenticationLayer, Authenticator};
+use crate::authz::{AuthorizationLayer, Authorizer};
 use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
 use crate::okta::OktaClient;
@@ -63,6 +65,8 @@ impl Application {
                 )
             })?;
         let local_addr = listener.local_addr()?;
+        let authenticator = Arc::new(Authenticator::from_settings(&all_settings.auth)?);
+        let authorizer = Arc::new(Authorizer::from_settings(&all_settings.authz));
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         set_all_statuses(&health_reporter, ServingStatus::Serving).await;
         let reflection = |builder: tonic_reflection::server::Builder<'static>| {
@@ -104,7 +108,9 @@ impl Application {
         let server = Server::builder()
             .layer(RpcTelemetryLayer)
             .layer(ShedLayer::new(settings.max_in_flight_rpcs))
+            .layer(AuthenticationLayer::new(authenticator))
             .layer(AuditLayer)
+            .layer(AuthorizationLayer::new(authorizer))
             .layer(DeadlineLayer::new(settings.request_timeout()))
             .add_service(health_service)
             .add_service(reflection_v1)

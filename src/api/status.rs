@@ -66,6 +66,12 @@ pub mod reason {
     pub const DEADLINE_EXPIRED: &str = "DEADLINE_EXPIRED";
     /// The caller asked for something the gateway refuses before calling Okta.
     pub const PRECONDITION: &str = "PRECONDITION_FAILED";
+    /// The caller sent no valid credentials.
+    pub const UNAUTHENTICATED: &str = "CALLER_UNAUTHENTICATED";
+    /// The caller's roles do not grant the RPC, or not on this target.
+    pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
+    /// The gateway is configured read-only and the RPC changes something.
+    pub const READ_ONLY: &str = "GATEWAY_READ_ONLY";
 }
 
 /// Okta's codes for "not allowed in the user's (or device's) current status".
@@ -425,6 +431,42 @@ pub fn failed_precondition(subject: &str, description: &str) -> Status {
     let mut details = error_info(reason::PRECONDITION, HashMap::new());
     details.add_precondition_failure_violation("STATUS", subject, description);
     Status::with_error_details(Code::FailedPrecondition, description, details)
+}
+
+/// UNAUTHENTICATED: the caller's credentials are missing or invalid (`why` never holds a secret).
+pub fn unauthenticated(why: &str) -> Status {
+    with_info(
+        Code::Unauthenticated,
+        format!("caller not authenticated: {why}"),
+        reason::UNAUTHENTICATED,
+        HashMap::new(),
+    )
+}
+
+/// PERMISSION_DENIED naming the permission (`Service/Method`, or a target) the caller lacks.
+pub fn permission_denied(permission: &str, why: &str) -> Status {
+    let metadata = HashMap::from([("permission".to_owned(), permission.to_owned())]);
+    with_info(
+        Code::PermissionDenied,
+        format!("permission `{permission}` missing: {why}"),
+        reason::PERMISSION_MISSING,
+        metadata,
+    )
+}
+
+/// FAILED_PRECONDITION for a mutating RPC while the gateway is read-only.
+pub fn read_only(method: &str) -> Status {
+    let mut details = error_info(reason::READ_ONLY, HashMap::new());
+    details.add_precondition_failure_violation(
+        "READ_ONLY",
+        method,
+        "the gateway is read-only (`authz.read_only`)",
+    );
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        format!("{method} changes Okta, and this gateway is configured read-only"),
+        details,
+    )
 }
 
 #[cfg(test)]

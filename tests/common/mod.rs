@@ -44,6 +44,8 @@ pub fn test_settings() -> Settings {
     settings.okta.request_timeout_ms = 5_000;
     settings.events.poll_interval_ms = 25;
     settings.events.keepalive_interval_ms = 100;
+    // Most suites test Okta behaviour, not caller security (tests/security.rs does).
+    settings.auth.insecure = true;
     settings
 }
 
