@@ -41,6 +41,32 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// What each caller may do.
     pub authz: AuthzSettings,
+    /// Each caller's share of the gateway and of Okta's budget.
+    pub fairness: FairnessSettings,
+}
+
+/// `fairness`: how much of the gateway and of Okta's rate limits one authenticated caller may
+/// take, so a noisy one cannot starve the rest. Roles in the policy may set their own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FairnessSettings {
+    /// RPCs one caller may have in flight (role override: `max_in_flight`).
+    pub max_in_flight_per_caller: u32,
+    /// Streams (WatchEvents, StreamGroupMembers) one caller may have open.
+    pub max_streams_per_caller: u32,
+    /// Percent of each Okta rate-limit bucket one caller may spend per window (role override:
+    /// `okta_budget_percent`).
+    pub okta_budget_percent_per_caller: u32,
+}
+
+impl Default for FairnessSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight_per_caller: 256,
+            max_streams_per_caller: 16,
+            okta_budget_percent_per_caller: 50,
+        }
+    }
 }
 
 /// `auth`: caller authentication, deny by default. With no mechanism configured every identity
@@ -66,11 +92,28 @@ impl AuthSettings {
 }
 
 /// `authz`: what authenticated callers may do.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthzSettings {
     /// Refuse every mutating RPC before Okta is called (for a read-only Okta admin token).
     pub read_only: bool,
+    /// The policy file (YAML: roles and who holds them). Required unless `auth.insecure`.
+    pub policy_file: Option<PathBuf>,
+    /// How often the policy file is checked for changes.
+    pub reload_interval_ms: u64,
+    /// How often the groups of group-scoped roles, and their members, are reread from Okta.
+    pub scope_refresh_ms: u64,
+}
+
+impl Default for AuthzSettings {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            policy_file: None,
+            reload_interval_ms: 2_000,
+            scope_refresh_ms: 60_000,
+        }
+    }
 }
 
 /// Where and how traces and metrics are exported. The standard `OTEL_*` variables fill these
@@ -449,6 +492,32 @@ impl Settings {
                 "no caller authentication is configured: set `auth.api_keys_file`, or \
                  `auth.insecure = true` for a local run (never with a real org)"
                     .to_owned(),
+            );
+        }
+        if !auth.insecure && self.authz.policy_file.is_none() {
+            problems.push(
+                "`authz.policy_file` is not set: with caller authentication on, a policy must \
+                 say who may do what"
+                    .to_owned(),
+            );
+        }
+        if self.authz.reload_interval_ms == 0 || self.authz.scope_refresh_ms == 0 {
+            problems.push(
+                "`authz.reload_interval_ms` and `authz.scope_refresh_ms` must be greater than zero"
+                    .to_owned(),
+            );
+        }
+        let fairness = &self.fairness;
+        if fairness.max_in_flight_per_caller == 0 || fairness.max_streams_per_caller == 0 {
+            problems.push(
+                "`fairness.max_in_flight_per_caller` and `fairness.max_streams_per_caller` must be \
+                 at least 1"
+                    .to_owned(),
+            );
+        }
+        if !(1..=100).contains(&fairness.okta_budget_percent_per_caller) {
+            problems.push(
+                "`fairness.okta_budget_percent_per_caller` must be between 1 and 100".to_owned(),
             );
         }
         let okta = &self.okta;

@@ -23,6 +23,7 @@ use crate::auth::{AuthenticationLayer, Authenticator};
 use crate::authz::{AuthorizationLayer, Authorizer};
 use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
+use crate::fairness::FairnessLayer;
 use crate::okta::OktaClient;
 use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
@@ -66,7 +67,11 @@ impl Application {
             })?;
         let local_addr = listener.local_addr()?;
         let authenticator = Arc::new(Authenticator::from_settings(&all_settings.auth)?);
-        let authorizer = Arc::new(Authorizer::from_settings(&all_settings.authz));
+        let authorizer = Arc::new(Authorizer::start(
+            &all_settings.authz,
+            &all_settings.auth,
+            okta.clone(),
+        )?);
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         set_all_statuses(&health_reporter, ServingStatus::Serving).await;
         let reflection = |builder: tonic_reflection::server::Builder<'static>| {
@@ -94,7 +99,7 @@ impl Application {
             .max_decoding_message_size(max_bytes);
         let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone()))
             .max_decoding_message_size(max_bytes);
-        let groups = GroupServiceServer::new(GroupsApi::new(okta, reads))
+        let groups = GroupServiceServer::new(GroupsApi::new(okta, reads, authorizer.scopes()))
             .max_decoding_message_size(max_bytes);
 
         let drain_started = Arc::new(Notify::new());
@@ -110,7 +115,11 @@ impl Application {
             .layer(ShedLayer::new(settings.max_in_flight_rpcs))
             .layer(AuthenticationLayer::new(authenticator))
             .layer(AuditLayer)
-            .layer(AuthorizationLayer::new(authorizer))
+            .layer(AuthorizationLayer::new(authorizer.clone()))
+            .layer(FairnessLayer::new(
+                all_settings.fairness.clone(),
+                authorizer,
+            ))
             .layer(DeadlineLayer::new(settings.request_timeout()))
             .add_service(health_service)
             .add_service(reflection_v1)

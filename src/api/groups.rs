@@ -1,6 +1,7 @@
 //! `identity.v1.GroupService`: each handler validates, calls Okta, converts.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -12,6 +13,7 @@ use super::convert::{group_from_okta, user_from_okta};
 use super::page_token;
 use super::status::{OktaCall, mapped};
 use super::validate::{Violations, checked, parse_ids};
+use crate::authz::scope::ScopeIndex;
 use crate::okta::{Expression, GroupQuery, OktaClient, Operator, PageRequest};
 use crate::proto::group_service_server::GroupService;
 use crate::proto::{
@@ -30,12 +32,18 @@ const STREAM_BUFFER: usize = MAX_GROUPS_PAGE_SIZE as usize;
 pub struct GroupsApi {
     okta: OktaClient,
     reads: CoalescedReads,
+    scopes: Arc<ScopeIndex>,
 }
 
 impl GroupsApi {
-    /// Wraps the shared Okta client and the coalesced reads.
-    pub fn new(okta: OktaClient, reads: CoalescedReads) -> Self {
-        Self { okta, reads }
+    /// Wraps the shared Okta client, the coalesced reads and the group-scope index (told about
+    /// membership changes).
+    pub fn new(okta: OktaClient, reads: CoalescedReads, scopes: Arc<ScopeIndex>) -> Self {
+        Self {
+            okta,
+            reads,
+            scopes,
+        }
     }
 }
 
@@ -214,6 +222,11 @@ impl GroupsApi {
         };
         self.reads.user_changed(ids[1].as_str());
         result.map_err(mapped(OktaCall::Membership))?;
+        self.scopes.membership_changed(
+            ids[0].as_str(),
+            ids[1].as_str(),
+            matches!(change, MembershipChange::Add),
+        );
         Ok(Response::new(()))
     }
 }

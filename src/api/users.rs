@@ -146,7 +146,7 @@ impl UserService for UsersApi {
             }
             Some(get_user_request::User::Login(login)) => {
                 let mut violations = Violations::default();
-                violations.required_text("login", &login);
+                violations.login("login", &login);
                 violations.finish()?;
                 let found = self
                     .okta

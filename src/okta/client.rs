@@ -14,7 +14,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::okta::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
-use crate::okta::budget::{self, Budgets};
+use crate::okta::budget::{self, Budgets, Refusal};
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::okta::instrumentation;
 use crate::okta::pagination::{self, Page};
@@ -337,14 +337,25 @@ impl OktaClient {
                 });
             };
             // Taken last, right before sending, so every taken unit is settled below.
-            if let Err(wait) = self.budgets.acquire(&bucket).await {
-                tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
-                    "okta rate-limit budget cannot recover before the caller's deadline");
-                return Err(OktaError::RateLimited {
-                    retry_after: Some(wait),
-                    body: None,
-                    meta: ResponseMeta::default(),
-                });
+            match self.budgets.acquire(&bucket).await {
+                Ok(()) => {}
+                Err(Refusal::Deadline(wait)) => {
+                    tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
+                        "okta rate-limit budget cannot recover before the caller's deadline");
+                    return Err(OktaError::RateLimited {
+                        retry_after: Some(wait),
+                        body: None,
+                        meta: ResponseMeta::default(),
+                    });
+                }
+                Err(Refusal::CallerShareSpent(retry_after)) => {
+                    tracing::warn!(okta.bucket = %bucket, retry_after_ms = retry_after.as_millis() as u64,
+                        "the caller has spent its share of this okta rate-limit bucket");
+                    return Err(OktaError::CallerShareSpent {
+                        retry_after,
+                        bucket: bucket.to_string(),
+                    });
+                }
             }
             let request = self
                 .build_request(
