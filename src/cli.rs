@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::config::{OktaTarget, Settings};
 use crate::okta::{OktaClient, OktaClientSettings};
+use crate::sim::fault_modes::FaultModes;
 use crate::sim::{SeedSource, Simulator, SimulatorSettings};
 use crate::startup::{Application, termination_signal};
 
@@ -34,7 +35,7 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   okta.api_token_file        IDGW_OKTA__API_TOKEN_FILE
   okta.connect_timeout_ms    IDGW_OKTA__CONNECT_TIMEOUT_MS  5000
   okta.request_timeout_ms    IDGW_OKTA__REQUEST_TIMEOUT_MS  15000
-  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (idempotent requests only)
+  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (reads, memberships, lifecycle transitions)
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
   okta.rate_limit_reserve_percent  IDGW_OKTA__RATE_LIMIT_RESERVE_PERCENT  5  (budget left for others)
@@ -113,6 +114,11 @@ pub enum Command {
         /// A file holding the token (a mounted Secret); keeps it off the command line.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Fault modes in effect from the start (YAML or JSON, the document of
+        /// `PUT /__sim/fault-modes`): server errors, rate-limit storms, a concurrency limit,
+        /// connection resets.
+        #[arg(long, value_name = "FILE")]
+        fault_modes: Option<PathBuf>,
     },
     /// Print the public JWK of an OAuth service app's private key (PEM or JWK), to register on
     /// the Okta app or with the simulator (`POST /__sim/oauth/clients`, seed `clients:`).
@@ -144,12 +150,19 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
             empty,
             token,
             token_file,
-        }) => match token_file.as_deref().map(read_token_file).transpose() {
-            Ok(file_token) => {
-                run_simulator(listen, seed_source(seed, empty), file_token.or(token)).await
+            fault_modes,
+        }) => {
+            let settings = simulator_settings(
+                seed_source(seed, empty),
+                token,
+                token_file.as_deref(),
+                fault_modes.as_deref(),
+            );
+            match settings {
+                Ok(settings) => run_simulator(listen, settings).await,
+                Err(error) => Err(error),
             }
-            Err(error) => Err(error),
-        },
+        }
         Some(Command::PublicJwk { key_file, key_id }) => {
             public_jwk(&key_file, key_id.as_deref()).map(|jwk| print_banner(&jwk))
         }
@@ -215,17 +228,35 @@ fn random_token() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 40)
 }
 
-async fn run_simulator(
-    listen: SocketAddr,
+/// The standalone simulator's settings: the token (from its file, the flag, or a random one)
+/// and the fault modes file, read and checked before anything is bound.
+fn simulator_settings(
     seed: SeedSource,
     token: Option<String>,
-) -> anyhow::Result<()> {
-    let api_token = token.unwrap_or_else(random_token);
-    let settings = SimulatorSettings {
-        api_token: api_token.clone(),
-        seed,
-        ..SimulatorSettings::default()
+    token_file: Option<&std::path::Path>,
+    fault_modes_file: Option<&std::path::Path>,
+) -> anyhow::Result<SimulatorSettings> {
+    let file_token = token_file.map(read_token_file).transpose()?;
+    let fault_modes = match fault_modes_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the fault modes file `{}`", path.display())
+            })?;
+            FaultModes::parse(&text)
+                .map_err(|error| anyhow::anyhow!("`{}`: {error}", path.display()))?
+        }
+        None => FaultModes::default(),
     };
+    Ok(SimulatorSettings {
+        api_token: file_token.or(token).unwrap_or_else(random_token),
+        seed,
+        fault_modes,
+        ..SimulatorSettings::default()
+    })
+}
+
+async fn run_simulator(listen: SocketAddr, settings: SimulatorSettings) -> anyhow::Result<()> {
+    let api_token = settings.api_token.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("failed to bind the simulator on {listen}"))?;

@@ -280,7 +280,8 @@ pub struct OktaSettings {
     pub connect_timeout_ms: u64,
     /// Timeout of one Okta HTTP request.
     pub request_timeout_ms: u64,
-    /// Retries of idempotent Okta requests on 429, 5xx and connection errors.
+    /// Retries of reads, membership changes and user lifecycle transitions on 429, 5xx and
+    /// connection errors (never of creates, profile updates or deletions).
     pub max_retries: u32,
     /// First backoff step when Okta gives no reset time.
     pub retry_base_delay_ms: u64,

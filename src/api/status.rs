@@ -528,6 +528,7 @@ mod tests {
                 status,
                 request_id: Some("req-1".to_owned()),
                 rate_limit: None,
+                retry_count: 0,
             },
             www_authenticate: None,
         }

@@ -212,4 +212,7 @@ pub struct ResponseMeta {
     pub request_id: Option<String>,
     /// The `X-Rate-Limit-*` headers, when all were present.
     pub rate_limit: Option<RateLimitState>,
+    /// How many retries of the same request came before this response (0: the first attempt).
+    /// After a retry, an earlier attempt may have been carried out although its answer was lost.
+    pub retry_count: u32,
 }
