@@ -54,7 +54,13 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   auth.insecure              IDGW_AUTH__INSECURE            false  (no caller authentication: local runs only; --simulate sets it)
   auth.api_keys_file         IDGW_AUTH__API_KEYS_FILE       (YAML list of name + sha256; see hash-api-key)
   auth.protect_health_and_reflection  IDGW_AUTH__PROTECT_HEALTH_AND_REFLECTION  false
+  authz.policy_file          IDGW_AUTHZ__POLICY_FILE        (roles and who holds them; required unless auth.insecure)
   authz.read_only            IDGW_AUTHZ__READ_ONLY          false  (refuse every RPC that changes Okta)
+  authz.reload_interval_ms   IDGW_AUTHZ__RELOAD_INTERVAL_MS 2000   (policy file checked for changes)
+  authz.scope_refresh_ms     IDGW_AUTHZ__SCOPE_REFRESH_MS   60000  (groups of scoped roles reread from Okta)
+  fairness.max_in_flight_per_caller  IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER  256
+  fairness.max_streams_per_caller    IDGW_FAIRNESS__MAX_STREAMS_PER_CALLER    16
+  fairness.okta_budget_percent_per_caller  IDGW_FAIRNESS__OKTA_BUDGET_PERCENT_PER_CALLER  50
   Group-discovery cache of GetGroup, ListGroups, ListUserGroups and member pages; the TTL is
   the staleness bound for changes made outside the gateway, whose own writes invalidate:
   cache.group_discovery_ttl_ms  IDGW_CACHE__GROUP_DISCOVERY_TTL_MS  0  (off; at most 60000)
