@@ -4,86 +4,17 @@
 
 mod common;
 
+use common::callers::{BILLING_KEY, POLICY, key, keyed, with_api_keys};
 use common::{TestApp, error_metadata, reason, spawn_app_with};
-use identity_gateway::auth::hash_api_key;
-use identity_gateway::config::Settings;
+use identity_gateway::proto::event_service_client::EventServiceClient;
 use identity_gateway::proto::{
     GetGroupRequest, GetUserRequest, GroupMemberRequest, ListUsersRequest, UserLifecycleRequest,
-    UserStatus, get_user_request,
+    UserStatus, WatchEventsRequest, get_user_request,
 };
 use serde_json::json;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_types::StatusExt;
-
-const BILLING_KEY: &str = "billing-key-5d1c0a3e9b7f4c2a8e6d0b1f3a5c7e9d";
-/// Every caller of the policy tests: (key name, key).
-const KEYS: &[(&str, &str)] = &[
-    ("billing", BILLING_KEY),
-    ("reader", "reader-key-0f2e4d6c8b0a1f3e5d7c9b1a3f5e7d9c"),
-    ("ops", "ops-key-7a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f"),
-    ("groups", "groups-key-2b4d6f8a0c2e4a6c8e0a2c4e6a8c0e2a4c6"),
-    ("team-x", "team-x-key-9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a"),
-    ("nobody", "nobody-key-1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b"),
-];
-/// Roles for the matrix; `billing` holds every RPC so the existing tests keep their access.
-const POLICY: &str = r#"
-roles:
-  everything:
-    rpcs: ["*"]
-  reader:
-    rpcs: ["identity.v1.UserService/GetUser", "identity.v1.UserService/ListUsers",
-           "identity.v1.UserService/ListUserGroups", "identity.v1.GroupService/GetGroup"]
-  lifecycle-admin:
-    rpcs: ["identity.v1.UserService/SuspendUser", "identity.v1.UserService/UnsuspendUser"]
-  group-admin:
-    rpcs: ["identity.v1.GroupService/AddGroupMember", "identity.v1.GroupService/RemoveGroupMember"]
-  team-x:
-    rpcs: ["identity.v1.GroupService/*GroupMember", "identity.v1.GroupService/GetGroup",
-           "identity.v1.UserService/SuspendUser", "identity.v1.UserService/GetUser",
-           "identity.v1.UserService/ListUsers"]
-    groups: ["team-x-*"]
-callers:
-  - identity: "apikey:billing"
-    roles: [everything]
-  - identity: "apikey:reader"
-    roles: [reader]
-  - identity: "apikey:ops"
-    roles: [reader, lifecycle-admin]
-  - identity: "apikey:groups"
-    roles: [group-admin]
-  - identity: "apikey:team-*"
-    roles: [team-x]
-"#;
-
-fn key(name: &str) -> &'static str {
-    KEYS.iter().find(|(known, _)| *known == name).unwrap().1
-}
-
-/// Writes the keys file and the policy and points `settings` at them, with insecure mode off.
-fn with_api_keys(settings: &mut Settings, dir: &tempfile::TempDir) {
-    let keys = dir.path().join("api-keys.yaml");
-    let entries: String = KEYS
-        .iter()
-        .map(|(name, key)| format!("- name: {name}\n  sha256: {}\n", hash_api_key(key)))
-        .collect();
-    std::fs::write(&keys, entries).unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
-    settings.auth.insecure = false;
-    settings.auth.api_keys_file = Some(keys);
-    settings.authz.policy_file = Some(policy);
-    settings.authz.reload_interval_ms = 50;
-}
-
-/// `message` with the API key `key` attached.
-fn keyed<T>(message: T, key: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-api-key", key.parse().unwrap());
-    request
-}
 
 fn get_user(id: &str) -> GetUserRequest {
     GetUserRequest {
@@ -542,4 +473,53 @@ async fn a_caller_over_its_share_of_an_okta_bucket_is_refused_while_others_spend
         .filter(|request| request["status"] == 429)
         .count();
     assert_eq!(rate_limited, 0, "Okta never answered 429");
+}
+
+#[tokio::test]
+async fn a_caller_may_hold_only_its_share_of_open_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(|settings| {
+        with_api_keys(settings, &dir);
+        settings.fairness.max_streams_per_caller = 2;
+    })
+    .await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let events = EventServiceClient::new(channel);
+    let watch = |key: &'static str| {
+        let mut events = events.clone();
+        async move {
+            events
+                .watch_events(keyed(WatchEventsRequest::default(), key))
+                .await
+        }
+    };
+    let first = watch(BILLING_KEY).await.unwrap();
+    let second = watch(BILLING_KEY).await.unwrap();
+    let refused = watch(BILLING_KEY).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(reason(&refused), "CALLER_OVER_SHARE");
+    assert!(refused.get_details_retry_info().is_some());
+    let _other = watch(key("siem"))
+        .await
+        .expect("another caller has its own share");
+
+    // A closed stream gives its slot back.
+    drop(first);
+    let mut attempts = 0;
+    let _third = loop {
+        match watch(BILLING_KEY).await {
+            Ok(stream) => break stream,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                attempts += 1;
+                assert!(attempts < 400, "the closed stream's slot never came back");
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+        }
+    };
+    drop(second);
 }

@@ -5,11 +5,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use common::{SIM_TOKEN, spawn_gateway_for, start_simulator};
+use common::{LogBuffer, SIM_TOKEN, spawn_gateway_for, start_simulator};
 use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
 use identity_gateway::telemetry::init_telemetry;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -58,27 +57,6 @@ impl MetricsService for Collected {
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.metrics.lock().unwrap().push(request.into_inner());
         Ok(Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-/// Log output captured in memory.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'writer self) -> Self::Writer {
-        self.clone()
     }
 }
 

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod callers;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -298,3 +300,24 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 
 /// A deadline long enough for any single test RPC.
 pub const RPC_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+pub struct LogBuffer(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'writer self) -> Self::Writer {
+        self.clone()
+    }
+}
