@@ -20,7 +20,7 @@ use crate::api::discovery_cache::DiscoveryCache;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::reads::CoalescedReads;
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
-use crate::auth::{AuthenticationLayer, Authenticator};
+use crate::auth::Authenticator;
 use crate::authz::{AuthorizationLayer, Authorizer};
 use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
@@ -123,7 +123,9 @@ impl Application {
         let server = Server::builder()
             .layer(RpcTelemetryLayer)
             .layer(ShedLayer::new(settings.max_in_flight_rpcs))
-            .layer(AuthenticationLayer::new(authenticator))
+            .layer(tower::util::MapRequestLayer::new(
+                move |request: http::Request<tonic::body::Body>| authenticator.annotate(request),
+            ))
             .layer(AuditLayer)
             .layer(AuthorizationLayer::new(authorizer.clone()))
             .layer(FairnessLayer::new(

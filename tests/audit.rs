@@ -23,6 +23,14 @@ async fn each_change_and_each_refusal_is_audited_with_the_caller_and_no_credenti
     let lifecycle = || UserLifecycleRequest {
         user_id: bob.clone(),
     };
+    let get_bob = |key: &str| {
+        keyed(
+            GetUserRequest {
+                user: Some(get_user_request::User::Id(bob.clone())),
+            },
+            key,
+        )
+    };
 
     users
         .suspend_user(keyed(lifecycle(), key("ops")))
@@ -32,34 +40,13 @@ async fn each_change_and_each_refusal_is_audited_with_the_caller_and_no_credenti
         .unsuspend_user(keyed(lifecycle(), key("reader")))
         .await
         .unwrap_err();
+    users.get_user(get_bob(key("groups"))).await.unwrap_err();
     users
-        .get_user(keyed(
-            GetUserRequest {
-                user: Some(get_user_request::User::Id(bob.clone())),
-            },
-            key("groups"),
-        ))
-        .await
-        .unwrap_err();
-    users
-        .get_user(keyed(
-            GetUserRequest {
-                user: Some(get_user_request::User::Id(bob.clone())),
-            },
-            "a-key-nobody-issued-0123456789abcdef",
-        ))
+        .get_user(get_bob("a-key-nobody-issued-0123456789abcdef"))
         .await
         .unwrap_err();
     // An allowed read is not audited.
-    users
-        .get_user(keyed(
-            GetUserRequest {
-                user: Some(get_user_request::User::Id(bob.clone())),
-            },
-            key("reader"),
-        ))
-        .await
-        .unwrap();
+    users.get_user(get_bob(key("reader"))).await.unwrap();
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();

@@ -2,17 +2,15 @@
 //! it). Deny by default: a caller without valid credentials is refused UNAUTHENTICATED, unless
 //! the deployment is explicitly insecure (local runs, the simulated quick start).
 //!
-//! [`AuthenticationLayer`] does not refuse anything itself: it records the outcome in the
+//! Authentication does not refuse anything itself ([`Authenticator::annotate`]): it records the outcome in the
 //! request's extensions as an [`Authentication`], so the audit layer can record refused calls
 //! with what was presented, and the authorization layer refuses them.
 
 mod api_keys;
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use anyhow::Context as _;
-use tower::{Layer, Service};
 
 pub use api_keys::{ApiKeys, hash_api_key};
 
@@ -147,52 +145,12 @@ impl Authenticator {
     }
 }
 
-/// Applies [`Authenticate`] to every service.
-#[derive(Clone, Debug)]
-pub struct AuthenticationLayer {
-    authenticator: Arc<Authenticator>,
-}
-
-impl AuthenticationLayer {
-    /// Authenticates every request with `authenticator`.
-    pub fn new(authenticator: Arc<Authenticator>) -> Self {
-        Self { authenticator }
-    }
-}
-
-impl<S> Layer<S> for AuthenticationLayer {
-    type Service = Authenticate<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
-            inner,
-            authenticator: self.authenticator.clone(),
-        }
-    }
-}
-
-/// Records each request's [`Authentication`] in its extensions; see the module docs.
-#[derive(Clone, Debug)]
-pub struct Authenticate<S> {
-    inner: S,
-    authenticator: Arc<Authenticator>,
-}
-
-impl<S, RequestBody> Service<http::Request<RequestBody>> for Authenticate<S>
-where
-    S: Service<http::Request<RequestBody>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, mut request: http::Request<RequestBody>) -> Self::Future {
-        let authentication = self.authenticator.authenticate(&request);
+impl Authenticator {
+    /// Records `request`'s [`Authentication`] in its extensions: the whole of the
+    /// authentication layer (`tower::util::MapRequestLayer` around this).
+    pub fn annotate<B>(&self, mut request: http::Request<B>) -> http::Request<B> {
+        let authentication = self.authenticate(&request);
         request.extensions_mut().insert(authentication);
-        self.inner.call(request)
+        request
     }
 }
