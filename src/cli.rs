@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::config::{OktaTarget, Settings};
 use crate::okta::{OktaClient, OktaClientSettings};
+use crate::sim::fault_modes::FaultModes;
 use crate::sim::{SeedSource, Simulator, SimulatorSettings};
 use crate::startup::{Application, termination_signal};
 
@@ -35,7 +36,7 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   okta.api_token_file        IDGW_OKTA__API_TOKEN_FILE
   okta.connect_timeout_ms    IDGW_OKTA__CONNECT_TIMEOUT_MS  5000
   okta.request_timeout_ms    IDGW_OKTA__REQUEST_TIMEOUT_MS  15000
-  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (idempotent requests only)
+  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (reads, memberships, lifecycle transitions)
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
   okta.rate_limit_reserve_percent  IDGW_OKTA__RATE_LIMIT_RESERVE_PERCENT  5  (budget left for others)
@@ -65,7 +66,17 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   auth.jwt.algorithms        IDGW_AUTH__JWT__ALGORITHMS     RS256 ES256  (also RS384 RS512 PS256 PS384 PS512 ES384)
   auth.jwt.leeway_s          IDGW_AUTH__JWT__LEEWAY_S       30     (clock skew on exp, nbf, iat)
   auth.jwt.jwks_refresh_s    IDGW_AUTH__JWT__JWKS_REFRESH_S 300    (also reloaded on an unknown kid, at most every 10 s)
+  authz.policy_file          IDGW_AUTHZ__POLICY_FILE        (roles and who holds them; required unless auth.insecure)
   authz.read_only            IDGW_AUTHZ__READ_ONLY          false  (refuse every RPC that changes Okta)
+  authz.reload_interval_ms   IDGW_AUTHZ__RELOAD_INTERVAL_MS 2000   (policy file checked for changes)
+  authz.scope_refresh_ms     IDGW_AUTHZ__SCOPE_REFRESH_MS   60000  (groups of scoped roles reread from Okta)
+  fairness.max_in_flight_per_caller  IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER  256
+  fairness.max_streams_per_caller    IDGW_FAIRNESS__MAX_STREAMS_PER_CALLER    16
+  fairness.okta_budget_percent_per_caller  IDGW_FAIRNESS__OKTA_BUDGET_PERCENT_PER_CALLER  50
+  Group-discovery cache of GetGroup, ListGroups, ListUserGroups and member pages; the TTL is
+  the staleness bound for changes made outside the gateway, whose own writes invalidate:
+  cache.group_discovery_ttl_ms  IDGW_CACHE__GROUP_DISCOVERY_TTL_MS  0  (off; at most 60000)
+  cache.group_discovery_max_objects  IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS  10000
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (none: nothing exported)
   telemetry.service_name     OTEL_SERVICE_NAME              identity-gateway
   telemetry.resource_attributes  OTEL_RESOURCE_ATTRIBUTES
@@ -121,6 +132,11 @@ pub enum Command {
         /// A file holding the token (a mounted Secret); keeps it off the command line.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Fault modes in effect from the start (YAML or JSON, the document of
+        /// `PUT /__sim/fault-modes`): server errors, rate-limit storms, a concurrency limit,
+        /// connection resets.
+        #[arg(long, value_name = "FILE")]
+        fault_modes: Option<PathBuf>,
     },
     /// Print the public JWK of an OAuth service app's private key (PEM or JWK), to register on
     /// the Okta app or with the simulator (`POST /__sim/oauth/clients`, seed `clients:`).
@@ -152,12 +168,19 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
             empty,
             token,
             token_file,
-        }) => match token_file.as_deref().map(read_token_file).transpose() {
-            Ok(file_token) => {
-                run_simulator(listen, seed_source(seed, empty), file_token.or(token)).await
+            fault_modes,
+        }) => {
+            let settings = simulator_settings(
+                seed_source(seed, empty),
+                token,
+                token_file.as_deref(),
+                fault_modes.as_deref(),
+            );
+            match settings {
+                Ok(settings) => run_simulator(listen, settings).await,
+                Err(error) => Err(error),
             }
-            Err(error) => Err(error),
-        },
+        }
         Some(Command::PublicJwk { key_file, key_id }) => {
             public_jwk(&key_file, key_id.as_deref()).map(|jwk| print_banner(&jwk))
         }
@@ -223,17 +246,35 @@ fn random_token() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 40)
 }
 
-async fn run_simulator(
-    listen: SocketAddr,
+/// The standalone simulator's settings: the token (from its file, the flag, or a random one)
+/// and the fault modes file, read and checked before anything is bound.
+fn simulator_settings(
     seed: SeedSource,
     token: Option<String>,
-) -> anyhow::Result<()> {
-    let api_token = token.unwrap_or_else(random_token);
-    let settings = SimulatorSettings {
-        api_token: api_token.clone(),
-        seed,
-        ..SimulatorSettings::default()
+    token_file: Option<&std::path::Path>,
+    fault_modes_file: Option<&std::path::Path>,
+) -> anyhow::Result<SimulatorSettings> {
+    let file_token = token_file.map(read_token_file).transpose()?;
+    let fault_modes = match fault_modes_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the fault modes file `{}`", path.display())
+            })?;
+            FaultModes::parse(&text)
+                .map_err(|error| anyhow::anyhow!("`{}`: {error}", path.display()))?
+        }
+        None => FaultModes::default(),
     };
+    Ok(SimulatorSettings {
+        api_token: file_token.or(token).unwrap_or_else(random_token),
+        seed,
+        fault_modes,
+        ..SimulatorSettings::default()
+    })
+}
+
+async fn run_simulator(listen: SocketAddr, settings: SimulatorSettings) -> anyhow::Result<()> {
+    let api_token = settings.api_token.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("failed to bind the simulator on {listen}"))?;

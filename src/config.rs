@@ -41,6 +41,34 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// What each caller may do.
     pub authz: AuthzSettings,
+    /// Each caller's share of the gateway and of Okta's budget.
+    pub fairness: FairnessSettings,
+    /// The optional group-discovery cache.
+    pub cache: CacheSettings,
+}
+
+/// `fairness`: how much of the gateway and of Okta's rate limits one authenticated caller may
+/// take, so a noisy one cannot starve the rest. Roles in the policy may set their own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FairnessSettings {
+    /// RPCs one caller may have in flight (role override: `max_in_flight`).
+    pub max_in_flight_per_caller: u32,
+    /// Streams (WatchEvents, StreamGroupMembers) one caller may have open.
+    pub max_streams_per_caller: u32,
+    /// Percent of each Okta rate-limit bucket one caller may spend per window (role override:
+    /// `okta_budget_percent`).
+    pub okta_budget_percent_per_caller: u32,
+}
+
+impl Default for FairnessSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight_per_caller: 256,
+            max_streams_per_caller: 16,
+            okta_budget_percent_per_caller: 50,
+        }
+    }
 }
 
 /// `auth`: caller authentication, deny by default. With no mechanism configured every identity
@@ -132,11 +160,64 @@ impl JwtSettings {
 }
 
 /// `authz`: what authenticated callers may do.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthzSettings {
     /// Refuse every mutating RPC before Okta is called (for a read-only Okta admin token).
     pub read_only: bool,
+    /// The policy file (YAML: roles and who holds them). Required unless `auth.insecure`.
+    pub policy_file: Option<PathBuf>,
+    /// How often the policy file is checked for changes.
+    pub reload_interval_ms: u64,
+    /// How often the groups of group-scoped roles, and their members, are reread from Okta.
+    pub scope_refresh_ms: u64,
+}
+
+impl Default for AuthzSettings {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            policy_file: None,
+            reload_interval_ms: 2_000,
+            scope_refresh_ms: 60_000,
+        }
+    }
+}
+
+/// Longest `cache.group_discovery_ttl_ms`: the TTL is how long a membership removed outside the
+/// gateway (Admin Console, group rules, directory imports) may still be reported, so it stays
+/// short; and Okta counts its rate limits per minute, so beyond one minute a longer TTL saves
+/// little budget while widening that window.
+pub const MAX_GROUP_DISCOVERY_TTL_MS: u64 = 60_000;
+
+/// The group-discovery cache: GetGroup, ListGroups, ListUserGroups and group member pages are
+/// answered from memory for up to the TTL. The gateway's own writes forget what they change;
+/// changes made elsewhere show once the TTL has passed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// How long an answer may be served from the cache; 0 (the default) turns the cache off.
+    pub group_discovery_ttl_ms: u64,
+    /// Most groups and users the cache holds (a page of 200 members counts 200); the oldest
+    /// answers are evicted first.
+    pub group_discovery_max_objects: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            group_discovery_ttl_ms: 0,
+            group_discovery_max_objects: 10_000,
+        }
+    }
+}
+
+impl CacheSettings {
+    /// The cache's TTL, or `None` when the cache is off.
+    pub fn group_discovery_ttl(&self) -> Option<Duration> {
+        (self.group_discovery_ttl_ms > 0)
+            .then(|| Duration::from_millis(self.group_discovery_ttl_ms))
+    }
 }
 
 /// Where and how traces and metrics are exported. The standard `OTEL_*` variables fill these
@@ -269,7 +350,8 @@ pub struct OktaSettings {
     pub connect_timeout_ms: u64,
     /// Timeout of one Okta HTTP request.
     pub request_timeout_ms: u64,
-    /// Retries of idempotent Okta requests on 429, 5xx and connection errors.
+    /// Retries of reads, membership changes and user lifecycle transitions on 429, 5xx and
+    /// connection errors (never of creates, profile updates or deletions).
     pub max_retries: u32,
     /// First backoff step when Okta gives no reset time.
     pub retry_base_delay_ms: u64,
@@ -520,6 +602,44 @@ impl Settings {
                 .push("`grpc.health_listen_addr` must differ from `grpc.listen_addr`".to_owned());
         }
         problems.extend(crate::auth::settings_problems(&self.auth));
+        let auth = &self.auth;
+        if !auth.insecure && self.authz.policy_file.is_none() {
+            problems.push(
+                "`authz.policy_file` is not set: with caller authentication on, a policy must \
+                 say who may do what"
+                    .to_owned(),
+            );
+        }
+        if self.authz.reload_interval_ms == 0 || self.authz.scope_refresh_ms == 0 {
+            problems.push(
+                "`authz.reload_interval_ms` and `authz.scope_refresh_ms` must be greater than zero"
+                    .to_owned(),
+            );
+        }
+        let fairness = &self.fairness;
+        if fairness.max_in_flight_per_caller == 0 || fairness.max_streams_per_caller == 0 {
+            problems.push(
+                "`fairness.max_in_flight_per_caller` and `fairness.max_streams_per_caller` must be \
+                 at least 1"
+                    .to_owned(),
+            );
+        }
+        if !(1..=100).contains(&fairness.okta_budget_percent_per_caller) {
+            problems.push(
+                "`fairness.okta_budget_percent_per_caller` must be between 1 and 100".to_owned(),
+            );
+        }
+        let cache = &self.cache;
+        if cache.group_discovery_ttl_ms > MAX_GROUP_DISCOVERY_TTL_MS {
+            problems.push(format!(
+                "`cache.group_discovery_ttl_ms` must be at most {MAX_GROUP_DISCOVERY_TTL_MS} \
+                 (changes made outside the gateway show only once it has passed)"
+            ));
+        }
+        if cache.group_discovery_max_objects == 0 {
+            problems
+                .push("`cache.group_discovery_max_objects` must be greater than zero".to_owned());
+        }
         let okta = &self.okta;
         for (name, value) in [
             ("okta.connect_timeout_ms", okta.connect_timeout_ms),
@@ -797,6 +917,36 @@ mod tests {
             assert!(problems.contains(needle), "{needle}: {problems}");
         }
         assert!(!problems.contains("no caller authentication"), "{problems}");
+    }
+
+    #[test]
+    fn the_group_discovery_cache_is_off_by_default_and_its_ttl_is_bounded() {
+        let defaults = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(defaults.cache.group_discovery_ttl(), None);
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "60001"),
+                ("IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS", "0"),
+            ]),
+        )
+        .unwrap();
+        let joined = settings.validate(true).unwrap_err().join("\n");
+        assert!(joined.contains("cache.group_discovery_ttl_ms"), "{joined}");
+        assert!(
+            joined.contains("cache.group_discovery_max_objects"),
+            "{joined}"
+        );
+        let on = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "5000"),
+                ("IDGW_AUTH__INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(on.validate(true).is_ok());
+        assert_eq!(on.cache.group_discovery_ttl(), Some(Duration::from_secs(5)));
     }
 
     #[test]

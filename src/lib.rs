@@ -12,6 +12,7 @@ pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod deadline;
+pub mod fairness;
 pub mod okta;
 pub mod proto;
 pub mod shed;

@@ -16,13 +16,15 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::audit::AuditLayer;
-use crate::api::coalesce::CoalescedReads;
+use crate::api::discovery_cache::DiscoveryCache;
 use crate::api::events::watch::{WatchHub, WatchSettings};
+use crate::api::reads::CoalescedReads;
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
 use crate::auth::{AuthenticationLayer, Authenticator, server_tls_config};
 use crate::authz::{AuthorizationLayer, Authorizer};
 use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
+use crate::fairness::FairnessLayer;
 use crate::okta::OktaClient;
 use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
@@ -80,7 +82,11 @@ impl Application {
             .transpose()?;
         let tls = server_tls_config(&all_settings.auth)?;
         let authenticator = Arc::new(Authenticator::from_settings(&all_settings.auth).await?);
-        let authorizer = Arc::new(Authorizer::from_settings(&all_settings.authz));
+        let authorizer = Arc::new(Authorizer::start(
+            &all_settings.authz,
+            &all_settings.auth,
+            okta.clone(),
+        )?);
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         set_all_statuses(&health_reporter, ServingStatus::Serving).await;
         let reflection = |builder: tonic_reflection::server::Builder<'static>| {
@@ -93,7 +99,16 @@ impl Application {
         let reflection_v1alpha =
             reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
         let max_bytes = settings.max_request_bytes;
-        let reads = CoalescedReads::default();
+        let cache_settings = &all_settings.cache;
+        let cache_opt = cache_settings.group_discovery_ttl().map(|ttl| {
+            tracing::info!(
+                ttl_ms = cache_settings.group_discovery_ttl_ms,
+                max_objects = cache_settings.group_discovery_max_objects,
+                "group-discovery cache on"
+            );
+            DiscoveryCache::new(ttl, cache_settings.group_discovery_max_objects)
+        });
+        let reads = CoalescedReads::new(cache_opt);
         let users = UserServiceServer::new(UsersApi::new(okta.clone(), reads.clone()))
             .max_decoding_message_size(max_bytes);
         let (draining_sender, draining) = tokio::sync::watch::channel(false);
@@ -108,7 +123,7 @@ impl Application {
             .max_decoding_message_size(max_bytes);
         let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone()))
             .max_decoding_message_size(max_bytes);
-        let groups = GroupServiceServer::new(GroupsApi::new(okta, reads))
+        let groups = GroupServiceServer::new(GroupsApi::new(okta, reads, authorizer.scopes()))
             .max_decoding_message_size(max_bytes);
 
         let drain_started = Arc::new(Notify::new());
@@ -136,7 +151,11 @@ impl Application {
             .layer(ShedLayer::new(settings.max_in_flight_rpcs))
             .layer(AuthenticationLayer::new(authenticator))
             .layer(AuditLayer)
-            .layer(AuthorizationLayer::new(authorizer))
+            .layer(AuthorizationLayer::new(authorizer.clone()))
+            .layer(FairnessLayer::new(
+                all_settings.fairness.clone(),
+                authorizer,
+            ))
             .layer(DeadlineLayer::new(settings.request_timeout()))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -6,10 +6,9 @@
 mod common;
 mod credentials;
 
+use common::callers::{BILLING_KEY, with_api_keys};
 use common::{TestApp, capture_logs, get_user, lifecycle, reason, spawn_app_with};
-use credentials::{
-    BILLING_KEY, JwksServer, TestKey, bearer, jwks, now, with_api_keys, with_metadata,
-};
+use credentials::{JwksServer, TestKey, allow_every_caller, bearer, jwks, now, with_metadata};
 use identity_gateway::config::{Settings, WordList};
 use serde_json::{Value, json};
 use tonic::Code;
@@ -17,9 +16,11 @@ use tonic::Code;
 const ISSUER: &str = "https://issuer.example.test";
 const AUDIENCE: &str = "identity-gateway";
 
-/// Accepts tokens of [`ISSUER`] for [`AUDIENCE`] with keys from `jwks_url`.
-fn with_jwt(settings: &mut Settings, jwks_url: &str) {
+/// Accepts tokens of [`ISSUER`] for [`AUDIENCE`] with keys from `jwks_url`, and lets every
+/// authenticated caller in (a policy written into `dir`).
+fn with_jwt(settings: &mut Settings, jwks_url: &str, dir: &tempfile::TempDir) {
     settings.auth.insecure = false;
+    allow_every_caller(settings, dir.path());
     settings.auth.jwt.issuer = Some(ISSUER.to_owned());
     settings.auth.jwt.audiences = Some(WordList::Text(format!("other-service {AUDIENCE}")));
     settings.auth.jwt.jwks_url = Some(jwks_url.to_owned());
@@ -75,7 +76,8 @@ async fn rs256_and_es256_tokens_are_accepted_and_name_their_subject() {
     let rsa = TestKey::rsa("rsa-1");
     let ec = TestKey::ec("ec-1");
     let issuer = JwksServer::start(jwks(&[&rsa, &ec])).await;
-    let mut app = spawn_app_with(|settings| with_jwt(settings, &issuer.url)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_with(|settings| with_jwt(settings, &issuer.url, &dir)).await;
     let user_id = app.seed_user("ada@example.com").await;
 
     let rsa_token = rsa.sign(&claims("workload-rsa"));
@@ -108,8 +110,8 @@ async fn every_failed_check_is_unauthenticated_names_the_check_and_never_reaches
     let issuer = JwksServer::start(jwks(&[&rsa])).await;
     let dir = tempfile::tempdir().unwrap();
     let mut app = spawn_app_with(|settings| {
-        with_jwt(settings, &issuer.url);
-        with_api_keys(settings, dir.path());
+        with_api_keys(settings, &dir);
+        with_jwt(settings, &issuer.url, &dir);
     })
     .await;
     let user_id = app.seed_user("ada@example.com").await;
@@ -216,7 +218,8 @@ async fn a_rotated_jwks_is_followed_after_one_refetch_and_unknown_kids_force_no_
     let old_key = TestKey::ec("2024-01");
     let new_key = TestKey::ec("2024-02");
     let issuer = JwksServer::start(jwks(&[&old_key])).await;
-    let mut app = spawn_app_with(|settings| with_jwt(settings, &issuer.url)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_with(|settings| with_jwt(settings, &issuer.url, &dir)).await;
     let user_id = app.seed_user("ada@example.com").await;
     app.users
         .get_user(bearer(get_user(&user_id), &old_key.sign(&claims("w"))))
@@ -260,6 +263,7 @@ async fn a_kubernetes_projected_service_account_token_names_the_service_account(
         settings.auth.jwt.issuer = Some(cluster_issuer.to_owned());
         settings.auth.jwt.audiences = Some(WordList::List(vec![AUDIENCE.to_owned()]));
         settings.auth.jwt.jwks_file = Some(jwks_file.clone());
+        allow_every_caller(settings, dir.path());
     })
     .await;
     let user_id = app.seed_user("ada@example.com").await;
@@ -312,8 +316,9 @@ async fn a_kubernetes_projected_service_account_token_names_the_service_account(
 async fn a_bearer_token_is_checked_even_in_insecure_mode() {
     let key = TestKey::ec("ec-1");
     let issuer = JwksServer::start(jwks(&[&key])).await;
+    let dir = tempfile::tempdir().unwrap();
     let mut app = spawn_app_with(|settings| {
-        with_jwt(settings, &issuer.url);
+        with_jwt(settings, &issuer.url, &dir);
         settings.auth.insecure = true;
     })
     .await;

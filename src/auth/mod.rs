@@ -1,7 +1,7 @@
 //! Caller authentication: who is calling, proven by a static API key (`api_keys.rs`), a bearer
-//! JWT (`jwt.rs`, keys from `jwks.rs` and `keys.rs`) or a verified client certificate (`tls.rs`). Deny by default: a caller without
-//! valid credentials is refused UNAUTHENTICATED, unless the deployment is explicitly insecure
-//! (local runs, the simulated quick start).
+//! JWT (`jwt.rs`, keys from `jwks.rs` and `keys.rs`) or a verified client certificate
+//! (`tls.rs`). Deny by default: a caller without valid credentials is refused UNAUTHENTICATED,
+//! unless the deployment is explicitly insecure (local runs, the simulated quick start).
 //!
 //! **Which credential counts.** Health and reflection need none (unless
 //! `auth.protect_health_and_reflection`). Otherwise a request may carry one per-request
@@ -304,7 +304,8 @@ impl Authenticator {
     }
 }
 
-/// Applies [`Authenticate`] to every service.
+/// Applies [`Authenticate`] to every service. A service of its own rather than a request map:
+/// authenticating may wait (the JWKS reload after an unknown `kid`).
 #[derive(Clone, Debug)]
 pub struct AuthenticationLayer {
     authenticator: Arc<Authenticator>,

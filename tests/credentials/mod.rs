@@ -1,5 +1,6 @@
-//! Real credentials made in the test: API keys, a CA with server and client certificates
-//! (rcgen), RSA and EC signing keys with their JWKS, signed JWTs, and a JWKS server.
+//! Real credentials made in the test: a CA with server and client certificates (rcgen), RSA
+//! and EC signing keys with their JWKS, signed JWTs, and a JWKS server; and a policy letting
+//! every authenticated caller in.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -15,7 +16,6 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use identity_gateway::auth::hash_api_key;
 use identity_gateway::config::Settings;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -25,29 +25,22 @@ use serde_json::{Value, json};
 use tonic::Request;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-pub const BILLING_KEY: &str = "billing-key-5d1c0a3e9b7f4c2a8e6d0b1f3a5c7e9d";
-pub const REPORTS_KEY: &str = "reports-key-0f2e4d6c8b0a1f3e5d7c9b1a3f5e7d9c";
+/// A policy giving every authenticated caller every RPC: these tests are about who calls.
+const ALLOW_EVERY_CALLER: &str = r#"
+roles:
+  everything:
+    rpcs: ["*"]
+callers:
+  - identity: "*"
+    roles: [everything]
+"#;
 
-/// Writes a keys file for `billing` and `reports` into `dir` and points `settings` at it, with
-/// insecure mode off.
-pub fn with_api_keys(settings: &mut Settings, dir: &std::path::Path) {
-    let path = dir.join("api-keys.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "- name: billing\n  sha256: {}\n- name: reports\n  sha256: {}\n",
-            hash_api_key(BILLING_KEY),
-            hash_api_key(REPORTS_KEY)
-        ),
-    )
-    .unwrap();
-    settings.auth.insecure = false;
-    settings.auth.api_keys_file = Some(path);
-}
-
-/// `message` with the API key `key` attached.
-pub fn keyed<T>(message: T, key: &str) -> Request<T> {
-    with_metadata(message, "x-api-key", key)
+/// Points `settings` at a policy (written into `dir`) that lets every authenticated caller
+/// call every RPC.
+pub fn allow_every_caller(settings: &mut Settings, dir: &std::path::Path) {
+    let path = dir.join("allow-every-caller.yaml");
+    std::fs::write(&path, ALLOW_EVERY_CALLER).unwrap();
+    settings.authz.policy_file = Some(path);
 }
 
 /// `message` with `authorization: Bearer <token>`.
