@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Collector, TOKEN, channels, gateway_environment, get_user, memory_kib};
+use support::{Callers, Collector, TOKEN, channels, gateway_environment, get_user, memory_kib};
 
 /// A user of the simulator's demo org.
 const USER_ID: &str = "00u55tN5556tr55wr2dL";
@@ -26,9 +26,13 @@ const UPSTREAM_LATENCIES_MS: &[u64] = &[0, 50];
 const CALLERS_PER_CHANNEL: usize = 32;
 const STARTUP: Duration = Duration::from_secs(30);
 
-fn spawn_gateway(okta_url: &str, otlp_endpoint: Option<&str>) -> (std::process::Child, SocketAddr) {
+fn spawn_gateway(
+    okta_url: &str,
+    otlp_endpoint: Option<&str>,
+    callers: &Callers,
+) -> (std::process::Child, SocketAddr) {
     let mut command = Command::new(support::BINARY);
-    gateway_environment(&mut command, okta_url, otlp_endpoint);
+    gateway_environment(&mut command, okta_url, otlp_endpoint, callers);
     support::spawn_gateway(command, STARTUP)
 }
 
@@ -137,7 +141,8 @@ async fn main() {
             .unwrap_or(3),
     );
     let (mut simulator, okta_url) = support::spawn_simulator().await;
-    let (mut gateway, address) = spawn_gateway(&okta_url, None);
+    let callers = Callers::new();
+    let (mut gateway, address) = spawn_gateway(&okta_url, None, &callers);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_kib = memory_kib(gateway.id(), "VmRSS:");
 
@@ -172,7 +177,8 @@ async fn main() {
 
     // Tracing: a second gateway exporting every span to a collector in a process of its own.
     let mut collector = Collector::spawn();
-    let (mut traced_gateway, traced_address) = spawn_gateway(&okta_url, Some(&collector.endpoint));
+    let (mut traced_gateway, traced_address) =
+        spawn_gateway(&okta_url, Some(&collector.endpoint), &callers);
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!(
         "\n| 64 callers | upstream | tracing off req/s (p50 / p99 ms) | every span exported req/s (p50 / p99 ms) | on / off |\n|---|---|---|---|---|"

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Collector, channels, gateway_environment, get_user, spawn_gateway};
+use support::{Callers, Collector, channels, gateway_environment, get_user, spawn_gateway};
 
 /// Concurrent callers, each asking for a different user.
 const CALLERS: usize = 8;
@@ -31,6 +31,7 @@ const STARTUP_UNDER_VALGRIND: Duration = Duration::from_secs(300);
 async fn counted_run(
     okta_url: &str,
     otlp_endpoint: Option<&str>,
+    callers: &Callers,
     users: &[String],
     rpcs_per_caller: usize,
     profile: &Path,
@@ -38,12 +39,12 @@ async fn counted_run(
     let mut command = Command::new("valgrind");
     command.args([
         "--tool=callgrind",
+        "--quiet",
         &format!("--callgrind-out-file={}", profile.display()),
         support::BINARY,
     ]);
-    gateway_environment(&mut command, okta_url, otlp_endpoint);
+    gateway_environment(&mut command, okta_url, otlp_endpoint, callers);
     command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    command.stderr(std::process::Stdio::null());
     let (mut gateway, address) = spawn_gateway(command, STARTUP_UNDER_VALGRIND);
     let channels = channels(address, 1).await;
     let callers = users.iter().map(|user_id| {
@@ -89,6 +90,7 @@ async fn main() {
     let (mut simulator, okta_url) = support::spawn_simulator().await;
     let users = support::user_ids(&okta_url, CALLERS).await;
     let mut collector = Collector::spawn();
+    let callers = Callers::new();
 
     println!(
         "GetUser, {CALLERS} callers with a user each; per RPC: the difference between \
@@ -104,6 +106,7 @@ async fn main() {
         let few = counted_run(
             &okta_url,
             endpoint,
+            &callers,
             &users,
             FEW_PER_CALLER,
             &file(FEW_PER_CALLER),
@@ -112,6 +115,7 @@ async fn main() {
         let many = counted_run(
             &okta_url,
             endpoint,
+            &callers,
             &users,
             MANY_PER_CALLER,
             &file(MANY_PER_CALLER),

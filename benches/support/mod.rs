@@ -23,6 +23,8 @@ use tonic::transport::{Channel, Endpoint};
 pub const BINARY: &str = env!("CARGO_BIN_EXE_identity-gateway");
 /// The SSWS token the benchmark simulator accepts.
 pub const TOKEN: &str = "bench-token-not-a-secret";
+/// The load generator authenticates as a production caller would, with an API key.
+const API_KEY: &str = "bench-api-key-0123456789abcdef0123456789abcdef";
 /// Set on the benchmark's own binary to make it the OTLP collector instead.
 const COLLECTOR_ROLE: &str = "BENCH_ROLE_OTLP_COLLECTOR";
 const COLLECTOR_LISTENING: &str = "otlp collector on ";
@@ -106,16 +108,60 @@ pub async fn user_ids(okta_url: &str, count: usize) -> Vec<String> {
     ids
 }
 
+/// The keys file and policy the gateway authenticates and authorizes the load generator with.
+pub struct Callers {
+    _dir: tempfile::TempDir,
+    keys: std::path::PathBuf,
+    policy: std::path::PathBuf,
+}
+
+impl Callers {
+    /// Writes both files to a temporary directory, removed when dropped.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("api-keys.yaml");
+        std::fs::write(
+            &keys,
+            format!(
+                "- name: bench\n  sha256: {}\n",
+                identity_gateway::auth::hash_api_key(API_KEY)
+            ),
+        )
+        .unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            "roles:\n  reader:\n    rpcs: [\"identity.v1.UserService/GetUser\"]\n\
+             callers:\n  - identity: \"apikey:bench\"\n    roles: [reader]\n",
+        )
+        .unwrap();
+        Self {
+            _dir: dir,
+            keys,
+            policy,
+        }
+    }
+}
+
 /// The gateway's environment, in front of `okta_url`, exporting every span to `otlp_endpoint`
 /// when there is one, and tracing off otherwise.
-pub fn gateway_environment(command: &mut Command, okta_url: &str, otlp_endpoint: Option<&str>) {
+pub fn gateway_environment(
+    command: &mut Command,
+    okta_url: &str,
+    otlp_endpoint: Option<&str>,
+    callers: &Callers,
+) {
     command
         .env_clear()
         .env("IDGW_OKTA__ORG_URL", okta_url)
         .env("IDGW_OKTA__API_TOKEN", TOKEN)
         .env("IDGW_GRPC__LISTEN_ADDR", "127.0.0.1:0")
         .env("IDGW_GRPC__DRAIN_DELAY_MS", "0")
-        .env("IDGW_LOG__FORMAT", "json");
+        .env("IDGW_LOG__FORMAT", "json")
+        .env("IDGW_AUTH__API_KEYS_FILE", &callers.keys)
+        .env("IDGW_AUTHZ__POLICY_FILE", &callers.policy)
+        // One caller identity drives every concurrency level here: fairness must not cap it.
+        .env("IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER", "4096");
     if let Some(endpoint) = otlp_endpoint {
         command
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
@@ -145,11 +191,15 @@ pub async fn channels(address: SocketAddr, count: usize) -> Vec<Channel> {
     .await
 }
 
-/// One GetUser RPC; whether it succeeded.
+/// One GetUser RPC, with the API key of [`Callers`]; whether it succeeded.
 pub async fn get_user(channel: Channel, user_id: &str) -> bool {
-    let request = GetUserRequest {
+    let mut request = tonic::Request::new(GetUserRequest {
         user: Some(get_user_request::User::Id(user_id.to_owned())),
-    };
+    });
+    request.metadata_mut().insert(
+        "x-api-key",
+        tonic::metadata::MetadataValue::from_static(API_KEY),
+    );
     UserServiceClient::new(channel)
         .get_user(request)
         .await

@@ -6,6 +6,7 @@ use tonic_types::FieldViolation;
 
 use super::page_token::{self, PagePosition};
 use super::status::invalid_argument;
+use crate::authz::scope::{Target, check_targets};
 use crate::okta::{Cursor, Expression, OktaId};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
@@ -13,9 +14,34 @@ pub const MAX_TEXT_LENGTH: usize = 1024;
 /// Longest search expression accepted.
 pub const MAX_EXPRESSION_LENGTH: usize = 2048;
 
-/// Collects field violations; turns into one INVALID_ARGUMENT status.
+/// Collects field violations; turns into one INVALID_ARGUMENT status. It also collects the
+/// call's targets (valid ids and logins), which [`Violations::finish`] checks against a
+/// group-scoped caller's scope: every handler validates through here, so none can skip it.
 #[derive(Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations(Vec<FieldViolation>, Vec<(TargetKind, String)>);
+
+/// What kind of object a target field names.
+#[derive(Clone, Copy)]
+enum TargetKind {
+    Group,
+    User,
+    Login,
+    Other,
+}
+
+impl TargetKind {
+    /// Decided by the field name: `group_id`, `group_ids[3]`; `id`, `user_id`, `user.id`;
+    /// anything else (a device) is outside every group.
+    fn of_field(field: &str) -> Self {
+        if field.starts_with("group_id") {
+            Self::Group
+        } else if matches!(field, "id" | "user_id" | "user.id") {
+            Self::User
+        } else {
+            Self::Other
+        }
+    }
+}
 
 impl Violations {
     /// Records a bad field.
@@ -29,6 +55,8 @@ impl Violations {
         match OktaId::parse(value) {
             Ok(id) => {
                 super::audit::note_target(field, id.as_str());
+                self.1
+                    .push((TargetKind::of_field(field), id.as_str().to_owned()));
                 Some(id)
             }
             Err(error) => {
@@ -45,6 +73,12 @@ impl Violations {
         } else if value.chars().any(char::is_control) {
             self.add(field, "contains control characters");
         }
+    }
+
+    /// Checks a required login that names the call's target user.
+    pub fn login(&mut self, field: &str, value: &str) {
+        self.required_text(field, value);
+        self.1.push((TargetKind::Login, value.to_owned()));
     }
 
     /// Checks a non-empty free-text value.
@@ -101,13 +135,23 @@ impl Violations {
             .map(|position| position.cursor)
     }
 
-    /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every field.
+    /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every field. A valid request
+    /// of a group-scoped caller is then checked against its scope (PERMISSION_DENIED outside).
     pub fn finish(self) -> Result<(), Status> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(invalid_argument(self.0))
+        if !self.0.is_empty() {
+            return Err(invalid_argument(self.0));
         }
+        let targets: Vec<Target<'_>> = self
+            .1
+            .iter()
+            .map(|(kind, value)| match kind {
+                TargetKind::Group => Target::Group(value),
+                TargetKind::User => Target::User(value),
+                TargetKind::Login => Target::Login(value),
+                TargetKind::Other => Target::Other(value),
+            })
+            .collect();
+        check_targets(&targets)
     }
 }
 
