@@ -14,6 +14,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use identity_gateway::proto::user_service_client::UserServiceClient;
 use identity_gateway::proto::{GetUserRequest, get_user_request};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use serde_json::json;
 use tonic::server::NamedService;
@@ -300,10 +306,24 @@ pub async fn serve_collector_if_asked() {
     );
     tonic::transport::Server::builder()
         .add_service(SpanSink::default())
+        .add_service(MetricsServiceServer::new(MetricsSink))
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
         .await
         .unwrap();
     std::process::exit(0);
+}
+
+/// The metrics service of the collector role: accepts the gateway's metrics and drops them.
+struct MetricsSink;
+
+#[tonic::async_trait]
+impl MetricsService for MetricsSink {
+    async fn export(
+        &self,
+        _: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
 }
 
 /// `ExportTraceServiceRequest` read only as deep as needed to count its spans.
