@@ -316,7 +316,7 @@ impl OktaClient {
         let mut retry_for_opt: Option<String> = None;
         let mut reauthenticated = false;
         loop {
-            let span = instrumentation::AttemptSpan::start(&names, &url, attempt);
+            let mut span = instrumentation::AttemptSpan::start(&names, &url, attempt);
             let auth = self.credentials.request_auth(&method, &url).await?;
             // A slot among the requests in flight, waited for no longer than the caller's deadline.
             let slot = match budget::time_left() {
@@ -354,16 +354,14 @@ impl OktaClient {
                     });
                 }
             }
-            let request = self
-                .build_request(
-                    &method,
-                    &url,
-                    body_bytes_opt.as_deref(),
-                    attempt,
-                    retry_for_opt.as_deref(),
-                    &auth,
-                )
-                .headers(span.trace_context_headers());
+            let request = span.with_trace_context(self.build_request(
+                &method,
+                &url,
+                body_bytes_opt.as_deref(),
+                attempt,
+                retry_for_opt.as_deref(),
+                &auth,
+            ));
             let may_retry = retry != Retry::Never && attempt < self.retry.max_retries;
             let started = Instant::now();
             let sent = request.send().await;

@@ -13,10 +13,10 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer};
 use opentelemetry::{KeyValue, StringValue, global};
-use reqwest::Method;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderName;
+use reqwest::{Method, RequestBuilder};
 use url::Url;
 
 use crate::okta::error::ResponseMeta;
@@ -112,10 +112,13 @@ impl RequestNames {
     }
 }
 
+/// Attributes a client span holds by its end: those it starts with, and those of the answer.
+const CLIENT_SPAN_ATTRIBUTES: usize = 11;
+
 /// The client span of one HTTP attempt; ends when dropped. Holds nothing while traces are not
 /// exported.
 pub(crate) struct AttemptSpan {
-    otel_context_opt: Option<opentelemetry::Context>,
+    span_opt: Option<opentelemetry_sdk::trace::Span>,
 }
 
 impl AttemptSpan {
@@ -125,8 +128,10 @@ impl AttemptSpan {
         if attempt > 0 {
             METRICS.retries.add(1, &[names.endpoint_label()]);
         }
-        let otel_context_opt = crate::telemetry::tracer().map(|tracer| {
-            let mut attributes = vec![
+        let span_opt = crate::telemetry::tracer().map(|tracer| {
+            // Room for the answer's attributes too, so recording them does not reallocate.
+            let mut attributes = Vec::with_capacity(CLIENT_SPAN_ATTRIBUTES);
+            attributes.extend([
                 KeyValue::new("http.request.method", names.method.clone()),
                 KeyValue::new(
                     "server.address",
@@ -134,51 +139,38 @@ impl AttemptSpan {
                 ),
                 KeyValue::new("url.path", url.path().to_owned()),
                 KeyValue::new("okta.retry_count", i64::from(attempt)),
-            ];
+            ]);
             if let Some(port) = url.port_or_known_default() {
                 attributes.push(KeyValue::new("server.port", i64::from(port)));
             }
-            let span = tracer
+            tracer
                 .span_builder(names.operation.clone())
                 .with_kind(SpanKind::Client)
                 .with_attributes(attributes)
-                .start(tracer);
-            opentelemetry::Context::current_with_span(span)
+                .start(tracer)
         });
-        Self { otel_context_opt }
+        Self { span_opt }
     }
 
-    /// Applies `record` to the span, if there is one.
-    fn record(&self, record: impl FnOnce(opentelemetry::trace::SpanRef<'_>)) {
-        if let Some(otel_context) = &self.otel_context_opt {
-            record(otel_context.span());
-        }
-    }
-
-    /// The `traceparent` (and `tracestate`) headers that make Okta's side part of this span's
-    /// trace; none while traces are not exported.
-    pub(crate) fn trace_context_headers(&self) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        let Some(otel_context) = &self.otel_context_opt else {
-            return headers;
+    /// `request` with the `traceparent` (and `tracestate`) headers that make Okta's side part
+    /// of this span's trace; unchanged while traces are not exported.
+    pub(crate) fn with_trace_context(&self, request: RequestBuilder) -> RequestBuilder {
+        let Some(span) = &self.span_opt else {
+            return request;
         };
-        let span = otel_context.span();
         let span_context = span.span_context();
-        if let Ok(traceparent) = HeaderValue::try_from(traceparent(span_context)) {
-            headers.insert(TRACEPARENT, traceparent);
-        }
+        let request = request.header(TRACEPARENT, traceparent(span_context));
         let trace_state = span_context.trace_state().header();
-        if !trace_state.is_empty() {
-            if let Ok(trace_state) = HeaderValue::try_from(trace_state) {
-                headers.insert(TRACESTATE, trace_state);
-            }
+        if trace_state.is_empty() {
+            request
+        } else {
+            request.header(TRACESTATE, trace_state)
         }
-        headers
     }
 
     /// Records an answer on the span and in the metrics.
     pub(crate) fn record_response(
-        &self,
+        &mut self,
         names: &RequestNames,
         meta: &ResponseMeta,
         elapsed: Duration,
@@ -199,46 +191,45 @@ impl AttemptSpan {
                 KeyValue::new("http.response.status_code", i64::from(meta.status)),
             ],
         );
-        self.record(|span| {
-            let mut attributes = Vec::with_capacity(5);
-            attributes.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(meta.status),
+        let Some(span) = &mut self.span_opt else {
+            return;
+        };
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(meta.status),
+        ));
+        if let Some(request_id) = &meta.request_id {
+            span.set_attribute(KeyValue::new("okta.request_id", request_id.clone()));
+        }
+        if let Some(rate_limit) = &meta.rate_limit {
+            span.set_attribute(KeyValue::new(
+                "okta.rate_limit.limit",
+                i64::try_from(rate_limit.limit).unwrap_or(i64::MAX),
             ));
-            if let Some(request_id) = &meta.request_id {
-                attributes.push(KeyValue::new("okta.request_id", request_id.clone()));
-            }
-            if let Some(rate_limit) = &meta.rate_limit {
-                attributes.push(KeyValue::new(
-                    "okta.rate_limit.limit",
-                    i64::try_from(rate_limit.limit).unwrap_or(i64::MAX),
-                ));
-                attributes.push(KeyValue::new(
-                    "okta.rate_limit.remaining",
-                    i64::try_from(rate_limit.remaining).unwrap_or(i64::MAX),
-                ));
-            }
-            if meta.status >= 400 {
-                attributes.push(KeyValue::new("error.type", meta.status.to_string()));
-                span.set_status(Status::error(""));
-            }
-            span.set_attributes(attributes);
-        });
+            span.set_attribute(KeyValue::new(
+                "okta.rate_limit.remaining",
+                i64::try_from(rate_limit.remaining).unwrap_or(i64::MAX),
+            ));
+        }
+        if meta.status >= 400 {
+            span.set_attribute(KeyValue::new("error.type", meta.status.to_string()));
+            span.set_status(Status::error(""));
+        }
     }
 
     /// Records Okta's `errorCode` of a failed answer.
-    pub(crate) fn record_error_code(&self, error_code: &str) {
-        self.record(|span| {
+    pub(crate) fn record_error_code(&mut self, error_code: &str) {
+        if let Some(span) = &mut self.span_opt {
             span.set_attribute(KeyValue::new("okta.error_code", error_code.to_owned()));
-        });
+        }
     }
 
     /// Records a request that got no answer.
-    pub(crate) fn record_transport_error(&self, kind: &'static str) {
-        self.record(|span| {
+    pub(crate) fn record_transport_error(&mut self, kind: &'static str) {
+        if let Some(span) = &mut self.span_opt {
             span.set_status(Status::error(""));
             span.set_attribute(KeyValue::new("error.type", kind));
-        });
+        }
     }
 }
 

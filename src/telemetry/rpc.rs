@@ -169,10 +169,13 @@ fn server_context(
 ) -> opentelemetry::Context {
     let parent =
         global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    // Room for the status code too, so recording it does not reallocate.
+    let mut attributes = Vec::with_capacity(4);
+    attributes.extend(rpc.attributes());
     let span = tracer
         .span_builder(rpc.full.clone())
         .with_kind(SpanKind::Server)
-        .with_attributes(rpc.attributes())
+        .with_attributes(attributes)
         .start_with_context(tracer, &parent);
     parent.with_span(span)
 }

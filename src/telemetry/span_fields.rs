@@ -5,7 +5,7 @@
 //! `serde_json` map of the fields and serializes it, and re-parses and rewrites the whole object
 //! on every later `record`; this writes each field once, and appends later ones.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
@@ -16,21 +16,23 @@ use tracing_subscriber::fmt::{FormatFields, FormattedFields};
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct JsonSpanFields;
 
+/// Room for the `rpc` span's fields (two names and two ids), so writing them grows nothing.
+const FIELDS_CAPACITY: usize = 160;
+
 impl<'writer> FormatFields<'writer> for JsonSpanFields {
     fn format_fields<R: RecordFields>(
         &self,
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        let mut members = JsonMembers {
-            writer: writer.by_ref(),
+        let mut text = String::with_capacity(FIELDS_CAPACITY);
+        text.push('{');
+        fields.record(&mut JsonMembers {
+            text: &mut text,
             first: true,
-            result: Ok(()),
-        };
-        members.result = members.writer.write_char('{');
-        fields.record(&mut members);
-        members.result?;
-        writer.write_char('}')
+        });
+        text.push('}');
+        writer.write_str(&text)
     }
 
     fn add_fields(
@@ -40,112 +42,100 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
     ) -> fmt::Result {
         // Reopen the object: drop its closing brace, append, close it again. A field recorded
         // twice appears twice; readers keep the last, as `serde_json` does.
-        let first = current.fields.is_empty() || current.fields == "{}";
+        let text = &mut current.fields;
+        let first = text.is_empty() || text == "{}";
         if first {
-            current.fields.clear();
-            current.fields.push('{');
+            text.clear();
+            text.push('{');
         } else {
-            current.fields.pop();
+            text.pop();
         }
-        let mut members = JsonMembers {
-            writer: current.as_writer(),
-            first,
-            result: Ok(()),
-        };
-        fields.record(&mut members);
-        members.result?;
-        current.fields.push('}');
+        fields.record(&mut JsonMembers { text, first });
+        text.push('}');
         Ok(())
     }
 }
 
 /// Writes visited fields as `"name":value` members of a JSON object.
-struct JsonMembers<'writer> {
-    writer: Writer<'writer>,
+struct JsonMembers<'text> {
+    text: &'text mut String,
     first: bool,
-    result: fmt::Result,
 }
 
 impl JsonMembers<'_> {
-    /// Writes a member: its name, then its value with `value`. After an error, writes nothing.
-    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = self.write_member(field, value);
-        }
-    }
-
-    fn write_member(
-        &mut self,
-        field: &Field,
-        value: impl FnOnce(&mut Writer<'_>) -> fmt::Result,
-    ) -> fmt::Result {
+    /// Starts a member: the separator, its name and the colon; its value comes next.
+    fn name(&mut self, field: &Field) -> &mut String {
         if !self.first {
-            self.writer.write_char(',')?;
+            self.text.push(',');
         }
         self.first = false;
-        write_json_string(&mut self.writer, field.name())?;
-        self.writer.write_char(':')?;
-        value(&mut self.writer)
+        write_json_string(self.text, field.name());
+        self.text.push(':');
+        self.text
+    }
+
+    /// A member whose value is written with `Display` (numbers and booleans); writing to a
+    /// `String` cannot fail.
+    fn display(&mut self, field: &Field, value: impl fmt::Display) {
+        let _ = write!(self.name(field), "{value}");
     }
 }
 
 impl Visit for JsonMembers<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.member(field, |writer| write_json_string(writer, value));
+        write_json_string(self.name(field), value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.display(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.display(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.display(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         // JSON has no NaN or infinity: those become null, as `serde_json` writes them.
         if value.is_finite() {
-            self.member(field, |writer| write!(writer, "{value}"));
+            self.display(field, value);
         } else {
-            self.member(field, |writer| writer.write_str("null"));
+            self.name(field).push_str("null");
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.member(field, |writer| {
-            write_json_string(writer, &format!("{value:?}"))
-        });
+        write_json_string(self.name(field), &format!("{value:?}"));
     }
 }
 
-/// `text` as a JSON string literal, quoted and escaped.
-fn write_json_string(writer: &mut impl fmt::Write, text: &str) -> fmt::Result {
-    writer.write_char('"')?;
-    let mut unescaped_from = 0;
-    for (index, character) in text.char_indices() {
-        let escape = match character {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            control if control < ' ' => "",
-            _ => continue,
-        };
-        writer.write_str(&text[unescaped_from..index])?;
-        if escape.is_empty() {
-            write!(writer, "\\u{:04x}", u32::from(character))?;
-        } else {
-            writer.write_str(escape)?;
+/// `text` as a JSON string literal, quoted and escaped, at the end of `json`.
+fn write_json_string(json: &mut String, text: &str) {
+    json.push('"');
+    let mut rest = text;
+    // Everything up to the next character JSON escapes is copied as it is.
+    while let Some(index) = rest
+        .bytes()
+        .position(|byte| byte == b'"' || byte == b'\\' || byte < b' ')
+    {
+        json.push_str(&rest[..index]);
+        match rest.as_bytes()[index] {
+            b'"' => json.push_str("\\\""),
+            b'\\' => json.push_str("\\\\"),
+            b'\n' => json.push_str("\\n"),
+            b'\r' => json.push_str("\\r"),
+            b'\t' => json.push_str("\\t"),
+            control => {
+                let _ = write!(json, "\\u{control:04x}");
+            }
         }
-        unescaped_from = index + character.len_utf8();
+        rest = &rest[index + 1..];
     }
-    writer.write_str(&text[unescaped_from..])?;
-    writer.write_char('"')
+    json.push_str(rest);
+    json.push('"');
 }
 
 #[cfg(test)]
