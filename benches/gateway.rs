@@ -1,7 +1,9 @@
 //! Load benchmark (a measurement, not a test): GetUser through the gateway over gRPC against the
 //! same Okta call made directly over HTTP to the simulator, at the same concurrency, on this
 //! machine. Reports throughput, p50/p99 latency, the latency the gateway adds, the gateway's
-//! memory, and throughput with every span exported against tracing off.
+//! memory, and throughput and gateway CPU per RPC with every span exported against tracing off
+//! (there each caller reads a user of its own, so every RPC exports its server span and its Okta
+//! client span).
 //!
 //! Run: `cargo bench --bench gateway` (`BENCH_SECONDS` sets each run's length, default 3).
 //! The simulator and the gateway run as separate processes of the release binary; the load
@@ -22,6 +24,8 @@ use support::{Callers, Collector, TOKEN, channels, gateway_environment, get_user
 const USER_ID: &str = "00u55tN5556tr55wr2dL";
 const CONCURRENCIES: &[usize] = &[1, 16, 64, 256];
 const UPSTREAM_LATENCIES_MS: &[u64] = &[0, 50];
+/// Callers of the tracing comparison.
+const TRACED_CALLERS: usize = 64;
 /// Callers per gRPC connection (HTTP/2 multiplexes them).
 const CALLERS_PER_CHANNEL: usize = 32;
 const STARTUP: Duration = Duration::from_secs(30);
@@ -98,12 +102,38 @@ where
     summarize(latencies, errors, started.elapsed())
 }
 
-async fn through_gateway(address: SocketAddr, concurrency: usize, length: Duration) -> Run {
+/// GetUser through the gateway; caller `n` reads `users[n % users.len()]`.
+async fn through_gateway(
+    address: SocketAddr,
+    users: &[String],
+    concurrency: usize,
+    length: Duration,
+) -> Run {
     let channels = Arc::new(channels(address, concurrency.div_ceil(CALLERS_PER_CHANNEL)).await);
+    let users: Arc<[String]> = users.into();
     drive(concurrency, length, move |caller| {
-        get_user(channels[caller % channels.len()].clone(), USER_ID)
+        let channel = channels[caller % channels.len()].clone();
+        let users = users.clone();
+        async move { get_user(channel, &users[caller % users.len()]).await }
     })
     .await
+}
+
+/// A gateway run with the CPU time the gateway used for it.
+async fn measured(
+    gateway: &std::process::Child,
+    address: SocketAddr,
+    users: &[String],
+    length: Duration,
+) -> (Run, Duration) {
+    let cpu_before = support::cpu_time(gateway.id());
+    let run = through_gateway(address, users, TRACED_CALLERS, length).await;
+    (run, support::cpu_time(gateway.id()) - cpu_before)
+}
+
+/// CPU microseconds per completed RPC.
+fn micros_per_rpc(cpu: Duration, run: &Run) -> f64 {
+    cpu.as_secs_f64() * 1e6 / run.completed.max(1) as f64
 }
 
 async fn direct(okta_url: &str, concurrency: usize, length: Duration) -> Run {
@@ -142,6 +172,7 @@ async fn main() {
     );
     let (mut simulator, okta_url) = support::spawn_simulator().await;
     let callers = Callers::new();
+    let one_user = [USER_ID.to_owned()];
     let (mut gateway, address) = spawn_gateway(&okta_url, None, &callers);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_kib = memory_kib(gateway.id(), "VmRSS:");
@@ -158,7 +189,7 @@ async fn main() {
         support::set_upstream_latency(&okta_url, *latency).await;
         for &concurrency in CONCURRENCIES {
             let straight = direct(&okta_url, concurrency, length).await;
-            let gated = through_gateway(address, concurrency, length).await;
+            let gated = through_gateway(address, &one_user, concurrency, length).await;
             println!(
                 "| {latency} ms | {concurrency} | {:.0} | {:.0} | {:.2} | {} / {} | {} / {} | {} | {} |",
                 straight.throughput,
@@ -176,39 +207,45 @@ async fn main() {
     support::set_upstream_latency(&okta_url, 0).await;
 
     // Tracing: a second gateway exporting every span to a collector in a process of its own.
+    // Each caller reads a user of its own, so no read is coalesced and every RPC exports both
+    // of its spans.
+    let users = support::seed_users(&okta_url, TRACED_CALLERS).await;
     let mut collector = Collector::spawn();
     let (mut traced_gateway, traced_address) =
         spawn_gateway(&okta_url, Some(&collector.endpoint), &callers);
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!(
-        "\n| 64 callers | upstream | tracing off req/s (p50 / p99 ms) | every span exported req/s (p50 / p99 ms) | on / off |\n|---|---|---|---|---|"
+        "\n{TRACED_CALLERS} callers, a user each.\n\n\
+         | upstream | tracing off req/s (p50 / p99 ms) | every span exported req/s (p50 / p99 ms) | on / off | gateway CPU µs per RPC, off / on |\n\
+         |---|---|---|---|---|"
     );
-    let (mut traced_rpcs, mut collector_seconds) = (0, 0.0);
+    let (mut traced_rpcs, mut collector_cpu) = (0, Duration::ZERO);
     for latency in UPSTREAM_LATENCIES_MS {
         support::set_upstream_latency(&okta_url, *latency).await;
-        let untraced = through_gateway(address, 64, length).await;
-        let collector_cpu = support::cpu_time(collector.child.id());
-        let traced = through_gateway(traced_address, 64, length).await;
+        let (untraced, untraced_cpu) = measured(&gateway, address, &users, length).await;
+        let collector_before = support::cpu_time(collector.child.id());
+        let (traced, traced_cpu) = measured(&traced_gateway, traced_address, &users, length).await;
+        collector_cpu += support::cpu_time(collector.child.id()) - collector_before;
         traced_rpcs += traced.completed;
-        collector_seconds +=
-            (support::cpu_time(collector.child.id()) - collector_cpu).as_secs_f64();
         println!(
-            "| 64 | {latency} ms | {:.0} ({} / {}) | {:.0} ({} / {}) | {:.2} |",
+            "| {latency} ms | {:.0} ({} / {}) | {:.0} ({} / {}) | {:.2} | {:.0} / {:.0} |",
             untraced.throughput,
             millis(untraced.p50),
             millis(untraced.p99),
             traced.throughput,
             millis(traced.p50),
             millis(traced.p99),
-            traced.throughput / untraced.throughput
+            traced.throughput / untraced.throughput,
+            micros_per_rpc(untraced_cpu, &untraced),
+            micros_per_rpc(traced_cpu, &traced),
         );
     }
     tokio::time::sleep(Duration::from_secs(6)).await; // the batch exporter's schedule
     println!(
-        "\n{} spans received by the collector for {traced_rpcs} traced RPCs (two spans per RPC, \
-         fewer when concurrent reads of the same user share one Okta call); the collector used \
-         {collector_seconds:.1} s of CPU during the traced runs.",
-        collector.spans()
+        "\n{} spans received by the collector for {traced_rpcs} traced RPCs (two each); the \
+         collector used {:.2} s of CPU during the traced runs.",
+        collector.spans(),
+        collector_cpu.as_secs_f64()
     );
     println!(
         "Gateway memory: {:.1} MiB idle (VmRSS), {:.1} MiB peak (VmHWM) over all runs",

@@ -95,23 +95,29 @@ pub async fn set_upstream_latency(okta_url: &str, latency_ms: u64) {
         .unwrap();
 }
 
-/// Ids of the first `count` users of the simulator's org.
-pub async fn user_ids(okta_url: &str, count: usize) -> Vec<String> {
-    let users: Vec<serde_json::Value> = reqwest::Client::new()
-        .get(format!("{okta_url}/api/v1/users?limit={count}"))
-        .header("Authorization", format!("SSWS {TOKEN}"))
+/// Adds `count` users to the simulator's org and returns their ids, so that callers can each
+/// read a user of their own: concurrent reads of one user share one Okta call (and its span).
+pub async fn seed_users(okta_url: &str, count: usize) -> Vec<String> {
+    let logins: Vec<String> = (0..count)
+        .map(|index| format!("bench.user.{index}@example.com"))
+        .collect();
+    let users: Vec<serde_json::Value> =
+        logins.iter().map(|login| json!({"login": login})).collect();
+    let seeded: serde_json::Value = reqwest::Client::new()
+        .post(format!("{okta_url}/__sim/seed"))
+        .json(&json!({ "users": users }))
         .send()
         .await
+        .unwrap()
+        .error_for_status()
         .unwrap()
         .json()
         .await
         .unwrap();
-    let ids: Vec<String> = users
+    logins
         .iter()
-        .filter_map(|user| user["id"].as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(ids.len(), count, "the demo org has {count} users");
-    ids
+        .map(|login| seeded["users"][login].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The keys file and policy the gateway authenticates and authorizes the load generator with.
@@ -167,7 +173,10 @@ pub fn gateway_environment(
         .env("IDGW_AUTH__API_KEYS_FILE", &callers.keys)
         .env("IDGW_AUTHZ__POLICY_FILE", &callers.policy)
         // One caller identity drives every concurrency level here: fairness must not cap it.
-        .env("IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER", "4096");
+        .env("IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER", "4096")
+        // Okta's own ceiling rather than the default share of it, as rate limits are lifted:
+        // with a user per caller, 64 callers keep 64 Okta requests in flight.
+        .env("IDGW_OKTA__MAX_CONCURRENT_REQUESTS", "75");
     if let Some(endpoint) = otlp_endpoint {
         command
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
