@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{struct_from_json, timestamp, user_from_okta};
 use super::page_token;
 use super::status::{OktaCall, failed_precondition, mapped};
-use super::validate::{Violations, checked, parse_ids};
+use super::validate::{MAX_STATUS_FILTERS, Violations, checked, parse_ids};
 use crate::okta::{
     DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
     OktaDeviceUser, OktaId, OktaUserDevice, Operator, PageRequest,
@@ -208,8 +208,13 @@ fn device_filter_expression(
     filter: &DeviceFilter,
     violations: &mut Violations,
 ) -> Option<Expression> {
-    let statuses: Vec<Expression> = filter
-        .statuses
+    let statuses_to_check: &[_] =
+        if violations.count("filter.statuses", filter.statuses.len(), MAX_STATUS_FILTERS) {
+            &filter.statuses
+        } else {
+            &[]
+        };
+    let statuses: Vec<Expression> = statuses_to_check
         .iter()
         .filter_map(|status| {
             let name = DeviceStatus::try_from(*status)

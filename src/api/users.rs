@@ -6,7 +6,7 @@ use super::coalesce::CoalescedReads;
 use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
 use super::status::{OktaCall, failed_precondition, invalid_argument, login_taken, mapped};
-use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
+use super::validate::{MAX_STATUS_FILTERS, MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::okta::{self, Expression, OktaClient, OktaId, Operator, PageRequest, UserQuery};
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
@@ -84,18 +84,17 @@ impl UserService for UsersApi {
         let mut violations = Violations::default();
         let profile = request.profile.unwrap_or_default();
         let attributes = convert::profile_for_create(&profile, &mut violations);
-        if request.group_ids.len() > MAX_CREATE_GROUP_IDS {
-            violations.add(
-                "group_ids",
-                format!("at most {MAX_CREATE_GROUP_IDS} groups"),
-            );
-        }
-        let group_ids: Vec<OktaId> = request
-            .group_ids
-            .iter()
-            .enumerate()
-            .filter_map(|(index, id)| violations.id(&format!("group_ids[{index}]"), id))
-            .collect();
+        let group_ids: Vec<OktaId> =
+            if violations.count("group_ids", request.group_ids.len(), MAX_CREATE_GROUP_IDS) {
+                request
+                    .group_ids
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, id)| violations.id(&format!("group_ids[{index}]"), id))
+                    .collect()
+            } else {
+                Vec::new()
+            };
         if request.password.len() > MAX_TEXT_LENGTH {
             violations.add("password", format!("longer than {MAX_TEXT_LENGTH} bytes"));
         }
@@ -471,8 +470,13 @@ impl UsersApi {
 /// Builds Okta's `filter` from the structured filter; `None` when it filters nothing.
 fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> Option<Expression> {
     let mut clauses = Vec::new();
-    let statuses: Vec<Expression> = filter
-        .statuses
+    let statuses_to_check: &[_] =
+        if violations.count("filter.statuses", filter.statuses.len(), MAX_STATUS_FILTERS) {
+            &filter.statuses
+        } else {
+            &[]
+        };
+    let statuses: Vec<Expression> = statuses_to_check
         .iter()
         .filter_map(|status| {
             let name = UserStatus::try_from(*status)

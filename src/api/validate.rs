@@ -12,15 +12,42 @@ use crate::okta::{Cursor, Expression, OktaId};
 pub const MAX_TEXT_LENGTH: usize = 1024;
 /// Longest search expression accepted.
 pub const MAX_EXPRESSION_LENGTH: usize = 2048;
+/// Most values accepted in a repeated status filter: more than any status enum has values, so
+/// naming each status once always fits.
+pub const MAX_STATUS_FILTERS: usize = 16;
+/// Most violations one status lists. The status travels in HTTP/2 trailers, which clients cap
+/// (hyper, under tonic, at 16 KiB); a request with thousands of bad values must still get a
+/// readable INVALID_ARGUMENT, not a broken stream.
+const MAX_REPORTED_VIOLATIONS: usize = 10;
+/// Longest violation description, in bytes; longer ones (quoting caller input) are cut.
+const MAX_DESCRIPTION_LENGTH: usize = 160;
 
 /// Collects field violations; turns into one INVALID_ARGUMENT status.
 #[derive(Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations {
+    reported: Vec<FieldViolation>,
+    unreported: usize,
+}
 
 impl Violations {
-    /// Records a bad field.
+    /// Records a bad field. Beyond [`MAX_REPORTED_VIOLATIONS`] only the count is kept.
     pub fn add(&mut self, field: &str, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        if self.reported.len() < MAX_REPORTED_VIOLATIONS {
+            let description = shortened(description.into(), MAX_DESCRIPTION_LENGTH);
+            self.reported.push(FieldViolation::new(field, description));
+        } else {
+            self.unreported += 1;
+        }
+    }
+
+    /// Checks the number of values of a repeated field; `false` (and a violation) when there
+    /// are more than `max`, so the caller skips checking each one.
+    pub fn count(&mut self, field: &str, count: usize, max: usize) -> bool {
+        let acceptable = count <= max;
+        if !acceptable {
+            self.add(field, format!("at most {max} values, got {count}"));
+        }
+        acceptable
     }
 
     /// Parses a required Okta id, recording a violation when it is not one. A valid id is also
@@ -101,14 +128,33 @@ impl Violations {
             .map(|position| position.cursor)
     }
 
-    /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every field.
-    pub fn finish(self) -> Result<(), Status> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(invalid_argument(self.0))
+    /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every reported field and
+    /// counting the rest.
+    pub fn finish(mut self) -> Result<(), Status> {
+        if self.reported.is_empty() {
+            return Ok(());
         }
+        if self.unreported > 0 {
+            self.reported.push(FieldViolation::new(
+                "request",
+                format!("{} more problems not listed", self.unreported),
+            ));
+        }
+        Err(invalid_argument(self.reported))
     }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
+fn shortened(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// Unwraps values that [`Violations::finish`] has vouched for.
@@ -125,4 +171,48 @@ pub fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
         .collect();
     violations.finish()?;
     ids.into_iter().map(checked).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::StatusExt;
+
+    #[test]
+    fn many_violations_are_counted_not_listed_and_long_ones_are_cut() {
+        let mut violations = Violations::default();
+        for index in 0..25 {
+            violations.add(&format!("field{index}"), "é".repeat(200));
+        }
+        let status = violations.finish().unwrap_err();
+        let listed = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(listed.len(), MAX_REPORTED_VIOLATIONS + 1);
+        assert_eq!(listed[0].description, format!("{}…", "é".repeat(80)));
+        assert_eq!(listed[MAX_REPORTED_VIOLATIONS].field, "request");
+        assert_eq!(
+            listed[MAX_REPORTED_VIOLATIONS].description,
+            "15 more problems not listed"
+        );
+    }
+
+    #[test]
+    fn shortened_cuts_on_a_character_boundary() {
+        assert_eq!(shortened("abc".to_owned(), 3), "abc");
+        assert_eq!(shortened("abcd".to_owned(), 3), "abc…");
+        assert_eq!(shortened("aé".to_owned(), 2), "a…");
+    }
+
+    #[test]
+    fn counts_over_the_maximum_are_one_violation() {
+        let mut violations = Violations::default();
+        assert!(violations.count("statuses", 16, MAX_STATUS_FILTERS));
+        assert!(violations.finish().is_ok());
+        let mut violations = Violations::default();
+        assert!(!violations.count("statuses", 17, MAX_STATUS_FILTERS));
+        let message = violations.finish().unwrap_err().message().to_owned();
+        assert_eq!(
+            message,
+            "invalid request: statuses: at most 16 values, got 17"
+        );
+    }
 }
