@@ -6,7 +6,7 @@ use super::coalesce::CoalescedReads;
 use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
 use super::status::{OktaCall, failed_precondition, invalid_argument, login_taken, mapped};
-use super::validate::{MAX_STATUS_FILTERS, MAX_TEXT_LENGTH, Violations, checked, parse_ids};
+use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::okta::{self, Expression, OktaClient, OktaId, Operator, PageRequest, UserQuery};
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
@@ -470,24 +470,9 @@ impl UsersApi {
 /// Builds Okta's `filter` from the structured filter; `None` when it filters nothing.
 fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> Option<Expression> {
     let mut clauses = Vec::new();
-    let statuses_to_check: &[_] =
-        if violations.count("filter.statuses", filter.statuses.len(), MAX_STATUS_FILTERS) {
-            &filter.statuses
-        } else {
-            &[]
-        };
-    let statuses: Vec<Expression> = statuses_to_check
-        .iter()
-        .filter_map(|status| {
-            let name = UserStatus::try_from(*status)
-                .ok()
-                .and_then(okta_user_status);
-            if name.is_none() {
-                violations.add("filter.statuses", "unknown or unspecified status");
-            }
-            name.map(|name| Expression::compare("status", Operator::Eq, name))
-        })
-        .collect();
+    let statuses = violations.status_filter("filter.statuses", &filter.statuses, |status| {
+        UserStatus::try_from(status).ok().and_then(okta_user_status)
+    });
     clauses.extend(Expression::any_of(statuses));
     for (field, attribute, value) in [
         ("filter.login", "profile.login", &filter.login),

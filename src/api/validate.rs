@@ -6,7 +6,7 @@ use tonic_types::FieldViolation;
 
 use super::page_token::{self, PagePosition};
 use super::status::invalid_argument;
-use crate::okta::{Cursor, Expression, OktaId};
+use crate::okta::{Cursor, Expression, OktaId, Operator};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
 pub const MAX_TEXT_LENGTH: usize = 1024;
@@ -14,7 +14,7 @@ pub const MAX_TEXT_LENGTH: usize = 1024;
 pub const MAX_EXPRESSION_LENGTH: usize = 2048;
 /// Most values accepted in a repeated status filter: more than any status enum has values, so
 /// naming each status once always fits.
-pub const MAX_STATUS_FILTERS: usize = 16;
+const MAX_STATUS_FILTERS: usize = 16;
 /// Most violations one status lists. The status travels in HTTP/2 trailers, which clients cap
 /// (hyper, under tonic, at 16 KiB); a request with thousands of bad values must still get a
 /// readable INVALID_ARGUMENT, not a broken stream.
@@ -111,6 +111,30 @@ impl Violations {
                 max
             }
         }
+    }
+
+    /// Turns a repeated status filter into `status eq "…"` comparisons: at most
+    /// [`MAX_STATUS_FILTERS`] values, each one that `okta_status` names (unknown and
+    /// unspecified values are violations).
+    pub fn status_filter(
+        &mut self,
+        field: &str,
+        statuses: &[i32],
+        okta_status: impl Fn(i32) -> Option<&'static str>,
+    ) -> Vec<Expression> {
+        if !self.count(field, statuses.len(), MAX_STATUS_FILTERS) {
+            return Vec::new();
+        }
+        statuses
+            .iter()
+            .filter_map(|status| {
+                let name = okta_status(*status);
+                if name.is_none() {
+                    self.add(field, "unknown or unspecified status");
+                }
+                name.map(|name| Expression::compare("status", Operator::Eq, name))
+            })
+            .collect()
     }
 
     /// Decodes a page token bound to `fingerprint`, recording a violation when it is malformed

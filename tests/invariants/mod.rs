@@ -141,6 +141,26 @@ pub fn check_expression(raw: &str) {
     }
 }
 
+/// A System Log filter: event types, [actor id, actor login, target id], IP address, outcome
+/// and severity (as the raw enum numbers a caller sends).
+pub fn event_filter(
+    event_types: Vec<String>,
+    [actor_id, actor_login, target_id]: [String; 3],
+    ip_address: String,
+    outcome: i32,
+    severity: i32,
+) -> EventFilter {
+    EventFilter {
+        event_types,
+        actor_id,
+        actor_login,
+        target_id,
+        ip_address,
+        outcome,
+        severity,
+    }
+}
+
 /// The System Log filter built from a valid structured filter compares each caller value, as
 /// one string literal, with its own attribute, and with nothing else.
 pub fn check_event_filter(filter: &EventFilter) {
