@@ -28,6 +28,8 @@ use tonic::transport::{Channel, Endpoint};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_identity-gateway");
 const TOKEN: &str = "bench-token-not-a-secret";
+/// The load generator authenticates as a production caller would, with an API key.
+const API_KEY: &str = "bench-api-key-0123456789abcdef0123456789abcdef";
 /// A user of the simulator's demo org.
 const USER_ID: &str = "00u55tN5556tr55wr2dL";
 const CONCURRENCIES: &[usize] = &[1, 16, 64, 256];
@@ -91,7 +93,45 @@ fn spawn_simulator() -> (Child, String) {
     })
 }
 
-fn spawn_gateway(okta_url: &str, otlp_endpoint: Option<&str>) -> (Child, SocketAddr) {
+/// The keys file and policy the gateway authenticates and authorizes the load generator with.
+struct Callers {
+    _dir: tempfile::TempDir,
+    keys: std::path::PathBuf,
+    policy: std::path::PathBuf,
+}
+
+impl Callers {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("api-keys.yaml");
+        std::fs::write(
+            &keys,
+            format!(
+                "- name: bench\n  sha256: {}\n",
+                identity_gateway::auth::hash_api_key(API_KEY)
+            ),
+        )
+        .unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            "roles:\n  reader:\n    rpcs: [\"identity.v1.UserService/GetUser\"]\n\
+             callers:\n  - identity: \"apikey:bench\"\n    roles: [reader]\n",
+        )
+        .unwrap();
+        Self {
+            _dir: dir,
+            keys,
+            policy,
+        }
+    }
+}
+
+fn spawn_gateway(
+    okta_url: &str,
+    otlp_endpoint: Option<&str>,
+    callers: &Callers,
+) -> (Child, SocketAddr) {
     let mut command = Command::new(BINARY);
     command
         .env_clear()
@@ -99,7 +139,11 @@ fn spawn_gateway(okta_url: &str, otlp_endpoint: Option<&str>) -> (Child, SocketA
         .env("IDGW_OKTA__API_TOKEN", TOKEN)
         .env("IDGW_GRPC__LISTEN_ADDR", "127.0.0.1:0")
         .env("IDGW_GRPC__DRAIN_DELAY_MS", "0")
-        .env("IDGW_LOG__FORMAT", "json");
+        .env("IDGW_LOG__FORMAT", "json")
+        .env("IDGW_AUTH__API_KEYS_FILE", &callers.keys)
+        .env("IDGW_AUTHZ__POLICY_FILE", &callers.policy)
+        // One caller identity drives every concurrency level here: fairness must not cap it.
+        .env("IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER", "4096");
     if let Some(endpoint) = otlp_endpoint {
         command
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
@@ -204,9 +248,12 @@ async fn through_gateway(address: SocketAddr, concurrency: usize, length: Durati
     drive(concurrency, length, move |caller| {
         let mut client = UserServiceClient::new(channels[caller % channels.len()].clone());
         async move {
-            let request = GetUserRequest {
+            let mut request = tonic::Request::new(GetUserRequest {
                 user: Some(get_user_request::User::Id(USER_ID.to_owned())),
-            };
+            });
+            request
+                .metadata_mut()
+                .insert("x-api-key", API_KEY.parse().unwrap());
             client.get_user(request).await.is_ok()
         }
     })
@@ -255,7 +302,8 @@ async fn main() {
         .send()
         .await
         .unwrap();
-    let (mut gateway, address) = spawn_gateway(&okta_url, None);
+    let callers = Callers::new();
+    let (mut gateway, address) = spawn_gateway(&okta_url, None, &callers);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_kib = memory_kib(gateway.id(), "VmRSS:");
 
@@ -308,7 +356,7 @@ async fn main() {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     let (mut traced_gateway, traced_address) =
-        spawn_gateway(&okta_url, Some(&format!("http://{collector}")));
+        spawn_gateway(&okta_url, Some(&format!("http://{collector}")), &callers);
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!(
         "\n| 64 callers | upstream | tracing off req/s (p50 / p99 ms) | every span exported req/s (p50 / p99 ms) | on / off |\n|---|---|---|---|---|"

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::config::{OktaTarget, Settings};
 use crate::okta::{OktaClient, OktaClientSettings};
+use crate::sim::fault_modes::FaultModes;
 use crate::sim::{SeedSource, Simulator, SimulatorSettings};
 use crate::startup::{Application, termination_signal};
 
@@ -29,12 +30,13 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   grpc.shutdown_grace_ms     IDGW_GRPC__SHUTDOWN_GRACE_MS   20000  (in-flight RPCs after the listener closes)
   grpc.max_request_bytes     IDGW_GRPC__MAX_REQUEST_BYTES   1048576
   grpc.max_in_flight_rpcs    IDGW_GRPC__MAX_IN_FLIGHT_RPCS  1024   (more are refused at once; health always served)
+  grpc.health_listen_addr    IDGW_GRPC__HEALTH_LISTEN_ADDR  (none)  (plaintext port serving only grpc.health.v1, for probes with TLS)
   okta.org_url               IDGW_OKTA__ORG_URL             (required unless --simulate)
   okta.api_token             IDGW_OKTA__API_TOKEN           (one of api_token / api_token_file)
   okta.api_token_file        IDGW_OKTA__API_TOKEN_FILE
   okta.connect_timeout_ms    IDGW_OKTA__CONNECT_TIMEOUT_MS  5000
   okta.request_timeout_ms    IDGW_OKTA__REQUEST_TIMEOUT_MS  15000
-  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (idempotent requests only)
+  okta.max_retries           IDGW_OKTA__MAX_RETRIES         2      (reads, memberships, lifecycle transitions)
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
   okta.rate_limit_reserve_percent  IDGW_OKTA__RATE_LIMIT_RESERVE_PERCENT  5  (budget left for others)
@@ -50,6 +52,31 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   events.poll_interval_ms    IDGW_EVENTS__POLL_INTERVAL_MS  5000   (System Log polls of one watched filter)
   events.keepalive_interval_ms  IDGW_EVENTS__KEEPALIVE_INTERVAL_MS  15000
   events.rate_limit_reserve_percent  IDGW_EVENTS__RATE_LIMIT_RESERVE_PERCENT  20
+  auth.insecure              IDGW_AUTH__INSECURE            false  (no caller authentication: local runs only; --simulate sets it)
+  auth.api_keys_file         IDGW_AUTH__API_KEYS_FILE       (YAML list of name + sha256; see hash-api-key)
+  auth.protect_health_and_reflection  IDGW_AUTH__PROTECT_HEALTH_AND_REFLECTION  false
+  auth.tls.cert_file         IDGW_AUTH__TLS__CERT_FILE      (with key_file: serve TLS; PEM chain, leaf first)
+  auth.tls.key_file          IDGW_AUTH__TLS__KEY_FILE       (PEM private key: PKCS#8, PKCS#1 or SEC1)
+  auth.tls.client_ca_file    IDGW_AUTH__TLS__CLIENT_CA_FILE (mutual TLS: CA bundle for client certificates;
+                                                             required unless API keys or JWTs are configured)
+  auth.jwt.issuer            IDGW_AUTH__JWT__ISSUER         (exact `iss`; issuer, audiences or a JWKS turn JWTs on)
+  auth.jwt.audiences         IDGW_AUTH__JWT__AUDIENCES      (accepted `aud` values, space/comma separated)
+  auth.jwt.jwks_file         IDGW_AUTH__JWT__JWKS_FILE      (one of jwks_file / jwks_url)
+  auth.jwt.jwks_url          IDGW_AUTH__JWT__JWKS_URL       (https; fetched at start, must succeed)
+  auth.jwt.algorithms        IDGW_AUTH__JWT__ALGORITHMS     RS256 ES256  (also RS384 RS512 PS256 PS384 PS512 ES384)
+  auth.jwt.leeway_s          IDGW_AUTH__JWT__LEEWAY_S       30     (clock skew on exp, nbf, iat)
+  auth.jwt.jwks_refresh_s    IDGW_AUTH__JWT__JWKS_REFRESH_S 300    (also reloaded on an unknown kid, at most every 10 s)
+  authz.policy_file          IDGW_AUTHZ__POLICY_FILE        (roles and who holds them; required unless auth.insecure)
+  authz.read_only            IDGW_AUTHZ__READ_ONLY          false  (refuse every RPC that changes Okta)
+  authz.reload_interval_ms   IDGW_AUTHZ__RELOAD_INTERVAL_MS 2000   (policy file checked for changes)
+  authz.scope_refresh_ms     IDGW_AUTHZ__SCOPE_REFRESH_MS   60000  (groups of scoped roles reread from Okta)
+  fairness.max_in_flight_per_caller  IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER  256
+  fairness.max_streams_per_caller    IDGW_FAIRNESS__MAX_STREAMS_PER_CALLER    16
+  fairness.okta_budget_percent_per_caller  IDGW_FAIRNESS__OKTA_BUDGET_PERCENT_PER_CALLER  50
+  Group-discovery cache of GetGroup, ListGroups, ListUserGroups and member pages; the TTL is
+  the staleness bound for changes made outside the gateway, whose own writes invalidate:
+  cache.group_discovery_ttl_ms  IDGW_CACHE__GROUP_DISCOVERY_TTL_MS  0  (off; at most 60000)
+  cache.group_discovery_max_objects  IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS  10000
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (none: nothing exported)
   telemetry.service_name     OTEL_SERVICE_NAME              identity-gateway
   telemetry.resource_attributes  OTEL_RESOURCE_ATTRIBUTES
@@ -105,6 +132,11 @@ pub enum Command {
         /// A file holding the token (a mounted Secret); keeps it off the command line.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Fault modes in effect from the start (YAML or JSON, the document of
+        /// `PUT /__sim/fault-modes`): server errors, rate-limit storms, a concurrency limit,
+        /// connection resets.
+        #[arg(long, value_name = "FILE")]
+        fault_modes: Option<PathBuf>,
     },
     /// Print the public JWK of an OAuth service app's private key (PEM or JWK), to register on
     /// the Okta app or with the simulator (`POST /__sim/oauth/clients`, seed `clients:`).
@@ -115,6 +147,13 @@ pub enum Command {
         /// The key id to put in the JWK (`okta.oauth.key_id`); optional for a JWK with a kid.
         #[arg(long)]
         key_id: Option<String>,
+    },
+    /// Read an API key from standard input and print its entry for `auth.api_keys_file`
+    /// (the SHA-256 of the key; the key itself is never stored).
+    HashApiKey {
+        /// The key's name, the caller identity `apikey:NAME` in policies.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -129,14 +168,24 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
             empty,
             token,
             token_file,
-        }) => match token_file.as_deref().map(read_token_file).transpose() {
-            Ok(file_token) => {
-                run_simulator(listen, seed_source(seed, empty), file_token.or(token)).await
+            fault_modes,
+        }) => {
+            let settings = simulator_settings(
+                seed_source(seed, empty),
+                token,
+                token_file.as_deref(),
+                fault_modes.as_deref(),
+            );
+            match settings {
+                Ok(settings) => run_simulator(listen, settings).await,
+                Err(error) => Err(error),
             }
-            Err(error) => Err(error),
-        },
+        }
         Some(Command::PublicJwk { key_file, key_id }) => {
             public_jwk(&key_file, key_id.as_deref()).map(|jwk| print_banner(&jwk))
+        }
+        Some(Command::HashApiKey { name }) => {
+            api_key_entry(&name).map(|entry| print_banner(&entry))
         }
         None => run_gateway(settings, cli.simulate, cli.listen).await,
     };
@@ -154,6 +203,23 @@ pub fn public_jwk(path: &std::path::Path, key_id: Option<&str>) -> anyhow::Resul
     let mut jwk = key.public_jwk();
     jwk["kid"] = serde_json::Value::from(key.key_id());
     Ok(jwk.to_string())
+}
+
+/// The keys-file entry for the key on standard input (one line; surrounding whitespace trimmed).
+fn api_key_entry(name: &str) -> anyhow::Result<String> {
+    let mut key = String::new();
+    std::io::stdin()
+        .read_line(&mut key)
+        .context("cannot read the API key from standard input")?;
+    let key = key.trim();
+    anyhow::ensure!(
+        key.len() >= 32,
+        "an API key must be at least 32 characters of randomness (`openssl rand -hex 32`)"
+    );
+    Ok(format!(
+        "- name: {name}\n  sha256: {}",
+        crate::auth::hash_api_key(key)
+    ))
 }
 
 fn seed_source(seed: Option<PathBuf>, empty: bool) -> SeedSource {
@@ -180,17 +246,35 @@ fn random_token() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 40)
 }
 
-async fn run_simulator(
-    listen: SocketAddr,
+/// The standalone simulator's settings: the token (from its file, the flag, or a random one)
+/// and the fault modes file, read and checked before anything is bound.
+fn simulator_settings(
     seed: SeedSource,
     token: Option<String>,
-) -> anyhow::Result<()> {
-    let api_token = token.unwrap_or_else(random_token);
-    let settings = SimulatorSettings {
-        api_token: api_token.clone(),
-        seed,
-        ..SimulatorSettings::default()
+    token_file: Option<&std::path::Path>,
+    fault_modes_file: Option<&std::path::Path>,
+) -> anyhow::Result<SimulatorSettings> {
+    let file_token = token_file.map(read_token_file).transpose()?;
+    let fault_modes = match fault_modes_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the fault modes file `{}`", path.display())
+            })?;
+            FaultModes::parse(&text)
+                .map_err(|error| anyhow::anyhow!("`{}`: {error}", path.display()))?
+        }
+        None => FaultModes::default(),
     };
+    Ok(SimulatorSettings {
+        api_token: file_token.or(token).unwrap_or_else(random_token),
+        seed,
+        fault_modes,
+        ..SimulatorSettings::default()
+    })
+}
+
+async fn run_simulator(listen: SocketAddr, settings: SimulatorSettings) -> anyhow::Result<()> {
+    let api_token = settings.api_token.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("failed to bind the simulator on {listen}"))?;
@@ -209,6 +293,10 @@ async fn run_gateway(
 ) -> anyhow::Result<()> {
     if let Some(listen) = listen {
         settings.grpc.listen_addr = listen;
+    }
+    if simulate && !settings.auth.has_mechanism() {
+        // The one-command quick start: a simulated org and no caller credentials, said loudly.
+        settings.auth.insecure = true;
     }
     let target = settings.validate(simulate).map_err(|problems| {
         anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - "))

@@ -37,6 +37,187 @@ pub struct Settings {
     pub log: LogSettings,
     /// OpenTelemetry traces and metrics.
     pub telemetry: TelemetrySettings,
+    /// How callers prove who they are.
+    pub auth: AuthSettings,
+    /// What each caller may do.
+    pub authz: AuthzSettings,
+    /// Each caller's share of the gateway and of Okta's budget.
+    pub fairness: FairnessSettings,
+    /// The optional group-discovery cache.
+    pub cache: CacheSettings,
+}
+
+/// `fairness`: how much of the gateway and of Okta's rate limits one authenticated caller may
+/// take, so a noisy one cannot starve the rest. Roles in the policy may set their own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FairnessSettings {
+    /// RPCs one caller may have in flight (role override: `max_in_flight`).
+    pub max_in_flight_per_caller: u32,
+    /// Streams (WatchEvents, StreamGroupMembers) one caller may have open.
+    pub max_streams_per_caller: u32,
+    /// Percent of each Okta rate-limit bucket one caller may spend per window (role override:
+    /// `okta_budget_percent`).
+    pub okta_budget_percent_per_caller: u32,
+}
+
+impl Default for FairnessSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight_per_caller: 256,
+            max_streams_per_caller: 16,
+            okta_budget_percent_per_caller: 50,
+        }
+    }
+}
+
+/// `auth`: caller authentication, deny by default. With no mechanism configured every identity
+/// RPC is refused, unless `insecure` is set explicitly.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Accept callers without credentials, as `anonymous`: only for local runs and the simulated
+    /// quick start (which sets it), and announced loudly at start.
+    pub insecure: bool,
+    /// A YAML file of API keys, each a `name` and the key's `sha256` (never the key itself).
+    pub api_keys_file: Option<PathBuf>,
+    /// Require credentials for health checks and reflection too (default: open, for probes
+    /// and grpcurl).
+    pub protect_health_and_reflection: bool,
+    /// Serving TLS, and verifying client certificates (mutual TLS).
+    pub tls: TlsSettings,
+    /// Bearer JWTs (Kubernetes service-account tokens, OIDC workload tokens).
+    pub jwt: JwtSettings,
+}
+
+impl AuthSettings {
+    /// Whether any way for a caller to authenticate is configured.
+    pub fn has_mechanism(&self) -> bool {
+        self.api_keys_file.is_some()
+            || self.jwt.is_configured()
+            || self.tls.client_ca_file.is_some()
+    }
+}
+
+/// `auth.tls`: the gRPC port serves TLS when `cert_file` and `key_file` are set; with
+/// `client_ca_file` it also verifies client certificates, which then identify callers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The server's certificate chain (PEM, leaf first).
+    pub cert_file: Option<PathBuf>,
+    /// The server's private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC); mount it from a Secret.
+    pub key_file: Option<PathBuf>,
+    /// CA certificates (PEM bundle) that client certificates must chain to. Setting it turns
+    /// on mutual TLS; see `auth::tls` for when a client certificate is required.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `auth.jwt`: callers may send `authorization: Bearer <JWT>`, verified against a JWKS with
+/// issuer, audience, expiry and algorithm checks. Used when the issuer, the audiences or a JWKS
+/// is set.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    /// The exact `iss` accepted (for Kubernetes, the cluster's service-account issuer).
+    pub issuer: Option<String>,
+    /// The `aud` values accepted (one of them must be in the token's `aud`).
+    pub audiences: Option<WordList>,
+    /// A JWKS file (for example a mounted ConfigMap), re-read when it changes.
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL (https; plain http only on loopback), fetched at start and refreshed.
+    pub jwks_url: Option<String>,
+    /// The signature algorithms accepted; `none` never is.
+    pub algorithms: WordList,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_s: u64,
+    /// How often the JWKS is refreshed (a token with an unknown key id also refreshes it).
+    pub jwks_refresh_s: u64,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audiences: None,
+            jwks_file: None,
+            jwks_url: None,
+            algorithms: WordList::List(vec!["RS256".to_owned(), "ES256".to_owned()]),
+            leeway_s: 30,
+            jwks_refresh_s: 300,
+        }
+    }
+}
+
+impl JwtSettings {
+    /// Whether JWT authentication is asked for (any of its identifying settings is set).
+    pub fn is_configured(&self) -> bool {
+        self.issuer.is_some()
+            || self.audiences.is_some()
+            || self.jwks_file.is_some()
+            || self.jwks_url.is_some()
+    }
+}
+
+/// `authz`: what authenticated callers may do.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthzSettings {
+    /// Refuse every mutating RPC before Okta is called (for a read-only Okta admin token).
+    pub read_only: bool,
+    /// The policy file (YAML: roles and who holds them). Required unless `auth.insecure`.
+    pub policy_file: Option<PathBuf>,
+    /// How often the policy file is checked for changes.
+    pub reload_interval_ms: u64,
+    /// How often the groups of group-scoped roles, and their members, are reread from Okta.
+    pub scope_refresh_ms: u64,
+}
+
+impl Default for AuthzSettings {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            policy_file: None,
+            reload_interval_ms: 2_000,
+            scope_refresh_ms: 60_000,
+        }
+    }
+}
+
+/// Longest `cache.group_discovery_ttl_ms`: the TTL is how long a membership removed outside the
+/// gateway (Admin Console, group rules, directory imports) may still be reported, so it stays
+/// short; and Okta counts its rate limits per minute, so beyond one minute a longer TTL saves
+/// little budget while widening that window.
+pub const MAX_GROUP_DISCOVERY_TTL_MS: u64 = 60_000;
+
+/// The group-discovery cache: GetGroup, ListGroups, ListUserGroups and group member pages are
+/// answered from memory for up to the TTL. The gateway's own writes forget what they change;
+/// changes made elsewhere show once the TTL has passed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// How long an answer may be served from the cache; 0 (the default) turns the cache off.
+    pub group_discovery_ttl_ms: u64,
+    /// Most groups and users the cache holds (a page of 200 members counts 200); the oldest
+    /// answers are evicted first.
+    pub group_discovery_max_objects: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            group_discovery_ttl_ms: 0,
+            group_discovery_max_objects: 10_000,
+        }
+    }
+}
+
+impl CacheSettings {
+    /// The cache's TTL, or `None` when the cache is off.
+    pub fn group_discovery_ttl(&self) -> Option<Duration> {
+        (self.group_discovery_ttl_ms > 0)
+            .then(|| Duration::from_millis(self.group_discovery_ttl_ms))
+    }
 }
 
 /// Where and how traces and metrics are exported. The standard `OTEL_*` variables fill these
@@ -121,6 +302,9 @@ pub struct GrpcSettings {
     pub max_request_bytes: usize,
     /// Identity RPCs served at once; more are refused at once (health is always served).
     pub max_in_flight_rpcs: usize,
+    /// A second, plaintext listener serving only `grpc.health.v1`, for Kubernetes gRPC probes
+    /// (which cannot speak TLS) when the main port serves TLS.
+    pub health_listen_addr: Option<SocketAddr>,
 }
 
 impl Default for GrpcSettings {
@@ -132,6 +316,7 @@ impl Default for GrpcSettings {
             shutdown_grace_ms: 20_000,
             max_request_bytes: 1024 * 1024,
             max_in_flight_rpcs: 1024,
+            health_listen_addr: None,
         }
     }
 }
@@ -165,7 +350,8 @@ pub struct OktaSettings {
     pub connect_timeout_ms: u64,
     /// Timeout of one Okta HTTP request.
     pub request_timeout_ms: u64,
-    /// Retries of idempotent Okta requests on 429, 5xx and connection errors.
+    /// Retries of reads, membership changes and user lifecycle transitions on 429, 5xx and
+    /// connection errors (never of creates, profile updates or deletions).
     pub max_retries: u32,
     /// First backoff step when Okta gives no reset time.
     pub retry_base_delay_ms: u64,
@@ -200,7 +386,7 @@ pub struct OktaOAuthSettings {
     pub dpop: bool,
     /// Override of the requested scopes (space- or comma-separated, or a list). Default: the
     /// scopes of the services the gateway serves.
-    pub scopes: Option<ScopeList>,
+    pub scopes: Option<WordList>,
     /// Request only the `*.read` scopes (reads work, changes fail with OKTA_SCOPE_MISSING).
     pub read_only_scopes: bool,
 }
@@ -214,26 +400,26 @@ impl OktaOAuthSettings {
     /// The scopes requested: the override, or the defaults for the read-only flag.
     pub fn effective_scopes(&self) -> Vec<String> {
         match &self.scopes {
-            Some(list) => list.scopes(),
+            Some(list) => list.words(),
             None => default_scopes(self.read_only_scopes),
         }
     }
 }
 
-/// Scopes as one string (`"okta.users.read okta.groups.read"`, handy in environment
-/// variables) or a list.
+/// A list setting (scopes, audiences, algorithms) as one string (`"okta.users.read
+/// okta.groups.read"`, handy in environment variables) or a list.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
-pub enum ScopeList {
+pub enum WordList {
     /// Space- or comma-separated.
     Text(String),
     /// One scope per entry.
     List(Vec<String>),
 }
 
-impl ScopeList {
-    /// The scopes, trimmed, empty entries dropped.
-    pub fn scopes(&self) -> Vec<String> {
+impl WordList {
+    /// The entries, trimmed, empty ones dropped.
+    pub fn words(&self) -> Vec<String> {
         let items: Vec<&str> = match self {
             Self::Text(text) => text.split([' ', ',']).collect(),
             Self::List(list) => list.iter().map(String::as_str).collect(),
@@ -407,6 +593,52 @@ impl Settings {
         }
         if grpc.max_request_bytes < 1024 {
             problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());
+        }
+        if grpc
+            .health_listen_addr
+            .is_some_and(|health| health == grpc.listen_addr && health.port() != 0)
+        {
+            problems
+                .push("`grpc.health_listen_addr` must differ from `grpc.listen_addr`".to_owned());
+        }
+        problems.extend(crate::auth::settings_problems(&self.auth));
+        let auth = &self.auth;
+        if !auth.insecure && self.authz.policy_file.is_none() {
+            problems.push(
+                "`authz.policy_file` is not set: with caller authentication on, a policy must \
+                 say who may do what"
+                    .to_owned(),
+            );
+        }
+        if self.authz.reload_interval_ms == 0 || self.authz.scope_refresh_ms == 0 {
+            problems.push(
+                "`authz.reload_interval_ms` and `authz.scope_refresh_ms` must be greater than zero"
+                    .to_owned(),
+            );
+        }
+        let fairness = &self.fairness;
+        if fairness.max_in_flight_per_caller == 0 || fairness.max_streams_per_caller == 0 {
+            problems.push(
+                "`fairness.max_in_flight_per_caller` and `fairness.max_streams_per_caller` must be \
+                 at least 1"
+                    .to_owned(),
+            );
+        }
+        if !(1..=100).contains(&fairness.okta_budget_percent_per_caller) {
+            problems.push(
+                "`fairness.okta_budget_percent_per_caller` must be between 1 and 100".to_owned(),
+            );
+        }
+        let cache = &self.cache;
+        if cache.group_discovery_ttl_ms > MAX_GROUP_DISCOVERY_TTL_MS {
+            problems.push(format!(
+                "`cache.group_discovery_ttl_ms` must be at most {MAX_GROUP_DISCOVERY_TTL_MS} \
+                 (changes made outside the gateway show only once it has passed)"
+            ));
+        }
+        if cache.group_discovery_max_objects == 0 {
+            problems
+                .push("`cache.group_discovery_max_objects` must be greater than zero".to_owned());
         }
         let okta = &self.okta;
         for (name, value) in [
@@ -630,6 +862,7 @@ mod tests {
                 ("OKTA_CLIENT_ORGURL", "https://sdk.okta.com"),
                 ("OKTA_CLIENT_TOKEN", "sdk-token"),
                 ("IDGW_OKTA__ORG_URL", "https://own.okta.com"),
+                ("IDGW_AUTH__INSECURE", "true"),
             ]),
         )
         .unwrap();
@@ -654,6 +887,66 @@ mod tests {
         assert!(joined.contains("must use https"), "{joined}");
         assert!(joined.contains("no path"), "{joined}");
         assert!(joined.contains("no Okta API token"), "{joined}");
+        assert!(joined.contains("no caller authentication"), "{joined}");
+    }
+
+    #[test]
+    fn caller_authentication_problems_name_each_setting() {
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_AUTH__TLS__CERT_FILE", "missing-server.pem"),
+                ("IDGW_AUTH__JWT__JWKS_URL", "ftp://issuer.example/keys"),
+                ("IDGW_AUTH__JWT__AUDIENCES", "identity-gateway,other"),
+                ("IDGW_GRPC__HEALTH_LISTEN_ADDR", "127.0.0.1:50051"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.auth.jwt.audiences.as_ref().unwrap().words(),
+            ["identity-gateway", "other"]
+        );
+        let problems = settings.validate(true).unwrap_err().join("\n");
+        for needle in [
+            "`auth.tls.cert_file` and `auth.tls.key_file` go together",
+            "`auth.tls.cert_file` (`missing-server.pem`): cannot be read",
+            "`auth.jwt.issuer` must be set",
+            "`auth.jwt.jwks_url` must use https",
+            "`grpc.health_listen_addr` must differ",
+        ] {
+            assert!(problems.contains(needle), "{needle}: {problems}");
+        }
+        assert!(!problems.contains("no caller authentication"), "{problems}");
+    }
+
+    #[test]
+    fn the_group_discovery_cache_is_off_by_default_and_its_ttl_is_bounded() {
+        let defaults = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(defaults.cache.group_discovery_ttl(), None);
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "60001"),
+                ("IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS", "0"),
+            ]),
+        )
+        .unwrap();
+        let joined = settings.validate(true).unwrap_err().join("\n");
+        assert!(joined.contains("cache.group_discovery_ttl_ms"), "{joined}");
+        assert!(
+            joined.contains("cache.group_discovery_max_objects"),
+            "{joined}"
+        );
+        let on = Settings::load(
+            None,
+            &env(&[
+                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "5000"),
+                ("IDGW_AUTH__INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(on.validate(true).is_ok());
+        assert_eq!(on.cache.group_discovery_ttl(), Some(Duration::from_secs(5)));
     }
 
     #[test]

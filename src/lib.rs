@@ -7,9 +7,12 @@
 //! together for the binary.
 
 pub mod api;
+pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod deadline;
+pub mod fairness;
 pub mod okta;
 pub mod proto;
 pub mod shed;

@@ -16,11 +16,15 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::audit::AuditLayer;
-use crate::api::coalesce::CoalescedReads;
+use crate::api::discovery_cache::DiscoveryCache;
 use crate::api::events::watch::{WatchHub, WatchSettings};
+use crate::api::reads::CoalescedReads;
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
+use crate::auth::{AuthenticationLayer, Authenticator, server_tls_config};
+use crate::authz::{AuthorizationLayer, Authorizer};
 use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
+use crate::fairness::FairnessLayer;
 use crate::okta::OktaClient;
 use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
@@ -39,6 +43,7 @@ pub const HEALTH_CHECKED_SERVICES: &[&str] = &[
 /// A bound, ready-to-run gateway server.
 pub struct Application {
     local_addr: SocketAddr,
+    health_addr: Option<SocketAddr>,
     server: BoxFuture<'static, Result<(), tonic::transport::Error>>,
     drain_started: Arc<Notify>,
     shutdown_grace: Duration,
@@ -63,6 +68,25 @@ impl Application {
                 )
             })?;
         let local_addr = listener.local_addr()?;
+        let health_listener = match settings.health_listen_addr {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("failed to bind the health listener on {address}"))?,
+            ),
+            None => None,
+        };
+        let health_addr = health_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        let tls = server_tls_config(&all_settings.auth)?;
+        let authenticator = Arc::new(Authenticator::from_settings(&all_settings.auth).await?);
+        let authorizer = Arc::new(Authorizer::start(
+            &all_settings.authz,
+            &all_settings.auth,
+            okta.clone(),
+        )?);
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         set_all_statuses(&health_reporter, ServingStatus::Serving).await;
         let reflection = |builder: tonic_reflection::server::Builder<'static>| {
@@ -75,7 +99,16 @@ impl Application {
         let reflection_v1alpha =
             reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?;
         let max_bytes = settings.max_request_bytes;
-        let reads = CoalescedReads::default();
+        let cache_settings = &all_settings.cache;
+        let cache_opt = cache_settings.group_discovery_ttl().map(|ttl| {
+            tracing::info!(
+                ttl_ms = cache_settings.group_discovery_ttl_ms,
+                max_objects = cache_settings.group_discovery_max_objects,
+                "group-discovery cache on"
+            );
+            DiscoveryCache::new(ttl, cache_settings.group_discovery_max_objects)
+        });
+        let reads = CoalescedReads::new(cache_opt);
         let users = UserServiceServer::new(UsersApi::new(okta.clone(), reads.clone()))
             .max_decoding_message_size(max_bytes);
         let (draining_sender, draining) = tokio::sync::watch::channel(false);
@@ -90,7 +123,7 @@ impl Application {
             .max_decoding_message_size(max_bytes);
         let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone()))
             .max_decoding_message_size(max_bytes);
-        let groups = GroupServiceServer::new(GroupsApi::new(okta, reads))
+        let groups = GroupServiceServer::new(GroupsApi::new(okta, reads, authorizer.scopes()))
             .max_decoding_message_size(max_bytes);
 
         let drain_started = Arc::new(Notify::new());
@@ -101,10 +134,28 @@ impl Application {
             drain_started.clone(),
             draining_sender,
         );
-        let server = Server::builder()
+        // Kubernetes gRPC probes cannot speak TLS: a plaintext port of health alone for them.
+        let health_only = health_listener.map(|listener| {
+            Server::builder()
+                .add_service(health_service.clone())
+                .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
+        });
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .context("the TLS settings (`auth.tls.*`) are not usable")?;
+        }
+        let main_server = builder
             .layer(RpcTelemetryLayer)
             .layer(ShedLayer::new(settings.max_in_flight_rpcs))
+            .layer(AuthenticationLayer::new(authenticator))
             .layer(AuditLayer)
+            .layer(AuthorizationLayer::new(authorizer.clone()))
+            .layer(FairnessLayer::new(
+                all_settings.fairness.clone(),
+                authorizer,
+            ))
             .layer(DeadlineLayer::new(settings.request_timeout()))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -119,9 +170,20 @@ impl Application {
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 stop_accepting,
             );
+        // The health port lives as long as the main server, reporting NOT_SERVING while it drains.
+        let server: BoxFuture<'static, _> = match health_only {
+            None => Box::pin(main_server),
+            Some(health_server) => Box::pin(async move {
+                tokio::select! {
+                    result = main_server => result,
+                    result = health_server => result,
+                }
+            }),
+        };
         Ok(Self {
             local_addr,
-            server: Box::pin(server),
+            health_addr,
+            server,
             drain_started,
             shutdown_grace: settings.shutdown_grace(),
         })
@@ -130,6 +192,11 @@ impl Application {
     /// The address actually bound (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The plaintext health port actually bound, when `grpc.health_listen_addr` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
     }
 
     /// Serves until shutdown, then waits at most the shutdown grace for in-flight RPCs.

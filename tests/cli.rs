@@ -33,6 +33,8 @@ fn help_documents_every_setting() {
         "OKTA_CLIENT_TOKEN",
         "IDGW_OKTA__API_TOKEN_FILE",
         "IDGW_GRPC__LISTEN_ADDR",
+        "IDGW_CACHE__GROUP_DISCOVERY_TTL_MS",
+        "IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS",
         "--simulate",
     ] {
         assert!(help.contains(name), "{name} missing from --help");
@@ -84,4 +86,66 @@ async fn simulate_serves_the_demo_org_in_one_command_and_stops_on_sigterm() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
+
+#[tokio::test]
+async fn simulate_starts_with_the_fault_modes_of_its_file_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "server_errors: {rate: 2.0}\n").unwrap();
+    let output = Command::new(BINARY)
+        .args(["simulate", "--listen", "127.0.0.1:0", "--fault-modes"])
+        .arg(&bad)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("rate"),
+        "{stderr}"
+    );
+
+    let good = dir.path().join("faults.yaml");
+    std::fs::write(
+        &good,
+        "seed: 9\nconnection_resets: {rate: 0.25, path_prefix: /api/v1/users}\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BINARY)
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "t",
+            "--fault-modes",
+        ])
+        .arg(&good)
+        .env_clear()
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let address = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.split("simulator on ").nth(1).map(str::to_owned))
+    })
+    .await
+    .unwrap()
+    .expect("the simulator prints its address");
+    let modes: serde_json::Value = reqwest::get(format!("{address}/__sim/fault-modes"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        modes,
+        serde_json::json!({"seed": 9, "connection_resets": {"rate": 0.25, "path_prefix": "/api/v1/users"}})
+    );
 }

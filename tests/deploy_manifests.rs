@@ -653,3 +653,28 @@ fn this_rendering_matches_render_py_when_ci_provides_its_output() {
         );
     }
 }
+
+#[test]
+fn the_mounted_policy_is_the_file_the_gateway_reads_and_it_is_valid() {
+    for rendered in Rendered::all() {
+        let (deployment, container) = rendered.gateway();
+        let environment = rendered.environment(container);
+        let policy_path = environment
+            .get("IDGW_AUTHZ__POLICY_FILE")
+            .unwrap_or_else(|| panic!("{}: no policy file set", rendered.name));
+        let mount = sequence(&container["volumeMounts"])
+            .iter()
+            .find(|mount| policy_path.starts_with(&format!("{}/", text(&mount["mountPath"]))))
+            .unwrap_or_else(|| panic!("{}: `{policy_path}` is not mounted", rendered.name));
+        let volume = sequence(&deployment["spec"]["template"]["spec"]["volumes"])
+            .iter()
+            .find(|volume| volume["name"] == mount["name"])
+            .unwrap();
+        let config_map = rendered.named("ConfigMap", text(&volume["configMap"]["name"]));
+        let file_name = policy_path.rsplit('/').next().unwrap();
+        let policy = text(&config_map["data"][file_name]);
+        if let Err(problems) = identity_gateway::authz::policy::Policy::parse(policy) {
+            panic!("{}: the policy is invalid:\n{problems}", rendered.name);
+        }
+    }
+}

@@ -694,6 +694,7 @@ async fn the_demo_org_has_devices_in_mixed_statuses_linked_to_demo_users() {
             api_token: common::SIM_TOKEN.to_owned(),
             seed: SeedSource::Demo,
             rate_limits: RateLimitSettings::unlimited(),
+            ..SimulatorSettings::default()
         },
     )
     .await

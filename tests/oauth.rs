@@ -571,7 +571,7 @@ async fn secrets_never_reach_debug_output_or_errors() {
     )
     .await;
     let mut gateway = spawn_oauth_gateway(&sim, &key, |settings| {
-        settings.okta.oauth.scopes = Some(identity_gateway::config::ScopeList::Text(
+        settings.okta.oauth.scopes = Some(identity_gateway::config::WordList::Text(
             "okta.users.read".to_owned(),
         ));
     })

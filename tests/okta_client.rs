@@ -120,6 +120,17 @@ async fn received_with_standard_headers(server: &MockServer) -> Vec<Request> {
     requests
 }
 
+/// A create with nothing in it, for tests of how a create is sent rather than what it holds.
+fn empty_create_request() -> CreateUserRequest {
+    CreateUserRequest {
+        profile: serde_json::Map::new(),
+        password: None,
+        group_ids: vec![],
+        activate: false,
+        expire_password_on_create: false,
+    }
+}
+
 fn mock_empty_post(action: &str) -> MockBuilder {
     Mock::given(method("POST"))
         .and(path(format!("{USER_PATH}/lifecycle/{action}")))
@@ -1120,11 +1131,12 @@ async fn a_429_without_reset_headers_is_retried_with_backoff() {
 }
 
 #[tokio::test]
-async fn a_429_on_a_post_is_not_retried() {
+async fn a_429_on_a_create_is_not_retried() {
     // Arrange
     let (server, client) = setup().await;
     let now = chrono::Utc::now().timestamp();
-    mock_empty_post("suspend")
+    Mock::given(method("POST"))
+        .and(path("/api/v1/users"))
         .respond_with(
             ResponseTemplate::new(429)
                 .insert_header("date", http_date(now).as_str())
@@ -1133,12 +1145,68 @@ async fn a_429_on_a_post_is_not_retried() {
         .expect(1)
         .mount(&server)
         .await;
+    let request = empty_create_request();
     // Act
-    let error = client.suspend_user(&user_id()).await.unwrap_err();
+    let error = client.create_user(&request).await.unwrap_err();
     // Assert
     assert!(
         matches!(error, OktaError::RateLimited { retry_after: Some(wait), body: None, .. } if wait == Duration::from_secs(1))
     );
+}
+
+#[tokio::test]
+async fn a_transition_is_retried_and_a_repeat_refused_as_already_done_is_a_success() {
+    // Arrange: the first suspend is carried out but answered 502; Okta refuses the repeat.
+    let (server, client) = setup().await;
+    mock_empty_post("suspend")
+        .respond_with(ResponseTemplate::new(502).insert_header("x-okta-request-id", "req-502"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let cause = "Cannot suspend a user that is not active";
+    mock_empty_post("suspend")
+        .and(header("x-okta-retry-count", "1"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(okta_error(
+            "E0000001",
+            &format!("Api validation failed: {cause}"),
+            &[cause],
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut suspended = recorded_user();
+    suspended["status"] = json!("SUSPENDED");
+    Mock::given(method("GET"))
+        .and(path(USER_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(suspended))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Act
+    let outcome = client.suspend_user(&user_id()).await;
+    // Assert
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_transition_refused_on_its_first_attempt_stays_refused_without_a_read() {
+    // Arrange
+    let (server, client) = setup().await;
+    mock_empty_post("unlock")
+        .respond_with(ResponseTemplate::new(403).set_body_json(okta_error(
+            "E0000032",
+            "Unlock is not allowed for this user.",
+            &["The user is not locked out."],
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Act
+    let error = client.unlock_user(&user_id()).await.unwrap_err();
+    // Assert
+    assert_eq!(error.error_code(), Some("E0000032"));
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -1198,13 +1266,7 @@ async fn a_5xx_on_a_post_is_not_retried() {
         .expect(1)
         .mount(&server)
         .await;
-    let request = CreateUserRequest {
-        profile: serde_json::Map::new(),
-        password: None,
-        group_ids: vec![],
-        activate: false,
-        expire_password_on_create: false,
-    };
+    let request = empty_create_request();
     // Act
     let create_error = client.create_user(&request).await.unwrap_err();
     // Assert

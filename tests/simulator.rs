@@ -891,6 +891,92 @@ async fn concurrency_limit_429_has_zero_limit() {
 }
 
 #[tokio::test]
+async fn fault_modes_answer_as_okta_does_and_are_managed_at_runtime() {
+    let s = start_with(SeedSource::Empty, RateLimitSettings::default()).await;
+    let modes = |body: Value| s.admin("PUT", "/__sim/fault-modes", Some(body.to_string()));
+    // Nothing is on at first; the seed shows so a run can be replayed.
+    let r = s.admin("GET", "/__sim/fault-modes", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["seed"].is_u64());
+    assert_eq!(r.body.as_object().unwrap().len(), 1, "{}", r.text);
+    assert_eq!(
+        modes(json!({"rate_limit_storm": {"rate": 0.5}}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(modes(json!({"concurrency_limit": {}})).await.status, 400);
+
+    // Server errors: Okta's catalogued 500 and 503 bodies; a 502 from the edge has none.
+    for (status, code) in [
+        (500, Some("E0000009")),
+        (503, Some("E0000010")),
+        (502, None),
+    ] {
+        let r = modes(json!({"seed": 1, "server_errors": {"path_prefix": "/api/v1/groups", "statuses": [status], "times": 1}})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["server_errors"]["times"], 1);
+        let r = s.get("/api/v1/groups").await;
+        match code {
+            Some(code) => r.assert_error(status, code),
+            None => assert_eq!((r.status, r.text.as_str()), (status, "")),
+        }
+        assert_eq!(r.header("x-okta-request-id").len(), 32);
+        assert_eq!(s.get("/api/v1/groups").await.status, 200, "one time only");
+    }
+
+    // A storm: every matching request is a rate-limit 429 with the bucket's headers.
+    modes(json!({"rate_limit_storm": {"path_prefix": "/api/v1/users", "duration_ms": 60_000}}))
+        .await;
+    for _ in 0..2 {
+        let r = s.get("/api/v1/users").await;
+        r.assert_error(429, "E0000047");
+        assert_eq!(r.header("x-rate-limit-limit"), "600");
+        assert_eq!(r.header("x-rate-limit-remaining"), "0");
+        let reset: i64 = r.header("x-rate-limit-reset").parse().unwrap();
+        assert!(
+            reset > chrono::Utc::now().timestamp() + 30,
+            "the storm's end"
+        );
+    }
+    assert_eq!(s.get("/api/v1/groups").await.status, 200);
+    let shown = s.admin("GET", "/__sim/fault-modes", None).await.body;
+    assert!(shown["rate_limit_storm"]["duration_ms"].as_u64().unwrap() <= 60_000);
+    assert_eq!(
+        s.admin("DELETE", "/__sim/fault-modes", None).await.status,
+        204
+    );
+    assert_eq!(s.get("/api/v1/users").await.status, 200);
+
+    // The concurrency limit answers as Okta's does: limit and remaining both 0.
+    modes(json!({"concurrency_limit": {"max_in_flight": 0, "times": 1}})).await;
+    let r = s.get("/api/v1/users").await;
+    r.assert_error(429, "E0000047");
+    assert_eq!(r.header("x-rate-limit-limit"), "0");
+    assert_eq!(r.header("x-rate-limit-remaining"), "0");
+    assert_eq!(s.get("/api/v1/users").await.status, 200);
+
+    // A connection reset: no HTTP answer at all; the request log shows status 0.
+    modes(json!({"connection_resets": {"method": "GET", "rate": 1.0, "times": 1}})).await;
+    s.admin("DELETE", "/__sim/requests", None).await;
+    let dropped =
+        s.c.get(format!("{}/api/v1/users", s.base))
+            .header("Authorization", format!("SSWS {TOKEN}"))
+            .send()
+            .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert_eq!(s.get("/api/v1/users").await.status, 200);
+    let log = s.admin("GET", "/__sim/requests", None).await.body;
+    let statuses: Vec<u64> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [0, 200]);
+}
+
+#[tokio::test]
 async fn fault_injection() {
     let s = start(SeedSource::Empty).await;
     let r = s

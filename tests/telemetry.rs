@@ -5,11 +5,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use common::{SIM_TOKEN, spawn_gateway_for, start_simulator};
+use common::{LogBuffer, SIM_TOKEN, spawn_gateway_for, start_simulator};
 use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
 use identity_gateway::telemetry::init_telemetry;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -58,27 +57,6 @@ impl MetricsService for Collected {
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.metrics.lock().unwrap().push(request.into_inner());
         Ok(Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-/// Log output captured in memory.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'writer self) -> Self::Writer {
-        self.clone()
     }
 }
 
@@ -297,7 +275,7 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
     );
 
     // Logs: JSON with trace ids, an audit record, and never the Okta token.
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -310,12 +288,9 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
         .expect("an audit record for SuspendUser");
     assert_eq!(audit["outcome"], "OK");
     assert_eq!(audit["ids"], format!("user_id={user_id}"));
-    assert!(
-        audit["caller"]
-            .as_str()
-            .unwrap()
-            .starts_with("peer:127.0.0.1:")
-    );
+    assert_eq!(audit["caller"], "anonymous", "insecure mode: {audit}");
+    assert_eq!(audit["auth"], "insecure");
+    assert!(audit["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(!audit["okta_request_ids"].as_str().unwrap().is_empty());
     assert!(
         audit["span"]["trace_id"]

@@ -522,13 +522,7 @@ async fn identical_concurrent_reads_share_one_okta_call_and_writes_are_never_rea
     let app = spawn_app().await;
     let user_id = app.seed_user("popular@example.com").await;
     // A slow upstream holds the first read in flight while the others arrive.
-    let latency = |delay_ms: u64| {
-        app.http
-            .put(format!("{}/__sim/latency", app.sim.base_url()))
-            .json(&json!({ "delay_ms": delay_ms }))
-            .send()
-    };
-    latency(1000).await.unwrap();
+    app.set_latency(1000).await;
     app.clear_sim_requests().await;
     let reads: Vec<_> = (0..50)
         .map(|_| {
@@ -588,5 +582,5 @@ async fn identical_concurrent_reads_share_one_okta_call_and_writes_are_never_rea
         .into_inner();
     assert_eq!(status_of(&after), UserStatus::Suspended, "read-your-writes");
     in_flight.await.unwrap().unwrap();
-    latency(0).await.unwrap();
+    app.set_latency(0).await;
 }

@@ -1,14 +1,15 @@
-//! Audit records: one structured log line (target `audit`) for every mutating RPC, with who
-//! called, the method, the user and group ids it touched, the outcome and the Okta request ids.
-//! No profile data beyond ids, never a secret.
+//! Audit records: one structured log line (target `audit`) for every mutating RPC, allowed or
+//! refused, and for every refused read: the authenticated caller (identity, mechanism, peer
+//! address), the method, the user and group ids it touched, the outcome and the Okta request
+//! ids. No profile data beyond ids, never a secret.
 
 use std::cell::RefCell;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
+use crate::auth::{Authentication, peer_addr};
 use crate::okta::instrumentation::collecting_request_ids;
 
 /// The RPCs that change something in Okta, by their gRPC path.
@@ -76,48 +77,83 @@ where
 
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         let path = request.uri().path().to_owned();
-        if !MUTATING_METHODS.contains(&path.as_str()) {
+        let mutating = MUTATING_METHODS.contains(&path.as_str());
+        let authentication = request.extensions().get::<Authentication>().cloned();
+        if matches!(authentication, None | Some(Authentication::NotRequired)) {
             return Box::pin(self.inner.call(request));
         }
-        let caller = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
-            .map_or_else(|| "unknown".to_owned(), |peer| format!("peer:{peer}"));
+        let (caller, mechanism) = match authentication.as_ref().and_then(Authentication::caller) {
+            Some(caller) => (caller.identity.to_string(), caller.mechanism.as_str()),
+            None => ("unauthenticated".to_owned(), "none"),
+        };
+        let peer = peer_addr(request.extensions())
+            .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
         let response = self.inner.call(request);
         Box::pin(TARGETS.scope(RefCell::new(Vec::new()), async move {
-            let (result, okta_request_ids) = collecting_request_ids(response).await;
+            let (result, okta_request_ids) = if mutating {
+                collecting_request_ids(response).await
+            } else {
+                (response.await, Vec::new())
+            };
             let outcome = match &result {
                 Ok(response) => response
                     .headers()
                     .get("grpc-status")
                     .and_then(|value| value.to_str().ok())
                     .and_then(|code| code.parse::<i32>().ok())
-                    .map_or("OK".to_owned(), |code| {
-                        format!("{:?}", tonic::Code::from(code))
-                    }),
-                Err(_) => "Unknown".to_owned(),
+                    .map_or(tonic::Code::Ok, tonic::Code::from),
+                Err(_) => tonic::Code::Unknown,
             };
-            let targets = TARGETS.with(|targets| targets.take()).join(" ");
-            tracing::info!(
-                target: "audit",
-                caller = caller,
-                method = path.trim_start_matches('/'),
-                ids = targets,
-                outcome = outcome,
-                okta_request_ids = okta_request_ids.join(" "),
-                "audit"
+            let denied = matches!(
+                outcome,
+                tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
             );
+            if mutating || denied {
+                let targets = TARGETS.with(|targets| targets.take()).join(" ");
+                tracing::info!(
+                    target: "audit",
+                    caller = caller,
+                    auth = mechanism,
+                    peer = peer,
+                    method = path.trim_start_matches('/'),
+                    ids = targets,
+                    outcome = code_name(outcome),
+                    okta_request_ids = okta_request_ids.join(" "),
+                    "audit"
+                );
+            }
             result
         }))
     }
+}
+
+/// The gRPC spec's name of a status code (`OK`, `PERMISSION_DENIED`), as operators know them.
+fn code_name(code: tonic::Code) -> String {
+    let mut name = String::new();
+    for (index, letter) in format!("{code:?}").chars().enumerate() {
+        if letter.is_ascii_uppercase() && index > 0 {
+            name.push('_');
+        }
+        name.push(letter.to_ascii_uppercase());
+    }
+    name
 }
 
 #[cfg(test)]
 mod tests {
     use prost::Message;
 
-    use super::MUTATING_METHODS;
+    use super::{MUTATING_METHODS, code_name};
+
+    #[test]
+    fn outcomes_use_the_grpc_names() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(
+            code_name(tonic::Code::PermissionDenied),
+            "PERMISSION_DENIED"
+        );
+        assert_eq!(code_name(tonic::Code::Unauthenticated), "UNAUTHENTICATED");
+    }
 
     #[test]
     fn every_audited_path_names_a_real_rpc() {

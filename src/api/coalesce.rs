@@ -1,6 +1,7 @@
 //! Read coalescing: identical concurrent reads share one Okta call. The first caller's call runs;
 //! callers asking the same thing while it is in flight wait for its answer instead of spending
-//! Okta's rate limit again. Nothing is cached: once the call completes, the next caller asks Okta.
+//! Okta's rate limit again. Nothing is kept here: once the call completes, the next caller asks
+//! Okta (or, when it is on, the group-discovery cache in [`super::discovery_cache`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,33 +34,37 @@ impl<V> Default for Coalescer<V> {
     }
 }
 
-impl<V> Coalescer<V> {
-    /// Detaches the in-flight read of `key`, so the next caller asks Okta afresh: called after
-    /// the gateway's own writes, so nobody reads their own write from a read that began before it.
-    pub fn forget(&self, key: &str) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+/// Which keys a write makes stale.
+#[derive(Clone, Copy, Debug)]
+pub enum Stale<'a> {
+    /// One key.
+    Key(&'a str),
+    /// Every key starting with this text: all the pages of one group's members, say.
+    Prefix(&'a str),
+    /// Every key.
+    All,
+}
+
+impl Stale<'_> {
+    /// Whether `key` is among the stale keys.
+    pub fn covers(self, key: &str) -> bool {
+        match self {
+            Self::Key(stale) => key == stale,
+            Self::Prefix(prefix) => key.starts_with(prefix),
+            Self::All => true,
+        }
     }
 }
 
-/// The coalesced reads of the gateway, shared by the services whose writes invalidate them.
-#[derive(Clone, Default)]
-pub struct CoalescedReads {
-    /// GetUser by id, keyed by user id.
-    pub users: Coalescer<crate::proto::User>,
-    /// ListUserGroups, keyed by user id.
-    pub user_groups: Coalescer<Vec<crate::proto::Group>>,
-    /// GetGroup, keyed by group id.
-    pub groups: Coalescer<crate::proto::Group>,
-}
-
-impl CoalescedReads {
-    /// Forgets every in-flight read about `user_id` after a write to that user.
-    pub fn user_changed(&self, user_id: &str) {
-        self.users.forget(user_id);
-        self.user_groups.forget(user_id);
+impl<V> Coalescer<V> {
+    /// Detaches the in-flight reads of the `stale` keys, so the next caller asks Okta afresh:
+    /// called after the gateway's own writes, so nobody reads their own write from a read that
+    /// began before it.
+    pub fn forget(&self, stale: Stale<'_>) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|key, _| !stale.covers(key));
     }
 }
 
@@ -141,5 +146,30 @@ mod tests {
             1,
             "nothing is cached after the read completed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_read_begun_before_a_write_is_not_joined_by_callers_after_it() {
+        let coalescer: Coalescer<&'static str> = Coalescer::default();
+        let (release, released) = tokio::sync::watch::channel(false);
+        let before_write = {
+            let coalescer = coalescer.clone();
+            tokio::spawn(async move {
+                coalescer
+                    .read("user/1".to_owned(), move || async move {
+                        let _ = released.clone().wait_for(|go| *go).await;
+                        Ok("before")
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        coalescer.forget(Stale::Key("user/1"));
+        let after_write = coalescer
+            .read("user/1".to_owned(), || async { Ok("after") })
+            .await;
+        assert_eq!(after_write.unwrap(), "after");
+        release.send(true).unwrap();
+        assert_eq!(before_write.await.unwrap().unwrap(), "before");
     }
 }

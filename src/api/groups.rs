@@ -1,18 +1,20 @@
 //! `identity.v1.GroupService`: each handler validates, calls Okta, converts.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::coalesce::CoalescedReads;
 use super::convert::{group_from_okta, user_from_okta};
 use super::page_token;
+use super::reads::{CoalescedReads, ListedPage, group_list_key, member_page_key};
 use super::status::{OktaCall, mapped};
 use super::validate::{Violations, checked, parse_ids};
-use crate::okta::{Expression, GroupQuery, OktaClient, Operator, PageRequest};
+use crate::authz::scope::ScopeIndex;
+use crate::okta::{Expression, GroupQuery, OktaClient, OktaId, Operator, PageRequest};
 use crate::proto::group_service_server::GroupService;
 use crate::proto::{
     GetGroupRequest, Group, GroupMemberRequest, ListGroupMembersRequest, ListGroupMembersResponse,
@@ -30,12 +32,18 @@ const STREAM_BUFFER: usize = MAX_GROUPS_PAGE_SIZE as usize;
 pub struct GroupsApi {
     okta: OktaClient,
     reads: CoalescedReads,
+    scopes: Arc<ScopeIndex>,
 }
 
 impl GroupsApi {
-    /// Wraps the shared Okta client and the coalesced reads.
-    pub fn new(okta: OktaClient, reads: CoalescedReads) -> Self {
-        Self { okta, reads }
+    /// Wraps the shared Okta client, the coalesced reads and the group-scope index (told about
+    /// membership changes).
+    pub fn new(okta: OktaClient, reads: CoalescedReads, scopes: Arc<ScopeIndex>) -> Self {
+        Self {
+            okta,
+            reads,
+            scopes,
+        }
     }
 }
 
@@ -102,14 +110,20 @@ impl GroupService for GroupsApi {
         let fingerprint = page_token::query_fingerprint(&["groups", expression]);
         let after = violations.page_cursor(&request.page_token, &fingerprint);
         violations.finish()?;
+        let page_request = PageRequest { limit, after };
+        let key = group_list_key(expression, &page_request);
+        let (okta, query) = (self.okta.clone(), checked(query)?);
         let page = self
-            .okta
-            .list_groups(&checked(query)?, &PageRequest { limit, after })
-            .await
-            .map_err(mapped(OktaCall::Read))?;
+            .reads
+            .group_lists
+            .read(key, move || async move {
+                let answer = okta.list_groups(&query, &page_request).await;
+                ListedPage::from_okta(answer, group_from_okta)
+            })
+            .await?;
         Ok(Response::new(ListGroupsResponse {
             next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
-            groups: page.items.into_iter().map(group_from_okta).collect(),
+            groups: page.items,
         }))
     }
 
@@ -125,13 +139,11 @@ impl GroupService for GroupsApi {
         let after = violations.page_cursor(&request.page_token, &fingerprint);
         violations.finish()?;
         let page = self
-            .okta
-            .list_group_members(&checked(group_id)?, &PageRequest { limit, after })
-            .await
-            .map_err(mapped(OktaCall::Read))?;
+            .member_page(checked(group_id)?, PageRequest { limit, after })
+            .await?;
         Ok(Response::new(ListGroupMembersResponse {
             next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
-            users: page.items.into_iter().map(user_from_okta).collect(),
+            users: page.items,
         }))
     }
 
@@ -147,17 +159,13 @@ impl GroupService for GroupsApi {
             after: None,
         };
         // The first page is fetched before answering, so an unknown group is a plain NOT_FOUND.
-        let mut page = self
-            .okta
-            .list_group_members(&group_id, &first_request)
-            .await
-            .map_err(mapped(OktaCall::Read))?;
+        let mut page = self.member_page(group_id.clone(), first_request).await?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        let okta = self.okta.clone();
+        let api = self.clone();
         tokio::spawn(async move {
             loop {
                 for user in page.items.drain(..) {
-                    if sender.send(Ok(user_from_okta(user))).await.is_err() {
+                    if sender.send(Ok(user)).await.is_err() {
                         return; // the caller went away
                     }
                 }
@@ -168,10 +176,10 @@ impl GroupService for GroupsApi {
                     limit: MAX_GROUPS_PAGE_SIZE,
                     after: Some(after),
                 };
-                match okta.list_group_members(&group_id, &next_request).await {
+                match api.member_page(group_id.clone(), next_request).await {
                     Ok(next_page) => page = next_page,
-                    Err(error) => {
-                        let _ = sender.send(Err(mapped(OktaCall::Read)(error))).await;
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
                         return;
                     }
                 }
@@ -198,6 +206,24 @@ impl GroupService for GroupsApi {
 }
 
 impl GroupsApi {
+    /// One page of a group's members, shared by ListGroupMembers and StreamGroupMembers so
+    /// identical concurrent page reads share one Okta call.
+    async fn member_page(
+        &self,
+        group_id: OktaId,
+        page_request: PageRequest,
+    ) -> Result<ListedPage<User>, Status> {
+        let key = member_page_key(group_id.as_str(), &page_request);
+        let okta = self.okta.clone();
+        self.reads
+            .member_pages
+            .read(key, move || async move {
+                let answer = okta.list_group_members(&group_id, &page_request).await;
+                ListedPage::from_okta(answer, user_from_okta)
+            })
+            .await
+    }
+
     /// Adds or removes one membership.
     async fn change_membership(
         &self,
@@ -212,8 +238,13 @@ impl GroupsApi {
             MembershipChange::Add => self.okta.add_group_member(&ids[0], &ids[1]).await,
             MembershipChange::Remove => self.okta.remove_group_member(&ids[0], &ids[1]).await,
         };
-        self.reads.user_changed(ids[1].as_str());
+        self.reads.membership_changed(ids[0].as_str());
         result.map_err(mapped(OktaCall::Membership))?;
+        self.scopes.membership_changed(
+            ids[0].as_str(),
+            ids[1].as_str(),
+            matches!(change, MembershipChange::Add),
+        );
         Ok(Response::new(()))
     }
 }

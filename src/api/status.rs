@@ -66,6 +66,16 @@ pub mod reason {
     pub const DEADLINE_EXPIRED: &str = "DEADLINE_EXPIRED";
     /// The caller asked for something the gateway refuses before calling Okta.
     pub const PRECONDITION: &str = "PRECONDITION_FAILED";
+    /// The caller has its share of the gateway's concurrency in use.
+    pub const CALLER_OVER_SHARE: &str = "CALLER_OVER_SHARE";
+    /// The caller spent its share of an Okta bucket (fairness between callers).
+    pub const CALLER_SHARE_SPENT: &str = "CALLER_SHARE_SPENT";
+    /// The caller sent no valid credentials.
+    pub const UNAUTHENTICATED: &str = "CALLER_UNAUTHENTICATED";
+    /// The caller's roles do not grant the RPC, or not on this target.
+    pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
+    /// The gateway is configured read-only and the RPC changes something.
+    pub const READ_ONLY: &str = "GATEWAY_READ_ONLY";
 }
 
 /// Okta's codes for "not allowed in the user's (or device's) current status".
@@ -89,7 +99,7 @@ const LOGIN_TAKEN_CAUSE: &str = "login: An object with this field already exists
 
 /// Maps a failed Okta call to the status the caller receives.
 pub fn okta_error_status(error: &OktaError, call: OktaCall) -> Status {
-    let metadata = okta_metadata(error);
+    let mut metadata = okta_metadata(error);
     match error {
         OktaError::Api {
             status,
@@ -109,6 +119,20 @@ pub fn okta_error_status(error: &OktaError, call: OktaCall) -> Status {
             Status::with_error_details(
                 Code::ResourceExhausted,
                 "Okta's rate limit for this operation is spent; retry after the delay in RetryInfo",
+                details,
+            )
+        }
+        OktaError::CallerShareSpent {
+            retry_after,
+            bucket,
+        } => {
+            metadata.insert("okta_bucket".to_owned(), bucket.clone());
+            let mut details = error_info(reason::CALLER_SHARE_SPENT, metadata);
+            details.set_retry_info(Some(*retry_after));
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                "this caller has spent its share of Okta's rate limit for this operation; \
+                 other callers are still served; retry after the delay in RetryInfo",
                 details,
             )
         }
@@ -341,7 +365,9 @@ fn okta_metadata(error: &OktaError) -> HashMap<String, String> {
         | OktaError::Unavailable { body, meta, .. } => (body.as_ref(), Some(meta)),
         OktaError::UnexpectedResponse { meta, .. } => (None, Some(meta)),
         OktaError::OAuthRejected(failure) => (None, Some(&failure.meta)),
-        OktaError::Timeout(_) | OktaError::Connect(_) => (None, None),
+        OktaError::Timeout(_) | OktaError::Connect(_) | OktaError::CallerShareSpent { .. } => {
+            (None, None)
+        }
     };
     if let Some(error_id) = body.and_then(|body| body.error_id.clone()) {
         metadata.insert("okta_error_id".to_owned(), error_id);
@@ -427,6 +453,57 @@ pub fn failed_precondition(subject: &str, description: &str) -> Status {
     Status::with_error_details(Code::FailedPrecondition, description, details)
 }
 
+/// RESOURCE_EXHAUSTED for a caller over its share of the gateway's concurrency (`what`:
+/// RPCs in flight or open streams), with when to retry; other callers are unaffected.
+pub fn caller_over_share(what: &str, limit: u32, retry_after: Duration) -> Status {
+    let metadata = HashMap::from([("limit".to_owned(), limit.to_string())]);
+    let mut details = error_info(reason::CALLER_OVER_SHARE, metadata);
+    details.set_retry_info(Some(retry_after));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!(
+            "this caller already has {limit} {what}, its share; retry after the delay in RetryInfo"
+        ),
+        details,
+    )
+}
+
+/// UNAUTHENTICATED: the caller's credentials are missing or invalid (`why` never holds a secret).
+pub fn unauthenticated(why: &str) -> Status {
+    with_info(
+        Code::Unauthenticated,
+        format!("caller not authenticated: {why}"),
+        reason::UNAUTHENTICATED,
+        HashMap::new(),
+    )
+}
+
+/// PERMISSION_DENIED naming the permission (`Service/Method`, or a target) the caller lacks.
+pub fn permission_denied(permission: &str, why: &str) -> Status {
+    let metadata = HashMap::from([("permission".to_owned(), permission.to_owned())]);
+    with_info(
+        Code::PermissionDenied,
+        format!("permission `{permission}` missing: {why}"),
+        reason::PERMISSION_MISSING,
+        metadata,
+    )
+}
+
+/// FAILED_PRECONDITION for a mutating RPC while the gateway is read-only.
+pub fn read_only(method: &str) -> Status {
+    let mut details = error_info(reason::READ_ONLY, HashMap::new());
+    details.add_precondition_failure_violation(
+        "READ_ONLY",
+        method,
+        "the gateway is read-only (`authz.read_only`)",
+    );
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        format!("{method} changes Okta, and this gateway is configured read-only"),
+        details,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +528,7 @@ mod tests {
                 status,
                 request_id: Some("req-1".to_owned()),
                 rate_limit: None,
+                retry_count: 0,
             },
             www_authenticate: None,
         }

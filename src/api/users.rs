@@ -2,9 +2,9 @@
 
 use tonic::{Request, Response, Status};
 
-use super::coalesce::CoalescedReads;
 use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
+use super::reads::CoalescedReads;
 use super::status::{OktaCall, failed_precondition, invalid_argument, login_taken, mapped};
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::okta::{self, Expression, OktaClient, OktaId, Operator, PageRequest, UserQuery};
@@ -113,7 +113,9 @@ impl UserService for UsersApi {
             expire_password_on_create: request.require_password_change,
         };
         let started = chrono::Utc::now();
-        let user = match self.okta.create_user(&create).await {
+        let created = self.okta.create_user(&create).await;
+        self.reads.user_created_or_deleted();
+        let user = match created {
             Ok(user) => user,
             Err(error) if error.may_have_reached_okta() => {
                 self.reconcile_create(&profile.login, started, error)
@@ -145,7 +147,7 @@ impl UserService for UsersApi {
             }
             Some(get_user_request::User::Login(login)) => {
                 let mut violations = Violations::default();
-                violations.required_text("login", &login);
+                violations.login("login", &login);
                 violations.finish()?;
                 let found = self
                     .okta
@@ -375,16 +377,16 @@ impl UserService for UsersApi {
                     ),
                 ));
             }
-            self.okta
+            let deactivated = self
+                .okta
                 .deactivate_user(&user_id, request.send_email)
-                .await
-                .map_err(mapped(OktaCall::Lifecycle))?;
+                .await;
+            self.reads.user_changed(user_id.as_str());
+            deactivated.map_err(mapped(OktaCall::Lifecycle))?;
         }
-        self.okta
-            .delete_user(&user_id, request.send_email)
-            .await
-            .map_err(mapped(OktaCall::Lifecycle))?;
-        self.reads.user_changed(user_id.as_str());
+        let deleted = self.okta.delete_user(&user_id, request.send_email).await;
+        self.reads.user_created_or_deleted();
+        deleted.map_err(mapped(OktaCall::Lifecycle))?;
         Ok(Response::new(()))
     }
 

@@ -6,6 +6,7 @@ use tonic_types::FieldViolation;
 
 use super::page_token::{self, PagePosition};
 use super::status::invalid_argument;
+use crate::authz::scope::{Target, check_targets};
 use crate::okta::{Cursor, Expression, OktaId, Operator};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
@@ -22,11 +23,37 @@ const MAX_REPORTED_VIOLATIONS: usize = 10;
 /// Longest violation description, in bytes; longer ones (quoting caller input) are cut.
 const MAX_DESCRIPTION_LENGTH: usize = 160;
 
-/// Collects field violations; turns into one INVALID_ARGUMENT status.
+/// Collects field violations; turns into one INVALID_ARGUMENT status. It also collects the
+/// call's targets (valid ids and logins), which [`Violations::finish`] checks against a
+/// group-scoped caller's scope: every handler validates through here, so none can skip it.
 #[derive(Default)]
 pub struct Violations {
     reported: Vec<FieldViolation>,
     unreported: usize,
+    targets: Vec<(TargetKind, String)>,
+}
+
+/// What kind of object a target field names.
+#[derive(Clone, Copy)]
+enum TargetKind {
+    Group,
+    User,
+    Login,
+    Other,
+}
+
+impl TargetKind {
+    /// Decided by the field name: `group_id`, `group_ids[3]`; `id`, `user_id`, `user.id`;
+    /// anything else (a device) is outside every group.
+    fn of_field(field: &str) -> Self {
+        if field.starts_with("group_id") {
+            Self::Group
+        } else if matches!(field, "id" | "user_id" | "user.id") {
+            Self::User
+        } else {
+            Self::Other
+        }
+    }
 }
 
 impl Violations {
@@ -56,6 +83,8 @@ impl Violations {
         match OktaId::parse(value) {
             Ok(id) => {
                 super::audit::note_target(field, id.as_str());
+                self.targets
+                    .push((TargetKind::of_field(field), id.as_str().to_owned()));
                 Some(id)
             }
             Err(error) => {
@@ -72,6 +101,12 @@ impl Violations {
         } else if value.chars().any(char::is_control) {
             self.add(field, "contains control characters");
         }
+    }
+
+    /// Checks a required login that names the call's target user.
+    pub fn login(&mut self, field: &str, value: &str) {
+        self.required_text(field, value);
+        self.targets.push((TargetKind::Login, value.to_owned()));
     }
 
     /// Checks a non-empty free-text value.
@@ -153,18 +188,29 @@ impl Violations {
     }
 
     /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every reported field and
-    /// counting the rest.
+    /// counting the rest. A valid request of a group-scoped caller is then checked against its
+    /// scope (PERMISSION_DENIED outside).
     pub fn finish(mut self) -> Result<(), Status> {
-        if self.reported.is_empty() {
-            return Ok(());
+        if !self.reported.is_empty() {
+            if self.unreported > 0 {
+                self.reported.push(FieldViolation::new(
+                    "request",
+                    format!("{} more problems not listed", self.unreported),
+                ));
+            }
+            return Err(invalid_argument(self.reported));
         }
-        if self.unreported > 0 {
-            self.reported.push(FieldViolation::new(
-                "request",
-                format!("{} more problems not listed", self.unreported),
-            ));
-        }
-        Err(invalid_argument(self.reported))
+        let targets: Vec<Target<'_>> = self
+            .targets
+            .iter()
+            .map(|(kind, value)| match kind {
+                TargetKind::Group => Target::Group(value),
+                TargetKind::User => Target::User(value),
+                TargetKind::Login => Target::Login(value),
+                TargetKind::Other => Target::Other(value),
+            })
+            .collect();
+        check_targets(&targets)
     }
 }
 

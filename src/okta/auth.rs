@@ -631,6 +631,7 @@ impl OAuthClient {
                 status: status.as_u16(),
                 request_id: header_string(&headers, "x-okta-request-id"),
                 rate_limit: RateLimitState::from_headers(&headers),
+                retry_count: 0,
             };
             let body = response.bytes().await.map_err(OktaError::from_transport)?;
             tracing::debug!(

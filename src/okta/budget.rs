@@ -18,6 +18,31 @@ use crate::okta::rate_limit::RateLimitState;
 
 tokio::task_local! {
     static DEADLINE: Instant;
+    static SHARE: CallerShare;
+}
+
+/// The calling service's share of every bucket: fairness between the gateway's callers, so
+/// one cannot spend the budget the others depend on.
+#[derive(Clone, Debug)]
+pub struct CallerShare {
+    /// Who is spending (the authenticated caller identity).
+    pub caller: std::sync::Arc<str>,
+    /// Percent of each bucket's limit this caller may spend per window (1 to 100).
+    pub percent: u32,
+}
+
+/// Runs `work` with every Okta request inside it counted against `share`.
+pub async fn with_share<F: Future>(share: CallerShare, work: F) -> F::Output {
+    SHARE.scope(share, work).await
+}
+
+/// Why [`Budgets::acquire`] sent nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The wait for budget would outlast the caller's deadline; retry after this long.
+    Deadline(Duration),
+    /// The caller has spent its share of the bucket for this window; retry after this long.
+    CallerShareSpent(Duration),
 }
 
 /// Runs `work` with `deadline` as the limit for every Okta wait inside it.
@@ -49,8 +74,11 @@ enum BucketState {
 /// A known bucket's budget.
 #[derive(Debug)]
 struct Bucket {
+    limit: u64,
     remaining: u64,
     reserve: u64,
+    /// Units each caller with a share took in this window.
+    spent_by: HashMap<std::sync::Arc<str>, u64>,
     reset_epoch_seconds: i64,
     reset_at: Instant,
 }
@@ -74,9 +102,11 @@ impl Budgets {
     }
 
     /// Takes one unit of `bucket`, waiting for its reset when only the reserve is left, or for
-    /// the probe of an unknown bucket. `Err(wait)` when a wait would outlast the caller's
-    /// deadline: nothing was sent. Every `Ok` must be followed by [`Budgets::settle`].
-    pub(crate) async fn acquire(&self, bucket: &str) -> Result<(), Duration> {
+    /// the probe of an unknown bucket. Refused, with nothing sent, when a wait would outlast
+    /// the caller's deadline or the caller's share of the window is spent. Every `Ok` must be
+    /// followed by [`Budgets::settle`].
+    pub(crate) async fn acquire(&self, bucket: &str) -> Result<(), Refusal> {
+        let share = SHARE.try_with(Clone::clone).ok();
         loop {
             let settled = self.settled.notified();
             let wait = {
@@ -93,6 +123,18 @@ impl Budgets {
                             buckets.insert(bucket.to_owned(), BucketState::Probing);
                             return Ok(());
                         }
+                        if let Some(share) = &share {
+                            let allowed = (state.limit * u64::from(share.percent) / 100).max(1);
+                            let spent = state.spent_by.entry(share.caller.clone()).or_insert(0);
+                            if *spent >= allowed {
+                                return Err(Refusal::CallerShareSpent(
+                                    state.reset_at - now + Duration::from_secs(1),
+                                ));
+                            }
+                            if state.remaining > state.reserve {
+                                *spent += 1;
+                            }
+                        }
                         if state.remaining > state.reserve {
                             state.remaining -= 1;
                             return Ok(());
@@ -106,14 +148,14 @@ impl Budgets {
                 None => match time_left() {
                     Some(left) => {
                         if tokio::time::timeout(left, settled).await.is_err() {
-                            return Err(Duration::from_secs(1));
+                            return Err(Refusal::Deadline(Duration::from_secs(1)));
                         }
                     }
                     None => settled.await,
                 },
                 Some(wait) => {
                     if outlasts_deadline(wait) {
-                        return Err(wait);
+                        return Err(Refusal::Deadline(wait));
                     }
                     tracing::info!(
                         okta.bucket = bucket,
@@ -154,17 +196,19 @@ impl Budgets {
         let seconds_to_reset = u64::try_from(reported.reset_epoch_seconds - now_epoch).unwrap_or(0);
         let reserve = (reported.limit * u64::from(self.reserve_percent) / 100).max(1);
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let remaining = match buckets.get(bucket) {
+        let (remaining, spent_by) = match buckets.remove(bucket) {
             Some(BucketState::Known(known))
                 if known.reset_epoch_seconds == reported.reset_epoch_seconds =>
             {
-                known.remaining.min(reported.remaining)
+                (known.remaining.min(reported.remaining), known.spent_by)
             }
-            _ => reported.remaining,
+            _ => (reported.remaining, HashMap::new()),
         };
         buckets.insert(
             bucket.to_owned(),
             BucketState::Known(Bucket {
+                limit: reported.limit,
+                spent_by,
                 remaining,
                 reserve,
                 reset_epoch_seconds: reported.reset_epoch_seconds,
@@ -209,9 +253,11 @@ mod tests {
         })
         .await;
         assert_eq!(outcome, 3, "5 left, 2 kept in reserve");
-        let wait = with_deadline(deadline, budgets.acquire("GET /api/v1/users/{id}"))
-            .await
-            .unwrap_err();
+        let Err(Refusal::Deadline(wait)) =
+            with_deadline(deadline, budgets.acquire("GET /api/v1/users/{id}")).await
+        else {
+            panic!("refused for the deadline")
+        };
         assert!(
             wait > Duration::from_secs(50),
             "told to retry after the reset: {wait:?}"
@@ -234,6 +280,39 @@ mod tests {
         tokio::task::yield_now().await;
         budgets.settle("b", Some(&state(10, 9, 60)));
         assert_eq!(waiter.await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_caller_over_its_share_is_refused_while_others_still_spend() {
+        let budgets = Budgets::new(0);
+        budgets.settle("b", Some(&state(10, 10, 60)));
+        let share = |caller: &str| CallerShare {
+            caller: caller.into(),
+            percent: 30,
+        };
+        let taken = with_share(share("flood"), async {
+            let mut taken = 0;
+            while budgets.acquire("b").await.is_ok() {
+                taken += 1;
+            }
+            taken
+        })
+        .await;
+        assert_eq!(taken, 3, "30% of a limit of 10");
+        let refusal = with_share(share("flood"), budgets.acquire("b")).await;
+        assert!(
+            matches!(refusal, Err(Refusal::CallerShareSpent(wait)) if wait > Duration::from_secs(50)),
+            "{refusal:?}"
+        );
+        assert_eq!(
+            with_share(share("quiet"), budgets.acquire("b")).await,
+            Ok(())
+        );
+        assert_eq!(
+            budgets.acquire("b").await,
+            Ok(()),
+            "no share: only the bucket counts"
+        );
     }
 
     #[tokio::test]

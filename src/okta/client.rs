@@ -14,7 +14,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::okta::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
-use crate::okta::budget::{self, Budgets};
+use crate::okta::budget::{self, Budgets, Refusal};
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::okta::instrumentation;
 use crate::okta::pagination::{self, Page};
@@ -41,7 +41,8 @@ pub struct OktaClientSettings {
     pub connect_timeout: std::time::Duration,
     /// Bound on one attempt of one request, connect to last body byte.
     pub request_timeout: std::time::Duration,
-    /// Retries for idempotent requests only (GET, group membership PUT/DELETE).
+    /// Retries of idempotent requests (GET, group membership PUT/DELETE) and user lifecycle
+    /// transitions; never of creates, updates or deletions.
     pub max_retries: u32,
     /// First step of the exponential backoff used when Okta gives no reset time.
     pub retry_base_delay: std::time::Duration,
@@ -101,7 +102,11 @@ impl fmt::Debug for OktaClient {
 pub(crate) enum Retry {
     /// GET and the idempotent membership PUT/DELETE.
     Idempotent,
-    /// Creates, updates, lifecycle operations, user deletion.
+    /// A user lifecycle transition: sent again like an idempotent request, because a repeat
+    /// after a lost answer cannot transition twice; its caller recognises Okta's refusal of a
+    /// repeat that finds the user already where the transition leads (`ResponseMeta::retry_count`).
+    Transition,
+    /// Creates, updates, device lifecycle operations, deletions.
     Never,
 }
 
@@ -114,6 +119,17 @@ pub(crate) struct Success {
 }
 
 impl Success {
+    /// A success without an answer of its own: a transition whose lost answer a retry found
+    /// already carried out (`meta` is the retry's refusal).
+    pub(crate) fn without_body(meta: ResponseMeta) -> Self {
+        Self {
+            status: 204,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            meta,
+        }
+    }
+
     /// Decodes the JSON body; a body that does not match is Okta breaking its contract.
     pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, OktaError> {
         serde_json::from_slice(&self.body).map_err(|error| {
@@ -321,14 +337,25 @@ impl OktaClient {
                 });
             };
             // Taken last, right before sending, so every taken unit is settled below.
-            if let Err(wait) = self.budgets.acquire(&bucket).await {
-                tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
-                    "okta rate-limit budget cannot recover before the caller's deadline");
-                return Err(OktaError::RateLimited {
-                    retry_after: Some(wait),
-                    body: None,
-                    meta: ResponseMeta::default(),
-                });
+            match self.budgets.acquire(&bucket).await {
+                Ok(()) => {}
+                Err(Refusal::Deadline(wait)) => {
+                    tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
+                        "okta rate-limit budget cannot recover before the caller's deadline");
+                    return Err(OktaError::RateLimited {
+                        retry_after: Some(wait),
+                        body: None,
+                        meta: ResponseMeta::default(),
+                    });
+                }
+                Err(Refusal::CallerShareSpent(retry_after)) => {
+                    tracing::warn!(okta.bucket = %bucket, retry_after_ms = retry_after.as_millis() as u64,
+                        "the caller has spent its share of this okta rate-limit bucket");
+                    return Err(OktaError::CallerShareSpent {
+                        retry_after,
+                        bucket: bucket.to_string(),
+                    });
+                }
             }
             let request = self
                 .build_request(
@@ -340,7 +367,7 @@ impl OktaClient {
                     &auth,
                 )
                 .headers(instrumentation::trace_context_headers(&span));
-            let may_retry = retry == Retry::Idempotent && attempt < self.retry.max_retries;
+            let may_retry = retry != Retry::Never && attempt < self.retry.max_retries;
             let started = Instant::now();
             let sent = request.send().instrument(span.clone()).await;
             self.budgets.settle(
@@ -375,6 +402,7 @@ impl OktaClient {
                 status: status.as_u16(),
                 request_id: header_string(&headers, REQUEST_ID_HEADER),
                 rate_limit: RateLimitState::from_headers(&headers),
+                retry_count: attempt,
             };
             let body = response
                 .bytes()

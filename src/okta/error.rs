@@ -37,6 +37,15 @@ pub enum OktaError {
         /// Request id and rate-limit state of the last 429.
         meta: ResponseMeta,
     },
+    /// Not sent: the calling service has spent its share of the bucket for this window
+    /// (fairness between the gateway's callers); Okta's budget itself may not be spent.
+    #[error("the caller's share of the okta rate-limit bucket {bucket} is spent")]
+    CallerShareSpent {
+        /// When the bucket's window resets.
+        retry_after: Duration,
+        /// The bucket (method and endpoint template).
+        bucket: String,
+    },
     /// 5xx after retries.
     #[error("okta is unavailable (status {status})")]
     Unavailable {
@@ -85,7 +94,8 @@ impl OktaError {
             Self::Timeout(_)
             | Self::Connect(_)
             | Self::UnexpectedResponse { .. }
-            | Self::OAuthRejected(_) => None,
+            | Self::OAuthRejected(_)
+            | Self::CallerShareSpent { .. } => None,
         }
     }
 
@@ -98,7 +108,7 @@ impl OktaError {
             | Self::Unavailable { meta, .. }
             | Self::UnexpectedResponse { meta, .. } => Some(meta),
             Self::OAuthRejected(failure) => Some(&failure.meta),
-            Self::Timeout(_) | Self::Connect(_) => None,
+            Self::Timeout(_) | Self::Connect(_) | Self::CallerShareSpent { .. } => None,
         }
     }
 
@@ -134,6 +144,7 @@ impl OktaError {
             Self::Connect(_) => "connect",
             Self::UnexpectedResponse { .. } => "unexpected_response",
             Self::OAuthRejected(_) => "oauth_rejected",
+            Self::CallerShareSpent { .. } => "caller_share_spent",
         }
     }
 
@@ -201,4 +212,7 @@ pub struct ResponseMeta {
     pub request_id: Option<String>,
     /// The `X-Rate-Limit-*` headers, when all were present.
     pub rate_limit: Option<RateLimitState>,
+    /// How many retries of the same request came before this response (0: the first attempt).
+    /// After a retry, an earlier attempt may have been carried out although its answer was lost.
+    pub retry_count: u32,
 }

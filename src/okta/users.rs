@@ -227,7 +227,11 @@ impl OktaClient {
         self.get_all(url).await
     }
 
-    /// `POST /api/v1/users/{id}/lifecycle/{action}` with no body; never retried.
+    /// `POST /api/v1/users/{id}/lifecycle/{action}` with no body, retried on 429, 5xx and
+    /// connection errors within the caller's deadline. An earlier attempt may have been carried
+    /// out although its answer was lost, so a retry Okta refuses with its "already there" answer
+    /// (see [`ALREADY_THERE`]) is a success once a read confirms the user's status; the
+    /// transition's own answer is then lost (`without_body`).
     async fn lifecycle(
         &self,
         user_id: &OktaId,
@@ -238,8 +242,54 @@ impl OktaClient {
             self.endpoint(&["api", "v1", "users", user_id.as_str(), "lifecycle", action])?,
             query,
         );
-        self.send(Method::POST, url, None, Retry::Never).await
+        let error = match self.send(Method::POST, url, None, Retry::Transition).await {
+            Ok(success) => return Ok(success),
+            Err(error) => error,
+        };
+        let targets_opt = match error.meta() {
+            Some(meta) if meta.retry_count > 0 => already_there(action, error.error_code()),
+            _ => None,
+        };
+        let Some(targets) = targets_opt else {
+            return Err(error);
+        };
+        let user = self.get_user(user_id).await?;
+        if !targets.contains(&user.status.as_str()) {
+            return Err(error);
+        }
+        tracing::info!(okta.user_id = %user_id, okta.action = action, okta.status = %user.status,
+            "a retried okta transition found it carried out by an attempt whose answer was lost");
+        let meta = error.meta().cloned().unwrap_or_default();
+        Ok(Success::without_body(meta))
     }
+}
+
+/// What Okta answers a transition that finds the user already in a status it leads to
+/// (action, `errorCode`, those statuses). Only the activate code says so exactly; the others
+/// mean "not allowed in the user's current status", so the status is read to tell. Reactivate,
+/// password resets and expiries are allowed again from the status they lead to, so a repeat of
+/// them simply succeeds.
+const ALREADY_THERE: &[(&str, &str, &[&str])] = &[
+    // 403 "Activation failed because the user is already active"
+    ("activate", "E0000016", &["ACTIVE"]),
+    // 403 "This operation is not allowed in the user's current status": a user without a
+    // password waits in PROVISIONED after activation
+    ("activate", "E0000038", &["PROVISIONED"]),
+    ("deactivate", "E0000038", &["DEPROVISIONED"]),
+    // 400 "Api validation failed: Cannot suspend a user that is not active"
+    ("suspend", "E0000001", &["SUSPENDED"]),
+    // 400 "Api validation failed: Cannot unsuspend a user that is not suspended"
+    ("unsuspend", "E0000001", &["ACTIVE"]),
+    // 403 "Unlock is not allowed for this user." (cause: "The user is not locked out.")
+    ("unlock", "E0000032", &["ACTIVE"]),
+];
+
+/// The statuses in which `action` refused with `code` means it was already carried out.
+fn already_there(action: &str, code: Option<&str>) -> Option<&'static [&'static str]> {
+    ALREADY_THERE
+        .iter()
+        .find(|(known_action, known_code, _)| *known_action == action && Some(*known_code) == code)
+        .map(|(_, _, statuses)| *statuses)
 }
 
 /// `{}` / 204 → `None`; `{activationUrl, activationToken}` → `Some`.

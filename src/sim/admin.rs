@@ -3,8 +3,9 @@
 //!
 //! | Method | Path | Body / answer |
 //! |---|---|---|
-//! | GET, DELETE | `/__sim/requests` | `[{"method","path","query","status"}]` / 204 |
+//! | GET, DELETE | `/__sim/requests` | `[{"method","path","query","status"}]` (status 0: connection dropped unanswered) / 204 |
 //! | GET, POST, DELETE | `/__sim/faults` | [`Fault`] (POST answers 201 with it) / 204 |
+//! | GET, PUT, DELETE | `/__sim/fault-modes` | [`FaultModes`] (PUT replaces every mode; GET shows hits and time left and the seed) / 204 |
 //! | POST | `/__sim/seed` | seed document (YAML or JSON) -> `{"users":{login:id},"groups":{name:id}}` |
 //! | PUT | `/__sim/latency` | `{"delay_ms": n}`: every `/api` answer comes n ms later |
 //! | GET, PUT | `/__sim/rate-limits` | `{"buckets":[BucketLimit],"concurrency_limit":n,"window_ms":n}` |
@@ -24,6 +25,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use super::fault_modes::FaultModes;
 use super::faults::Fault;
 use super::http::segments;
 use super::inject::{self, InjectDoc};
@@ -121,6 +123,18 @@ pub async fn handle(app: &App, req: Request) -> Response {
         },
         (["__sim", "faults"], Method::DELETE) => {
             app.faults.clear();
+            no_content()
+        }
+        (["__sim", "fault-modes"], Method::GET) => ok(StatusCode::OK, &app.fault_modes.current()),
+        (["__sim", "fault-modes"], Method::PUT) => match FaultModes::parse(&text) {
+            Ok(modes) => {
+                app.fault_modes.replace(&modes);
+                ok(StatusCode::OK, &app.fault_modes.current())
+            }
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
+        (["__sim", "fault-modes"], Method::DELETE) => {
+            app.fault_modes.replace(&FaultModes::default());
             no_content()
         }
         (["__sim", "seed"], Method::POST) => match seed::parse(&text) {
@@ -221,7 +235,10 @@ pub async fn handle(app: &App, req: Request) -> Response {
             no_content()
         }
         (
-            ["__sim", "requests" | "faults" | "seed" | "rate-limits"]
+            [
+                "__sim",
+                "requests" | "faults" | "fault-modes" | "seed" | "rate-limits",
+            ]
             | ["__sim", "oauth", "clients" | "stats" | "tokens"]
             | ["__sim", "users", _, "status"]
             | ["__sim", "logs", "events" | "stats"],

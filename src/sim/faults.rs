@@ -61,13 +61,12 @@ impl Fault {
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && self
-                .path_prefix
-                .as_deref()
-                .is_none_or(|p| path.starts_with(p))
+        request_matches(
+            self.method.as_deref(),
+            self.path_prefix.as_deref(),
+            method,
+            path,
+        )
     }
 
     /// The response this fault produces.
@@ -91,6 +90,18 @@ impl Fault {
             .collect();
         r
     }
+}
+
+/// Whether a request falls in a fault's scope: its method (any case) when one is named, and a
+/// raw path starting with the prefix when one is given.
+pub fn request_matches(
+    method_opt: Option<&str>,
+    path_prefix_opt: Option<&str>,
+    method: &str,
+    path: &str,
+) -> bool {
+    method_opt.is_none_or(|m| m.eq_ignore_ascii_case(method))
+        && path_prefix_opt.is_none_or(|p| path.starts_with(p))
 }
 
 /// The pending faults, matched in the order they were added.

@@ -17,7 +17,8 @@ pub struct RequestRecord {
     pub path: String,
     /// Raw query string, if any.
     pub query: Option<String>,
-    /// Status of the response.
+    /// Status of the response; 0 when the connection was dropped without one (a connection
+    /// reset fault).
     pub status: u16,
     /// The W3C `traceparent` the caller sent, so tests can tie Okta's side to a trace.
     pub traceparent: Option<String>,

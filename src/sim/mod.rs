@@ -3,11 +3,14 @@
 //! It serves the users, lifecycle, groups and System Log endpoints of Okta's Management API with Okta's
 //! JSON shapes, error bodies, cursor paging, rate-limit headers and 429s, so the gateway can
 //! be developed, demonstrated and tested without a real org. Under `/__sim/` it also offers
-//! an unauthenticated admin API (request log, fault injection, seeding, budgets) for tests.
+//! an unauthenticated admin API (request log, fault injection and fault modes, seeding, budgets)
+//! for tests.
 //!
 //! Modules: [`state`] holds the org, [`users`], [`lifecycle`] and [`groups`] implement the
 //! endpoints, [`expr`] parses `search`/`filter`, [`paging`] does cursors and `link` headers,
-//! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`admin`] the `/__sim/` API,
+//! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`faults`] and
+//! [`fault_modes`] the injected failures, [`connection`] the connections a request can drop
+//! unanswered, [`admin`] the `/__sim/` API,
 //! [`seed`] and [`demo`] the initial contents, [`devices`] the device registry. The System Log lives in [`event_log`] (store and
 //! cursors), [`log_event`] (the `LogEvent` shape), [`logs`] (`GET /api/v1/logs`) and [`inject`]
 //! (events described by tests, demos and seeds). [`oauth`] is the org authorization server
@@ -25,13 +28,18 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use connection::{Peer, ResettableListener};
+use fault_modes::FaultModes;
+
 pub mod admin;
 pub mod audit;
+pub mod connection;
 pub mod demo;
 pub mod devices;
 pub mod errors;
 pub mod event_log;
 pub mod expr;
+pub mod fault_modes;
 pub mod faults;
 pub mod groups;
 pub mod http;
@@ -60,6 +68,8 @@ pub struct SimulatorSettings {
     pub seed: SeedSource,
     /// Per-bucket budgets and the concurrency cap.
     pub rate_limits: RateLimitSettings,
+    /// Fault modes in effect from the start (see [`fault_modes`]).
+    pub fault_modes: FaultModes,
 }
 
 impl fmt::Debug for SimulatorSettings {
@@ -68,17 +78,19 @@ impl fmt::Debug for SimulatorSettings {
             .field("api_token", &"<redacted>")
             .field("seed", &self.seed)
             .field("rate_limits", &self.rate_limits)
+            .field("fault_modes", &self.fault_modes)
             .finish()
     }
 }
 
 impl Default for SimulatorSettings {
-    /// Token `sim-demo-token`, the demo org and Okta's Enterprise budgets.
+    /// Token `sim-demo-token`, the demo org, Okta's Enterprise budgets and no fault modes.
     fn default() -> Self {
         SimulatorSettings {
             api_token: "sim-demo-token".to_owned(),
             seed: SeedSource::Demo,
             rate_limits: RateLimitSettings::default(),
+            fault_modes: FaultModes::default(),
         }
     }
 }
@@ -163,17 +175,9 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let router = pipeline::router(settings, &base_url_for(addr))?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await?;
-            Ok(())
-        });
+        let task = tokio::spawn(serve_router(listener, router, async move {
+            let _ = rx.await;
+        }));
         Ok(Simulator {
             addr,
             shutdown: Some(tx),
@@ -214,9 +218,18 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let router = pipeline::router(settings, &base_url_for(addr))?;
+    serve_router(listener, router, shutdown).await
+}
+
+/// Serves `router` on `listener`, each connection resettable by its requests.
+async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        ResettableListener::new(listener),
+        router.into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;

@@ -1,9 +1,9 @@
-//! The per-request flow of `/api` calls: concurrency slot, rate-limit bucket, auth (SSWS, or
-//! `Bearer`/`DPoP` access tokens with their scopes, see [`super::oauth`]), fault injection,
-//! routing to a handler, then the common headers and the request log. `/oauth2/v1/token` goes to
+//! The per-request flow of `/api` calls: a dropped connection (connection-reset fault mode),
+//! concurrency slots, rate-limit bucket (or a rate-limit storm), auth (SSWS, or `Bearer`/`DPoP`
+//! access tokens with their scopes, see [`super::oauth`]), injected faults and server-error
+//! fault modes, routing to a handler, then the common headers and the request log. `/oauth2/v1/token` goes to
 //! the simulated authorization server.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 
+use super::connection::Peer;
 use super::errors::OktaError;
+use super::fault_modes::FaultModeState;
 use super::faults::Faults;
 use super::http::{Ctx, Handled, Reply, RequestMeta, segments};
 use super::journal::{Journal, RequestRecord};
@@ -23,6 +25,9 @@ use super::{SimulatorSettings, admin, devices, groups, lifecycle, logs, oauth, s
 
 /// Largest request body read; larger bodies are rejected as malformed.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The status the request log shows for a request whose connection was dropped unanswered.
+pub const CONNECTION_RESET_STATUS: u16 = 0;
 
 /// Shared state of one simulator.
 pub struct App {
@@ -34,6 +39,8 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Pending injected faults.
     pub faults: Faults,
+    /// Fault modes in effect.
+    pub fault_modes: FaultModeState,
     /// Request log.
     pub journal: Journal,
     /// Base URL used in links when a request has no usable `Host` header.
@@ -68,11 +75,16 @@ impl App {
 /// Builds the router serving the Okta API and the admin API.
 pub fn router(settings: SimulatorSettings, base: &str) -> anyhow::Result<Router> {
     let org = seed::initial_org(&settings.seed)?;
+    settings
+        .fault_modes
+        .validate()
+        .map_err(anyhow::Error::msg)?;
     let app = App {
         token: settings.api_token,
         org: Mutex::new(org),
         limiter: RateLimiter::new(settings.rate_limits),
         faults: Faults::default(),
+        fault_modes: FaultModeState::new(&settings.fault_modes),
         journal: Journal::default(),
         fallback_base: base.to_owned(),
         latency_ms: std::sync::atomic::AtomicU64::new(0),
@@ -105,12 +117,15 @@ async fn api(app: &App, req: Request, path: String) -> Response {
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let request_id = super::ids::request_id();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.clone());
     let meta = RequestMeta {
         request_id: request_id.clone(),
-        ip: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
+        ip: peer
+            .as_ref()
+            .map(|p| p.addr.ip().to_string())
             .unwrap_or_else(|| "127.0.0.1".to_owned()),
         user_agent: req
             .headers()
@@ -123,65 +138,102 @@ async fn api(app: &App, req: Request, path: String) -> Response {
             None => path.clone(),
         },
     };
-    let (reply, verdict) = match app.limiter.enter() {
-        Err(v) => (OktaError::new("E0000047", "").into(), v),
-        Ok(_slot) => {
-            // Upstream latency counts as time in flight, as it does for Okta's concurrency limit.
-            let latency_ms = app.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
-            if latency_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(latency_ms)).await;
-            }
-            let v = app.limiter.check(method.as_str(), &path);
-            let reply = if !v.allowed {
-                OktaError::new("E0000047", "").into()
-            } else if let Err(reply) = authenticate(app, &method, &path, req.headers()) {
-                reply
-            } else if let Some(f) = app.faults.take(method.as_str(), &path) {
-                if f.delay_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(f.delay_ms.min(600_000))).await;
-                }
-                f.reply()
-            } else {
-                let lost_answer = app.faults.take_commit_then_fail(method.as_str(), &path);
-                let base = app.base(req.headers());
-                let body = if method == Method::POST || method == Method::PUT {
-                    axum::body::to_bytes(req.into_body(), MAX_BODY).await.ok()
-                } else {
-                    Some(Bytes::new())
-                };
-                let handled = match body {
-                    None => OktaError::new("E0000003", "").into(),
-                    Some(body) => {
-                        let mut ctx = Ctx::new(base, raw_query.as_deref(), body);
-                        ctx.meta = meta;
-                        dispatch(app, &method, &path, &ctx).unwrap_or_else(Reply::from)
-                    }
-                };
-                match lost_answer {
-                    Some(f) => {
-                        if f.delay_ms > 0 {
-                            tokio::time::sleep(Duration::from_millis(f.delay_ms.min(600_000)))
-                                .await;
-                        }
-                        f.reply()
-                    }
-                    None => handled,
-                }
-            };
-            (reply, v)
+    // A dropped connection is decided first: such a request never reaches the org.
+    let dropped = peer
+        .as_ref()
+        .filter(|_| app.fault_modes.connection_reset(method.as_str(), &path));
+    let answer = match dropped {
+        Some(peer) => {
+            peer.reset();
+            None
         }
+        None => Some(answer(app, req, &method, &path, raw_query.as_deref(), meta).await),
     };
     app.journal.push(RequestRecord {
         method: method.as_str().to_owned(),
         path,
         query: raw_query,
-        status: reply.status.as_u16(),
+        status: answer
+            .as_ref()
+            .map_or(CONNECTION_RESET_STATUS, |(reply, _)| reply.status.as_u16()),
         traceparent,
         request_id: request_id.clone(),
     });
+    let Some((reply, verdict)) = answer else {
+        // Never written: the connection is cut.
+        return Response::default();
+    };
     let mut resp = render(reply);
     common_headers(resp.headers_mut(), &request_id, Some(verdict));
     resp
+}
+
+/// The answer to an `/api` request and its rate-limit verdict: concurrency slots, latency,
+/// bucket (or rate-limit storm), auth, injected faults and fault modes, then the handler.
+async fn answer(
+    app: &App,
+    req: Request,
+    method: &Method,
+    path: &str,
+    raw_query: Option<&str>,
+    meta: RequestMeta,
+) -> (Reply, Verdict) {
+    let m = method.as_str();
+    let slots = app
+        .limiter
+        .enter()
+        .and_then(|org_slot| Ok((org_slot, app.fault_modes.enter(m, path)?)));
+    let _slots = match slots {
+        Ok(slots) => slots,
+        Err(v) => return (OktaError::new("E0000047", "").into(), v),
+    };
+    // Upstream latency counts as time in flight, as it does for Okta's concurrency limit.
+    let latency_ms = app.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+    }
+    let v = match app.fault_modes.rate_limit_storm(m, path) {
+        Some(storm_end) => app.limiter.spent(m, path, storm_end),
+        None => app.limiter.check(m, path),
+    };
+    let reply = if !v.allowed {
+        OktaError::new("E0000047", "").into()
+    } else if let Err(reply) = authenticate(app, method, path, req.headers()) {
+        reply
+    } else if let Some(f) = app.faults.take(m, path) {
+        if f.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(f.delay_ms.min(600_000))).await;
+        }
+        f.reply()
+    } else if let Some(reply) = app.fault_modes.server_error(m, path) {
+        reply
+    } else {
+        let lost_answer = app.faults.take_commit_then_fail(m, path);
+        let base = app.base(req.headers());
+        let body = if method == Method::POST || method == Method::PUT {
+            axum::body::to_bytes(req.into_body(), MAX_BODY).await.ok()
+        } else {
+            Some(Bytes::new())
+        };
+        let handled = match body {
+            None => OktaError::new("E0000003", "").into(),
+            Some(body) => {
+                let mut ctx = Ctx::new(base, raw_query, body);
+                ctx.meta = meta;
+                dispatch(app, method, path, &ctx).unwrap_or_else(Reply::from)
+            }
+        };
+        match lost_answer {
+            Some(f) => {
+                if f.delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(f.delay_ms.min(600_000))).await;
+                }
+                f.reply()
+            }
+            None => handled,
+        }
+    };
+    (reply, v)
 }
 
 /// `Authorization: SSWS <token>` (exactly the configured token), or `Bearer`/`DPoP <access

@@ -39,6 +39,7 @@ pub struct RateLimiter {
 }
 
 /// Holds one concurrency slot until dropped.
+#[derive(Debug)]
 pub struct InFlight(Arc<AtomicU32>);
 
 impl Drop for InFlight {
@@ -53,6 +54,23 @@ const UNMATCHED: &str = "(unmatched)";
 fn epoch_secs_ceil(t: SystemTime) -> u64 {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Takes one of `cap` slots counted by `in_flight`, or returns the `limit=0, remaining=0`
+/// verdict of Okta's concurrency 429 (its reset is an estimate: one second from now).
+pub fn take_slot(in_flight: &Arc<AtomicU32>, cap: u32) -> Result<InFlight, Verdict> {
+    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let guard = InFlight(Arc::clone(in_flight));
+    if now > cap {
+        drop(guard);
+        return Err(Verdict {
+            limit: 0,
+            remaining: 0,
+            reset: epoch_secs_ceil(SystemTime::now() + Duration::from_secs(1)),
+            allowed: false,
+        });
+    }
+    Ok(guard)
 }
 
 /// Picks the bucket for a request: an exact path beats a prefix, a longer prefix beats a
@@ -110,22 +128,31 @@ impl RateLimiter {
         self.lock().settings.clone()
     }
 
-    /// Takes a concurrency slot, or returns the `limit=0, remaining=0` verdict of a
-    /// concurrency 429 (reset is an estimate: one second from now).
+    /// Takes a slot among the org's concurrent requests (see [`take_slot`]).
     pub fn enter(&self) -> Result<InFlight, Verdict> {
         let cap = self.lock().settings.concurrency_limit;
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        let guard = InFlight(Arc::clone(&self.in_flight));
-        if now > cap {
-            drop(guard);
-            return Err(Verdict {
-                limit: 0,
-                remaining: 0,
-                reset: epoch_secs_ceil(SystemTime::now() + Duration::from_secs(1)),
-                allowed: false,
-            });
+        take_slot(&self.in_flight, cap)
+    }
+
+    /// The verdict of a request refused although its bucket may have budget left (a rate-limit
+    /// storm): the bucket's limit, nothing remaining, and a reset at `until` or, without one,
+    /// at the end of the bucket's current window. Counts nothing.
+    pub fn spent(&self, method: &str, path: &str, until: Option<SystemTime>) -> Verdict {
+        let inner = self.lock();
+        let bucket = find_bucket(&inner.settings.buckets, method, path);
+        let window_end = bucket
+            .and_then(|b| inner.windows.get(&b.name))
+            .filter(|w| w.start.elapsed() < inner.settings.window)
+            .map(|w| w.reset);
+        Verdict {
+            limit: bucket.map_or(u32::MAX, |b| b.limit),
+            remaining: 0,
+            reset: until
+                .map(epoch_secs_ceil)
+                .or(window_end)
+                .unwrap_or_else(|| epoch_secs_ceil(SystemTime::now() + inner.settings.window)),
+            allowed: false,
         }
-        Ok(guard)
     }
 
     /// Counts one request against its bucket.

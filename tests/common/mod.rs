@@ -2,7 +2,10 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod callers;
+
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use identity_gateway::cli::okta_client_settings;
@@ -10,12 +13,14 @@ use identity_gateway::config::{OktaTarget, Settings};
 use identity_gateway::okta::OktaClient;
 use identity_gateway::proto::group_service_client::GroupServiceClient;
 use identity_gateway::proto::user_service_client::UserServiceClient;
+use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
 use identity_gateway::sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
 use identity_gateway::startup::Application;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 /// The SSWS token the test simulator accepts; a canary that must never show up in output.
@@ -24,6 +29,8 @@ pub const SIM_TOKEN: &str = "test-canary-token-9f3b2c71e5";
 /// A running gateway in front of a running simulator.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The plaintext health port, when `grpc.health_listen_addr` is set.
+    pub health_address: Option<SocketAddr>,
     pub users: UserServiceClient<Channel>,
     pub groups: GroupServiceClient<Channel>,
     pub health: HealthClient<Channel>,
@@ -44,6 +51,8 @@ pub fn test_settings() -> Settings {
     settings.okta.request_timeout_ms = 5_000;
     settings.events.poll_interval_ms = 25;
     settings.events.keepalive_interval_ms = 100;
+    // Most suites test Okta behaviour, not caller security (tests/security.rs does).
+    settings.auth.insecure = true;
     settings
 }
 
@@ -64,6 +73,7 @@ pub async fn start_simulator() -> Simulator {
             api_token: SIM_TOKEN.to_owned(),
             seed: SeedSource::Empty,
             rate_limits: RateLimitSettings::unlimited(),
+            ..SimulatorSettings::default()
         },
     )
     .await
@@ -101,14 +111,21 @@ pub async fn spawn_gateway_for(sim: Simulator, configure: impl FnOnce(&mut Setti
     .await
     .expect("gateway builds");
     let address = application.local_addr();
+    let health_address = application.health_addr();
     let server = tokio::spawn(application.run_until_stopped());
-    let channel = Endpoint::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("gateway accepts connections");
+    let endpoint = Endpoint::from_shared(format!("http://{address}")).unwrap();
+    let channel = if settings.auth.tls.cert_file.is_some() {
+        // A TLS gateway: the test connects with its own TLS channels.
+        endpoint.connect_lazy()
+    } else {
+        endpoint
+            .connect()
+            .await
+            .expect("gateway accepts connections")
+    };
     TestApp {
         address,
+        health_address,
         users: UserServiceClient::new(channel.clone()),
         groups: GroupServiceClient::new(channel.clone()),
         health: HealthClient::new(channel),
@@ -133,19 +150,23 @@ impl TestApp {
 
     /// Adds users and groups to the simulated org; returns `{"users":{login:id},"groups":{name:id}}`.
     pub async fn seed(&self, document: Value) -> Value {
+        self.admin(reqwest::Method::POST, "seed", &document).await
+    }
+
+    /// Sends `body` to the admin endpoint `path`; asserts the simulator accepted it and returns
+    /// its JSON answer.
+    async fn admin(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
         let response = self
             .http
-            .post(self.admin_url("seed"))
-            .json(&document)
+            .request(method, self.admin_url(path))
+            .json(body)
             .send()
             .await
             .unwrap();
-        assert!(
-            response.status().is_success(),
-            "seed failed: {}",
-            response.text().await.unwrap()
-        );
-        response.json().await.unwrap()
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path} refused: {text}");
+        serde_json::from_str(&text).unwrap()
     }
 
     /// Seeds one ACTIVE user and returns its id.
@@ -177,35 +198,56 @@ impl TestApp {
 
     /// Makes the simulator fail the next matching requests.
     pub async fn inject_fault(&self, fault: Value) {
-        let response = self
-            .http
-            .post(self.admin_url("faults"))
-            .json(&fault)
+        self.admin(reqwest::Method::POST, "faults", &fault).await;
+    }
+
+    /// Replaces the simulator's fault modes (`PUT /__sim/fault-modes`); returns them as now in
+    /// effect.
+    pub async fn set_fault_modes(&self, modes: Value) -> Value {
+        self.admin(reqwest::Method::PUT, "fault-modes", &modes)
+            .await
+    }
+
+    /// The statuses the simulator answered to requests with `method` on paths starting with
+    /// `path_prefix`, oldest first (0: the connection was dropped without an answer).
+    pub async fn sim_statuses(&self, method: &str, path_prefix: &str) -> Vec<u64> {
+        self.sim_requests()
+            .await
+            .iter()
+            .filter(|r| {
+                r["method"] == method && r["path"].as_str().unwrap().starts_with(path_prefix)
+            })
+            .map(|r| r["status"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// How many System Log events of `event_type` name `user_id` as a target: each lifecycle
+    /// transition the simulated org carried out logs one.
+    pub async fn transitions_logged(&self, event_type: &str, user_id: &str) -> usize {
+        let mut url = url::Url::parse(&format!("{}/api/v1/logs", self.sim.base_url())).unwrap();
+        url.query_pairs_mut().append_pair(
+            "filter",
+            &format!("eventType eq \"{event_type}\" and target.id eq \"{user_id}\""),
+        );
+        let request = self.http.get(url);
+        let response = request
+            .header("Authorization", format!("SSWS {SIM_TOKEN}"))
             .send()
             .await
             .unwrap();
-        assert!(
-            response.status().is_success(),
-            "fault refused: {}",
-            response.text().await.unwrap()
-        );
+        let events: Vec<Value> = response.json().await.unwrap();
+        events.len()
     }
 
     /// Appends System Log events (oldest first); returns their uuids.
     pub async fn inject_events(&self, events: Vec<Value>) -> Vec<String> {
-        let response = self
-            .http
-            .post(self.admin_url("logs/events"))
-            .json(&json!({ "events": events }))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "inject: {}",
-            response.text().await.unwrap()
-        );
-        let body: Value = response.json().await.unwrap();
+        let body = self
+            .admin(
+                reqwest::Method::POST,
+                "logs/events",
+                &json!({ "events": events }),
+            )
+            .await;
         body["uuids"]
             .as_array()
             .unwrap()
@@ -214,20 +256,30 @@ impl TestApp {
             .collect()
     }
 
-    /// Forces a user's status in the simulated org (for states the API cannot reach).
-    pub async fn force_status(&self, user_id: &str, status: &str) {
+    /// Makes every Okta answer of the simulator come `delay_ms` later (0 for none).
+    pub async fn set_latency(&self, delay_ms: u64) {
         let response = self
             .http
-            .post(self.admin_url(&format!("users/{user_id}/status")))
-            .json(&json!({"status": status}))
+            .put(self.admin_url("latency"))
+            .json(&json!({ "delay_ms": delay_ms }))
             .send()
             .await
             .unwrap();
-        assert!(
-            response.status().is_success(),
-            "force status: {}",
-            response.text().await.unwrap()
-        );
+        assert!(response.status().is_success(), "latency refused");
+    }
+
+    /// A request to the simulator's Okta API itself, as another Okta client would send it.
+    pub fn okta_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.sim.base_url()))
+            .header("Authorization", format!("SSWS {SIM_TOKEN}"))
+    }
+
+    /// Forces a user's status in the simulated org (for states the API cannot reach).
+    pub async fn force_status(&self, user_id: &str, status: &str) {
+        let path = format!("users/{user_id}/status");
+        self.admin(reqwest::Method::POST, &path, &json!({"status": status}))
+            .await;
     }
 }
 
@@ -258,5 +310,88 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The health status the gateway reports for UserService (1 is SERVING).
+pub async fn user_service_health(health: &mut HealthClient<Channel>) -> i32 {
+    health
+        .check(HealthCheckRequest {
+            service: "identity.v1.UserService".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+/// A GetUser request by id.
+pub fn get_user(id: &str) -> GetUserRequest {
+    GetUserRequest {
+        user: Some(get_user_request::User::Id(id.to_owned())),
+    }
+}
+
+/// A lifecycle request (suspend, unsuspend, …) for the user `id`.
+pub fn lifecycle(id: &str) -> UserLifecycleRequest {
+    UserLifecycleRequest {
+        user_id: id.to_owned(),
+    }
+}
+
 /// A deadline long enough for any single test RPC.
 pub const RPC_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The JSON audit records written so far.
+    pub fn audit_records(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|record| record["target"] == "audit")
+            .collect()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'writer self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Captures every log line of this thread as JSON, the gateway's at trace level. A
+/// current-thread `#[tokio::test]` runs the gateway on the test's thread, so this sees its logs.
+pub fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    // With a single registered subscriber, tracing-core decides a new callsite's interest by
+    // the registering thread's subscriber alone, so a test thread without one would disable
+    // callsites for every thread. A global subscriber (which discards everything) keeps
+    // thread-local ones from ever being alone.
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new());
+    });
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter("identity_gateway=trace,audit=trace,info")
+        .with_writer(logs.clone())
+        .finish();
+    (logs.clone(), tracing::subscriber::set_default(subscriber))
+}

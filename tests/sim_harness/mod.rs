@@ -96,6 +96,7 @@ pub async fn start_with(seed: SeedSource, rate_limits: RateLimitSettings) -> Sim
         api_token: TOKEN.to_owned(),
         seed,
         rate_limits,
+        ..SimulatorSettings::default()
     };
     let sim = Simulator::start(addr, settings).await.unwrap();
     let base = sim.base_url();

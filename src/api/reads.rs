@@ -1,0 +1,128 @@
+//! The reads the gateway shares between callers, and what each of its own writes makes stale.
+//!
+//! Every read here is coalesced ([`super::coalesce`]); the group-discovery reads are also cached
+//! when `cache.group_discovery_ttl_ms` is set ([`super::discovery_cache`]). After a write the
+//! gateway forgets the in-flight and cached answers the write may have changed, so a caller
+//! never reads its own write's past.
+
+use tonic::Status;
+
+use super::coalesce::{Coalescer, Stale};
+use super::discovery_cache::{CachedReads, DiscoveryCache, Weighed};
+use super::status::{OktaCall, mapped};
+use crate::okta::{Cursor, OktaError, Page, PageRequest};
+use crate::proto::{Group, User};
+
+/// One page of a list as the gateway serves it: the converted items and Okta's cursor of the
+/// next page (re-encoded into a page token per query).
+#[derive(Clone, Debug)]
+pub struct ListedPage<T> {
+    /// The items, in Okta's order.
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+impl<T> ListedPage<T> {
+    /// Converts the answer to an Okta list read: each object, keeping the cursor, or the
+    /// failure as a status.
+    pub fn from_okta<O>(
+        answer: Result<Page<O>, OktaError>,
+        convert: impl FnMut(O) -> T,
+    ) -> Result<Self, Status> {
+        let page = answer.map_err(mapped(OktaCall::Read))?;
+        Ok(Self {
+            items: page.items.into_iter().map(convert).collect(),
+            next: page.next,
+        })
+    }
+}
+
+impl<T> Weighed for ListedPage<T> {
+    fn weight(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// The shared reads, handed to the services whose writes make them stale; clones share them.
+#[derive(Clone)]
+pub struct CoalescedReads {
+    /// GetUser by id, keyed by user id (coalesced only: a user's profile is not group discovery).
+    pub users: Coalescer<User>,
+    /// ListUserGroups, keyed by user id.
+    pub user_groups: CachedReads<Vec<Group>>,
+    /// GetGroup, keyed by group id.
+    pub groups: CachedReads<Group>,
+    /// ListGroups pages, keyed by [`group_list_key`].
+    pub group_lists: CachedReads<ListedPage<Group>>,
+    /// Pages of a group's members (ListGroupMembers and StreamGroupMembers), keyed by
+    /// [`member_page_key`].
+    pub member_pages: CachedReads<ListedPage<User>>,
+}
+
+impl CoalescedReads {
+    /// The shared reads, with the group-discovery cache when it is on.
+    pub fn new(cache_opt: Option<DiscoveryCache>) -> Self {
+        Self {
+            users: Coalescer::default(),
+            user_groups: CachedReads::new("user-groups", cache_opt.clone()),
+            groups: CachedReads::new("group", cache_opt.clone()),
+            group_lists: CachedReads::new("group-list", cache_opt.clone()),
+            member_pages: CachedReads::new("member-page", cache_opt),
+        }
+    }
+
+    /// After a change to one user's profile, status or password: that user and their groups,
+    /// and every member page, since pages show each member's profile and status.
+    pub fn user_changed(&self, user_id: &str) {
+        self.users.forget(Stale::Key(user_id));
+        self.user_groups.forget(Stale::Key(user_id));
+        self.member_pages.forget(Stale::All);
+    }
+
+    /// After a member was added to or removed from `group_id`: the group and its member pages,
+    /// and every list of groups (ListGroups pages, users' groups), since each shows the group's
+    /// `last_membership_updated`.
+    pub fn membership_changed(&self, group_id: &str) {
+        self.groups.forget(Stale::Key(group_id));
+        self.member_pages
+            .forget(Stale::Prefix(&member_pages_prefix(group_id)));
+        self.group_lists.forget(Stale::All);
+        self.user_groups.forget(Stale::All);
+    }
+
+    /// After a user was created or deleted: the memberships of groups the gateway cannot name
+    /// cheaply changed (Everyone, the groups named at creation, every group of a deleted user),
+    /// so everything is forgotten.
+    pub fn user_created_or_deleted(&self) {
+        self.users.forget(Stale::All);
+        self.user_groups.forget(Stale::All);
+        self.groups.forget(Stale::All);
+        self.group_lists.forget(Stale::All);
+        self.member_pages.forget(Stale::All);
+    }
+}
+
+/// The key of one ListGroups page: the Okta search expression (empty for all groups) and the
+/// page requested.
+pub fn group_list_key(expression: &str, page: &PageRequest) -> String {
+    format!("{}/{expression}", page_key(page))
+}
+
+/// The key of one page of `group_id`'s members.
+pub fn member_page_key(group_id: &str, page: &PageRequest) -> String {
+    format!("{}{}", member_pages_prefix(group_id), page_key(page))
+}
+
+/// What every member page key of `group_id` starts with (an Okta id never holds `/`).
+fn member_pages_prefix(group_id: &str) -> String {
+    format!("{group_id}/")
+}
+
+fn page_key(page: &PageRequest) -> String {
+    format!(
+        "{}/{}",
+        page.limit,
+        page.after.as_ref().map_or("", Cursor::as_str)
+    )
+}

@@ -1,0 +1,392 @@
+//! Caller authentication: who is calling, proven by a static API key (`api_keys.rs`), a bearer
+//! JWT (`jwt.rs`, keys from `jwks.rs` and `keys.rs`) or a verified client certificate
+//! (`tls.rs`). Deny by default: a caller without valid credentials is refused UNAUTHENTICATED,
+//! unless the deployment is explicitly insecure (local runs, the simulated quick start).
+//!
+//! **Which credential counts.** Health and reflection need none (unless
+//! `auth.protect_health_and_reflection`). Otherwise a request may carry one per-request
+//! credential, `x-api-key` or `authorization: Bearer <JWT>` (both at once is refused as
+//! ambiguous); a presented credential is always checked and, when valid, names the caller even
+//! over a connection with a client certificate (a shared mTLS identity, per-request tokens).
+//! Without one, a verified client certificate names the caller. Without either, the caller is
+//! `anonymous` in insecure mode and refused otherwise. A presented but invalid credential is
+//! refused: it never falls back to the certificate or to anonymous.
+//!
+//! Identities from certificates and tokens are checked before use: printable, at most
+//! [`MAX_IDENTITY_LEN`] bytes, and never [`ANONYMOUS`] or `apikey:…`, which name other
+//! mechanisms' callers.
+//!
+//! [`AuthenticationLayer`] does not refuse anything itself: it records the outcome in the
+//! request's extensions as an [`Authentication`], so the audit layer can record refused calls
+//! with what was presented, and the authorization layer refuses them.
+
+mod api_keys;
+mod jwks;
+mod jwt;
+mod keys;
+mod tls;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use http::HeaderValue;
+use tonic::transport::CertificateDer;
+use tower::{Layer, Service};
+
+pub use api_keys::{ApiKeys, hash_api_key};
+use jwt::{JwtPolicy, JwtVerifier};
+pub use tls::{peer_addr, server_tls_config};
+
+use crate::config::AuthSettings;
+
+/// The metadata header carrying a static API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// The identity given to callers without credentials in insecure mode.
+pub const ANONYMOUS: &str = "anonymous";
+/// The prefix of API-key identities (`apikey:NAME`).
+const API_KEY_PREFIX: &str = "apikey:";
+/// The longest identity taken from a certificate or token.
+pub const MAX_IDENTITY_LEN: usize = 256;
+/// Paths that need no credentials unless `auth.protect_health_and_reflection` is set: Kubernetes
+/// probes and operators' grpcurl must keep working.
+pub const INFRASTRUCTURE_PATHS: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
+
+/// An authenticated caller, as policy, audit and fairness see it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Caller {
+    /// The identity policies name: `apikey:NAME`, `spiffe://…`, `system:serviceaccount:NS:NAME`,
+    /// or [`ANONYMOUS`] in insecure mode.
+    pub identity: Arc<str>,
+    /// How the identity was proven.
+    pub mechanism: Mechanism,
+}
+
+/// How a caller proved its identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mechanism {
+    /// A static API key from the keys file.
+    ApiKey,
+    /// A client certificate verified in the TLS handshake.
+    MutualTls,
+    /// A bearer JWT verified against the issuer's JWKS.
+    Jwt,
+    /// Nothing: insecure mode.
+    Insecure,
+}
+
+impl Mechanism {
+    /// The name used in logs and audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::MutualTls => "mtls",
+            Self::Jwt => "jwt",
+            Self::Insecure => "insecure",
+        }
+    }
+}
+
+/// The outcome of authenticating one request, left in its extensions.
+#[derive(Clone, Debug)]
+pub enum Authentication {
+    /// The caller is known.
+    Authenticated(Caller),
+    /// No credentials were needed (health or reflection, left open).
+    NotRequired,
+    /// Credentials were missing or invalid; the text says which, and never echoes a secret.
+    Refused(String),
+}
+
+impl Authentication {
+    /// The caller, when authenticated.
+    pub fn caller(&self) -> Option<&Caller> {
+        match self {
+            Self::Authenticated(caller) => Some(caller),
+            _ => None,
+        }
+    }
+
+    fn caller_from(identity: Arc<str>, mechanism: Mechanism) -> Self {
+        Self::Authenticated(Caller {
+            identity,
+            mechanism,
+        })
+    }
+}
+
+/// Every problem with the `auth` settings, by setting name, for `Settings::validate`.
+pub fn settings_problems(settings: &AuthSettings) -> Vec<String> {
+    let mut problems = tls::settings_problems(&settings.tls);
+    if let Err(jwt_problems) = JwtPolicy::from_settings(&settings.jwt) {
+        problems.extend(jwt_problems);
+    }
+    if let Some(path) = &settings.jwt.jwks_file {
+        if let Err(problem) = jwks::check_file(path) {
+            problems.push(format!(
+                "`auth.jwt.jwks_file` (`{}`): {problem}",
+                path.display()
+            ));
+        }
+    }
+    if !settings.insecure && !settings.has_mechanism() {
+        problems.push(
+            "no caller authentication is configured: set `auth.api_keys_file`, `auth.jwt.*` or \
+             `auth.tls.client_ca_file`, or `auth.insecure = true` for a local run (never with a \
+             real org)"
+                .to_owned(),
+        );
+    }
+    problems
+}
+
+/// An identity taken from a certificate or token, if usable; see the module docs.
+fn usable_identity(raw: &str) -> Option<Arc<str>> {
+    let usable = !raw.is_empty()
+        && raw.len() <= MAX_IDENTITY_LEN
+        && raw
+            .chars()
+            .all(|c| c == ' ' || !(c.is_control() || c.is_whitespace()))
+        && raw != ANONYMOUS
+        && !raw.starts_with(API_KEY_PREFIX);
+    usable.then(|| raw.into())
+}
+
+/// What one request presented, taken from it before the (possibly asynchronous) checks.
+struct Presented {
+    infrastructure: bool,
+    api_key: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+    client_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+impl Presented {
+    fn from_request<B>(request: &http::Request<B>) -> Self {
+        let path = request.uri().path();
+        let headers = request.headers();
+        Self {
+            infrastructure: INFRASTRUCTURE_PATHS
+                .iter()
+                .any(|prefix| path.starts_with(prefix)),
+            api_key: headers.get(API_KEY_HEADER).cloned(),
+            authorization: headers.get(http::header::AUTHORIZATION).cloned(),
+            client_certificates: tls::client_certificates(request.extensions()),
+        }
+    }
+}
+
+/// Checks the credentials a request carries against the configured mechanisms.
+#[derive(Debug)]
+pub struct Authenticator {
+    api_keys: Option<ApiKeys>,
+    jwt: Option<JwtVerifier>,
+    insecure: bool,
+    protect_infrastructure: bool,
+    /// The refusal for a request without credentials, naming what this gateway accepts.
+    missing_credentials: String,
+}
+
+impl Authenticator {
+    /// Loads the configured mechanisms (reads the API keys file, loads the JWKS); fails naming
+    /// the setting.
+    pub async fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
+        let api_keys = settings
+            .api_keys_file
+            .as_deref()
+            .map(|path| {
+                ApiKeys::load(path).with_context(|| {
+                    format!("`auth.api_keys_file` (`{}`) is not usable", path.display())
+                })
+            })
+            .transpose()?;
+        let jwt = match JwtPolicy::from_settings(&settings.jwt) {
+            Ok(None) => None,
+            Ok(Some(policy)) => Some(JwtVerifier::new(policy).await.with_context(
+                || "the JWKS of `auth.jwt.jwks_file` / `auth.jwt.jwks_url` could not be loaded",
+            )?),
+            Err(problems) => anyhow::bail!("{}", problems.join("; ")),
+        };
+        if settings.insecure {
+            tracing::warn!(
+                "INSECURE: caller authentication is off (`auth.insecure`); any caller that can \
+                 reach the port acts as `{ANONYMOUS}`. Never run a real Okta org like this."
+            );
+        }
+        let mut accepted = Vec::new();
+        if api_keys.is_some() {
+            accepted.push(format!("an API key in `{API_KEY_HEADER}`"));
+        }
+        if jwt.is_some() {
+            accepted.push("a JWT in `authorization: Bearer …`".to_owned());
+        }
+        if settings.tls.client_ca_file.is_some() {
+            accepted.push("a client certificate".to_owned());
+        }
+        let missing_credentials = if accepted.is_empty() {
+            "no caller authentication is configured".to_owned()
+        } else {
+            format!("no credentials: send {}", accepted.join(" or "))
+        };
+        Ok(Self {
+            api_keys,
+            jwt,
+            insecure: settings.insecure,
+            protect_infrastructure: settings.protect_health_and_reflection,
+            missing_credentials,
+        })
+    }
+
+    /// Decides who sent the request; see the module docs for which credential counts.
+    async fn authenticate(&self, presented: Presented) -> Authentication {
+        if presented.infrastructure && !self.protect_infrastructure {
+            return Authentication::NotRequired;
+        }
+        match (&presented.api_key, &presented.authorization) {
+            (Some(_), Some(_)) => Authentication::Refused(format!(
+                "send one credential per request: `{API_KEY_HEADER}` or `authorization`, not both"
+            )),
+            (Some(key), None) => self.api_key(key),
+            (None, Some(authorization)) => self.bearer(authorization).await,
+            (None, None) => match presented.client_certificates.as_deref().map(Vec::as_slice) {
+                Some([leaf, ..]) => match tls::certificate_identity(leaf) {
+                    Some(identity) => Authentication::caller_from(identity, Mechanism::MutualTls),
+                    None => Authentication::Refused(
+                        "the client certificate names no usable identity (URI SAN, DNS SAN or \
+                         subject common name)"
+                            .to_owned(),
+                    ),
+                },
+                _ if self.insecure => {
+                    Authentication::caller_from(ANONYMOUS.into(), Mechanism::Insecure)
+                }
+                _ => Authentication::Refused(self.missing_credentials.clone()),
+            },
+        }
+    }
+
+    fn api_key(&self, key: &HeaderValue) -> Authentication {
+        let Some(keys) = &self.api_keys else {
+            return Authentication::Refused(format!(
+                "an `{API_KEY_HEADER}` was sent but this gateway accepts no API keys"
+            ));
+        };
+        match key.to_str().ok().and_then(|key| keys.verify(key)) {
+            Some(name) => Authentication::caller_from(
+                format!("{API_KEY_PREFIX}{name}").into(),
+                Mechanism::ApiKey,
+            ),
+            None => Authentication::Refused("the API key is not valid".to_owned()),
+        }
+    }
+
+    async fn bearer(&self, authorization: &HeaderValue) -> Authentication {
+        let token = authorization
+            .to_str()
+            .ok()
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let Some(token) = token else {
+            return Authentication::Refused(
+                "the `authorization` header must be `Bearer <JWT>`".to_owned(),
+            );
+        };
+        let Some(verifier) = &self.jwt else {
+            return Authentication::Refused(
+                "a bearer token was sent but this gateway accepts no JWTs".to_owned(),
+            );
+        };
+        match verifier.verify(token).await {
+            Ok(identity) => Authentication::caller_from(identity, Mechanism::Jwt),
+            Err(error) => Authentication::Refused(error.to_string()),
+        }
+    }
+}
+
+/// Applies [`Authenticate`] to every service. A service of its own rather than a request map:
+/// authenticating may wait (the JWKS reload after an unknown `kid`).
+#[derive(Clone, Debug)]
+pub struct AuthenticationLayer {
+    authenticator: Arc<Authenticator>,
+}
+
+impl AuthenticationLayer {
+    /// Authenticates every request with `authenticator`.
+    pub fn new(authenticator: Arc<Authenticator>) -> Self {
+        Self { authenticator }
+    }
+}
+
+impl<S> Layer<S> for AuthenticationLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            authenticator: self.authenticator.clone(),
+        }
+    }
+}
+
+/// Records each request's [`Authentication`] in its extensions; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Authenticate<S> {
+    inner: S,
+    authenticator: Arc<Authenticator>,
+}
+
+impl<S, RequestBody> Service<http::Request<RequestBody>> for Authenticate<S>
+where
+    S: Service<http::Request<RequestBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    RequestBody: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, mut request: http::Request<RequestBody>) -> Self::Future {
+        let presented = Presented::from_request(&request);
+        let authenticator = self.authenticator.clone();
+        // The ready service answers this request; the clone waits for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let authentication = authenticator.authenticate(presented).await;
+            request.extensions_mut().insert(authentication);
+            inner.call(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_from_certificates_and_tokens_are_printable_bounded_and_not_reserved() {
+        for usable in [
+            "spiffe://cluster.local/ns/payments/sa/billing",
+            "system:serviceaccount:payments:billing",
+            "Billing Batch",
+        ] {
+            assert_eq!(usable_identity(usable).as_deref(), Some(usable));
+        }
+        let too_long = "a".repeat(MAX_IDENTITY_LEN + 1);
+        for unusable in [
+            "",
+            "anonymous",
+            "apikey:billing",
+            "billing\nforged audit line",
+            "tab\there",
+            too_long.as_str(),
+        ] {
+            assert_eq!(usable_identity(unusable), None, "{unusable:?}");
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! TLS on the gRPC port (rustls through tonic, on aws-lc-rs) and mutual TLS: client
+//! certificates verified against `auth.tls.client_ca_file`, whose identity names the caller.
+//!
+//! **Identity.** From the verified leaf certificate, the first that exists of: the first URI
+//! SAN (a SPIFFE id such as `spiffe://cluster.local/ns/payments/sa/billing`), the first DNS
+//! SAN, the subject's common name.
+//!
+//! **Required or optional.** A client certificate is required in the TLS handshake when client
+//! certificates are the only way to authenticate. When API keys or JWTs are configured too (or
+//! the deployment is insecure), it is optional, so those callers can connect without one; a
+//! certificate that is presented is still verified, and an untrusted one fails the handshake.
+//!
+//! **Probes.** Kubernetes gRPC probes do not speak TLS, so a TLS deployment sets
+//! `grpc.health_listen_addr`: a plaintext port serving only `grpc.health.v1`, for the kubelet.
+//!
+//! Revocation lists are not consulted: issue short-lived client certificates (SPIFFE SVIDs,
+//! cert-manager) instead.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::{Certificate, CertificateDer, Identity, ServerTlsConfig};
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::Pem;
+
+use super::usable_identity;
+use crate::config::{AuthSettings, TlsSettings};
+
+/// How long a TLS handshake may take: a connection that stalls it cannot hold resources longer.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PEM labels of the private keys tonic reads.
+const PRIVATE_KEY_LABELS: &[&str] = &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"];
+
+/// Every problem with `auth.tls`, by setting name (files are read and parsed).
+pub fn settings_problems(settings: &TlsSettings) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (&settings.cert_file, &settings.key_file) {
+        (Some(_), None) | (None, Some(_)) => problems.push(
+            "`auth.tls.cert_file` and `auth.tls.key_file` go together: set both or neither"
+                .to_owned(),
+        ),
+        (None, None) if settings.client_ca_file.is_some() => problems.push(
+            "`auth.tls.client_ca_file` needs `auth.tls.cert_file` and `auth.tls.key_file`: \
+             client certificates are only asked for over TLS"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    for (name, path_opt) in [
+        ("auth.tls.cert_file", &settings.cert_file),
+        ("auth.tls.client_ca_file", &settings.client_ca_file),
+    ] {
+        if let Some(path) = path_opt {
+            if let Err(problem) = read_certificates(path) {
+                problems.push(format!("`{name}` (`{}`): {problem}", path.display()));
+            }
+        }
+    }
+    if let Some(path) = &settings.key_file {
+        if let Err(problem) = check_private_key(path) {
+            problems.push(format!(
+                "`auth.tls.key_file` (`{}`): {problem}",
+                path.display()
+            ));
+        }
+    }
+    problems
+}
+
+/// Reads a PEM file of certificates: at least one, each a well-formed X.509 certificate.
+fn read_certificates(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|error| format!("cannot be read ({error})"))?;
+    let mut count = 0;
+    for block in Pem::iter_from_buffer(&pem) {
+        let block = block.map_err(|_| "is not valid PEM".to_owned())?;
+        if block.label == "CERTIFICATE" {
+            block
+                .parse_x509()
+                .map_err(|_| format!("certificate {} is not valid X.509", count + 1))?;
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return Err("holds no PEM `CERTIFICATE` block".to_owned());
+    }
+    Ok(pem)
+}
+
+fn check_private_key(path: &std::path::Path) -> Result<(), String> {
+    let pem = std::fs::read(path).map_err(|error| format!("cannot be read ({error})"))?;
+    let labels: Vec<String> = Pem::iter_from_buffer(&pem)
+        .map(|block| block.map(|block| block.label))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "is not valid PEM".to_owned())?;
+    if labels
+        .iter()
+        .any(|label| PRIVATE_KEY_LABELS.contains(&label.as_str()))
+    {
+        Ok(())
+    } else if labels.iter().any(|label| label == "ENCRYPTED PRIVATE KEY") {
+        Err("the key is encrypted: mount it unencrypted (`openssl pkcs8 -nocrypt`)".to_owned())
+    } else {
+        Err("holds no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)".to_owned())
+    }
+}
+
+/// Whether the handshake must carry a client certificate; see the module docs.
+fn client_certificate_required(settings: &AuthSettings) -> bool {
+    !(settings.insecure || settings.api_keys_file.is_some() || settings.jwt.is_configured())
+}
+
+/// tonic's server TLS configuration for `settings`, or `None` to serve plaintext.
+pub fn server_tls_config(settings: &AuthSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let tls = &settings.tls;
+    let (Some(cert_file), Some(key_file)) = (&tls.cert_file, &tls.key_file) else {
+        return Ok(None);
+    };
+    let certificate = read_certificates(cert_file).map_err(|problem| {
+        anyhow::anyhow!(
+            "`auth.tls.cert_file` (`{}`): {problem}",
+            cert_file.display()
+        )
+    })?;
+    let key = std::fs::read(key_file).with_context(|| {
+        format!(
+            "`auth.tls.key_file` (`{}`) cannot be read",
+            key_file.display()
+        )
+    })?;
+    let mut config = ServerTlsConfig::new()
+        .identity(Identity::from_pem(certificate, key))
+        .timeout(HANDSHAKE_TIMEOUT);
+    if let Some(ca_file) = &tls.client_ca_file {
+        let bundle = read_certificates(ca_file).map_err(|problem| {
+            anyhow::anyhow!(
+                "`auth.tls.client_ca_file` (`{}`): {problem}",
+                ca_file.display()
+            )
+        })?;
+        let required = client_certificate_required(settings);
+        tracing::info!(
+            client_certificate = if required { "required" } else { "optional" },
+            "mutual tls: client certificates are verified against `auth.tls.client_ca_file`"
+        );
+        config = config
+            .client_ca_root(Certificate::from_pem(bundle))
+            .client_auth_optional(!required);
+    }
+    Ok(Some(config))
+}
+
+/// The verified client certificate chain of the request's connection, if it presented one.
+pub(super) fn client_certificates(
+    extensions: &http::Extensions,
+) -> Option<std::sync::Arc<Vec<CertificateDer<'static>>>> {
+    extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs)
+        .filter(|certificates| !certificates.is_empty())
+}
+
+/// The caller identity a verified leaf certificate names (see the module docs), if usable.
+pub(super) fn certificate_identity(der: &[u8]) -> Option<std::sync::Arc<str>> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let alternative_names = certificate.subject_alternative_name().ok().flatten();
+    let names: &[GeneralName<'_>] = alternative_names
+        .as_ref()
+        .map_or(&[], |extension| extension.value.general_names.as_slice());
+    let uri = names.iter().find_map(|name| match name {
+        GeneralName::URI(uri) => Some(*uri),
+        _ => None,
+    });
+    let dns = names.iter().find_map(|name| match name {
+        GeneralName::DNSName(dns) => Some(*dns),
+        _ => None,
+    });
+    let common_name = certificate
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|attribute| attribute.as_str().ok());
+    uri.or(dns).or(common_name).and_then(usable_identity)
+}
+
+/// The caller's address, over plaintext or TLS.
+pub fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .map(TlsConnectInfo::get_ref)
+        })
+        .and_then(TcpConnectInfo::remote_addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+
+    use super::*;
+
+    fn certificate_der(common_name: Option<&str>, names: Vec<SanType>) -> Vec<u8> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        if let Some(common_name) = common_name {
+            params
+                .distinguished_name
+                .push(DnType::CommonName, common_name);
+        }
+        params.subject_alt_names = names;
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn uri(text: &str) -> SanType {
+        SanType::URI(text.try_into().unwrap())
+    }
+
+    fn dns(text: &str) -> SanType {
+        SanType::DnsName(text.try_into().unwrap())
+    }
+
+    #[test]
+    fn the_identity_is_the_uri_san_else_the_dns_san_else_the_common_name() {
+        let identity = |der: Vec<u8>| certificate_identity(&der).map(|id| id.to_string());
+        let spiffe = "spiffe://cluster.local/ns/payments/sa/billing";
+        assert_eq!(
+            identity(certificate_der(
+                Some("billing"),
+                vec![
+                    dns("billing.payments.svc"),
+                    uri(spiffe),
+                    uri("spiffe://other")
+                ],
+            )),
+            Some(spiffe.to_owned())
+        );
+        assert_eq!(
+            identity(certificate_der(
+                Some("billing"),
+                vec![dns("billing.payments.svc")]
+            )),
+            Some("billing.payments.svc".to_owned())
+        );
+        assert_eq!(
+            identity(certificate_der(Some("Billing Batch"), vec![])),
+            Some("Billing Batch".to_owned())
+        );
+        assert_eq!(identity(certificate_der(None, vec![])), None);
+        assert_eq!(
+            identity(certificate_der(Some("apikey:billing"), vec![])),
+            None,
+            "a certificate cannot pose as an API key"
+        );
+        assert_eq!(certificate_identity(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn settings_problems_name_the_setting_and_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, contents: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, contents).unwrap();
+            Some(path)
+        };
+        let encrypted = "ENCRYPTED PRIVATE KEY";
+        let settings = TlsSettings {
+            cert_file: write("server.pem", "no certificate here"),
+            key_file: write(
+                "server-key.pem",
+                &format!("-----BEGIN {encrypted}-----\nAAAA\n-----END {encrypted}-----\n"),
+            ),
+            client_ca_file: Some(dir.path().join("missing.pem")),
+        };
+        let problems = settings_problems(&settings).join("\n");
+        for needle in [
+            "`auth.tls.cert_file` (",
+            "holds no PEM `CERTIFICATE` block",
+            "`auth.tls.key_file` (",
+            "the key is encrypted",
+            "`auth.tls.client_ca_file` (",
+            "cannot be read",
+        ] {
+            assert!(problems.contains(needle), "{needle}: {problems}");
+        }
+        let only_ca = TlsSettings {
+            client_ca_file: write("ca.pem", "x"),
+            ..TlsSettings::default()
+        };
+        assert!(
+            settings_problems(&only_ca)
+                .join("\n")
+                .contains("only asked for over TLS")
+        );
+    }
+}
