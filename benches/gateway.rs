@@ -5,175 +5,39 @@
 //!
 //! Run: `cargo bench --bench gateway` (`BENCH_SECONDS` sets each run's length, default 3).
 //! The simulator and the gateway run as separate processes of the release binary; the load
-//! generator is this process. Everything stays on 127.0.0.1.
+//! generator is this process, and the OTLP collector another process of this binary, which
+//! counts spans without decoding them. Everything stays on 127.0.0.1.
 #![allow(clippy::unwrap_used, missing_docs)] // a benchmark binary: a failure aborts the run
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use identity_gateway::proto::user_service_client::UserServiceClient;
-use identity_gateway::proto::{GetUserRequest, get_user_request};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use serde_json::json;
-use tonic::transport::{Channel, Endpoint};
+use support::{Callers, Collector, TOKEN, channels, gateway_environment, get_user, memory_kib};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_identity-gateway");
-const TOKEN: &str = "bench-token-not-a-secret";
-/// The load generator authenticates as a production caller would, with an API key.
-const API_KEY: &str = "bench-api-key-0123456789abcdef0123456789abcdef";
 /// A user of the simulator's demo org.
 const USER_ID: &str = "00u55tN5556tr55wr2dL";
 const CONCURRENCIES: &[usize] = &[1, 16, 64, 256];
 const UPSTREAM_LATENCIES_MS: &[u64] = &[0, 50];
 /// Callers per gRPC connection (HTTP/2 multiplexes them).
 const CALLERS_PER_CHANNEL: usize = 32;
-
-/// Spans received by the benchmark's own OTLP collector.
-#[derive(Clone, Default)]
-struct SpanCounter(Arc<AtomicU64>);
-
-#[tonic::async_trait]
-impl TraceService for SpanCounter {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans: usize = request
-            .get_ref()
-            .resource_spans
-            .iter()
-            .flat_map(|resource| resource.scope_spans.iter())
-            .map(|scope| scope.spans.len())
-            .sum();
-        self.0.fetch_add(spans as u64, Ordering::Relaxed);
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-/// A child process whose stdout is scanned for a line, then drained.
-fn spawn_and_find(
-    mut command: Command,
-    find: impl Fn(&str) -> Option<String> + Send + 'static,
-) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(found) = find(&line) {
-                let _ = sender.send(found);
-            }
-        }
-    });
-    let found = receiver
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the process printed its address");
-    (child, found)
-}
-
-fn spawn_simulator() -> (Child, String) {
-    let mut command = Command::new(BINARY);
-    command.args(["simulate", "--listen", "127.0.0.1:0", "--token", TOKEN]);
-    spawn_and_find(command, |line| {
-        line.strip_prefix("Okta org simulator on ")
-            .map(str::to_owned)
-    })
-}
-
-/// The keys file and policy the gateway authenticates and authorizes the load generator with.
-struct Callers {
-    _dir: tempfile::TempDir,
-    keys: std::path::PathBuf,
-    policy: std::path::PathBuf,
-}
-
-impl Callers {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("api-keys.yaml");
-        std::fs::write(
-            &keys,
-            format!(
-                "- name: bench\n  sha256: {}\n",
-                identity_gateway::auth::hash_api_key(API_KEY)
-            ),
-        )
-        .unwrap();
-        let policy = dir.path().join("policy.yaml");
-        std::fs::write(
-            &policy,
-            "roles:\n  reader:\n    rpcs: [\"identity.v1.UserService/GetUser\"]\n\
-             callers:\n  - identity: \"apikey:bench\"\n    roles: [reader]\n",
-        )
-        .unwrap();
-        Self {
-            _dir: dir,
-            keys,
-            policy,
-        }
-    }
-}
+const STARTUP: Duration = Duration::from_secs(30);
 
 fn spawn_gateway(
     okta_url: &str,
     otlp_endpoint: Option<&str>,
     callers: &Callers,
-) -> (Child, SocketAddr) {
-    let mut command = Command::new(BINARY);
-    command
-        .env_clear()
-        .env("IDGW_OKTA__ORG_URL", okta_url)
-        .env("IDGW_OKTA__API_TOKEN", TOKEN)
-        .env("IDGW_GRPC__LISTEN_ADDR", "127.0.0.1:0")
-        .env("IDGW_GRPC__DRAIN_DELAY_MS", "0")
-        .env("IDGW_LOG__FORMAT", "json")
-        .env("IDGW_AUTH__API_KEYS_FILE", &callers.keys)
-        .env("IDGW_AUTHZ__POLICY_FILE", &callers.policy)
-        // One caller identity drives every concurrency level here: fairness must not cap it.
-        .env("IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER", "4096");
-    if let Some(endpoint) = otlp_endpoint {
-        command
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-            .env("OTEL_TRACES_SAMPLER", "always_on");
-    }
-    let (child, address) = spawn_and_find(command, |line| {
-        let record: serde_json::Value = serde_json::from_str(line).ok()?;
-        (record["message"] == "grpc server listening")
-            .then(|| record["address"].as_str().unwrap_or("").to_owned())
-    });
-    (child, address.parse().unwrap())
-}
-
-/// A `/proc/<pid>/status` memory field, in KiB.
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(field)?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+) -> (std::process::Child, SocketAddr) {
+    let mut command = Command::new(support::BINARY);
+    gateway_environment(&mut command, okta_url, otlp_endpoint, callers);
+    support::spawn_gateway(command, STARTUP)
 }
 
 struct Run {
+    completed: usize,
     throughput: f64,
     p50: Duration,
     p99: Duration,
@@ -192,6 +56,7 @@ fn summarize(mut latencies: Vec<Duration>, errors: u64, elapsed: Duration) -> Ru
             .unwrap_or_default()
     };
     Run {
+        completed: latencies.len(),
         throughput: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
@@ -234,28 +99,9 @@ where
 }
 
 async fn through_gateway(address: SocketAddr, concurrency: usize, length: Duration) -> Run {
-    let channels: Vec<Channel> = futures::future::join_all(
-        (0..concurrency.div_ceil(CALLERS_PER_CHANNEL)).map(|_| async {
-            Endpoint::from_shared(format!("http://{address}"))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap()
-        }),
-    )
-    .await;
-    let channels = Arc::new(channels);
+    let channels = Arc::new(channels(address, concurrency.div_ceil(CALLERS_PER_CHANNEL)).await);
     drive(concurrency, length, move |caller| {
-        let mut client = UserServiceClient::new(channels[caller % channels.len()].clone());
-        async move {
-            let mut request = tonic::Request::new(GetUserRequest {
-                user: Some(get_user_request::User::Id(USER_ID.to_owned())),
-            });
-            request
-                .metadata_mut()
-                .insert("x-api-key", API_KEY.parse().unwrap());
-            client.get_user(request).await.is_ok()
-        }
+        get_user(channels[caller % channels.len()].clone(), USER_ID)
     })
     .await
 }
@@ -287,21 +133,14 @@ fn millis(duration: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
+    support::serve_collector_if_asked().await;
     let length = Duration::from_secs(
         std::env::var("BENCH_SECONDS")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(3),
     );
-    let admin = reqwest::Client::new();
-    let (mut simulator, okta_url) = spawn_simulator();
-    // No rate limits in the way: the benchmark measures the gateway, not Okta's budgets.
-    admin
-        .put(format!("{okta_url}/__sim/rate-limits"))
-        .json(&json!({"buckets": [{"name": "all", "method": null, "path_prefix": "/api/", "limit": 1_000_000_000u64}], "concurrency_limit": 1_000_000}))
-        .send()
-        .await
-        .unwrap();
+    let (mut simulator, okta_url) = support::spawn_simulator().await;
     let callers = Callers::new();
     let (mut gateway, address) = spawn_gateway(&okta_url, None, &callers);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -316,12 +155,7 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for latency in UPSTREAM_LATENCIES_MS {
-        admin
-            .put(format!("{okta_url}/__sim/latency"))
-            .json(&json!({"delay_ms": latency}))
-            .send()
-            .await
-            .unwrap();
+        support::set_upstream_latency(&okta_url, *latency).await;
         for &concurrency in CONCURRENCIES {
             let straight = direct(&okta_url, concurrency, length).await;
             let gated = through_gateway(address, concurrency, length).await;
@@ -339,37 +173,25 @@ async fn main() {
             );
         }
     }
-    admin
-        .put(format!("{okta_url}/__sim/latency"))
-        .json(&json!({"delay_ms": 0}))
-        .send()
-        .await
-        .unwrap();
+    support::set_upstream_latency(&okta_url, 0).await;
 
-    // Tracing: a second gateway exporting every span to an in-process collector.
-    let spans = SpanCounter::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let collector = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(spans.clone()))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    // Tracing: a second gateway exporting every span to a collector in a process of its own.
+    let mut collector = Collector::spawn();
     let (mut traced_gateway, traced_address) =
-        spawn_gateway(&okta_url, Some(&format!("http://{collector}")), &callers);
+        spawn_gateway(&okta_url, Some(&collector.endpoint), &callers);
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!(
         "\n| 64 callers | upstream | tracing off req/s (p50 / p99 ms) | every span exported req/s (p50 / p99 ms) | on / off |\n|---|---|---|---|---|"
     );
+    let (mut traced_rpcs, mut collector_seconds) = (0, 0.0);
     for latency in UPSTREAM_LATENCIES_MS {
-        admin
-            .put(format!("{okta_url}/__sim/latency"))
-            .json(&json!({"delay_ms": latency}))
-            .send()
-            .await
-            .unwrap();
+        support::set_upstream_latency(&okta_url, *latency).await;
         let untraced = through_gateway(address, 64, length).await;
+        let collector_cpu = support::cpu_time(collector.child.id());
         let traced = through_gateway(traced_address, 64, length).await;
+        traced_rpcs += traced.completed;
+        collector_seconds +=
+            (support::cpu_time(collector.child.id()) - collector_cpu).as_secs_f64();
         println!(
             "| 64 | {latency} ms | {:.0} ({} / {}) | {:.0} ({} / {}) | {:.2} |",
             untraced.throughput,
@@ -383,16 +205,22 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(6)).await; // the batch exporter's schedule
     println!(
-        "\n{} spans received by the collector.",
-        spans.0.load(Ordering::Relaxed)
+        "\n{} spans received by the collector for {traced_rpcs} traced RPCs (two spans per RPC, \
+         fewer when concurrent reads of the same user share one Okta call); the collector used \
+         {collector_seconds:.1} s of CPU during the traced runs.",
+        collector.spans()
     );
     println!(
         "Gateway memory: {:.1} MiB idle (VmRSS), {:.1} MiB peak (VmHWM) over all runs",
         idle_kib as f64 / 1024.0,
         memory_kib(gateway.id(), "VmHWM:") as f64 / 1024.0
     );
-    for child in [&mut gateway, &mut traced_gateway, &mut simulator] {
-        let _ = child.kill();
-        let _ = child.wait();
+    for child in [
+        &mut gateway,
+        &mut traced_gateway,
+        &mut collector.child,
+        &mut simulator,
+    ] {
+        support::kill(child);
     }
 }

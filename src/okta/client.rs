@@ -10,7 +10,6 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 use url::Url;
 
 use crate::okta::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
@@ -311,15 +310,13 @@ impl OktaClient {
         retry: Retry,
     ) -> Result<Success, OktaError> {
         let body_bytes_opt = body_opt.map(|body| body.to_string().into_bytes());
-        let bucket = format!(
-            "{method} {}",
-            instrumentation::endpoint_template(url.path())
-        );
+        let names = instrumentation::RequestNames::new(&method, &url);
+        let bucket = names.operation.as_str();
         let mut attempt: u32 = 0;
         let mut retry_for_opt: Option<String> = None;
         let mut reauthenticated = false;
         loop {
-            let span = instrumentation::request_span(&method, &url, attempt);
+            let span = instrumentation::AttemptSpan::start(&names, &url, attempt);
             let auth = self.credentials.request_auth(&method, &url).await?;
             // A slot among the requests in flight, waited for no longer than the caller's deadline.
             let slot = match budget::time_left() {
@@ -337,7 +334,7 @@ impl OktaClient {
                 });
             };
             // Taken last, right before sending, so every taken unit is settled below.
-            match self.budgets.acquire(&bucket).await {
+            match self.budgets.acquire(bucket).await {
                 Ok(()) => {}
                 Err(Refusal::Deadline(wait)) => {
                     tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
@@ -366,12 +363,12 @@ impl OktaClient {
                     retry_for_opt.as_deref(),
                     &auth,
                 )
-                .headers(instrumentation::trace_context_headers(&span));
+                .headers(span.trace_context_headers());
             let may_retry = retry != Retry::Never && attempt < self.retry.max_retries;
             let started = Instant::now();
-            let sent = request.send().instrument(span.clone()).await;
+            let sent = request.send().await;
             self.budgets.settle(
-                &bucket,
+                bucket,
                 sent.as_ref()
                     .ok()
                     .and_then(|response| RateLimitState::from_headers(response.headers()))
@@ -381,7 +378,7 @@ impl OktaClient {
                 Ok(response) => response,
                 Err(transport_error) => {
                     let error = OktaError::from_transport(transport_error);
-                    instrumentation::record_transport_error(&span, error.kind());
+                    span.record_transport_error(error.kind());
                     tracing::debug!(http.method = %method, url.path = url.path(), attempt, error = %error, "okta request failed");
                     let wait = self.retry.backoff(attempt);
                     if may_retry
@@ -406,11 +403,10 @@ impl OktaClient {
             };
             let body = response
                 .bytes()
-                .instrument(span.clone())
                 .await
                 .map_err(OktaError::from_transport)?
                 .to_vec();
-            instrumentation::record_response(&span, &method, &url, &meta, started.elapsed());
+            span.record_response(&names, &meta, started.elapsed());
             drop(in_flight_slot);
 
             tracing::debug!(
@@ -432,7 +428,7 @@ impl OktaClient {
             }
             let error_body_opt = serde_json::from_slice::<OktaErrorBody>(&body).ok();
             if let Some(error_body) = &error_body_opt {
-                instrumentation::record_error_code(&span, &error_body.error_code);
+                span.record_error_code(&error_body.error_code);
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let retry_after = rate_limit::backoff_after_429(&headers);

@@ -2,24 +2,30 @@
 //! client conventions plus Okta's request id, the retry count and the rate-limit state), W3C
 //! trace context on every request so Okta-side ids and the trace connect, request metrics, and
 //! collection of Okta request ids for audit records.
+//!
+//! The client span is an OpenTelemetry span, child of the current OpenTelemetry context (the
+//! RPC's server span), made only while traces are exported; see [`crate::telemetry`] for why
+//! not a `tracing` span.
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
-use opentelemetry::propagation::Injector;
-use opentelemetry::{KeyValue, global};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{KeyValue, StringValue, global};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use tracing::Span;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use url::Url;
 
 use crate::okta::error::ResponseMeta;
 use crate::okta::ids::OktaId;
+use crate::telemetry::traceparent;
+
+/// W3C trace-context header names.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Instrumentation scope of the Okta client's metrics.
 const METER_NAME: &str = env!("CARGO_PKG_NAME");
@@ -81,99 +87,159 @@ pub fn endpoint_template(path: &str) -> String {
         .join("/")
 }
 
-/// Starts the client span of one HTTP attempt.
-pub(crate) fn request_span(method: &Method, url: &Url, attempt: u32) -> Span {
-    let endpoint = endpoint_template(url.path());
-    if attempt > 0 {
-        METRICS
-            .retries
-            .add(1, &[KeyValue::new("okta.endpoint", endpoint.clone())]);
-    }
-    tracing::info_span!(
-        "okta request",
-        otel.name = format!("{method} {endpoint}"),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        http.request.method = method.as_str(),
-        server.address = url.host_str().unwrap_or_default(),
-        server.port = url.port_or_known_default(),
-        url.path = url.path(),
-        http.response.status_code = Empty,
-        okta.request_id = Empty,
-        okta.retry_count = attempt,
-        okta.rate_limit.limit = Empty,
-        okta.rate_limit.remaining = Empty,
-        okta.error_code = Empty,
-        error.type = Empty,
-    )
+/// The names one logical request (all its attempts) is known by in spans, metrics and
+/// rate-limit budgets, made once per request: metric labels share them rather than copy them.
+pub(crate) struct RequestNames {
+    /// `GET /api/v1/users/{id}`: the span name and the rate-limit bucket.
+    pub(crate) operation: String,
+    method: StringValue,
+    endpoint: StringValue,
 }
 
-/// Writes W3C trace-context headers into an outgoing request.
-struct HeaderInjector<'headers>(&'headers mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(key), HeaderValue::try_from(value)) {
-            self.0.insert(name, value);
+impl RequestNames {
+    /// The names of `method` on `url`.
+    pub(crate) fn new(method: &Method, url: &Url) -> Self {
+        let endpoint = endpoint_template(url.path());
+        Self {
+            operation: format!("{method} {endpoint}"),
+            method: StringValue::from(Arc::<str>::from(method.as_str())),
+            endpoint: StringValue::from(Arc::<str>::from(endpoint)),
         }
     }
-}
 
-/// The `traceparent` (and `tracestate`) headers that make Okta's side part of `span`'s trace.
-pub(crate) fn trace_context_headers(span: &Span) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let context = span.context();
-    global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut HeaderInjector(&mut headers));
-    });
-    headers
-}
-
-/// Records an answer on the span and in the metrics.
-pub(crate) fn record_response(
-    span: &Span,
-    method: &Method,
-    url: &Url,
-    meta: &ResponseMeta,
-    elapsed: Duration,
-) {
-    span.record("http.response.status_code", meta.status);
-    if let Some(request_id) = &meta.request_id {
-        span.record("okta.request_id", request_id.as_str());
-        let _ = REQUEST_IDS.try_with(|ids| ids.borrow_mut().push(request_id.clone()));
+    fn endpoint_label(&self) -> KeyValue {
+        KeyValue::new("okta.endpoint", self.endpoint.clone())
     }
-    let endpoint = endpoint_template(url.path());
-    if let Some(rate_limit) = &meta.rate_limit {
-        span.record("okta.rate_limit.limit", rate_limit.limit);
-        span.record("okta.rate_limit.remaining", rate_limit.remaining);
-        METRICS.rate_limit_remaining.record(
-            rate_limit.remaining,
-            &[KeyValue::new("okta.endpoint", endpoint.clone())],
+}
+
+/// The client span of one HTTP attempt; ends when dropped. Holds nothing while traces are not
+/// exported.
+pub(crate) struct AttemptSpan {
+    otel_context_opt: Option<opentelemetry::Context>,
+}
+
+impl AttemptSpan {
+    /// Starts the span of attempt `attempt` (0 for the first) of a request, as a child of the
+    /// current OpenTelemetry context, and counts the retry.
+    pub(crate) fn start(names: &RequestNames, url: &Url, attempt: u32) -> Self {
+        if attempt > 0 {
+            METRICS.retries.add(1, &[names.endpoint_label()]);
+        }
+        let otel_context_opt = crate::telemetry::tracer().map(|tracer| {
+            let mut attributes = vec![
+                KeyValue::new("http.request.method", names.method.clone()),
+                KeyValue::new(
+                    "server.address",
+                    url.host_str().unwrap_or_default().to_owned(),
+                ),
+                KeyValue::new("url.path", url.path().to_owned()),
+                KeyValue::new("okta.retry_count", i64::from(attempt)),
+            ];
+            if let Some(port) = url.port_or_known_default() {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+            let span = tracer
+                .span_builder(names.operation.clone())
+                .with_kind(SpanKind::Client)
+                .with_attributes(attributes)
+                .start(tracer);
+            opentelemetry::Context::current_with_span(span)
+        });
+        Self { otel_context_opt }
+    }
+
+    /// Applies `record` to the span, if there is one.
+    fn record(&self, record: impl FnOnce(opentelemetry::trace::SpanRef<'_>)) {
+        if let Some(otel_context) = &self.otel_context_opt {
+            record(otel_context.span());
+        }
+    }
+
+    /// The `traceparent` (and `tracestate`) headers that make Okta's side part of this span's
+    /// trace; none while traces are not exported.
+    pub(crate) fn trace_context_headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let Some(otel_context) = &self.otel_context_opt else {
+            return headers;
+        };
+        let span = otel_context.span();
+        let span_context = span.span_context();
+        if let Ok(traceparent) = HeaderValue::try_from(traceparent(span_context)) {
+            headers.insert(TRACEPARENT, traceparent);
+        }
+        let trace_state = span_context.trace_state().header();
+        if !trace_state.is_empty() {
+            if let Ok(trace_state) = HeaderValue::try_from(trace_state) {
+                headers.insert(TRACESTATE, trace_state);
+            }
+        }
+        headers
+    }
+
+    /// Records an answer on the span and in the metrics.
+    pub(crate) fn record_response(
+        &self,
+        names: &RequestNames,
+        meta: &ResponseMeta,
+        elapsed: Duration,
+    ) {
+        if let Some(request_id) = &meta.request_id {
+            let _ = REQUEST_IDS.try_with(|ids| ids.borrow_mut().push(request_id.clone()));
+        }
+        if let Some(rate_limit) = &meta.rate_limit {
+            METRICS
+                .rate_limit_remaining
+                .record(rate_limit.remaining, &[names.endpoint_label()]);
+        }
+        METRICS.duration.record(
+            elapsed.as_secs_f64() * 1000.0,
+            &[
+                KeyValue::new("http.request.method", names.method.clone()),
+                names.endpoint_label(),
+                KeyValue::new("http.response.status_code", i64::from(meta.status)),
+            ],
         );
+        self.record(|span| {
+            let mut attributes = Vec::with_capacity(5);
+            attributes.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(meta.status),
+            ));
+            if let Some(request_id) = &meta.request_id {
+                attributes.push(KeyValue::new("okta.request_id", request_id.clone()));
+            }
+            if let Some(rate_limit) = &meta.rate_limit {
+                attributes.push(KeyValue::new(
+                    "okta.rate_limit.limit",
+                    i64::try_from(rate_limit.limit).unwrap_or(i64::MAX),
+                ));
+                attributes.push(KeyValue::new(
+                    "okta.rate_limit.remaining",
+                    i64::try_from(rate_limit.remaining).unwrap_or(i64::MAX),
+                ));
+            }
+            if meta.status >= 400 {
+                attributes.push(KeyValue::new("error.type", meta.status.to_string()));
+                span.set_status(Status::error(""));
+            }
+            span.set_attributes(attributes);
+        });
     }
-    if meta.status >= 400 {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", meta.status.to_string());
+
+    /// Records Okta's `errorCode` of a failed answer.
+    pub(crate) fn record_error_code(&self, error_code: &str) {
+        self.record(|span| {
+            span.set_attribute(KeyValue::new("okta.error_code", error_code.to_owned()));
+        });
     }
-    METRICS.duration.record(
-        elapsed.as_secs_f64() * 1000.0,
-        &[
-            KeyValue::new("http.request.method", method.to_string()),
-            KeyValue::new("okta.endpoint", endpoint),
-            KeyValue::new("http.response.status_code", i64::from(meta.status)),
-        ],
-    );
-}
 
-/// Records Okta's `errorCode` of a failed answer.
-pub(crate) fn record_error_code(span: &Span, error_code: &str) {
-    span.record("okta.error_code", error_code);
-}
-
-/// Records a request that got no answer.
-pub(crate) fn record_transport_error(span: &Span, kind: &str) {
-    span.record("otel.status_code", "ERROR");
-    span.record("error.type", kind);
+    /// Records a request that got no answer.
+    pub(crate) fn record_transport_error(&self, kind: &'static str) {
+        self.record(|span| {
+            span.set_status(Status::error(""));
+            span.set_attribute(KeyValue::new("error.type", kind));
+        });
+    }
 }
 
 #[cfg(test)]

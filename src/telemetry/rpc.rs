@@ -1,22 +1,32 @@
 //! A server span per RPC, following OpenTelemetry's gRPC conventions (`rpc.system`,
 //! `rpc.service`, `rpc.method`, `rpc.grpc.status_code`), parented on the caller's W3C
 //! `traceparent`; plus the RPC duration histogram and the in-flight gauge.
+//!
+//! The server span is an OpenTelemetry span, current (as the OpenTelemetry context) while the
+//! RPC runs, so the Okta client's spans become its children. Alongside it, a `tracing` span
+//! named `rpc` puts the method and the trace and span ids into every log line of the RPC; its
+//! fields are all set when it starts, since each later `record` makes the JSON log layer parse
+//! and rewrite the span's fields.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::metrics::{Histogram, UpDownCounter};
 use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, global};
+use opentelemetry_sdk::trace::SdkTracer;
+use prost::Message;
 use tower::{Layer, Service};
 use tracing::Instrument;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::INSTRUMENTATION_NAME;
+use super::ids::HexId;
 
 /// gRPC codes that make a server span an error (OpenTelemetry's gRPC conventions).
 const SERVER_ERROR_CODES: &[i64] = &[2, 4, 12, 13, 14, 15];
@@ -41,6 +51,74 @@ static METRICS: LazyLock<RpcMetrics> = LazyLock::new(|| {
             .build(),
     }
 });
+
+/// The names of an RPC, as its span and its metric labels spell them.
+struct RpcName {
+    /// `identity.v1.UserService/GetUser`: the span name.
+    full: Cow<'static, str>,
+    /// `identity.v1.UserService`.
+    service: Cow<'static, str>,
+    /// `GetUser`.
+    method: Cow<'static, str>,
+}
+
+/// The RPCs the gateway serves (its own, health and reflection), by path, named once: spans
+/// and metric labels borrow these names instead of copying them on every request.
+static SERVED_RPCS: LazyLock<HashMap<String, (String, String, String)>> = LazyLock::new(|| {
+    [
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .filter_map(|encoded| prost_types::FileDescriptorSet::decode(encoded).ok())
+    .flat_map(|set| set.file)
+    .flat_map(|file| {
+        let package = file.package().to_owned();
+        file.service.into_iter().flat_map(move |service| {
+            let service_name = format!("{package}.{}", service.name());
+            service.method.into_iter().map(move |method| {
+                let full = format!("{service_name}/{}", method.name());
+                (
+                    format!("/{full}"),
+                    (full, service_name.clone(), method.name().to_owned()),
+                )
+            })
+        })
+    })
+    .collect()
+});
+
+impl RpcName {
+    /// The names in a request path such as `/identity.v1.UserService/GetUser`.
+    fn of(path: &str) -> Self {
+        if let Some((full, service, method)) = SERVED_RPCS.get(path) {
+            return Self {
+                full: Cow::Borrowed(full),
+                service: Cow::Borrowed(service),
+                method: Cow::Borrowed(method),
+            };
+        }
+        // A path no service serves (answered UNIMPLEMENTED): named as asked.
+        let full = path.trim_start_matches('/');
+        let (service, method) = full.split_once('/').unwrap_or((full, ""));
+        Self {
+            full: Cow::Owned(full.to_owned()),
+            service: Cow::Owned(service.to_owned()),
+            method: Cow::Owned(method.to_owned()),
+        }
+    }
+
+    /// `rpc.system`, `rpc.service` and `rpc.method`.
+    fn attributes(&self) -> [KeyValue; 3] {
+        [
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", self.service.clone()),
+            KeyValue::new("rpc.method", self.method.clone()),
+        ]
+    }
+}
 
 /// Applies [`RpcTelemetry`] to every service.
 #[derive(Clone, Copy, Debug, Default)]
@@ -73,15 +151,6 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Splits `/identity.v1.UserService/GetUser` into service and method.
-fn service_and_method(path: &str) -> (String, String) {
-    let trimmed = path.trim_start_matches('/');
-    match trimmed.split_once('/') {
-        Some((service, method)) => (service.to_owned(), method.to_owned()),
-        None => (trimmed.to_owned(), String::new()),
-    }
-}
-
 /// The status of a response whose `grpc-status` is in its headers (errors, trailers-only);
 /// otherwise the status travels in trailers after a successful start: OK.
 fn grpc_status(headers: &http::HeaderMap) -> i64 {
@@ -90,6 +159,22 @@ fn grpc_status(headers: &http::HeaderMap) -> i64 {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok())
         .unwrap_or(0)
+}
+
+/// The OpenTelemetry context of an RPC: its server span, child of the caller's span.
+fn server_context(
+    tracer: &SdkTracer,
+    rpc: &RpcName,
+    headers: &http::HeaderMap,
+) -> opentelemetry::Context {
+    let parent =
+        global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let span = tracer
+        .span_builder(rpc.full.clone())
+        .with_kind(SpanKind::Server)
+        .with_attributes(rpc.attributes())
+        .start_with_context(tracer, &parent);
+    parent.with_span(span)
 }
 
 impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for RpcTelemetry<S>
@@ -106,63 +191,65 @@ where
     }
 
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
-        let (service, method) = service_and_method(request.uri().path());
-        let span = tracing::info_span!(
+        let rpc = RpcName::of(request.uri().path());
+        let otel_context_opt =
+            super::tracer().map(|tracer| server_context(tracer, &rpc, request.headers()));
+        let ids_opt = otel_context_opt
+            .as_ref()
+            .map(|otel_context| otel_context.span().span_context().clone())
+            .filter(opentelemetry::trace::SpanContext::is_valid)
+            .map(|span_context| {
+                (
+                    HexId::of(&span_context.trace_id().to_bytes()),
+                    HexId::of(&span_context.span_id().to_bytes()),
+                )
+            });
+        let log_span = tracing::info_span!(
             "rpc",
-            otel.name = format!("{service}/{method}"),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            rpc.system = "grpc",
-            rpc.service = service.as_str(),
-            rpc.method = method.as_str(),
-            rpc.grpc.status_code = Empty,
-            trace_id = Empty,
-            span_id = Empty,
+            rpc.service = &*rpc.service,
+            rpc.method = &*rpc.method,
+            trace_id = ids_opt.as_ref().map(|(trace_id, _)| trace_id.as_str()),
+            span_id = ids_opt.as_ref().map(|(_, span_id)| span_id.as_str()),
         );
-        let parent = global::get_text_map_propagator(|propagator| {
-            propagator.extract(&HeaderExtractor(request.headers()))
-        });
-        // Fails only when no OpenTelemetry layer is installed (exporting off): nothing to parent.
-        let _ = span.set_parent(parent);
-        let context = span.context();
-        let span_context = context.span().span_context().clone();
-        if span_context.is_valid() {
-            span.record("trace_id", span_context.trace_id().to_string());
-            span.record("span_id", span_context.span_id().to_string());
-        }
         let metrics = &*METRICS;
-        let method_attributes = [
-            KeyValue::new("rpc.system", "grpc"),
-            KeyValue::new("rpc.service", service),
-            KeyValue::new("rpc.method", method),
-        ];
+        let method_attributes = rpc.attributes();
         metrics.in_flight.add(1, &method_attributes);
         let started = Instant::now();
         let response = {
-            let _entered = span.enter();
+            let _entered = log_span.enter();
+            let _attached = otel_context_opt.clone().map(opentelemetry::Context::attach);
             self.inner.call(request)
         };
-        Box::pin(
-            async move {
-                let result = response.await;
-                let code = result
-                    .as_ref()
-                    .map_or(2, |response| grpc_status(response.headers()));
-                let span = tracing::Span::current();
-                span.record("rpc.grpc.status_code", code);
-                if SERVER_ERROR_CODES.contains(&code) {
-                    span.record("otel.status_code", "ERROR");
-                }
-                let mut attributes = method_attributes.to_vec();
-                metrics.in_flight.add(-1, &attributes);
-                attributes.push(KeyValue::new("rpc.grpc.status_code", code));
-                metrics
-                    .duration
-                    .record(started.elapsed().as_secs_f64() * 1000.0, &attributes);
-                result
+        let recorded = async move {
+            let result = response.await;
+            let code = result
+                .as_ref()
+                .map_or(2, |response| grpc_status(response.headers()));
+            let otel_context = opentelemetry::Context::current();
+            let server_span = otel_context.span();
+            server_span.set_attribute(KeyValue::new("rpc.grpc.status_code", code));
+            if SERVER_ERROR_CODES.contains(&code) {
+                server_span.set_status(Status::error(""));
             }
-            .instrument(span),
-        )
+            server_span.end();
+            metrics.in_flight.add(-1, &method_attributes);
+            let [system, service, method] = method_attributes;
+            metrics.duration.record(
+                started.elapsed().as_secs_f64() * 1000.0,
+                &[
+                    system,
+                    service,
+                    method,
+                    KeyValue::new("rpc.grpc.status_code", code),
+                ],
+            );
+            result
+        }
+        .instrument(log_span);
+        match otel_context_opt {
+            Some(otel_context) => Box::pin(recorded.with_context(otel_context)),
+            None => Box::pin(recorded),
+        }
     }
 }
 
@@ -171,14 +258,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_split_into_service_and_method() {
+    fn served_paths_are_named_without_copies_and_others_as_asked() {
+        let served = RpcName::of("/identity.v1.UserService/GetUser");
+        assert!(matches!(served.full, Cow::Borrowed(_)));
+        assert_eq!(served.full, "identity.v1.UserService/GetUser");
+        assert_eq!(served.service, "identity.v1.UserService");
+        assert_eq!(served.method, "GetUser");
+        let health = RpcName::of("/grpc.health.v1.Health/Check");
+        assert!(matches!(
+            health.service,
+            Cow::Borrowed("grpc.health.v1.Health")
+        ));
+        let unknown = RpcName::of("/odd");
         assert_eq!(
-            service_and_method("/identity.v1.UserService/GetUser"),
-            ("identity.v1.UserService".to_owned(), "GetUser".to_owned())
-        );
-        assert_eq!(
-            service_and_method("/odd"),
-            ("odd".to_owned(), String::new())
+            (unknown.full, unknown.service, unknown.method),
+            (Cow::from("odd"), Cow::from("odd"), Cow::from(""))
         );
     }
 
