@@ -5,13 +5,20 @@
 mod common;
 
 use common::{spawn_app, violated_fields};
+use identity_gateway::proto::device_service_client::DeviceServiceClient;
+use identity_gateway::proto::event_service_client::EventServiceClient;
 use identity_gateway::proto::{
-    CreateUserRequest, GetGroupRequest, GetUserRequest, GroupMemberRequest,
-    ListGroupMembersRequest, ListGroupsRequest, ListUsersRequest, UserFilter, UserLifecycleRequest,
-    UserProfile, get_user_request,
+    CreateUserRequest, DeviceFilter, EventFilter, GetGroupRequest, GetUserRequest,
+    GroupMemberRequest, ListDevicesRequest, ListGroupMembersRequest, ListGroupsRequest,
+    ListUsersRequest, SearchEventsRequest, UpdateUserRequest, User, UserFilter,
+    UserLifecycleRequest, UserProfile, get_user_request,
 };
+use prost_types::value::Kind;
+use prost_types::{FieldMask, ListValue, Struct, Timestamp};
 use serde_json::{Value, json};
 use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use tonic_types::StatusExt;
 
 fn hostile_ids() -> Vec<String> {
     vec![
@@ -162,6 +169,8 @@ async fn malformed_search_expressions_are_refused_before_okta() {
         "status eq \"A\" &limit=1",
         "((((((((((((((((((((status pr))))))))))))))))))))",
         "and or",
+        "status eq \"A\u{7f}\"",
+        "eq eq \"A\"",
     ] {
         let users_status = app
             .users
@@ -341,4 +350,196 @@ async fn a_message_over_the_size_limit_is_refused_and_the_server_keeps_serving()
         .list_users(ListUsersRequest::default())
         .await;
     assert!(still_serving.is_ok());
+}
+
+/// A channel to the gateway for the services the harness has no client for.
+fn channel(app: &common::TestApp) -> Channel {
+    Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .connect_lazy()
+}
+
+fn text_value(text: &str) -> prost_types::Value {
+    prost_types::Value {
+        kind: Some(Kind::StringValue(text.to_owned())),
+    }
+}
+
+#[tokio::test]
+async fn repeated_fields_over_their_maximum_are_one_violation_each() {
+    let app = spawn_app().await;
+    let create = app
+        .users
+        .clone()
+        .create_user(CreateUserRequest {
+            profile: Some(UserProfile {
+                login: "a@example.com".to_owned(),
+                email: "a@example.com".to_owned(),
+                first_name: "A".to_owned(),
+                last_name: "B".to_owned(),
+                ..Default::default()
+            }),
+            group_ids: vec![String::new(); 5000],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&create), vec!["group_ids".to_owned()]);
+    let users = app
+        .users
+        .clone()
+        .list_users(ListUsersRequest {
+            filter: Some(UserFilter {
+                statuses: vec![99; 5000],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&users), vec!["filter.statuses".to_owned()]);
+    let devices = DeviceServiceClient::new(channel(&app))
+        .list_devices(ListDevicesRequest {
+            filter: Some(DeviceFilter {
+                statuses: vec![1; 17],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&devices),
+        vec!["filter.statuses".to_owned()]
+    );
+    let events = EventServiceClient::new(channel(&app))
+        .search_events(SearchEventsRequest {
+            filter: Some(EventFilter {
+                event_types: vec!["user.session.start".to_owned(); 33],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&events),
+        vec!["filter.event_types".to_owned()]
+    );
+    for status in [&create, &users, &devices, &events] {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    }
+    assert_eq!(app.sim_requests().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn custom_attributes_are_limited_in_count_kind_and_size() {
+    let app = spawn_app().await;
+    let profile = |fields: Vec<(String, prost_types::Value)>| UserProfile {
+        login: "a@example.com".to_owned(),
+        email: "a@example.com".to_owned(),
+        first_name: "A".to_owned(),
+        last_name: "B".to_owned(),
+        custom_attributes: Some(Struct {
+            fields: fields.into_iter().collect(),
+        }),
+        ..Default::default()
+    };
+    let too_many = (0..101)
+        .map(|index| (format!("attribute{index}"), text_value("x")))
+        .collect();
+    let object = prost_types::Value {
+        kind: Some(Kind::StructValue(Struct::default())),
+    };
+    let long_array = prost_types::Value {
+        kind: Some(Kind::ListValue(ListValue {
+            values: vec![text_value("x"); 101],
+        })),
+    };
+    for (fields, expected) in [
+        (too_many, vec!["profile.custom_attributes"]),
+        (
+            vec![
+                ("badge".to_owned(), object),
+                ("nickNames".to_owned(), long_array),
+                ("note".to_owned(), text_value(&"x".repeat(1025))),
+                ("x".repeat(5000), text_value("x")),
+            ],
+            vec![
+                "profile.custom_attributes",
+                "profile.custom_attributes.badge",
+                "profile.custom_attributes.nickNames",
+                "profile.custom_attributes.note",
+            ],
+        ),
+    ] {
+        let status = app
+            .users
+            .clone()
+            .create_user(CreateUserRequest {
+                profile: Some(profile(fields)),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let mut fields = violated_fields(&status);
+        fields.sort();
+        assert_eq!(fields, expected);
+        assert!(status.message().len() < 2048, "{}", status.message());
+    }
+    assert_eq!(app.sim_requests().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn thousands_of_bad_values_still_get_a_small_readable_invalid_argument() {
+    let app = spawn_app().await;
+    // Each unknown path is a violation quoting it: listed in full they would overflow the
+    // 16 KiB of trailers a tonic client accepts.
+    let paths = (0..120)
+        .map(|index| format!("profile.unknown{index}.{}", "x".repeat(1000)))
+        .collect();
+    let status = app
+        .users
+        .clone()
+        .update_user(UpdateUserRequest {
+            user: Some(User {
+                id: "00uAAAAAAAAAAAAAAAAA".to_owned(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask { paths }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let violations = status.get_details_bad_request().unwrap().field_violations;
+    assert_eq!(violations.len(), 11);
+    assert_eq!(violations[10].field, "request");
+    assert_eq!(violations[10].description, "110 more problems not listed");
+    assert!(violations[0].description.len() < 200, "{violations:?}");
+    assert_eq!(app.sim_requests().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn a_leap_second_timestamp_is_not_a_valid_instant() {
+    let app = spawn_app().await;
+    let status = app
+        .users
+        .clone()
+        .list_users(ListUsersRequest {
+            filter: Some(UserFilter {
+                last_updated_after: Some(Timestamp {
+                    seconds: 1_483_228_799,
+                    nanos: 1_500_000_000,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        vec!["filter.last_updated_after".to_owned()]
+    );
+    assert_eq!(app.sim_requests().await, Vec::<Value>::new());
 }

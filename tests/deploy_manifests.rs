@@ -30,6 +30,9 @@ const NON_SETTING_VARS: &[(&str, &str)] = &[
     ("OTEL_SERVICE_NAME", "the OpenTelemetry SDK"),
 ];
 const TOKEN_FILE_VAR: &str = "IDGW_OKTA__API_TOKEN_FILE";
+const JWKS_FILE_VAR: &str = "IDGW_AUTH__JWT__JWKS_FILE";
+/// A public signing key set, standing in for the cluster's (no private key exists for it).
+const CLUSTER_JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "pVclTSfbalcATelAvXUOXIshcPlQ42HkdFZ6n-aNFLg", "y": "dKgftTksgFR7JIuzrHl-lc6WfTbLN0vvZHCbOJsR3so", "kid": "cluster-key", "use": "sig", "alg": "ES256"}]}"#;
 /// `.ci/run` points this at `deploy/render.py`'s output so both renderings are compared.
 const RENDERED_DIR_VAR: &str = "DEPLOY_RENDERED_DIR";
 
@@ -301,12 +304,23 @@ fn every_variable_and_config_map_key_is_a_real_setting_or_a_known_outside_variab
 fn the_gateway_accepts_each_overlays_configuration_as_a_whole() {
     let token_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(token_file.path(), "test-token\n").unwrap();
+    let jwks_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(jwks_file.path(), CLUSTER_JWKS).unwrap();
     for rendered in Rendered::all() {
         let (_, container) = rendered.gateway();
         let mut environment = rendered.environment(container);
         environment.insert(
             TOKEN_FILE_VAR.to_owned(),
             token_file.path().display().to_string(),
+        );
+        assert!(
+            environment.contains_key(JWKS_FILE_VAR),
+            "{}: callers authenticate with service-account tokens",
+            rendered.name
+        );
+        environment.insert(
+            JWKS_FILE_VAR.to_owned(),
+            jwks_file.path().display().to_string(),
         );
         let settings = load_settings(rendered.name, &environment);
         match settings.validate(false) {

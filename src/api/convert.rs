@@ -16,6 +16,13 @@ const REQUIRED_OKTA_ATTRIBUTES: &[&str] = &["login", "email", "firstName", "last
 const CUSTOM_ATTRIBUTES_PATH: &str = "profile.custom_attributes";
 /// Longest custom attribute name accepted (Okta's variable names are short identifiers).
 const MAX_ATTRIBUTE_NAME_LENGTH: usize = 128;
+/// Most custom attributes one request may set, so one call's work and Okta body stay bounded.
+const MAX_CUSTOM_ATTRIBUTES: usize = 100;
+/// Most values in one array attribute.
+const MAX_ARRAY_VALUES: usize = 100;
+/// Most update-mask paths: every standard field, the whole custom map and each custom
+/// attribute once.
+const MAX_UPDATE_MASK_PATHS: usize = STANDARD_PROFILE_FIELDS.len() + 1 + MAX_CUSTOM_ATTRIBUTES;
 
 macro_rules! standard_profile_fields {
     ($($field:ident => $okta:literal),* $(,)?) => {
@@ -146,11 +153,7 @@ pub fn profile_for_create(
         }
     }
     if let Some(custom) = &profile.custom_attributes {
-        for (name, value) in &custom.fields {
-            if let Some(json) = custom_attribute(name, value, violations) {
-                attributes.insert(name.clone(), json);
-            }
-        }
+        attributes.extend(custom_attributes(custom, violations));
     }
     attributes
 }
@@ -169,13 +172,14 @@ pub fn profile_for_update(
     if paths.is_empty() {
         violations.add("update_mask", "required: name the profile fields to change");
     }
+    if !violations.count("update_mask.paths", paths.len(), MAX_UPDATE_MASK_PATHS) {
+        return attributes;
+    }
     let custom = profile.custom_attributes.as_ref();
     for path in paths {
         if path == CUSTOM_ATTRIBUTES_PATH {
-            for (name, value) in custom.map(|c| c.fields.iter()).into_iter().flatten() {
-                if let Some(json) = custom_attribute(name, value, violations) {
-                    attributes.insert(name.clone(), json);
-                }
+            if let Some(custom) = custom {
+                attributes.extend(custom_attributes(custom, violations));
             }
         } else if let Some(name) = path.strip_prefix("profile.custom_attributes.") {
             let value = custom.and_then(|c| c.fields.get(name));
@@ -217,16 +221,20 @@ pub fn profile_for_update(
     attributes
 }
 
+/// Checks a custom attribute name. A malformed name is reported on the custom map, quoted in
+/// the description, as it is no field path (and may be of any length).
 fn valid_attribute_name(name: &str, violations: &mut Violations) -> bool {
-    let field = format!("{CUSTOM_ATTRIBUTES_PATH}.{name}");
     let well_formed = !name.is_empty()
         && name.len() <= MAX_ATTRIBUTE_NAME_LENGTH
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !well_formed {
         violations.add(
-            &field,
-            "attribute names are ASCII letters, digits and `_`, starting with a letter",
+            CUSTOM_ATTRIBUTES_PATH,
+            format!(
+                "{name:?}: attribute names are at most {MAX_ATTRIBUTE_NAME_LENGTH} ASCII \
+                 letters, digits and `_`, starting with a letter"
+            ),
         );
         return false;
     }
@@ -235,12 +243,31 @@ fn valid_attribute_name(name: &str, violations: &mut Violations) -> bool {
         .any(|(_, okta)| *okta == name)
     {
         violations.add(
-            &field,
+            &format!("{CUSTOM_ATTRIBUTES_PATH}.{name}"),
             "a standard attribute: set it through its own profile field",
         );
         return false;
     }
     true
+}
+
+/// The custom attributes as Okta attributes, at most [`MAX_CUSTOM_ATTRIBUTES`] of them.
+fn custom_attributes(custom: &Struct, violations: &mut Violations) -> Map<String, Value> {
+    if !violations.count(
+        CUSTOM_ATTRIBUTES_PATH,
+        custom.fields.len(),
+        MAX_CUSTOM_ATTRIBUTES,
+    ) {
+        return Map::new();
+    }
+    custom
+        .fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let json = custom_attribute(name, value, violations)?;
+            Some((name.clone(), json))
+        })
+        .collect()
 }
 
 fn custom_attribute(
@@ -251,12 +278,58 @@ fn custom_attribute(
     if !valid_attribute_name(name, violations) {
         return None;
     }
-    match json_from_value(value) {
-        Some(json) => Some(json),
-        None => {
+    attribute_json(
+        &format!("{CUSTOM_ATTRIBUTES_PATH}.{name}"),
+        value,
+        false,
+        violations,
+    )
+}
+
+/// JSON for a custom attribute value (`in_array`: for an item of an array attribute). Okta's
+/// attributes hold a string, number, integer, boolean or an array of those: objects and
+/// nested arrays are violations, as are non-finite numbers (JSON cannot hold them) and strings
+/// that are not acceptable text. Whole numbers become JSON integers (Okta's integer
+/// attributes reject `5.0`).
+fn attribute_json(
+    field: &str,
+    value: &prost_types::Value,
+    in_array: bool,
+    violations: &mut Violations,
+) -> Option<Value> {
+    match &value.kind {
+        Some(Kind::BoolValue(flag)) => Some(Value::Bool(*flag)),
+        Some(Kind::NumberValue(number)) if !number.is_finite() => {
+            violations.add(field, "numbers must be finite");
+            None
+        }
+        Some(Kind::NumberValue(number)) if number.fract() == 0.0 && number.abs() < 9.0e15 => {
+            Some(Value::from(*number as i64))
+        }
+        Some(Kind::NumberValue(number)) => Some(Value::from(*number)),
+        Some(Kind::StringValue(text)) => {
+            violations.text(field, text);
+            Some(Value::String(text.clone()))
+        }
+        _ if in_array => {
+            violations.add(field, "array items are strings, numbers or booleans");
+            None
+        }
+        None | Some(Kind::NullValue(_)) => Some(Value::Null),
+        Some(Kind::ListValue(list)) => {
+            if !violations.count(field, list.values.len(), MAX_ARRAY_VALUES) {
+                return None;
+            }
+            list.values
+                .iter()
+                .map(|item| attribute_json(field, item, true, violations))
+                .collect::<Option<_>>()
+                .map(Value::Array)
+        }
+        Some(Kind::StructValue(_)) => {
             violations.add(
-                &format!("{CUSTOM_ATTRIBUTES_PATH}.{name}"),
-                "numbers must be finite",
+                field,
+                "Okta attributes hold a string, number, boolean or an array of those, not an object",
             );
             None
         }
@@ -279,9 +352,13 @@ pub fn timestamp(time: Option<DateTime<Utc>>) -> Option<Timestamp> {
     })
 }
 
-/// Converts a protobuf timestamp to UTC, if it is a valid instant.
+/// Converts a protobuf timestamp to UTC, if it is a valid instant. Protobuf's `nanos` run from
+/// 0 to 999,999,999; chrono would read more as a leap second, and Okta would get `:60`.
 pub fn datetime(timestamp: &Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
+    let nanos = u32::try_from(timestamp.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)?;
+    DateTime::from_timestamp(timestamp.seconds, nanos)
 }
 
 /// A protobuf struct for a JSON object; `None` when empty.
@@ -305,39 +382,6 @@ fn value_from_json(value: Value) -> prost_types::Value {
         Value::Object(fields) => Kind::StructValue(struct_from_json(fields).unwrap_or_default()),
     };
     prost_types::Value { kind: Some(kind) }
-}
-
-/// JSON for a protobuf value; whole numbers become JSON integers (Okta's integer attributes
-/// reject `5.0`). `None` for non-finite numbers, which JSON cannot hold.
-fn json_from_value(value: &prost_types::Value) -> Option<Value> {
-    Some(match &value.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(flag)) => Value::Bool(*flag),
-        Some(Kind::NumberValue(number)) => {
-            if !number.is_finite() {
-                return None;
-            }
-            if number.fract() == 0.0 && number.abs() < 9.0e15 {
-                Value::from(*number as i64)
-            } else {
-                Value::from(*number)
-            }
-        }
-        Some(Kind::StringValue(text)) => Value::String(text.clone()),
-        Some(Kind::ListValue(list)) => Value::Array(
-            list.values
-                .iter()
-                .map(json_from_value)
-                .collect::<Option<_>>()?,
-        ),
-        Some(Kind::StructValue(object)) => Value::Object(
-            object
-                .fields
-                .iter()
-                .map(|(name, value)| Some((name.clone(), json_from_value(value)?)))
-                .collect::<Option<_>>()?,
-        ),
-    })
 }
 
 #[cfg(test)]
@@ -427,14 +471,104 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_with_nanos_outside_protobufs_range_are_not_instants() {
+        let leap = Timestamp {
+            seconds: 52_748_275_379,
+            nanos: 1_000_000_000,
+        };
+        assert_eq!(datetime(&leap), None);
+        assert_eq!(datetime(&Timestamp { nanos: -1, ..leap }), None);
+        let last_nano = Timestamp {
+            nanos: 999_999_999,
+            ..leap
+        };
+        assert_eq!(timestamp(datetime(&last_nano)), Some(last_nano));
+    }
+
+    fn attribute(kind: Kind) -> (Option<Value>, Result<(), tonic::Status>) {
+        let mut violations = Violations::default();
+        let value = prost_types::Value { kind: Some(kind) };
+        let json = custom_attribute("badge", &value, &mut violations);
+        (json, violations.finish())
+    }
+
+    #[test]
     fn whole_numbers_stay_integers_and_non_finite_numbers_are_refused() {
-        let five = prost_types::Value {
-            kind: Some(Kind::NumberValue(5.0)),
+        assert_eq!(attribute(Kind::NumberValue(5.0)).0, Some(Value::from(5)));
+        assert_eq!(attribute(Kind::NumberValue(5.5)).0, Some(Value::from(5.5)));
+        let (json, status) = attribute(Kind::NumberValue(f64::NAN));
+        assert_eq!(json, None);
+        assert!(status.unwrap_err().message().contains("finite"));
+    }
+
+    #[test]
+    fn custom_attributes_hold_scalars_or_arrays_of_scalars_within_limits() {
+        let list =
+            |values: Vec<prost_types::Value>| Kind::ListValue(prost_types::ListValue { values });
+        assert_eq!(
+            attribute(list(vec![string_value("a"), string_value("b")])).0,
+            Some(serde_json::json!(["a", "b"]))
+        );
+        assert_eq!(attribute(Kind::NullValue(0)).0, Some(Value::Null));
+        for refused in [
+            Kind::StructValue(Struct::default()),
+            list(vec![prost_types::Value {
+                kind: Some(list(vec![])),
+            }]),
+            list(vec![prost_types::Value {
+                kind: Some(Kind::NullValue(0)),
+            }]),
+            list(vec![string_value("x"); MAX_ARRAY_VALUES + 1]),
+            Kind::StringValue("x".repeat(1025)),
+            Kind::StringValue("line\nbreak".to_owned()),
+        ] {
+            let message = attribute(refused).1.unwrap_err().message().to_owned();
+            assert!(
+                message.contains("profile.custom_attributes.badge"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_custom_attributes_or_mask_paths_are_one_violation_each() {
+        let fields = (0..=MAX_CUSTOM_ATTRIBUTES)
+            .map(|index| (format!("a{index}"), string_value("x")))
+            .collect();
+        let profile = UserProfile {
+            custom_attributes: Some(Struct { fields }),
+            ..Default::default()
         };
-        assert_eq!(json_from_value(&five), Some(Value::from(5)));
-        let nan = prost_types::Value {
-            kind: Some(Kind::NumberValue(f64::NAN)),
+        let mut violations = Violations::default();
+        let attributes = profile_for_create(&profile, &mut violations);
+        assert!(!attributes.keys().any(|name| name.starts_with('a')));
+        let message = violations.finish().unwrap_err().message().to_owned();
+        assert!(
+            message.contains("profile.custom_attributes: at most 100"),
+            "{message}"
+        );
+
+        let mask = FieldMask {
+            paths: vec!["profile.title".to_owned(); MAX_UPDATE_MASK_PATHS + 1],
         };
-        assert_eq!(json_from_value(&nan), None);
+        let mut violations = Violations::default();
+        assert!(profile_for_update(&profile, Some(&mask), &mut violations).is_empty());
+        let message = violations.finish().unwrap_err().message().to_owned();
+        let expected = format!("update_mask.paths: at most {MAX_UPDATE_MASK_PATHS} values");
+        assert!(message.contains(&expected), "{message}");
+    }
+
+    #[test]
+    fn malformed_attribute_names_are_quoted_on_the_custom_map() {
+        let mut violations = Violations::default();
+        assert!(!valid_attribute_name(&"n".repeat(5000), &mut violations));
+        assert!(!valid_attribute_name("a/b", &mut violations));
+        let status = violations.finish().unwrap_err();
+        assert!(
+            status.message().contains(r#""a/b""#),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().len() < 1000, "{}", status.message());
     }
 }

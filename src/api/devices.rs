@@ -10,7 +10,7 @@ use super::status::{OktaCall, failed_precondition, mapped};
 use super::validate::{Violations, checked, parse_ids};
 use crate::okta::{
     DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
-    OktaDeviceUser, OktaId, OktaUserDevice, Operator, PageRequest,
+    OktaDeviceUser, OktaId, OktaUserDevice, PageRequest,
 };
 use crate::proto::device_service_server::DeviceService;
 use crate::proto::{
@@ -208,19 +208,11 @@ fn device_filter_expression(
     filter: &DeviceFilter,
     violations: &mut Violations,
 ) -> Option<Expression> {
-    let statuses: Vec<Expression> = filter
-        .statuses
-        .iter()
-        .filter_map(|status| {
-            let name = DeviceStatus::try_from(*status)
-                .ok()
-                .and_then(okta_device_status);
-            if name.is_none() {
-                violations.add("filter.statuses", "unknown or unspecified status");
-            }
-            name.map(|name| Expression::compare("status", Operator::Eq, name))
-        })
-        .collect();
+    let statuses = violations.status_filter("filter.statuses", &filter.statuses, |status| {
+        DeviceStatus::try_from(status)
+            .ok()
+            .and_then(okta_device_status)
+    });
     Expression::any_of(statuses)
 }
 

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tonic_types::FieldViolation;
 
@@ -94,13 +95,28 @@ pub fn decode_position(
     }
     let until_millis = match until {
         "-" => None,
-        millis => Some(millis.parse().map_err(|_| malformed())?),
+        millis => Some(
+            parse_instant(millis)
+                .ok_or_else(malformed)?
+                .timestamp_millis(),
+        ),
     };
     let cursor = Cursor::parse(cursor).map_err(|_| malformed())?;
     Ok(Some(PagePosition {
         cursor,
         until_millis,
     }))
+}
+
+/// An instant written as Unix milliseconds the way the gateway writes them into tokens and
+/// cursors: canonical decimal, within chrono's range. Any other spelling (`+5`, `007`, `-0`)
+/// was not issued by the gateway, so only tokens it issued decode.
+pub(crate) fn parse_instant(millis: &str) -> Option<DateTime<Utc>> {
+    let value: i64 = millis.parse().ok()?;
+    if value.to_string() != millis {
+        return None;
+    }
+    DateTime::from_timestamp_millis(value)
 }
 
 #[cfg(test)]
@@ -151,5 +167,23 @@ mod tests {
             }
         );
         assert_eq!(decode_position("", &fingerprint).unwrap(), None);
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_of_a_valid_window_end_decodes() {
+        let fingerprint = query_fingerprint(&[]);
+        let token = |until: &str| URL_SAFE_NO_PAD.encode(format!("v1.{fingerprint}.{until}.-"));
+        assert!(decode_position(&token("0"), &fingerprint).is_ok());
+        // Found by fuzzing: `-0` decoded as 0, a token the gateway never issues.
+        for until in ["-0", "+5", "007", "", "9223372036854775807"] {
+            assert!(
+                decode_position(&token(until), &fingerprint).is_err(),
+                "{until}"
+            );
+        }
+        assert_eq!(
+            parse_instant("-1").map(|time| time.timestamp_millis()),
+            Some(-1)
+        );
     }
 }

@@ -84,18 +84,17 @@ impl UserService for UsersApi {
         let mut violations = Violations::default();
         let profile = request.profile.unwrap_or_default();
         let attributes = convert::profile_for_create(&profile, &mut violations);
-        if request.group_ids.len() > MAX_CREATE_GROUP_IDS {
-            violations.add(
-                "group_ids",
-                format!("at most {MAX_CREATE_GROUP_IDS} groups"),
-            );
-        }
-        let group_ids: Vec<OktaId> = request
-            .group_ids
-            .iter()
-            .enumerate()
-            .filter_map(|(index, id)| violations.id(&format!("group_ids[{index}]"), id))
-            .collect();
+        let group_ids: Vec<OktaId> =
+            if violations.count("group_ids", request.group_ids.len(), MAX_CREATE_GROUP_IDS) {
+                request
+                    .group_ids
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, id)| violations.id(&format!("group_ids[{index}]"), id))
+                    .collect()
+            } else {
+                Vec::new()
+            };
         if request.password.len() > MAX_TEXT_LENGTH {
             violations.add("password", format!("longer than {MAX_TEXT_LENGTH} bytes"));
         }
@@ -473,19 +472,9 @@ impl UsersApi {
 /// Builds Okta's `filter` from the structured filter; `None` when it filters nothing.
 fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> Option<Expression> {
     let mut clauses = Vec::new();
-    let statuses: Vec<Expression> = filter
-        .statuses
-        .iter()
-        .filter_map(|status| {
-            let name = UserStatus::try_from(*status)
-                .ok()
-                .and_then(okta_user_status);
-            if name.is_none() {
-                violations.add("filter.statuses", "unknown or unspecified status");
-            }
-            name.map(|name| Expression::compare("status", Operator::Eq, name))
-        })
-        .collect();
+    let statuses = violations.status_filter("filter.statuses", &filter.statuses, |status| {
+        UserStatus::try_from(status).ok().and_then(okta_user_status)
+    });
     clauses.extend(Expression::any_of(statuses));
     for (field, attribute, value) in [
         ("filter.login", "profile.login", &filter.login),

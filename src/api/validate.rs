@@ -7,18 +7,31 @@ use tonic_types::FieldViolation;
 use super::page_token::{self, PagePosition};
 use super::status::invalid_argument;
 use crate::authz::scope::{Target, check_targets};
-use crate::okta::{Cursor, Expression, OktaId};
+use crate::okta::{Cursor, Expression, OktaId, Operator};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
 pub const MAX_TEXT_LENGTH: usize = 1024;
 /// Longest search expression accepted.
 pub const MAX_EXPRESSION_LENGTH: usize = 2048;
+/// Most values accepted in a repeated status filter: more than any status enum has values, so
+/// naming each status once always fits.
+const MAX_STATUS_FILTERS: usize = 16;
+/// Most violations one status lists. The status travels in HTTP/2 trailers, which clients cap
+/// (hyper, under tonic, at 16 KiB); a request with thousands of bad values must still get a
+/// readable INVALID_ARGUMENT, not a broken stream.
+const MAX_REPORTED_VIOLATIONS: usize = 10;
+/// Longest violation description, in bytes; longer ones (quoting caller input) are cut.
+const MAX_DESCRIPTION_LENGTH: usize = 160;
 
 /// Collects field violations; turns into one INVALID_ARGUMENT status. It also collects the
 /// call's targets (valid ids and logins), which [`Violations::finish`] checks against a
 /// group-scoped caller's scope: every handler validates through here, so none can skip it.
 #[derive(Default)]
-pub struct Violations(Vec<FieldViolation>, Vec<(TargetKind, String)>);
+pub struct Violations {
+    reported: Vec<FieldViolation>,
+    unreported: usize,
+    targets: Vec<(TargetKind, String)>,
+}
 
 /// What kind of object a target field names.
 #[derive(Clone, Copy)]
@@ -44,9 +57,24 @@ impl TargetKind {
 }
 
 impl Violations {
-    /// Records a bad field.
+    /// Records a bad field. Beyond [`MAX_REPORTED_VIOLATIONS`] only the count is kept.
     pub fn add(&mut self, field: &str, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        if self.reported.len() < MAX_REPORTED_VIOLATIONS {
+            let description = shortened(description.into(), MAX_DESCRIPTION_LENGTH);
+            self.reported.push(FieldViolation::new(field, description));
+        } else {
+            self.unreported += 1;
+        }
+    }
+
+    /// Checks the number of values of a repeated field; `false` (and a violation) when there
+    /// are more than `max`, so the caller skips checking each one.
+    pub fn count(&mut self, field: &str, count: usize, max: usize) -> bool {
+        let acceptable = count <= max;
+        if !acceptable {
+            self.add(field, format!("at most {max} values, got {count}"));
+        }
+        acceptable
     }
 
     /// Parses a required Okta id, recording a violation when it is not one. A valid id is also
@@ -55,7 +83,7 @@ impl Violations {
         match OktaId::parse(value) {
             Ok(id) => {
                 super::audit::note_target(field, id.as_str());
-                self.1
+                self.targets
                     .push((TargetKind::of_field(field), id.as_str().to_owned()));
                 Some(id)
             }
@@ -78,7 +106,7 @@ impl Violations {
     /// Checks a required login that names the call's target user.
     pub fn login(&mut self, field: &str, value: &str) {
         self.required_text(field, value);
-        self.1.push((TargetKind::Login, value.to_owned()));
+        self.targets.push((TargetKind::Login, value.to_owned()));
     }
 
     /// Checks a non-empty free-text value.
@@ -120,6 +148,30 @@ impl Violations {
         }
     }
 
+    /// Turns a repeated status filter into `status eq "…"` comparisons: at most
+    /// [`MAX_STATUS_FILTERS`] values, each one that `okta_status` names (unknown and
+    /// unspecified values are violations).
+    pub fn status_filter(
+        &mut self,
+        field: &str,
+        statuses: &[i32],
+        okta_status: impl Fn(i32) -> Option<&'static str>,
+    ) -> Vec<Expression> {
+        if !self.count(field, statuses.len(), MAX_STATUS_FILTERS) {
+            return Vec::new();
+        }
+        statuses
+            .iter()
+            .filter_map(|status| {
+                let name = okta_status(*status);
+                if name.is_none() {
+                    self.add(field, "unknown or unspecified status");
+                }
+                name.map(|name| Expression::compare("status", Operator::Eq, name))
+            })
+            .collect()
+    }
+
     /// Decodes a page token bound to `fingerprint`, recording a violation when it is malformed
     /// or belongs to another query; `None` for the first page.
     pub fn page_position(&mut self, token: &str, fingerprint: &str) -> Option<PagePosition> {
@@ -135,14 +187,21 @@ impl Violations {
             .map(|position| position.cursor)
     }
 
-    /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every field. A valid request
-    /// of a group-scoped caller is then checked against its scope (PERMISSION_DENIED outside).
-    pub fn finish(self) -> Result<(), Status> {
-        if !self.0.is_empty() {
-            return Err(invalid_argument(self.0));
+    /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every reported field and
+    /// counting the rest. A valid request of a group-scoped caller is then checked against its
+    /// scope (PERMISSION_DENIED outside).
+    pub fn finish(mut self) -> Result<(), Status> {
+        if !self.reported.is_empty() {
+            if self.unreported > 0 {
+                self.reported.push(FieldViolation::new(
+                    "request",
+                    format!("{} more problems not listed", self.unreported),
+                ));
+            }
+            return Err(invalid_argument(self.reported));
         }
         let targets: Vec<Target<'_>> = self
-            .1
+            .targets
             .iter()
             .map(|(kind, value)| match kind {
                 TargetKind::Group => Target::Group(value),
@@ -153,6 +212,19 @@ impl Violations {
             .collect();
         check_targets(&targets)
     }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
+fn shortened(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// Unwraps values that [`Violations::finish`] has vouched for.
@@ -169,4 +241,48 @@ pub fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
         .collect();
     violations.finish()?;
     ids.into_iter().map(checked).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::StatusExt;
+
+    #[test]
+    fn many_violations_are_counted_not_listed_and_long_ones_are_cut() {
+        let mut violations = Violations::default();
+        for index in 0..25 {
+            violations.add(&format!("field{index}"), "é".repeat(200));
+        }
+        let status = violations.finish().unwrap_err();
+        let listed = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(listed.len(), MAX_REPORTED_VIOLATIONS + 1);
+        assert_eq!(listed[0].description, format!("{}…", "é".repeat(80)));
+        assert_eq!(listed[MAX_REPORTED_VIOLATIONS].field, "request");
+        assert_eq!(
+            listed[MAX_REPORTED_VIOLATIONS].description,
+            "15 more problems not listed"
+        );
+    }
+
+    #[test]
+    fn shortened_cuts_on_a_character_boundary() {
+        assert_eq!(shortened("abc".to_owned(), 3), "abc");
+        assert_eq!(shortened("abcd".to_owned(), 3), "abc…");
+        assert_eq!(shortened("aé".to_owned(), 2), "a…");
+    }
+
+    #[test]
+    fn counts_over_the_maximum_are_one_violation() {
+        let mut violations = Violations::default();
+        assert!(violations.count("statuses", 16, MAX_STATUS_FILTERS));
+        assert!(violations.finish().is_ok());
+        let mut violations = Violations::default();
+        assert!(!violations.count("statuses", 17, MAX_STATUS_FILTERS));
+        let message = violations.finish().unwrap_err().message().to_owned();
+        assert_eq!(
+            message,
+            "invalid request: statuses: at most 16 values, got 17"
+        );
+    }
 }

@@ -71,8 +71,11 @@ impl Expression {
     /// `attribute op "value"`, with `value` escaped as a JSON string (`"`, `\` and control
     /// characters), which is how Okta reads string literals.
     pub fn compare(attribute: &'static str, operator: Operator, value: &str) -> Self {
-        let literal = serde_json::Value::from(value).to_string();
-        Self(format!("{attribute} {} {literal}", operator.as_str()))
+        Self(format!(
+            "{attribute} {} {}",
+            operator.as_str(),
+            string_literal(value)
+        ))
     }
 
     /// `attribute pr`: the attribute has a value.
@@ -151,6 +154,22 @@ impl fmt::Display for Expression {
     }
 }
 
+/// `value` as a JSON string literal. JSON requires escaping only C0 controls; DEL and the C1
+/// controls are escaped too (`\u007f`), so no control character reaches Okta, a URL or a log
+/// raw.
+fn string_literal(value: &str) -> String {
+    let json = serde_json::Value::from(value).to_string();
+    let mut literal = String::with_capacity(json.len());
+    for character in json.chars() {
+        if character.is_control() {
+            literal.push_str(&format!("\\u{:04x}", u32::from(character)));
+        } else {
+            literal.push(character);
+        }
+    }
+    literal
+}
+
 fn error_at(position: usize, reason: impl Into<String>) -> ExpressionError {
     ExpressionError {
         position,
@@ -219,6 +238,13 @@ fn tokenize(raw: &str) -> Result<Vec<Token<'_>>, ExpressionError> {
                 serde_json::from_str::<String>(literal).map_err(|error| {
                     error_at(start, format!("invalid string literal ({error})"))
                 })?;
+                // JSON lets DEL and the C1 controls stand raw in a string; they stay escaped.
+                if let Some((offset, _)) = literal.char_indices().find(|(_, c)| c.is_control()) {
+                    return Err(error_at(
+                        start + offset,
+                        "raw control character in a string literal; escape it as \\u00XX",
+                    ));
+                }
                 TokenKind::String
             }
             b'-' | b'0'..=b'9' => {
@@ -431,8 +457,13 @@ fn describe(kind: TokenKind, text: &str) -> String {
     .describe()
 }
 
+/// Words that are never an attribute name: the logical operators and, as Okta's grammar reads
+/// an operator where an attribute is expected as an error, the comparison operators.
 fn is_keyword(word: &str) -> bool {
-    word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or")
+    ["and", "or", "pr"]
+        .iter()
+        .chain(&COMPARISON_OPERATORS)
+        .any(|keyword| word.eq_ignore_ascii_case(keyword))
 }
 
 /// `^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$`
@@ -467,6 +498,10 @@ mod tests {
             expression.as_str(),
             "profile.login sw \"a\\\\b\\nc\\u0001é😀\""
         );
+        // DEL and C1 controls, which JSON would allow raw, are escaped too.
+        let expression = Expression::compare("id", Operator::Eq, "a\u{7f}b\u{85}c\u{9f}");
+        assert_eq!(expression.as_str(), r#"id eq "a\u007fb\u0085c\u009f""#);
+        assert_eq!(Expression::parse(expression.as_str()).unwrap(), expression);
         for value in ["\"", "\\", "\n", "ünï", "x\" or id pr or id eq \""] {
             let expression = Expression::compare("id", Operator::Eq, value);
             assert_eq!(
@@ -567,6 +602,11 @@ mod tests {
         );
         assert_eq!(rejected(r#"profile._x eq "A""#).position, 0);
         assert_eq!(rejected(r#"and eq "A""#).position, 0);
+        assert_eq!(
+            rejected("eq pr"),
+            error_at(0, "expected an attribute name or '(', found 'eq'")
+        );
+        assert_eq!(rejected(r#"(PR eq "A")"#).position, 1);
         assert!(
             rejected(r#"id eq "a\qb""#)
                 .reason
@@ -577,6 +617,14 @@ mod tests {
                 .reason
                 .starts_with("invalid string literal")
         );
+        assert_eq!(
+            rejected("id eq \"a\u{7f}\""),
+            error_at(
+                8,
+                "raw control character in a string literal; escape it as \\u00XX"
+            )
+        );
+        assert_eq!(rejected("id eq \"\u{85}\"").position, 7);
         assert_eq!(rejected(r#"id eq 1.2.3"#).reason, "invalid number '1.2.3'");
         assert_eq!(rejected(r#"id eq "é" or é eq "x""#).position, 14);
         assert_eq!(rejected("id pr; drop").position, 5);

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use tonic_types::FieldViolation;
 
+use crate::api::page_token::parse_instant;
 use crate::okta::Cursor;
 
 const CURSOR_VERSION: &str = "w1";
@@ -79,8 +80,7 @@ pub fn decode(value: &str, filter_fingerprint: &str) -> Result<ResumePoint, Fiel
     let position = if let Some(cursor) = position.strip_prefix('a') {
         Position::After(Cursor::parse(cursor).map_err(|_| malformed())?)
     } else if let Some(millis) = position.strip_prefix('s') {
-        let millis: i64 = millis.parse().map_err(|_| malformed())?;
-        Position::Since(DateTime::from_timestamp_millis(millis).ok_or_else(malformed)?)
+        Position::Since(parse_instant(millis).ok_or_else(malformed)?)
     } else {
         return Err(malformed());
     };
@@ -126,6 +126,9 @@ mod tests {
             "dzEuYWJjMTIz",
             &URL_SAFE_NO_PAD.encode("w1.abc123.bad uuid.s1"),
             &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.a../x"),
+            &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.s-0"),
+            &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.s+1"),
+            &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.s9223372036854775807"),
         ] {
             assert!(decode(value, "abc123").is_err(), "{value}");
         }

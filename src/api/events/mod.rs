@@ -118,7 +118,7 @@ impl EventService for EventsApi {
                 )
             }
             Some(list_logon_events_request::Subject::UserLogin(login)) => {
-                query::subject_text("user_login", login, &mut violations);
+                violations.required_text("user_login", login);
                 (
                     "user_login",
                     login.as_str(),

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::api::convert::datetime;
-use crate::api::validate::{MAX_TEXT_LENGTH, Violations};
+use crate::api::validate::Violations;
 use crate::okta::{Expression, Operator};
 use crate::proto::{EventFilter, EventOutcome, EventSeverity};
 
@@ -19,6 +19,8 @@ const MAX_KEYWORDS: usize = 10;
 const MAX_KEYWORD_LENGTH: usize = 40;
 /// Longest event type name accepted.
 const MAX_EVENT_TYPE_LENGTH: usize = 128;
+/// Most event types in one filter, so the filter Okta receives stays bounded.
+const MAX_EVENT_TYPES: usize = 32;
 
 /// Builds the filter for the structured conditions; `None` when nothing is set.
 /// `field` prefixes the violation field names (`filter`).
@@ -28,8 +30,16 @@ pub fn event_filter_expression(
     violations: &mut Violations,
 ) -> Option<Expression> {
     let mut clauses = Vec::new();
-    let event_types: Vec<Expression> = filter
-        .event_types
+    let event_types_to_check: &[_] = if violations.count(
+        &format!("{field}.event_types"),
+        filter.event_types.len(),
+        MAX_EVENT_TYPES,
+    ) {
+        &filter.event_types
+    } else {
+        &[]
+    };
+    let event_types: Vec<Expression> = event_types_to_check
         .iter()
         .filter(|event_type| {
             valid_event_type(&format!("{field}.event_types"), event_type, violations)
@@ -167,14 +177,6 @@ pub fn window(
         violations.add("since", "must be before `until`");
     }
     (since_time, until_time)
-}
-
-/// Rejects a login or id that is empty or not plain text.
-pub fn subject_text(field: &str, value: &str, violations: &mut Violations) {
-    violations.required_text(field, value);
-    if value.len() > MAX_TEXT_LENGTH {
-        violations.add(field, "too long");
-    }
 }
 
 #[cfg(test)]
