@@ -163,7 +163,12 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = with_share(share, response).await?;
-            // A stream's slot is held until its body ends, a unary call's until now.
+            if !stream {
+                // A unary call is done once its answer is ready: its slot is free now.
+                drop(slot);
+                return Ok(response);
+            }
+            // A stream's slot is held until its body ends.
             Ok(response.map(|body| tonic::body::Body::new(HoldingSlot { body, _slot: slot })))
         })
     }

@@ -113,27 +113,23 @@ pub fn okta_error_status(error: &OktaError, call: OktaCall) -> Status {
             call,
             metadata,
         ),
-        OktaError::RateLimited { retry_after, .. } => {
-            let mut details = error_info(reason::RATE_LIMITED, metadata);
-            details.set_retry_info(Some(retry_after.unwrap_or(Duration::from_secs(1))));
-            Status::with_error_details(
-                Code::ResourceExhausted,
-                "Okta's rate limit for this operation is spent; retry after the delay in RetryInfo",
-                details,
-            )
-        }
+        OktaError::RateLimited { retry_after, .. } => retry_later(
+            "Okta's rate limit for this operation is spent; retry after the delay in RetryInfo",
+            reason::RATE_LIMITED,
+            metadata,
+            retry_after.unwrap_or(Duration::from_secs(1)),
+        ),
         OktaError::CallerShareSpent {
             retry_after,
             bucket,
         } => {
             metadata.insert("okta_bucket".to_owned(), bucket.clone());
-            let mut details = error_info(reason::CALLER_SHARE_SPENT, metadata);
-            details.set_retry_info(Some(*retry_after));
-            Status::with_error_details(
-                Code::ResourceExhausted,
+            retry_later(
                 "this caller has spent its share of Okta's rate limit for this operation; \
                  other callers are still served; retry after the delay in RetryInfo",
-                details,
+                reason::CALLER_SHARE_SPENT,
+                metadata,
+                *retry_after,
             )
         }
         OktaError::Unavailable { status, .. } => with_info(
@@ -394,6 +390,19 @@ fn with_info(
     Status::with_error_details(code, message, error_info(reason, metadata))
 }
 
+/// RESOURCE_EXHAUSTED with ErrorInfo and the RetryInfo telling when to try again: every
+/// "not now" answer, whoever decided it (Okta, the gateway, the caller's share).
+fn retry_later(
+    message: impl Into<String>,
+    reason: &str,
+    metadata: HashMap<String, String>,
+    retry_after: Duration,
+) -> Status {
+    let mut details = error_info(reason, metadata);
+    details.set_retry_info(Some(retry_after));
+    Status::with_error_details(Code::ResourceExhausted, message, details)
+}
+
 /// Adapts [`okta_error_status`] for `map_err`.
 pub fn mapped(call: OktaCall) -> impl Fn(OktaError) -> Status {
     move |error| okta_error_status(&error, call)
@@ -417,12 +426,11 @@ pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
 
 /// RESOURCE_EXHAUSTED when the gateway sheds load, with when to retry.
 pub fn overloaded(retry_after: Duration) -> Status {
-    let mut details = error_info(reason::OVERLOADED, HashMap::new());
-    details.set_retry_info(Some(retry_after));
-    Status::with_error_details(
-        Code::ResourceExhausted,
+    retry_later(
         "the gateway is serving as many calls as it may; retry after the delay in RetryInfo",
-        details,
+        reason::OVERLOADED,
+        HashMap::new(),
+        retry_after,
     )
 }
 
@@ -457,14 +465,13 @@ pub fn failed_precondition(subject: &str, description: &str) -> Status {
 /// RPCs in flight or open streams), with when to retry; other callers are unaffected.
 pub fn caller_over_share(what: &str, limit: u32, retry_after: Duration) -> Status {
     let metadata = HashMap::from([("limit".to_owned(), limit.to_string())]);
-    let mut details = error_info(reason::CALLER_OVER_SHARE, metadata);
-    details.set_retry_info(Some(retry_after));
-    Status::with_error_details(
-        Code::ResourceExhausted,
+    retry_later(
         format!(
             "this caller already has {limit} {what}, its share; retry after the delay in RetryInfo"
         ),
-        details,
+        reason::CALLER_OVER_SHARE,
+        metadata,
+        retry_after,
     )
 }
 
