@@ -514,3 +514,25 @@ async fn a_caller_may_hold_only_its_share_of_open_streams() {
     };
     drop(second);
 }
+
+#[tokio::test]
+async fn health_and_reflection_need_credentials_when_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_with(|settings| {
+        with_api_keys(settings, &dir);
+        settings.auth.protect_health_and_reflection = true;
+    })
+    .await;
+    let check = || tonic_health::pb::HealthCheckRequest {
+        service: "identity.v1.UserService".to_owned(),
+    };
+    let refused = app.health.check(check()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let health = app
+        .health
+        .check(keyed(check(), BILLING_KEY))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, 1, "SERVING with credentials");
+}
