@@ -227,6 +227,12 @@ impl CacheSettings {
 pub struct TelemetrySettings {
     /// OTLP/gRPC collector, for example `http://otel-collector:4317` (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
+    /// Metadata sent with every export, `key=value,key=value` with percent-encoded values, often
+    /// the collector's credentials (`OTEL_EXPORTER_OTLP_HEADERS`).
+    pub otlp_headers: Option<SecretString>,
+    /// How long one export (of a span batch or of metrics) may take, retries included
+    /// (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub otlp_timeout_ms: u64,
     /// `service.name` of every span and metric (`OTEL_SERVICE_NAME`).
     pub service_name: String,
     /// Extra resource attributes, `key=value,key=value` (`OTEL_RESOURCE_ATTRIBUTES`).
@@ -254,6 +260,8 @@ impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
             otlp_endpoint: None,
+            otlp_headers: None,
+            otlp_timeout_ms: 10_000,
             service_name: env!("CARGO_PKG_NAME").to_owned(),
             resource_attributes: String::new(),
             traces_sampler: "parentbased_always_on".to_owned(),
@@ -507,6 +515,11 @@ impl Settings {
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "IDGW_TELEMETRY__OTLP_ENDPOINT",
             ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "IDGW_TELEMETRY__OTLP_HEADERS"),
+            (
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "IDGW_TELEMETRY__OTLP_TIMEOUT_MS",
+            ),
             ("OTEL_SERVICE_NAME", "IDGW_TELEMETRY__SERVICE_NAME"),
             (
                 "OTEL_RESOURCE_ATTRIBUTES",
@@ -574,6 +587,14 @@ impl Settings {
                     "`telemetry.otlp_endpoint` is not a URL: `{endpoint}`"
                 ));
             }
+        }
+        if let Some(headers) = &telemetry.otlp_headers {
+            if let Err(problem) = crate::telemetry::otlp_headers(headers.expose_secret()) {
+                problems.push(format!("`telemetry.otlp_headers`: {problem}"));
+            }
+        }
+        if telemetry.otlp_timeout_ms == 0 {
+            problems.push("`telemetry.otlp_timeout_ms` must be greater than zero".to_owned());
         }
         if telemetry.metrics_interval_ms == 0 {
             problems.push("`telemetry.metrics_interval_ms` must be greater than zero".to_owned());
@@ -947,6 +968,41 @@ mod tests {
         .unwrap();
         assert!(on.validate(true).is_ok());
         assert_eq!(on.cache.group_discovery_ttl(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_standard_otlp_export_variables_are_read_and_checked_without_echoing_headers() {
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("IDGW_AUTH__INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.telemetry.otlp_timeout_ms, 2500);
+        assert!(settings.validate(true).is_ok());
+        assert!(!format!("{settings:?}").contains("header-canary"));
+        let bad = Settings::load(
+            None,
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary%0A"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+            ]),
+        )
+        .unwrap();
+        let problems = bad.validate(true).unwrap_err().join("\n");
+        assert!(
+            problems.contains("`telemetry.otlp_headers`: the value of `x-api-key`"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("`telemetry.otlp_timeout_ms`"),
+            "{problems}"
+        );
+        assert!(!problems.contains("header-canary"), "{problems}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{LogBuffer, SIM_TOKEN, spawn_gateway_for, start_simulator};
@@ -31,11 +32,30 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-/// What the collector received.
+/// The collector's credential, as configured (percent-encoded) and as sent.
+const COLLECTOR_KEY_SETTING: &str = "x-collector-key=collector%20canary";
+const COLLECTOR_KEY: &str = "collector canary";
+
+/// What the collector received, and the `x-collector-key` of each export.
 #[derive(Clone, Default)]
 struct Collected {
     traces: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
     metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+    keys: Arc<Mutex<Vec<String>>>,
+    /// Trace exports still to refuse with UNAVAILABLE (a collector starting up).
+    refusals: Arc<AtomicUsize>,
+    trace_attempts: Arc<AtomicUsize>,
+}
+
+impl Collected {
+    fn record_key<T>(&self, request: &Request<T>) {
+        let key = request
+            .metadata()
+            .get("x-collector-key")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("none");
+        self.keys.lock().unwrap().push(key.to_owned());
+    }
 }
 
 #[tonic::async_trait]
@@ -44,6 +64,17 @@ impl TraceService for Collected {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.trace_attempts.fetch_add(1, Ordering::SeqCst);
+        self.record_key(&request);
+        let refuse = self
+            .refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if refuse {
+            return Err(Status::unavailable("starting up"));
+        }
         self.traces.lock().unwrap().push(request.into_inner());
         Ok(Response::new(ExportTraceServiceResponse::default()))
     }
@@ -55,6 +86,7 @@ impl MetricsService for Collected {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.record_key(&request);
         self.metrics.lock().unwrap().push(request.into_inner());
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
@@ -82,8 +114,9 @@ fn hex(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
-    // An in-process OTLP collector.
+    // An in-process OTLP collector, which refuses the first span export.
     let collected = Collected::default();
+    collected.refusals.store(1, Ordering::SeqCst);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let collector_address: SocketAddr = listener.local_addr().unwrap();
     let server = tonic::transport::Server::builder()
@@ -97,6 +130,7 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
     settings.telemetry.otlp_endpoint = Some(format!("http://{collector_address}"));
     settings.telemetry.metrics_interval_ms = 200;
     settings.telemetry.resource_attributes = "deployment.environment=test".to_owned();
+    settings.telemetry.otlp_headers = Some(COLLECTOR_KEY_SETTING.to_owned().into());
     settings.log.filter = "info".to_owned();
     let guard = init_telemetry(&settings, logs.clone()).unwrap();
 
@@ -152,6 +186,17 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
     tokio::task::spawn_blocking(move || guard.shutdown())
         .await
         .unwrap();
+
+    // Every export carried the collector's credential; the refused span export was sent again.
+    let keys = collected.keys.lock().unwrap().clone();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|key| key == COLLECTOR_KEY),
+        "{keys:?}"
+    );
+    assert!(
+        collected.trace_attempts.load(Ordering::SeqCst) > collected.traces.lock().unwrap().len(),
+        "the refused export was retried"
+    );
 
     // Traces.
     let spans: Vec<Span> = collected
@@ -299,9 +344,19 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
         "logs carry the trace id: {audit}"
     );
 
-    let everything = format!("{logs}{:?}{:?}", collected.traces.lock().unwrap(), metrics);
+    let everything = format!(
+        "{logs}{:?}{:?}{settings:?}",
+        collected.traces.lock().unwrap(),
+        metrics
+    );
     assert!(
         !everything.contains(SIM_TOKEN),
         "the Okta token leaked into telemetry"
     );
+    for collector_key in [COLLECTOR_KEY, "collector%20canary"] {
+        assert!(
+            !everything.contains(collector_key),
+            "the collector's credential leaked into telemetry or settings output"
+        );
+    }
 }

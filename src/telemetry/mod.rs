@@ -8,10 +8,12 @@
 //! span exported that cost about half as much CPU again as the RPC itself.
 
 mod ids;
+mod otlp;
 pub mod rpc;
 mod span_fields;
 
 pub(crate) use ids::traceparent;
+pub(crate) use otlp::headers::parse as otlp_headers;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,11 +21,13 @@ use std::time::Duration;
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{KeyValue, global};
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{MetricExporter, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use secrecy::ExposeSecret;
+use tonic::metadata::MetadataMap;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -102,8 +106,9 @@ where
         });
     };
     let resource = resource(&settings.telemetry);
-    let tracer_provider = tracer_provider(endpoint, &settings.telemetry, resource.clone())?;
-    let meter_provider = meter_provider(endpoint, &settings.telemetry, resource)?;
+    let export = Export::of(endpoint, &settings.telemetry)?;
+    let tracer_provider = tracer_provider(&export, &settings.telemetry, resource.clone())?;
+    let meter_provider = meter_provider(&export, &settings.telemetry, resource)?;
     global::set_tracer_provider(tracer_provider.clone());
     global::set_meter_provider(meter_provider.clone());
     // The subscriber above installs only once per process, so this is the one tracer set.
@@ -148,16 +153,36 @@ pub fn sampler(name: &str, ratio: Option<f64>) -> Sampler {
     }
 }
 
+/// Where and how both exporters reach the collector.
+struct Export<'settings> {
+    endpoint: &'settings str,
+    headers: MetadataMap,
+    timeout: Duration,
+}
+
+impl<'settings> Export<'settings> {
+    fn of(endpoint: &'settings str, settings: &TelemetrySettings) -> anyhow::Result<Self> {
+        let headers = match &settings.otlp_headers {
+            Some(headers) => otlp_headers(headers.expose_secret())
+                .map_err(|problem| anyhow::anyhow!("`telemetry.otlp_headers`: {problem}"))?,
+            None => MetadataMap::new(),
+        };
+        Ok(Self {
+            endpoint,
+            headers,
+            timeout: Duration::from_millis(settings.otlp_timeout_ms),
+        })
+    }
+}
+
 fn tracer_provider(
-    endpoint: &str,
+    export: &Export<'_>,
     settings: &TelemetrySettings,
     resource: Resource,
 ) -> anyhow::Result<SdkTracerProvider> {
-    let exporter = SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .context("failed to build the OTLP span exporter")?;
+    let exporter =
+        otlp::OtlpSpanExporter::new(export.endpoint, export.headers.clone(), export.timeout)
+            .context("failed to build the OTLP span exporter")?;
     Ok(SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler(
@@ -169,13 +194,15 @@ fn tracer_provider(
 }
 
 fn meter_provider(
-    endpoint: &str,
+    export: &Export<'_>,
     settings: &TelemetrySettings,
     resource: Resource,
 ) -> anyhow::Result<SdkMeterProvider> {
     let exporter = MetricExporter::builder()
         .with_tonic()
-        .with_endpoint(endpoint)
+        .with_endpoint(export.endpoint)
+        .with_metadata(export.headers.clone())
+        .with_timeout(export.timeout)
         .build()
         .context("failed to build the OTLP metric exporter")?;
     let reader = PeriodicReader::builder(exporter)

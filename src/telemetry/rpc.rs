@@ -11,12 +11,13 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::metrics::{Histogram, UpDownCounter};
+use opentelemetry::metrics::{Histogram, ObservableUpDownCounter};
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, global};
@@ -31,9 +32,12 @@ use super::ids::HexId;
 /// gRPC codes that make a server span an error (OpenTelemetry's gRPC conventions).
 const SERVER_ERROR_CODES: &[i64] = &[2, 4, 12, 13, 14, 15];
 
+/// The RPC duration histogram, and the in-flight gauge read from [`ServedRpc::in_flight`] when
+/// metrics are collected (an atomic add per RPC instead of two attribute-set lookups).
 struct RpcMetrics {
     duration: Histogram<f64>,
-    in_flight: UpDownCounter<i64>,
+    /// Kept so the callback stays registered for the life of the process.
+    _in_flight: ObservableUpDownCounter<i64>,
 }
 
 /// Created on first use, after the meter provider is installed.
@@ -45,9 +49,19 @@ static METRICS: LazyLock<RpcMetrics> = LazyLock::new(|| {
             .with_unit("ms")
             .with_description("Duration of gRPC calls served, by method and status code")
             .build(),
-        in_flight: meter
-            .i64_up_down_counter("identity_gateway.rpc.in_flight")
-            .with_description("gRPC calls being served")
+        _in_flight: meter
+            .i64_observable_up_down_counter("identity_gateway.rpc.in_flight")
+            .with_description("gRPC calls being served, by method")
+            .with_callback(|observer| {
+                for served in SERVED_RPCS.values() {
+                    if served.called.load(Ordering::Relaxed) {
+                        observer.observe(
+                            served.in_flight.load(Ordering::Relaxed),
+                            &served.name().attributes(),
+                        );
+                    }
+                }
+            })
             .build(),
     }
 });
@@ -60,11 +74,34 @@ struct RpcName {
     service: Cow<'static, str>,
     /// `GetUser`.
     method: Cow<'static, str>,
+    /// The RPC's in-flight count, when it is one the gateway serves.
+    served: Option<&'static ServedRpc>,
 }
 
-/// The RPCs the gateway serves (its own, health and reflection), by path, named once: spans
-/// and metric labels borrow these names instead of copying them on every request.
-static SERVED_RPCS: LazyLock<HashMap<String, (String, String, String)>> = LazyLock::new(|| {
+/// An RPC the gateway serves: its names, made once (spans and metric labels borrow them
+/// instead of copying them on every request), and its calls being served.
+struct ServedRpc {
+    full: String,
+    service: String,
+    method: String,
+    in_flight: AtomicI64,
+    /// Whether it was ever called: the gauge reports only those.
+    called: AtomicBool,
+}
+
+impl ServedRpc {
+    fn name(&'static self) -> RpcName {
+        RpcName {
+            full: Cow::Borrowed(&self.full),
+            service: Cow::Borrowed(&self.service),
+            method: Cow::Borrowed(&self.method),
+            served: Some(self),
+        }
+    }
+}
+
+/// The RPCs the gateway serves (its own, health and reflection), by path.
+static SERVED_RPCS: LazyLock<HashMap<String, ServedRpc>> = LazyLock::new(|| {
     [
         crate::proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -82,7 +119,13 @@ static SERVED_RPCS: LazyLock<HashMap<String, (String, String, String)>> = LazyLo
                 let full = format!("{service_name}/{}", method.name());
                 (
                     format!("/{full}"),
-                    (full, service_name.clone(), method.name().to_owned()),
+                    ServedRpc {
+                        full,
+                        service: service_name.clone(),
+                        method: method.name().to_owned(),
+                        in_flight: AtomicI64::new(0),
+                        called: AtomicBool::new(false),
+                    },
                 )
             })
         })
@@ -93,12 +136,8 @@ static SERVED_RPCS: LazyLock<HashMap<String, (String, String, String)>> = LazyLo
 impl RpcName {
     /// The names in a request path such as `/identity.v1.UserService/GetUser`.
     fn of(path: &str) -> Self {
-        if let Some((full, service, method)) = SERVED_RPCS.get(path) {
-            return Self {
-                full: Cow::Borrowed(full),
-                service: Cow::Borrowed(service),
-                method: Cow::Borrowed(method),
-            };
+        if let Some(served) = SERVED_RPCS.get(path) {
+            return served.name();
         }
         // A path no service serves (answered UNIMPLEMENTED): named as asked.
         let full = path.trim_start_matches('/');
@@ -107,6 +146,7 @@ impl RpcName {
             full: Cow::Owned(full.to_owned()),
             service: Cow::Owned(service.to_owned()),
             method: Cow::Owned(method.to_owned()),
+            served: None,
         }
     }
 
@@ -117,6 +157,28 @@ impl RpcName {
             KeyValue::new("rpc.service", self.service.clone()),
             KeyValue::new("rpc.method", self.method.clone()),
         ]
+    }
+}
+
+/// Counts an RPC in flight from its start until it is answered or dropped (a caller that
+/// goes away must not leave it counted).
+struct InFlight(Option<&'static ServedRpc>);
+
+impl InFlight {
+    fn start(served: Option<&'static ServedRpc>) -> Self {
+        if let Some(served) = served {
+            served.called.store(true, Ordering::Relaxed);
+            served.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        Self(served)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(served) = self.0 {
+            served.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -215,8 +277,8 @@ where
             span_id = ids_opt.as_ref().map(|(_, span_id)| span_id.as_str()),
         );
         let metrics = &*METRICS;
+        let in_flight = InFlight::start(rpc.served);
         let method_attributes = rpc.attributes();
-        metrics.in_flight.add(1, &method_attributes);
         let started = Instant::now();
         let response = {
             let _entered = log_span.enter();
@@ -235,7 +297,7 @@ where
                 server_span.set_status(Status::error(""));
             }
             server_span.end();
-            metrics.in_flight.add(-1, &method_attributes);
+            drop(in_flight);
             let [system, service, method] = method_attributes;
             metrics.duration.record(
                 started.elapsed().as_secs_f64() * 1000.0,
@@ -277,6 +339,21 @@ mod tests {
             (unknown.full, unknown.service, unknown.method),
             (Cow::from("odd"), Cow::from("odd"), Cow::from(""))
         );
+    }
+
+    #[test]
+    fn an_rpc_counts_in_flight_until_answered_or_dropped() {
+        let served = RpcName::of("/identity.v1.GroupService/GetGroup").served;
+        let count = || served.map(|rpc| rpc.in_flight.load(Ordering::Relaxed));
+        assert_eq!(count(), Some(0));
+        let first = InFlight::start(served);
+        let second = InFlight::start(served);
+        assert_eq!(count(), Some(2));
+        assert!(served.is_some_and(|rpc| rpc.called.load(Ordering::Relaxed)));
+        drop(first);
+        drop(second);
+        assert_eq!(count(), Some(0));
+        assert!(RpcName::of("/odd/Path").served.is_none());
     }
 
     #[test]
