@@ -26,9 +26,10 @@ const CONCURRENCIES: &[usize] = &[1, 16, 64, 256];
 const UPSTREAM_LATENCIES_MS: &[u64] = &[0, 50];
 /// Callers of the tracing comparison.
 const TRACED_CALLERS: usize = 64;
-/// Tracing off and on are measured in turns, this many times at each upstream latency; the
-/// table reports the median ratio (runs on a shared 2-core machine move by about 0.1).
-const TRACING_ROUNDS: usize = 3;
+/// Tracing off and on are measured in turns (which goes first alternates), this many times at
+/// each upstream latency; the table reports the median round (single runs on a shared 2-core
+/// machine move by 0.1 and more).
+const TRACING_ROUNDS: usize = 5;
 /// Callers per gRPC connection (HTTP/2 multiplexes them).
 const CALLERS_PER_CHANNEL: usize = 32;
 const STARTUP: Duration = Duration::from_secs(30);
@@ -222,7 +223,7 @@ async fn main() {
     let warm_up = through_gateway(traced_address, &users, TRACED_CALLERS, length).await;
     println!(
         "\n{TRACED_CALLERS} callers, a user each; off and on measured in turns, {TRACING_ROUNDS} \
-         times each; the median round.\n\n\
+         times each, alternating which goes first; the median round.\n\n\
          | upstream | tracing off req/s (p50 / p99 ms) | every span exported req/s (p50 / p99 ms) | on / off | on / off, each round | gateway CPU µs per RPC, off / on |\n\
          |---|---|---|---|---|---|"
     );
@@ -230,13 +231,20 @@ async fn main() {
     for latency in UPSTREAM_LATENCIES_MS {
         support::set_upstream_latency(&okta_url, *latency).await;
         let mut rounds = Vec::new();
-        for _ in 0..TRACING_ROUNDS {
-            let (untraced, untraced_cpu) = measured(&gateway, address, &users, length).await;
+        for round in 0..TRACING_ROUNDS {
+            let mut untraced_run = None;
+            if round % 2 == 0 {
+                untraced_run = Some(measured(&gateway, address, &users, length).await);
+            }
             let collector_before = support::cpu_time(collector.child.id());
             let (traced, traced_cpu) =
                 measured(&traced_gateway, traced_address, &users, length).await;
             collector_cpu += support::cpu_time(collector.child.id()) - collector_before;
             traced_rpcs += traced.completed;
+            let (untraced, untraced_cpu) = match untraced_run {
+                Some(run) => run,
+                None => measured(&gateway, address, &users, length).await,
+            };
             let ratio = traced.throughput / untraced.throughput;
             rounds.push((ratio, untraced, untraced_cpu, traced, traced_cpu));
         }
@@ -273,9 +281,11 @@ async fn main() {
         collector_cpu.as_secs_f64()
     );
     println!(
-        "Gateway memory: {:.1} MiB idle (VmRSS), {:.1} MiB peak (VmHWM) over all runs",
+        "Gateway memory: {:.1} MiB idle (VmRSS), {:.1} MiB peak (VmHWM) over all runs; the \
+         gateway exporting every span: {:.1} MiB peak",
         idle_kib as f64 / 1024.0,
-        memory_kib(gateway.id(), "VmHWM:") as f64 / 1024.0
+        memory_kib(gateway.id(), "VmHWM:") as f64 / 1024.0,
+        memory_kib(traced_gateway.id(), "VmHWM:") as f64 / 1024.0
     );
     for child in [
         &mut gateway,
