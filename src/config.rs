@@ -225,7 +225,8 @@ impl CacheSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
-    /// OTLP/gRPC collector, for example `http://otel-collector:4317` (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    /// OTLP/gRPC collector, for example `http://otel-collector:4317`: plaintext, so a collector
+    /// beside the gateway (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
     /// Metadata sent with every export, `key=value,key=value` with percent-encoded values, often
     /// the collector's credentials (`OTEL_EXPORTER_OTLP_HEADERS`).
@@ -582,10 +583,16 @@ impl Settings {
             problems.push("`telemetry.traces_sampler_arg` must be between 0 and 1".to_owned());
         }
         if let Some(endpoint) = &telemetry.otlp_endpoint {
-            if Url::parse(endpoint).is_err() {
-                problems.push(format!(
+            match Url::parse(endpoint) {
+                Err(_) => problems.push(format!(
                     "`telemetry.otlp_endpoint` is not a URL: `{endpoint}`"
-                ));
+                )),
+                // Exports are plaintext gRPC: an https collector would fail on every export.
+                Ok(url) if url.scheme() != "http" => problems.push(format!(
+                    "`telemetry.otlp_endpoint` must be an http:// URL (the gateway exports over \
+                     plaintext gRPC to a collector beside it), got `{endpoint}`"
+                )),
+                Ok(_) => {}
             }
         }
         if let Some(headers) = &telemetry.otlp_headers {
@@ -1003,6 +1010,13 @@ mod tests {
             "{problems}"
         );
         assert!(!problems.contains("header-canary"), "{problems}");
+        let tls = Settings::load(
+            None,
+            &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")]),
+        )
+        .unwrap();
+        let problems = tls.validate(true).unwrap_err().join("\n");
+        assert!(problems.contains("must be an http:// URL"), "{problems}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use secrecy::ExposeSecret;
 use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -153,36 +154,45 @@ pub fn sampler(name: &str, ratio: Option<f64>) -> Sampler {
     }
 }
 
-/// Where and how both exporters reach the collector.
-struct Export<'settings> {
-    endpoint: &'settings str,
+/// How both exporters reach the collector: one connection (made on first use), the headers
+/// and the timeout.
+struct Export {
+    channel: Channel,
     headers: MetadataMap,
     timeout: Duration,
 }
 
-impl<'settings> Export<'settings> {
-    fn of(endpoint: &'settings str, settings: &TelemetrySettings) -> anyhow::Result<Self> {
+impl Export {
+    fn of(endpoint: &str, settings: &TelemetrySettings) -> anyhow::Result<Self> {
         let headers = match &settings.otlp_headers {
             Some(headers) => otlp_headers(headers.expose_secret())
                 .map_err(|problem| anyhow::anyhow!("`telemetry.otlp_headers`: {problem}"))?,
             None => MetadataMap::new(),
         };
+        let timeout = Duration::from_millis(settings.otlp_timeout_ms);
+        let channel = Channel::from_shared(endpoint.to_owned())
+            .context("`telemetry.otlp_endpoint` is not a valid URI")?
+            .timeout(timeout)
+            .connect_lazy();
         Ok(Self {
-            endpoint,
+            channel,
             headers,
-            timeout: Duration::from_millis(settings.otlp_timeout_ms),
+            timeout,
         })
     }
 }
 
 fn tracer_provider(
-    export: &Export<'_>,
+    export: &Export,
     settings: &TelemetrySettings,
     resource: Resource,
 ) -> anyhow::Result<SdkTracerProvider> {
-    let exporter =
-        otlp::OtlpSpanExporter::new(export.endpoint, export.headers.clone(), export.timeout)
-            .context("failed to build the OTLP span exporter")?;
+    let exporter = otlp::OtlpSpanExporter::new(
+        export.channel.clone(),
+        export.headers.clone(),
+        export.timeout,
+    )
+    .context("failed to build the OTLP span exporter")?;
     Ok(SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler(
@@ -194,13 +204,13 @@ fn tracer_provider(
 }
 
 fn meter_provider(
-    export: &Export<'_>,
+    export: &Export,
     settings: &TelemetrySettings,
     resource: Resource,
 ) -> anyhow::Result<SdkMeterProvider> {
     let exporter = MetricExporter::builder()
         .with_tonic()
-        .with_endpoint(export.endpoint)
+        .with_channel(export.channel.clone())
         .with_metadata(export.headers.clone())
         .with_timeout(export.timeout)
         .build()

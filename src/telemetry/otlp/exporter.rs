@@ -64,16 +64,13 @@ impl fmt::Debug for OtlpSpanExporter {
 }
 
 impl OtlpSpanExporter {
-    /// An exporter to the collector at `endpoint` (`http://host:4317`), connecting on first
-    /// use. Call inside the Tokio runtime: batches are sent by tasks on it.
+    /// An exporter to the collector behind `channel`. Call inside the Tokio runtime: batches
+    /// are sent by tasks on it.
     pub(crate) fn new(
-        endpoint: &str,
+        channel: Channel,
         headers: MetadataMap,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(endpoint.to_owned())?
-            .timeout(timeout)
-            .connect_lazy();
         Ok(Self {
             sender: Arc::new(BatchSender {
                 channel,
@@ -323,9 +320,11 @@ mod tests {
                 .add_service(TraceServiceServer::new(collector.clone()))
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
-        let exporter =
-            OtlpSpanExporter::new(&format!("http://{address}"), MetadataMap::new(), timeout)
-                .unwrap();
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .timeout(timeout)
+            .connect_lazy();
+        let exporter = OtlpSpanExporter::new(channel, MetadataMap::new(), timeout).unwrap();
         exporter.export(Vec::new()).await.unwrap();
         tokio::task::spawn_blocking(move || {
             exporter.shutdown_with_timeout(Duration::from_secs(10))
