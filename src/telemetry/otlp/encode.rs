@@ -8,7 +8,7 @@
 //! the copies. The tests decode the bytes with the generated OTLP types and compare them with
 //! the OTLP crates' own conversion, for spans of every shape.
 
-use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::trace::{SpanContext, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -203,9 +203,7 @@ impl Message for SpanMessage<'_> {
     fn write(&self, sink: &mut Vec<u8>) {
         let span = self.0;
         let context = &span.span_context;
-        sink.bytes(1, &context.trace_id().to_bytes());
-        sink.bytes(2, &context.span_id().to_bytes());
-        sink.text(3, &context.trace_state().header());
+        write_ids(sink, context);
         if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
             sink.bytes(4, &span.parent_span_id.to_bytes());
         }
@@ -220,16 +218,22 @@ impl Message for SpanMessage<'_> {
         write_events(sink, &span.events);
         write_links(sink, &span.links);
         sink.message(15, &StatusMessage(&span.status));
-        let remote = if span.parent_span_is_remote {
-            CONTEXT_IS_REMOTE
-        } else {
-            0
-        };
-        sink.fixed32(
-            16,
-            u32::from(context.trace_flags().to_u8()) | CONTEXT_HAS_IS_REMOTE | remote,
-        );
+        sink.fixed32(16, flags(context, span.parent_span_is_remote));
     }
+}
+
+/// The trace id, span id and trace state: fields 1 to 3 of both a `Span` and a `Link`.
+fn write_ids(sink: &mut Vec<u8>, context: &SpanContext) {
+    sink.bytes(1, &context.trace_id().to_bytes());
+    sink.bytes(2, &context.span_id().to_bytes());
+    sink.text(3, &context.trace_state().header());
+}
+
+/// `SpanFlags`: the W3C trace flags, and whether the parent (of a span) or the linked span
+/// is remote.
+fn flags(context: &SpanContext, remote: bool) -> u32 {
+    let remote = if remote { CONTEXT_IS_REMOTE } else { 0 };
+    u32::from(context.trace_flags().to_u8()) | CONTEXT_HAS_IS_REMOTE | remote
 }
 
 /// `Span.Event`s (field 11) and the count of dropped ones (12).
@@ -279,22 +283,12 @@ impl Message for LinkMessage<'_> {
     fn write(&self, sink: &mut Vec<u8>) {
         let link = self.0;
         let context = &link.span_context;
-        sink.bytes(1, &context.trace_id().to_bytes());
-        sink.bytes(2, &context.span_id().to_bytes());
-        sink.text(3, &context.trace_state().header());
+        write_ids(sink, context);
         for attribute in &link.attributes {
             sink.message(4, &Attribute::of(attribute));
         }
         sink.unsigned(5, u64::from(link.dropped_attributes_count));
-        let remote = if context.is_remote() {
-            CONTEXT_IS_REMOTE
-        } else {
-            0
-        };
-        sink.fixed32(
-            6,
-            u32::from(context.trace_flags().to_u8()) | CONTEXT_HAS_IS_REMOTE | remote,
-        );
+        sink.fixed32(6, flags(context, context.is_remote()));
     }
 }
 
