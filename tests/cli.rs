@@ -25,6 +25,37 @@ fn without_an_okta_org_or_simulate_it_refuses_to_start_and_says_why() {
 }
 
 #[test]
+fn hash_api_key_prints_an_entry_the_gateway_accepts_for_that_key_and_no_other() {
+    let key = "7f3a9c0e5b2d4f618a9b7c6d5e4f3a2b1c0d9e8f";
+    let run = |input: &str| {
+        let mut child = Command::new(BINARY)
+            .args(["hash-api-key", "--name", "billing"])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let output = run(&format!("  {key}\n"));
+    assert!(output.status.success(), "{output:?}");
+    let entry = String::from_utf8(output.stdout).unwrap();
+    assert!(!entry.contains(key), "the key itself is never printed");
+    let keys = identity_gateway::auth::ApiKeys::parse(&entry).unwrap();
+    assert_eq!(keys.verify(key), Some("billing"));
+    assert_eq!(keys.verify(&key.replace('7', "8")), None);
+
+    let short = run("too-short\n");
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("at least 32 characters"),
+        "{short:?}"
+    );
+}
+
+#[test]
 fn help_documents_every_setting() {
     let output = Command::new(BINARY).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
@@ -35,6 +66,8 @@ fn help_documents_every_setting() {
         "IDGW_GRPC__LISTEN_ADDR",
         "IDGW_CACHE__GROUP_DISCOVERY_TTL_MS",
         "IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
         "--simulate",
     ] {
         assert!(help.contains(name), "{name} missing from --help");
