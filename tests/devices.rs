@@ -340,6 +340,56 @@ async fn transitions_from_the_wrong_status_are_failed_precondition() {
 }
 
 #[tokio::test]
+async fn a_transition_whose_answer_was_lost_is_retried_and_carried_out_once() {
+    let app = spawn_app().await;
+    let seeded = seed_devices(&app).await;
+    let mut client = connect_devices(&app).await;
+    for (op, name, expected) in [
+        ("suspend", "ADA-IPHONE", DeviceStatus::Suspended),
+        ("unsuspend", "PIXEL-2", DeviceStatus::Active),
+        ("deactivate", "BOB-PC", DeviceStatus::Deactivated),
+        ("activate", "OLD-MAC-2", DeviceStatus::Active),
+    ] {
+        let device_id = id_of(&seeded, name);
+        let path = format!("/api/v1/devices/{device_id}/lifecycle/{op}");
+        // The transition is carried out, then its answer is lost.
+        app.inject_fault(
+            json!({"method": "POST", "path_prefix": path, "status": 502, "commit_then_fail": true}),
+        )
+        .await;
+        let request = lifecycle(&device_id);
+        let answer = match op {
+            "suspend" => client.suspend_device(request).await,
+            "unsuspend" => client.unsuspend_device(request).await,
+            "deactivate" => client.deactivate_device(request).await,
+            _ => client.activate_device(request).await,
+        };
+        let device = answer
+            .unwrap_or_else(|status| panic!("{op}: {status:?}"))
+            .into_inner();
+        assert_eq!(status_of(&device), expected, "{op}");
+        assert_eq!(
+            app.sim_statuses("POST", &path).await,
+            [502, 403],
+            "{op}: carried out by the first attempt, the repeat refused with E0000152"
+        );
+    }
+
+    // A retry refused because the device is in another status than the target stays refused.
+    let deactivated = id_of(&seeded, "OLD-MAC-1");
+    let path = format!("/api/v1/devices/{deactivated}/lifecycle/suspend");
+    app.inject_fault(json!({"method": "POST", "path_prefix": path, "status": 503}))
+        .await;
+    assert_wrong_status(
+        &client
+            .suspend_device(lifecycle(&deactivated))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(app.sim_statuses("POST", &path).await, [503, 403]);
+}
+
+#[tokio::test]
 async fn only_deactivated_devices_are_deleted() {
     let app = spawn_app().await;
     let seeded = seed_devices(&app).await;

@@ -101,11 +101,11 @@ impl fmt::Debug for OktaClient {
 pub(crate) enum Retry {
     /// GET and the idempotent membership PUT/DELETE.
     Idempotent,
-    /// A user lifecycle transition: sent again like an idempotent request, because a repeat
-    /// after a lost answer cannot transition twice; its caller recognises Okta's refusal of a
-    /// repeat that finds the user already where the transition leads (`ResponseMeta::retry_count`).
+    /// A user or device lifecycle transition: sent again like an idempotent request, because a
+    /// repeat after a lost answer cannot transition twice; `okta::transition` recognises Okta's
+    /// refusal of a repeat that finds it already where the transition leads.
     Transition,
-    /// Creates, updates, device lifecycle operations, deletions.
+    /// Creates, updates, deletions.
     Never,
 }
 

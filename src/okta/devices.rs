@@ -102,6 +102,15 @@ impl DeviceTransition {
             DeviceTransition::Unsuspend => "unsuspend",
         }
     }
+
+    /// The statuses the operation leaves a device in.
+    fn leads_to(self) -> &'static [&'static str] {
+        match self {
+            DeviceTransition::Activate | DeviceTransition::Unsuspend => &["ACTIVE"],
+            DeviceTransition::Deactivate => &["DEACTIVATED"],
+            DeviceTransition::Suspend => &["SUSPENDED"],
+        }
+    }
 }
 
 impl OktaClient {
@@ -127,8 +136,10 @@ impl OktaClient {
             .json()
     }
 
-    /// Runs a lifecycle operation (`POST …/lifecycle/{op}`, 204). Never retried, like every
-    /// transition.
+    /// Runs a lifecycle operation (`POST …/lifecycle/{op}`, 204), a transition (see
+    /// [`crate::okta::transition`]): Okta refuses a repeat from the status the operation leads
+    /// to with E0000152, as from any status it does not start from, so the status is read to
+    /// tell.
     pub async fn device_lifecycle(
         &self,
         device_id: &OktaId,
@@ -143,9 +154,13 @@ impl OktaClient {
             transition.as_str(),
         ];
         let url = self.endpoint(&segments)?;
-        self.send(Method::POST, url, None, Retry::Never)
-            .await
-            .map(drop)
+        let arrived =
+            |code: Option<&str>| (code == Some("E0000152")).then(|| transition.leads_to());
+        self.transition(url, arrived, || async {
+            Ok(self.get_device(device_id).await?.status)
+        })
+        .await
+        .map(drop)
     }
 
     /// Deletes a DEACTIVATED device permanently (`DELETE /api/v1/devices/{deviceId}`, 204).

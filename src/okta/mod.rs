@@ -22,6 +22,7 @@ mod logs;
 mod models;
 mod pagination;
 mod rate_limit;
+mod transition;
 mod users;
 
 pub use auth::{OAuthSettings, SigningKey, default_scopes};

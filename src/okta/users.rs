@@ -227,11 +227,8 @@ impl OktaClient {
         self.get_all(url).await
     }
 
-    /// `POST /api/v1/users/{id}/lifecycle/{action}` with no body, retried on 429, 5xx and
-    /// connection errors within the caller's deadline. An earlier attempt may have been carried
-    /// out although its answer was lost, so a retry Okta refuses with its "already there" answer
-    /// (see [`ALREADY_THERE`]) is a success once a read confirms the user's status; the
-    /// transition's own answer is then lost (`without_body`).
+    /// `POST /api/v1/users/{id}/lifecycle/{action}`, a transition (see
+    /// [`crate::okta::transition`]) whose repeats Okta refuses as [`ALREADY_THERE`] says.
     async fn lifecycle(
         &self,
         user_id: &OktaId,
@@ -242,25 +239,12 @@ impl OktaClient {
             self.endpoint(&["api", "v1", "users", user_id.as_str(), "lifecycle", action])?,
             query,
         );
-        let error = match self.send(Method::POST, url, None, Retry::Transition).await {
-            Ok(success) => return Ok(success),
-            Err(error) => error,
-        };
-        let targets_opt = match error.meta() {
-            Some(meta) if meta.retry_count > 0 => already_there(action, error.error_code()),
-            _ => None,
-        };
-        let Some(targets) = targets_opt else {
-            return Err(error);
-        };
-        let user = self.get_user(user_id).await?;
-        if !targets.contains(&user.status.as_str()) {
-            return Err(error);
-        }
-        tracing::info!(okta.user_id = %user_id, okta.action = action, okta.status = %user.status,
-            "a retried okta transition found it carried out by an attempt whose answer was lost");
-        let meta = error.meta().cloned().unwrap_or_default();
-        Ok(Success::without_body(meta))
+        self.transition(
+            url,
+            |code| already_there(action, code),
+            || async { Ok(self.get_user(user_id).await?.status) },
+        )
+        .await
     }
 }
 
