@@ -299,9 +299,10 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
         ("rpc.server.duration", "rpc.grpc.status_code"),
         ("identity_gateway.rpc.in_flight", "rpc.method"),
         ("identity_gateway.okta.request.duration", "okta.endpoint"),
+        ("identity_gateway.okta.rate_limit.remaining", "okta.bucket"),
         (
             "identity_gateway.okta.rate_limit.remaining",
-            "okta.endpoint",
+            "GET /api/v1/users/{id}",
         ),
         ("identity_gateway.okta.retries", "okta.endpoint"),
     ] {

@@ -168,6 +168,20 @@ impl Budgets {
         }
     }
 
+    /// Each known bucket with what remains of it in this window, as far as the gateway knows
+    /// (Okta's last count, less the requests sent since): the rate-limit gauge reads this when
+    /// metrics are collected.
+    pub(crate) fn remaining(&self) -> Vec<(String, u64)> {
+        let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        buckets
+            .iter()
+            .filter_map(|(name, state)| match state {
+                BucketState::Known(bucket) => Some((name.clone(), bucket.remaining)),
+                BucketState::Probing => None,
+            })
+            .collect()
+    }
+
     /// Ends a request taken with [`Budgets::acquire`]: records the budget Okta reported, or,
     /// without one, lets the next request probe the bucket.
     pub(crate) fn settle(&self, bucket: &str, reported: Option<&RateLimitState>) {
@@ -312,6 +326,17 @@ mod tests {
             budgets.acquire("b").await,
             Ok(()),
             "no share: only the bucket counts"
+        );
+    }
+
+    #[test]
+    fn the_remaining_budget_is_reported_for_known_buckets_only() {
+        let budgets = Budgets::new(5);
+        budgets.settle("GET /api/v1/users/{id}", Some(&state(600, 42, 60)));
+        budgets.settle("GET /api/v1/groups", None);
+        assert_eq!(
+            budgets.remaining(),
+            [("GET /api/v1/users/{id}".to_owned(), 42)]
         );
     }
 

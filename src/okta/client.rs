@@ -191,12 +191,14 @@ impl OktaClient {
             base_delay: settings.retry_base_delay,
             max_delay: settings.retry_max_delay,
         };
+        let budgets = std::sync::Arc::new(Budgets::new(settings.rate_limit_reserve_percent));
+        crate::okta::instrumentation::observe_rate_limits(&budgets);
         Ok(Self {
             http,
             base_url,
             credentials: Credentials::ApiToken(authorization),
             retry,
-            budgets: std::sync::Arc::new(Budgets::new(settings.rate_limit_reserve_percent)),
+            budgets,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(settings.max_concurrent_requests.max(1)).unwrap_or(1),
             )),

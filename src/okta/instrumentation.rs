@@ -12,13 +12,14 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use opentelemetry::metrics::{Counter, Gauge, Histogram};
+use opentelemetry::metrics::{Counter, Histogram};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer};
 use opentelemetry::{KeyValue, StringValue, global};
 use reqwest::header::HeaderName;
 use reqwest::{Method, RequestBuilder};
 use url::Url;
 
+use crate::okta::budget::Budgets;
 use crate::okta::error::ResponseMeta;
 use crate::okta::ids::OktaId;
 use crate::telemetry::traceparent;
@@ -32,7 +33,6 @@ const METER_NAME: &str = env!("CARGO_PKG_NAME");
 
 struct OktaMetrics {
     duration: Histogram<f64>,
-    rate_limit_remaining: Gauge<u64>,
     retries: Counter<u64>,
 }
 
@@ -45,16 +45,34 @@ static METRICS: LazyLock<OktaMetrics> = LazyLock::new(|| {
             .with_unit("ms")
             .with_description("Duration of Okta HTTP requests, by endpoint and status")
             .build(),
-        rate_limit_remaining: meter
-            .u64_gauge("identity_gateway.okta.rate_limit.remaining")
-            .with_description("X-Rate-Limit-Remaining of the last Okta response, by endpoint")
-            .build(),
         retries: meter
             .u64_counter("identity_gateway.okta.retries")
             .with_description("Okta requests sent again after a failure")
             .build(),
     }
 });
+
+/// Reports, whenever metrics are collected, what remains of each Okta rate-limit bucket
+/// `budgets` knows (read then rather than recorded on every response). Holds `budgets` weakly:
+/// a dropped client reports nothing.
+pub(crate) fn observe_rate_limits(budgets: &Arc<Budgets>) {
+    let budgets = Arc::downgrade(budgets);
+    // The meter keeps the callback for its whole life; the handle is not needed.
+    let _gauge = global::meter(METER_NAME)
+        .u64_observable_gauge("identity_gateway.okta.rate_limit.remaining")
+        .with_description(
+            "Requests left in each Okta rate-limit bucket this window: Okta's last \
+             X-Rate-Limit-Remaining less the requests sent since",
+        )
+        .with_callback(move |observer| {
+            if let Some(budgets) = budgets.upgrade() {
+                for (bucket, remaining) in budgets.remaining() {
+                    observer.observe(remaining, &[KeyValue::new("okta.bucket", bucket)]);
+                }
+            }
+        })
+        .build();
+}
 
 tokio::task_local! {
     static REQUEST_IDS: RefCell<Vec<String>>;
@@ -177,11 +195,6 @@ impl AttemptSpan {
     ) {
         if let Some(request_id) = &meta.request_id {
             let _ = REQUEST_IDS.try_with(|ids| ids.borrow_mut().push(request_id.clone()));
-        }
-        if let Some(rate_limit) = &meta.rate_limit {
-            METRICS
-                .rate_limit_remaining
-                .record(rate_limit.remaining, &[names.endpoint_label()]);
         }
         METRICS.duration.record(
             elapsed.as_secs_f64() * 1000.0,
