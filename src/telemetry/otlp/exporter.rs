@@ -38,7 +38,7 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_millis(1_600);
 const MAX_JITTER: Duration = Duration::from_millis(100);
 const MAX_RETRIES: u32 = 3;
-/// The longest a collector's `RetryInfo` may hold the export thread.
+/// The longest a collector's `RetryInfo` may delay a batch.
 const MAX_THROTTLE_DELAY: Duration = Duration::from_secs(5);
 /// Batches being sent at once.
 const CONCURRENT_EXPORTS: usize = 4;
