@@ -225,9 +225,12 @@ impl CacheSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
-    /// OTLP/gRPC collector, for example `http://otel-collector:4317`: plaintext, so a collector
-    /// beside the gateway (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    /// OTLP/gRPC collector, for example `http://otel-collector:4317`, or `https://…` for TLS
+    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
+    /// PEM CA bundle trusted for an https collector instead of the system's roots
+    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub otlp_certificate_file: Option<PathBuf>,
     /// Metadata sent with every export, `key=value,key=value` with percent-encoded values, often
     /// the collector's credentials (`OTEL_EXPORTER_OTLP_HEADERS`).
     pub otlp_headers: Option<SecretString>,
@@ -261,6 +264,7 @@ impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
             otlp_endpoint: None,
+            otlp_certificate_file: None,
             otlp_headers: None,
             otlp_timeout_ms: 10_000,
             service_name: env!("CARGO_PKG_NAME").to_owned(),
@@ -518,6 +522,10 @@ impl Settings {
             ),
             ("OTEL_EXPORTER_OTLP_HEADERS", "IDGW_TELEMETRY__OTLP_HEADERS"),
             (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                "IDGW_TELEMETRY__OTLP_CERTIFICATE_FILE",
+            ),
+            (
                 "OTEL_EXPORTER_OTLP_TIMEOUT",
                 "IDGW_TELEMETRY__OTLP_TIMEOUT_MS",
             ),
@@ -582,17 +590,36 @@ impl Settings {
         {
             problems.push("`telemetry.traces_sampler_arg` must be between 0 and 1".to_owned());
         }
-        if let Some(endpoint) = &telemetry.otlp_endpoint {
-            match Url::parse(endpoint) {
+        let otlp_scheme = telemetry.otlp_endpoint.as_ref().map(|endpoint| {
+            let scheme = Url::parse(endpoint).map(|url| url.scheme().to_owned());
+            match scheme.as_deref() {
+                Ok("http" | "https") => {}
+                Ok(_) => problems.push(format!(
+                    "`telemetry.otlp_endpoint` must be an http:// or https:// URL, got `{endpoint}`"
+                )),
                 Err(_) => problems.push(format!(
                     "`telemetry.otlp_endpoint` is not a URL: `{endpoint}`"
                 )),
-                // Exports are plaintext gRPC: an https collector would fail on every export.
-                Ok(url) if url.scheme() != "http" => problems.push(format!(
-                    "`telemetry.otlp_endpoint` must be an http:// URL (the gateway exports over \
-                     plaintext gRPC to a collector beside it), got `{endpoint}`"
+            }
+            scheme.unwrap_or_default()
+        });
+        if let Some(path) = &telemetry.otlp_certificate_file {
+            if otlp_scheme.as_deref() != Some("https") {
+                problems.push(
+                    "`telemetry.otlp_certificate_file` is for an https:// `telemetry.otlp_endpoint`"
+                        .to_owned(),
+                );
+            }
+            match std::fs::read_to_string(path) {
+                Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                Ok(_) => problems.push(format!(
+                    "`telemetry.otlp_certificate_file` (`{}`) holds no PEM certificate",
+                    path.display()
                 )),
-                Ok(_) => {}
+                Err(error) => problems.push(format!(
+                    "`telemetry.otlp_certificate_file` (`{}`): cannot be read: {error}",
+                    path.display()
+                )),
             }
         }
         if let Some(headers) = &telemetry.otlp_headers {
@@ -1010,13 +1037,22 @@ mod tests {
             "{problems}"
         );
         assert!(!problems.contains("header-canary"), "{problems}");
-        let tls = Settings::load(
+        let odd = Settings::load(
             None,
-            &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")]),
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "missing-ca.pem"),
+            ]),
         )
         .unwrap();
-        let problems = tls.validate(true).unwrap_err().join("\n");
-        assert!(problems.contains("must be an http:// URL"), "{problems}");
+        let problems = odd.validate(true).unwrap_err().join("\n");
+        for needle in [
+            "must be an http:// or https:// URL",
+            "`telemetry.otlp_certificate_file` is for an https://",
+            "`telemetry.otlp_certificate_file` (`missing-ca.pem`): cannot be read",
+        ] {
+            assert!(problems.contains(needle), "{needle}: {problems}");
+        }
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn help_documents_every_setting() {
         "IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS",
         "OTEL_EXPORTER_OTLP_HEADERS",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
         "--simulate",
     ] {
         assert!(help.contains(name), "{name} missing from --help");

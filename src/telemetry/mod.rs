@@ -28,7 +28,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use secrecy::ExposeSecret;
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -100,14 +100,14 @@ where
         .with(log_layer)
         .try_init()
         .context("failed to install the log subscriber")?;
-    let Some(endpoint) = &settings.telemetry.otlp_endpoint else {
+    if settings.telemetry.otlp_endpoint.is_none() {
         return Ok(TelemetryGuard {
             tracer_provider: None,
             meter_provider: None,
         });
-    };
+    }
     let resource = resource(&settings.telemetry);
-    let export = Export::of(endpoint, &settings.telemetry)?;
+    let export = Export::of(&settings.telemetry)?;
     let tracer_provider = tracer_provider(&export, &settings.telemetry, resource.clone())?;
     let meter_provider = meter_provider(&export, &settings.telemetry, resource)?;
     global::set_tracer_provider(tracer_provider.clone());
@@ -163,23 +163,49 @@ struct Export {
 }
 
 impl Export {
-    fn of(endpoint: &str, settings: &TelemetrySettings) -> anyhow::Result<Self> {
+    fn of(settings: &TelemetrySettings) -> anyhow::Result<Self> {
         let headers = match &settings.otlp_headers {
             Some(headers) => otlp_headers(headers.expose_secret())
                 .map_err(|problem| anyhow::anyhow!("`telemetry.otlp_headers`: {problem}"))?,
             None => MetadataMap::new(),
         };
-        let timeout = Duration::from_millis(settings.otlp_timeout_ms);
-        let channel = Channel::from_shared(endpoint.to_owned())
-            .context("`telemetry.otlp_endpoint` is not a valid URI")?
-            .timeout(timeout)
-            .connect_lazy();
         Ok(Self {
-            channel,
+            channel: collector_channel(settings)?,
             headers,
-            timeout,
+            timeout: Duration::from_millis(settings.otlp_timeout_ms),
         })
     }
+}
+
+/// The connection to `settings.otlp_endpoint` that traces and metrics share, connecting on
+/// first use: plaintext for `http://`, TLS for `https://` trusting `otlp_certificate_file` or,
+/// without one, the system's roots. Call inside the Tokio runtime.
+pub fn collector_channel(settings: &TelemetrySettings) -> anyhow::Result<Channel> {
+    let endpoint = settings
+        .otlp_endpoint
+        .as_deref()
+        .context("no `telemetry.otlp_endpoint`")?;
+    let mut channel = Channel::from_shared(endpoint.to_owned())
+        .context("`telemetry.otlp_endpoint` is not a valid URI")?
+        .timeout(Duration::from_millis(settings.otlp_timeout_ms));
+    if endpoint.starts_with("https://") {
+        let tls = match &settings.otlp_certificate_file {
+            Some(path) => {
+                let pem = std::fs::read(path).with_context(|| {
+                    format!(
+                        "cannot read `telemetry.otlp_certificate_file` `{}`",
+                        path.display()
+                    )
+                })?;
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+            }
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        channel = channel
+            .tls_config(tls)
+            .context("the TLS settings of `telemetry.otlp_endpoint`")?;
+    }
+    Ok(channel.connect_lazy())
 }
 
 fn tracer_provider(

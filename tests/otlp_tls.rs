@@ -1,0 +1,122 @@
+//! Traces and metrics to an https OTLP collector: refused while its certificate's CA is unknown
+//! (the system's roots do not know a test CA), delivered once the CA is configured. A test
+//! binary of its own: the exporters are process-wide.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+mod credentials;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{LogBuffer, spawn_gateway_for, start_simulator};
+use credentials::Pki;
+use identity_gateway::proto::{GetUserRequest, get_user_request};
+use identity_gateway::telemetry::{collector_channel, init_telemetry};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tonic::transport::{Server, ServerTlsConfig};
+use tonic::{Request, Response, Status};
+
+/// Counts the spans and metric exports an https collector receives.
+#[derive(Clone, Default)]
+struct Counting {
+    spans: Arc<AtomicUsize>,
+    metric_exports: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Counting {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let spans = request
+            .into_inner()
+            .resource_spans
+            .iter()
+            .flat_map(|resource| &resource.scope_spans)
+            .map(|scope| scope.spans.len())
+            .sum::<usize>();
+        self.spans.fetch_add(spans, Ordering::SeqCst);
+        Ok(Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Counting {
+    async fn export(
+        &self,
+        _request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.metric_exports.fetch_add(1, Ordering::SeqCst);
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_collector_is_reached_only_through_a_trusted_ca() {
+    let pki = Pki::new();
+    let counting = Counting::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let collector = Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(pki.server.identity()))
+        .unwrap()
+        .add_service(TraceServiceServer::new(counting.clone()))
+        .add_service(MetricsServiceServer::new(counting.clone()))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(collector);
+
+    let mut settings = common::test_settings();
+    settings.telemetry.otlp_endpoint = Some(format!("https://localhost:{port}"));
+    settings.telemetry.metrics_interval_ms = 200;
+
+    // The system's roots do not know the test CA: the handshake fails, nothing is received.
+    let untrusted = collector_channel(&settings.telemetry).unwrap();
+    let refused = TraceServiceClient::new(untrusted)
+        .export(ExportTraceServiceRequest::default())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(counting.spans.load(Ordering::SeqCst), 0);
+
+    // With the collector's CA configured, both exporters get through.
+    let ca_file = pki.dir.path().join("collector-ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    settings.telemetry.otlp_certificate_file = Some(ca_file);
+    let guard = init_telemetry(&settings, LogBuffer::default()).unwrap();
+    let app = spawn_gateway_for(start_simulator().await, |gateway| {
+        gateway.telemetry = settings.telemetry.clone();
+    })
+    .await;
+    let user_id = app.seed_user("tls@example.com").await;
+    app.users
+        .clone()
+        .get_user(GetUserRequest {
+            user: Some(get_user_request::User::Id(user_id)),
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::task::spawn_blocking(move || guard.shutdown())
+        .await
+        .unwrap();
+
+    assert!(
+        counting.spans.load(Ordering::SeqCst) >= 2,
+        "the RPC's server span and its Okta client span arrived over TLS"
+    );
+    assert!(counting.metric_exports.load(Ordering::SeqCst) >= 1);
+}
