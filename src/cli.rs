@@ -79,6 +79,8 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   cache.group_discovery_max_objects  IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS  10000
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (none: nothing exported; http:// or https://)
   telemetry.otlp_certificate_file  OTEL_EXPORTER_OTLP_CERTIFICATE  (PEM CA for https; default: system roots)
+  telemetry.otlp_client_certificate_file  OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE  (mutual TLS to the collector)
+  telemetry.otlp_client_key_file  OTEL_EXPORTER_OTLP_CLIENT_KEY  (its PEM private key)
   telemetry.otlp_headers     OTEL_EXPORTER_OTLP_HEADERS     (key=value,... percent-encoded; a secret)
   telemetry.otlp_timeout_ms  OTEL_EXPORTER_OTLP_TIMEOUT     10000  (one export, retries included)
   telemetry.service_name     OTEL_SERVICE_NAME              identity-gateway

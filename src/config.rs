@@ -231,6 +231,11 @@ pub struct TelemetrySettings {
     /// PEM CA bundle trusted for an https collector instead of the system's roots
     /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`).
     pub otlp_certificate_file: Option<PathBuf>,
+    /// PEM client certificate presented to an https collector that asks for one
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`); goes with `otlp_client_key_file`.
+    pub otlp_client_certificate_file: Option<PathBuf>,
+    /// Its PEM private key (`OTEL_EXPORTER_OTLP_CLIENT_KEY`); mount it from a Secret.
+    pub otlp_client_key_file: Option<PathBuf>,
     /// Metadata sent with every export, `key=value,key=value` with percent-encoded values, often
     /// the collector's credentials (`OTEL_EXPORTER_OTLP_HEADERS`).
     pub otlp_headers: Option<SecretString>,
@@ -265,6 +270,8 @@ impl Default for TelemetrySettings {
         Self {
             otlp_endpoint: None,
             otlp_certificate_file: None,
+            otlp_client_certificate_file: None,
+            otlp_client_key_file: None,
             otlp_headers: None,
             otlp_timeout_ms: 10_000,
             service_name: env!("CARGO_PKG_NAME").to_owned(),
@@ -526,6 +533,14 @@ impl Settings {
                 "IDGW_TELEMETRY__OTLP_CERTIFICATE_FILE",
             ),
             (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                "IDGW_TELEMETRY__OTLP_CLIENT_CERTIFICATE_FILE",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                "IDGW_TELEMETRY__OTLP_CLIENT_KEY_FILE",
+            ),
+            (
                 "OTEL_EXPORTER_OTLP_TIMEOUT",
                 "IDGW_TELEMETRY__OTLP_TIMEOUT_MS",
             ),
@@ -603,24 +618,51 @@ impl Settings {
             }
             scheme.unwrap_or_default()
         });
-        if let Some(path) = &telemetry.otlp_certificate_file {
+        let tls_files = [
+            (
+                "otlp_certificate_file",
+                &telemetry.otlp_certificate_file,
+                "CERTIFICATE",
+            ),
+            (
+                "otlp_client_certificate_file",
+                &telemetry.otlp_client_certificate_file,
+                "CERTIFICATE",
+            ),
+            (
+                "otlp_client_key_file",
+                &telemetry.otlp_client_key_file,
+                "PRIVATE KEY",
+            ),
+        ];
+        for (setting, path_opt, pem_label) in tls_files {
+            let Some(path) = path_opt else { continue };
             if otlp_scheme.as_deref() != Some("https") {
-                problems.push(
-                    "`telemetry.otlp_certificate_file` is for an https:// `telemetry.otlp_endpoint`"
-                        .to_owned(),
-                );
+                problems.push(format!(
+                    "`telemetry.{setting}` is for an https:// `telemetry.otlp_endpoint`"
+                ));
             }
+            // The key's text never goes into a message, only whether it looks like a key.
             match std::fs::read_to_string(path) {
-                Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                Ok(pem) if pem.contains("-----BEGIN") && pem.contains(pem_label) => {}
                 Ok(_) => problems.push(format!(
-                    "`telemetry.otlp_certificate_file` (`{}`) holds no PEM certificate",
-                    path.display()
+                    "`telemetry.{setting}` (`{}`) holds no PEM {}",
+                    path.display(),
+                    pem_label.to_lowercase()
                 )),
                 Err(error) => problems.push(format!(
-                    "`telemetry.otlp_certificate_file` (`{}`): cannot be read: {error}",
+                    "`telemetry.{setting}` (`{}`): cannot be read: {error}",
                     path.display()
                 )),
             }
+        }
+        if telemetry.otlp_client_certificate_file.is_some()
+            != telemetry.otlp_client_key_file.is_some()
+        {
+            problems.push(
+                "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together"
+                    .to_owned(),
+            );
         }
         if let Some(headers) = &telemetry.otlp_headers {
             if let Err(problem) = crate::telemetry::otlp_headers(headers.expose_secret()) {
@@ -1042,6 +1084,7 @@ mod tests {
             &env(&[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
                 ("OTEL_EXPORTER_OTLP_CERTIFICATE", "missing-ca.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "missing-key.pem"),
             ]),
         )
         .unwrap();
@@ -1050,6 +1093,7 @@ mod tests {
             "must be an http:// or https:// URL",
             "`telemetry.otlp_certificate_file` is for an https://",
             "`telemetry.otlp_certificate_file` (`missing-ca.pem`): cannot be read",
+            "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together",
         ] {
             assert!(problems.contains(needle), "{needle}: {problems}");
         }

@@ -1,5 +1,6 @@
-//! Traces and metrics to an https OTLP collector: refused while its certificate's CA is unknown
-//! (the system's roots do not know a test CA), delivered once the CA is configured. A test
+//! Traces and metrics to an https OTLP collector that asks for client certificates: refused
+//! while its certificate's CA is unknown (the system's roots do not know a test CA) and while
+//! the gateway presents no client certificate, delivered once both are configured. A test
 //! binary of its own: the exporters are process-wide.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{LogBuffer, spawn_gateway_for, start_simulator};
 use credentials::Pki;
+use identity_gateway::config::TelemetrySettings;
 use identity_gateway::proto::{GetUserRequest, get_user_request};
 use identity_gateway::telemetry::{collector_channel, init_telemetry};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -27,7 +29,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
-use tonic::transport::{Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 /// Counts the spans and metric exports an https collector receives.
@@ -66,14 +68,27 @@ impl MetricsService for Counting {
     }
 }
 
+/// An export over the collector connection `telemetry` describes fails at the handshake.
+async fn assert_export_refused(telemetry: &TelemetrySettings) {
+    let channel = collector_channel(telemetry).unwrap();
+    let refused = TraceServiceClient::new(channel)
+        .export(ExportTraceServiceRequest::default())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn an_https_collector_is_reached_only_through_a_trusted_ca() {
+async fn an_https_collector_is_reached_only_with_a_trusted_ca_and_a_client_certificate() {
     let pki = Pki::new();
     let counting = Counting::default();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let collector = Server::builder()
-        .tls_config(ServerTlsConfig::new().identity(pki.server.identity()))
+        .tls_config(
+            ServerTlsConfig::new()
+                .identity(pki.server.identity())
+                .client_ca_root(Certificate::from_pem(&pki.ca_pem)),
+        )
         .unwrap()
         .add_service(TraceServiceServer::new(counting.clone()))
         .add_service(MetricsServiceServer::new(counting.clone()))
@@ -84,18 +99,23 @@ async fn an_https_collector_is_reached_only_through_a_trusted_ca() {
     settings.telemetry.otlp_endpoint = Some(format!("https://localhost:{port}"));
     settings.telemetry.metrics_interval_ms = 200;
 
-    // The system's roots do not know the test CA: the handshake fails, nothing is received.
-    let untrusted = collector_channel(&settings.telemetry).unwrap();
-    let refused = TraceServiceClient::new(untrusted)
-        .export(ExportTraceServiceRequest::default())
-        .await;
-    assert!(refused.is_err(), "{refused:?}");
-    assert_eq!(counting.spans.load(Ordering::SeqCst), 0);
+    // The system's roots do not know the test CA: the handshake fails.
+    assert_export_refused(&settings.telemetry).await;
 
-    // With the collector's CA configured, both exporters get through.
-    let ca_file = pki.dir.path().join("collector-ca.pem");
-    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
-    settings.telemetry.otlp_certificate_file = Some(ca_file);
+    // The CA alone is not enough: the collector wants a client certificate.
+    let write = |name: &str, contents: &str| {
+        let path = pki.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    };
+    settings.telemetry.otlp_certificate_file = Some(write("collector-ca.pem", &pki.ca_pem));
+    assert_export_refused(&settings.telemetry).await;
+
+    // With the CA and a client certificate, both exporters get through.
+    let client = &pki.spiffe_client;
+    settings.telemetry.otlp_client_certificate_file = Some(write("exporter.pem", &client.cert_pem));
+    settings.telemetry.otlp_client_key_file = Some(write("exporter-key.pem", &client.key_pem));
+    assert!(settings.validate(true).is_ok());
     let guard = init_telemetry(&settings, LogBuffer::default()).unwrap();
     let app = spawn_gateway_for(start_simulator().await, |gateway| {
         gateway.telemetry = settings.telemetry.clone();

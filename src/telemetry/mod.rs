@@ -28,7 +28,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use secrecy::ExposeSecret;
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -179,7 +179,8 @@ impl Export {
 
 /// The connection to `settings.otlp_endpoint` that traces and metrics share, connecting on
 /// first use: plaintext for `http://`, TLS for `https://` trusting `otlp_certificate_file` or,
-/// without one, the system's roots. Call inside the Tokio runtime.
+/// without one, the system's roots, and presenting the client certificate when configured.
+/// Call inside the Tokio runtime.
 pub fn collector_channel(settings: &TelemetrySettings) -> anyhow::Result<Channel> {
     let endpoint = settings
         .otlp_endpoint
@@ -189,18 +190,24 @@ pub fn collector_channel(settings: &TelemetrySettings) -> anyhow::Result<Channel
         .context("`telemetry.otlp_endpoint` is not a valid URI")?
         .timeout(Duration::from_millis(settings.otlp_timeout_ms));
     if endpoint.starts_with("https://") {
-        let tls = match &settings.otlp_certificate_file {
-            Some(path) => {
-                let pem = std::fs::read(path).with_context(|| {
-                    format!(
-                        "cannot read `telemetry.otlp_certificate_file` `{}`",
-                        path.display()
-                    )
-                })?;
-                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
-            }
+        let read = |path: &std::path::Path, setting: &str| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read `telemetry.{setting}` `{}`", path.display()))
+        };
+        let mut tls = match &settings.otlp_certificate_file {
+            Some(path) => ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(read(path, "otlp_certificate_file")?)),
             None => ClientTlsConfig::new().with_native_roots(),
         };
+        if let (Some(certificate), Some(key)) = (
+            &settings.otlp_client_certificate_file,
+            &settings.otlp_client_key_file,
+        ) {
+            tls = tls.identity(Identity::from_pem(
+                read(certificate, "otlp_client_certificate_file")?,
+                read(key, "otlp_client_key_file")?,
+            ));
+        }
         channel = channel
             .tls_config(tls)
             .context("the TLS settings of `telemetry.otlp_endpoint`")?;
