@@ -189,7 +189,10 @@ pub fn collector_channel(settings: &TelemetrySettings) -> anyhow::Result<Channel
     let mut channel = Channel::from_shared(endpoint.to_owned())
         .context("`telemetry.otlp_endpoint` is not a valid URI")?
         .timeout(Duration::from_millis(settings.otlp_timeout_ms));
-    if endpoint.starts_with("https://") {
+    let https = endpoint
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    if https {
         let read = |path: &std::path::Path, setting: &str| {
             std::fs::read(path)
                 .with_context(|| format!("cannot read `telemetry.{setting}` `{}`", path.display()))

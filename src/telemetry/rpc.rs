@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::metrics::{Histogram, ObservableUpDownCounter};
+use opentelemetry::metrics::Histogram;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, global};
@@ -32,36 +32,35 @@ use super::ids::HexId;
 /// gRPC codes that make a server span an error (OpenTelemetry's gRPC conventions).
 const SERVER_ERROR_CODES: &[i64] = &[2, 4, 12, 13, 14, 15];
 
-/// The RPC duration histogram, and the in-flight gauge read from [`ServedRpc::in_flight`] when
-/// metrics are collected (an atomic add per RPC instead of two attribute-set lookups).
+/// The RPC duration histogram. The in-flight gauge is read from [`ServedRpc::in_flight`] when
+/// metrics are collected (an atomic add per RPC instead of two attribute-set lookups); its
+/// callback is registered with the histogram and lives as long as the meter.
 struct RpcMetrics {
     duration: Histogram<f64>,
-    /// Kept so the callback stays registered for the life of the process.
-    _in_flight: ObservableUpDownCounter<i64>,
 }
 
 /// Created on first use, after the meter provider is installed.
 static METRICS: LazyLock<RpcMetrics> = LazyLock::new(|| {
     let meter = global::meter(INSTRUMENTATION_NAME);
+    let _in_flight = meter
+        .i64_observable_up_down_counter("identity_gateway.rpc.in_flight")
+        .with_description("gRPC calls being served, by method")
+        .with_callback(|observer| {
+            for served in SERVED_RPCS.values() {
+                if served.called.load(Ordering::Relaxed) {
+                    observer.observe(
+                        served.in_flight.load(Ordering::Relaxed),
+                        &served.name().attributes(),
+                    );
+                }
+            }
+        })
+        .build();
     RpcMetrics {
         duration: meter
             .f64_histogram("rpc.server.duration")
             .with_unit("ms")
             .with_description("Duration of gRPC calls served, by method and status code")
-            .build(),
-        _in_flight: meter
-            .i64_observable_up_down_counter("identity_gateway.rpc.in_flight")
-            .with_description("gRPC calls being served, by method")
-            .with_callback(|observer| {
-                for served in SERVED_RPCS.values() {
-                    if served.called.load(Ordering::Relaxed) {
-                        observer.observe(
-                            served.in_flight.load(Ordering::Relaxed),
-                            &served.name().attributes(),
-                        );
-                    }
-                }
-            })
             .build(),
     }
 });
@@ -167,7 +166,10 @@ struct InFlight(Option<&'static ServedRpc>);
 impl InFlight {
     fn start(served: Option<&'static ServedRpc>) -> Self {
         if let Some(served) = served {
-            served.called.store(true, Ordering::Relaxed);
+            // Read first: a write on every call would move the line between cores for nothing.
+            if !served.called.load(Ordering::Relaxed) {
+                served.called.store(true, Ordering::Relaxed);
+            }
             served.in_flight.fetch_add(1, Ordering::Relaxed);
         }
         Self(served)
