@@ -951,6 +951,15 @@ mod tests {
             .collect()
     }
 
+    /// Checks that validation reports each of `needles`; returns every problem, one a line.
+    fn assert_reported(settings: &Settings, needles: &[&str]) -> String {
+        let problems = settings.validate(true).unwrap_err().join("\n");
+        for needle in needles {
+            assert!(problems.contains(needle), "{needle}: {problems}");
+        }
+        problems
+    }
+
     #[test]
     fn okta_sdk_variables_are_honoured_below_the_gateway_variables() {
         let settings = Settings::load(
@@ -1003,16 +1012,16 @@ mod tests {
             settings.auth.jwt.audiences.as_ref().unwrap().words(),
             ["identity-gateway", "other"]
         );
-        let problems = settings.validate(true).unwrap_err().join("\n");
-        for needle in [
-            "`auth.tls.cert_file` and `auth.tls.key_file` go together",
-            "`auth.tls.cert_file` (`missing-server.pem`): cannot be read",
-            "`auth.jwt.issuer` must be set",
-            "`auth.jwt.jwks_url` must use https",
-            "`grpc.health_listen_addr` must differ",
-        ] {
-            assert!(problems.contains(needle), "{needle}: {problems}");
-        }
+        let problems = assert_reported(
+            &settings,
+            &[
+                "`auth.tls.cert_file` and `auth.tls.key_file` go together",
+                "`auth.tls.cert_file` (`missing-server.pem`): cannot be read",
+                "`auth.jwt.issuer` must be set",
+                "`auth.jwt.jwks_url` must use https",
+                "`grpc.health_listen_addr` must differ",
+            ],
+        );
         assert!(!problems.contains("no caller authentication"), "{problems}");
     }
 
@@ -1088,15 +1097,15 @@ mod tests {
             ]),
         )
         .unwrap();
-        let problems = odd.validate(true).unwrap_err().join("\n");
-        for needle in [
-            "must be an http:// or https:// URL",
-            "`telemetry.otlp_certificate_file` is for an https://",
-            "`telemetry.otlp_certificate_file` (`missing-ca.pem`): cannot be read",
-            "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together",
-        ] {
-            assert!(problems.contains(needle), "{needle}: {problems}");
-        }
+        assert_reported(
+            &odd,
+            &[
+                "must be an http:// or https:// URL",
+                "`telemetry.otlp_certificate_file` is for an https://",
+                "`telemetry.otlp_certificate_file` (`missing-ca.pem`): cannot be read",
+                "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together",
+            ],
+        );
     }
 
     #[test]
