@@ -664,6 +664,9 @@ impl Settings {
                     .to_owned(),
             );
         }
+        if let Err(problem) = crate::telemetry::key_value_list(&telemetry.resource_attributes) {
+            problems.push(format!("`telemetry.resource_attributes`: {problem}"));
+        }
         if let Some(headers) = &telemetry.otlp_headers {
             if let Err(problem) = crate::telemetry::otlp_headers(headers.expose_secret()) {
                 problems.push(format!("`telemetry.otlp_headers`: {problem}"));
@@ -1094,6 +1097,7 @@ mod tests {
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
                 ("OTEL_EXPORTER_OTLP_CERTIFICATE", "missing-ca.pem"),
                 ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "missing-key.pem"),
+                ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,region"),
             ]),
         )
         .unwrap();
@@ -1104,6 +1108,7 @@ mod tests {
                 "`telemetry.otlp_certificate_file` is for an https://",
                 "`telemetry.otlp_certificate_file` (`missing-ca.pem`): cannot be read",
                 "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together",
+                "`telemetry.resource_attributes`: entry 2 has no `=`",
             ],
         );
     }

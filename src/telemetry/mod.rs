@@ -8,11 +8,13 @@
 //! span exported that cost about half as much CPU again as the RPC itself.
 
 mod ids;
+mod key_values;
 mod otlp;
 pub mod rpc;
 mod span_fields;
 
 pub(crate) use ids::traceparent;
+pub(crate) use key_values::parse as key_value_list;
 pub(crate) use otlp::headers::parse as otlp_headers;
 
 use std::sync::OnceLock;
@@ -120,18 +122,13 @@ where
     })
 }
 
-/// `service.name`, the version, and `OTEL_RESOURCE_ATTRIBUTES`-style extra attributes.
+/// `service.name`, the version, and the extra attributes of `OTEL_RESOURCE_ATTRIBUTES`
+/// (checked when the settings were validated).
 fn resource(settings: &TelemetrySettings) -> Resource {
-    let extra = settings.resource_attributes.split(',').filter_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        let decode = |text: &str| {
-            url::form_urlencoded::parse(text.trim().as_bytes())
-                .map(|(decoded, _)| decoded.into_owned())
-                .next()
-                .unwrap_or_default()
-        };
-        Some(KeyValue::new(decode(key), decode(value)))
-    });
+    let extra = key_values::parse(&settings.resource_attributes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| KeyValue::new(key, value));
     Resource::builder_empty()
         .with_service_name(settings.service_name.clone())
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))

@@ -1,5 +1,5 @@
-//! `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs, comma-separated, values percent-encoded,
-//! sent as gRPC metadata with every export (collector credentials, tenant ids).
+//! `OTEL_EXPORTER_OTLP_HEADERS` (a [`crate::telemetry::key_values`] list) as the gRPC metadata
+//! sent with every export (collector credentials, tenant ids).
 
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 
@@ -7,45 +7,18 @@ use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 /// credentials.
 pub(crate) fn parse(text: &str) -> Result<MetadataMap, String> {
     let mut metadata = MetadataMap::new();
-    for (index, entry) in text.split(',').map(str::trim).enumerate() {
-        if entry.is_empty() {
-            continue;
-        }
-        let Some((key, value)) = entry.split_once('=') else {
-            return Err(format!("entry {} has no `=`", index + 1));
-        };
-        let key = key.trim();
+    for (key, value) in crate::telemetry::key_values::parse(text)? {
         let parsed_key = key
             .parse::<AsciiMetadataKey>()
             .ok()
             .filter(|_| !key.ends_with("-bin"))
             .ok_or_else(|| format!("`{key}` is not a valid header name"))?;
-        let decoded = percent_decode(value.trim())
-            .ok_or_else(|| format!("the value of `{key}` is not valid percent-encoded UTF-8"))?;
-        let parsed_value = decoded
+        let parsed_value = value
             .parse::<AsciiMetadataValue>()
             .map_err(|_| format!("the value of `{key}` is not a valid header value"))?;
         metadata.append(parsed_key, parsed_value);
     }
     Ok(metadata)
-}
-
-/// `%XX` escapes decoded (`+` stays `+`, as in W3C baggage, which this format follows).
-fn percent_decode(text: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'%' {
-            let hex = tail.get(..2)?;
-            let decoded = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            bytes.push(decoded);
-            rest = tail.get(2..)?;
-        } else {
-            bytes.push(byte);
-            rest = tail;
-        }
-    }
-    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
