@@ -72,27 +72,44 @@ pub async fn spawn_simulator() -> (Child, String) {
         line.strip_prefix("Okta org simulator on ")
             .map(str::to_owned)
     });
-    reqwest::Client::new()
-        .put(format!("{okta_url}/__sim/rate-limits"))
-        .json(&json!({"buckets": [{"name": "all", "method": null, "path_prefix": "/api/", "limit": 1_000_000_000u64}], "concurrency_limit": 1_000_000}))
+    simulator_admin(
+        reqwest::Method::PUT,
+        &format!("{okta_url}/__sim/rate-limits"),
+        json!({"buckets": [{"name": "all", "method": null, "path_prefix": "/api/", "limit": 1_000_000_000u64}], "concurrency_limit": 1_000_000}),
+    )
+    .await;
+    (child, okta_url)
+}
+
+/// Sends `body` to one of the simulator's `/__sim/` admin endpoints; returns its JSON answer
+/// (`null` when it has none).
+async fn simulator_admin(
+    method: reqwest::Method,
+    url: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let answer = reqwest::Client::new()
+        .request(method, url)
+        .json(&body)
         .send()
         .await
         .unwrap()
         .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
         .unwrap();
-    (child, okta_url)
+    serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null)
 }
 
 /// Sets the simulator's added upstream latency.
 pub async fn set_upstream_latency(okta_url: &str, latency_ms: u64) {
-    reqwest::Client::new()
-        .put(format!("{okta_url}/__sim/latency"))
-        .json(&json!({"delay_ms": latency_ms}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    simulator_admin(
+        reqwest::Method::PUT,
+        &format!("{okta_url}/__sim/latency"),
+        json!({"delay_ms": latency_ms}),
+    )
+    .await;
 }
 
 /// Adds `count` users to the simulator's org and returns their ids, so that callers can each
@@ -103,17 +120,12 @@ pub async fn seed_users(okta_url: &str, count: usize) -> Vec<String> {
         .collect();
     let users: Vec<serde_json::Value> =
         logins.iter().map(|login| json!({"login": login})).collect();
-    let seeded: serde_json::Value = reqwest::Client::new()
-        .post(format!("{okta_url}/__sim/seed"))
-        .json(&json!({ "users": users }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seeded = simulator_admin(
+        reqwest::Method::POST,
+        &format!("{okta_url}/__sim/seed"),
+        json!({ "users": users }),
+    )
+    .await;
     logins
         .iter()
         .map(|login| seeded["users"][login].as_str().unwrap().to_owned())
