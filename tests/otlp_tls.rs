@@ -7,66 +7,15 @@
 mod common;
 mod credentials;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use common::collector::Collected;
 use common::{LogBuffer, spawn_gateway_for, start_simulator};
 use credentials::Pki;
 use identity_gateway::config::TelemetrySettings;
 use identity_gateway::proto::{GetUserRequest, get_user_request};
 use identity_gateway::telemetry::{collector_channel, init_telemetry};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use tokio::net::TcpListener;
-use tonic::transport::{Certificate, Server, ServerTlsConfig};
-use tonic::{Request, Response, Status};
-
-/// Counts the spans and metric exports an https collector receives.
-#[derive(Clone, Default)]
-struct Counting {
-    spans: Arc<AtomicUsize>,
-    metric_exports: Arc<AtomicUsize>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Counting {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let spans = request
-            .into_inner()
-            .resource_spans
-            .iter()
-            .flat_map(|resource| &resource.scope_spans)
-            .map(|scope| scope.spans.len())
-            .sum::<usize>();
-        self.spans.fetch_add(spans, Ordering::SeqCst);
-        Ok(Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for Counting {
-    async fn export(
-        &self,
-        _request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.metric_exports.fetch_add(1, Ordering::SeqCst);
-        Ok(Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
+use tonic::transport::{Certificate, ServerTlsConfig};
 
 /// An export over the collector connection `telemetry` describes fails at the handshake.
 async fn assert_export_refused(telemetry: &TelemetrySettings) {
@@ -80,20 +29,15 @@ async fn assert_export_refused(telemetry: &TelemetrySettings) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_https_collector_is_reached_only_with_a_trusted_ca_and_a_client_certificate() {
     let pki = Pki::new();
-    let counting = Counting::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let collector = Server::builder()
-        .tls_config(
+    let collected = Collected::default();
+    let port = collected
+        .serve(Some(
             ServerTlsConfig::new()
                 .identity(pki.server.identity())
                 .client_ca_root(Certificate::from_pem(&pki.ca_pem)),
-        )
-        .unwrap()
-        .add_service(TraceServiceServer::new(counting.clone()))
-        .add_service(MetricsServiceServer::new(counting.clone()))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-    tokio::spawn(collector);
+        ))
+        .await
+        .port();
 
     let mut settings = common::test_settings();
     settings.telemetry.otlp_endpoint = Some(format!("https://localhost:{port}"));
@@ -135,8 +79,8 @@ async fn an_https_collector_is_reached_only_with_a_trusted_ca_and_a_client_certi
         .unwrap();
 
     assert!(
-        counting.spans.load(Ordering::SeqCst) >= 2,
+        collected.span_count() >= 2,
         "the RPC's server span and its Okta client span arrived over TLS"
     );
-    assert!(counting.metric_exports.load(Ordering::SeqCst) >= 1);
+    assert!(!collected.metrics.lock().unwrap().is_empty());
 }

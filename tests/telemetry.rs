@@ -5,92 +5,22 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 
+use common::collector::Collected;
 use common::{LogBuffer, SIM_TOKEN, spawn_gateway_for, start_simulator};
 use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
 use identity_gateway::telemetry::init_telemetry;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 /// The collector's credential, as configured (percent-encoded) and as sent.
 const COLLECTOR_KEY_SETTING: &str = "x-collector-key=collector%20canary";
 const COLLECTOR_KEY: &str = "collector canary";
-
-/// What the collector received, and the `x-collector-key` of each export.
-#[derive(Clone, Default)]
-struct Collected {
-    traces: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
-    metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
-    keys: Arc<Mutex<Vec<String>>>,
-    /// Trace exports still to refuse with UNAVAILABLE (a collector starting up).
-    refusals: Arc<AtomicUsize>,
-    trace_attempts: Arc<AtomicUsize>,
-}
-
-impl Collected {
-    fn record_key<T>(&self, request: &Request<T>) {
-        let key = request
-            .metadata()
-            .get("x-collector-key")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("none");
-        self.keys.lock().unwrap().push(key.to_owned());
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Collected {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.trace_attempts.fetch_add(1, Ordering::SeqCst);
-        self.record_key(&request);
-        let refuse = self
-            .refusals
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                left.checked_sub(1)
-            })
-            .is_ok();
-        if refuse {
-            return Err(Status::unavailable("starting up"));
-        }
-        self.traces.lock().unwrap().push(request.into_inner());
-        Ok(Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for Collected {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.record_key(&request);
-        self.metrics.lock().unwrap().push(request.into_inner());
-        Ok(Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
 
 fn attribute(span: &Span, key: &str) -> Option<AnyValue> {
     span.attributes
@@ -117,13 +47,7 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
     // An in-process OTLP collector, which refuses the first span export.
     let collected = Collected::default();
     collected.refusals.store(1, Ordering::SeqCst);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let collector_address: SocketAddr = listener.local_addr().unwrap();
-    let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(collected.clone()))
-        .add_service(MetricsServiceServer::new(collected.clone()))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-    tokio::spawn(server);
+    let collector_address = collected.serve(None).await;
 
     let logs = LogBuffer::default();
     let mut settings = common::test_settings();

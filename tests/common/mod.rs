@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod callers;
+pub mod collector;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
