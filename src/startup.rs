@@ -93,6 +93,8 @@ impl Application {
             builder
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // The google.rpc error details every error carries, so grpcurl can decode them.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
         let reflection_v1 =
             reflection(tonic_reflection::server::Builder::configure()).build_v1()?;

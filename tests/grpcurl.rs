@@ -128,3 +128,68 @@ async fn grpcurl_lists_describes_and_calls_the_services_through_reflection_alone
     .unwrap();
     assert!(!ok && refused.contains("InvalidArgument"), "{refused}");
 }
+
+/// grpcurl decodes the `google.rpc` details of an error (ErrorInfo, BadRequest,
+/// PreconditionFailure) from the types reflection serves, instead of "is not recognized".
+#[tokio::test(flavor = "multi_thread")]
+async fn grpcurl_decodes_error_details_through_reflection() {
+    let Some(binary) = find_grpcurl() else { return };
+    let app = spawn_app().await;
+    let address = app.address.to_string();
+    let call = |data: String, method: &'static str| {
+        let binary = binary.clone();
+        let address = address.clone();
+        tokio::task::spawn_blocking(move || {
+            grpcurl(&binary, &["-format-error", "-d", &data, &address, method])
+        })
+    };
+    let status_of = |text: &str| -> serde_json::Value {
+        let start = text
+            .find('{')
+            .unwrap_or_else(|| panic!("no status in:\n{text}"));
+        serde_json::from_str(&text[start..]).unwrap_or_else(|e| panic!("{e}:\n{text}"))
+    };
+    let detail = |status: &serde_json::Value, kind: &str| -> serde_json::Value {
+        let wanted = format!("type.googleapis.com/google.rpc.{kind}");
+        status["details"]
+            .as_array()
+            .and_then(|details| details.iter().find(|d| d["@type"] == wanted.as_str()))
+            .cloned()
+            .unwrap_or_else(|| panic!("no decoded {kind} in {status}"))
+    };
+
+    let (ok, refused) = call(r#"{"id":"../x"}"#.into(), "identity.v1.UserService/GetUser")
+        .await
+        .unwrap();
+    assert!(!ok && !refused.contains("not recognized"), "{refused}");
+    let status = status_of(&refused);
+    assert_eq!(detail(&status, "ErrorInfo")["reason"], "INVALID_REQUEST");
+    let violations = &detail(&status, "BadRequest")["fieldViolations"];
+    assert_eq!(violations[0]["field"], "id", "{status}");
+
+    let create = r#"{"profile":{"login":"staged.cli@example.com","email":"staged.cli@example.com","firstName":"Staged","lastName":"User"},"activate":false}"#;
+    let (ok, created) = call(create.into(), "identity.v1.UserService/CreateUser")
+        .await
+        .unwrap();
+    assert!(ok, "{created}");
+    let user_id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ok, refused) = call(
+        format!(r#"{{"userId":"{user_id}"}}"#),
+        "identity.v1.UserService/SuspendUser",
+    )
+    .await
+    .unwrap();
+    assert!(!ok && !refused.contains("not recognized"), "{refused}");
+    let status = status_of(&refused);
+    assert_eq!(
+        detail(&status, "ErrorInfo")["reason"],
+        "OKTA_WRONG_STATUS",
+        "{status}"
+    );
+    let violation = &detail(&status, "PreconditionFailure")["violations"][0];
+    assert_eq!(violation["type"], "STATUS", "{status}");
+    assert_eq!(violation["subject"], "user", "{status}");
+}
