@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::SecretString;
 
-use crate::config::{OktaTarget, Settings};
+use crate::config::{LogFormat, OktaTarget, Settings};
 use crate::okta::{OktaClient, OktaClientSettings};
 use crate::sim::fault_modes::FaultModes;
 use crate::sim::{SeedSource, Simulator, SimulatorSettings};
@@ -106,6 +106,10 @@ pub struct Cli {
     /// Listen address, overriding `grpc.listen_addr`.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// With `--simulate`: where the simulated org listens (its Okta API and `/__sim/` admin API),
+    /// fixed by default so the README's recipes can reach it.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8089")]
+    pub simulator_listen: SocketAddr,
     /// Run something other than the gateway.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -182,7 +186,7 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
                 fault_modes.as_deref(),
             );
             match settings {
-                Ok(settings) => run_simulator(listen, settings).await,
+                Ok(settings) => run_simulator(listen, settings, token_file.is_some()).await,
                 Err(error) => Err(error),
             }
         }
@@ -192,7 +196,10 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
         Some(Command::HashApiKey { name }) => {
             api_key_entry(&name).map(|entry| print_banner(&entry))
         }
-        None => run_gateway(settings, cli.simulate, cli.listen).await,
+        None => {
+            let simulate = cli.simulate.then_some(cli.simulator_listen);
+            run_gateway(settings, simulate, cli.listen).await
+        }
     };
     // Flush the last spans and metrics; the exporters block, so off the runtime's threads.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
@@ -278,63 +285,89 @@ fn simulator_settings(
     })
 }
 
-async fn run_simulator(listen: SocketAddr, settings: SimulatorSettings) -> anyhow::Result<()> {
+/// Runs the standalone simulator. A token from a file stays secret: it is never printed.
+async fn run_simulator(
+    listen: SocketAddr,
+    settings: SimulatorSettings,
+    token_from_file: bool,
+) -> anyhow::Result<()> {
     let api_token = settings.api_token.clone();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("failed to bind the simulator on {listen}"))?;
     let address = listener.local_addr()?;
+    let (shown_token, header) = if token_from_file {
+        (
+            "(from --token-file, not shown)",
+            "SSWS $(cat TOKEN_FILE)".to_owned(),
+        )
+    } else {
+        (api_token.as_str(), format!("SSWS {api_token}"))
+    };
     print_banner(&format!(
-        "Okta org simulator on http://{address}\n  token: {api_token}\n  \
-         try:   curl -H 'Authorization: SSWS {api_token}' http://{address}/api/v1/users"
+        "Okta org simulator on http://{address}\n  token: {shown_token}\n  \
+         try:   curl -H \"Authorization: {header}\" http://{address}/api/v1/users"
     ));
     crate::sim::serve(listener, settings, termination_signal()).await
 }
 
+/// Runs the gateway; `simulate` is where the simulated org listens when there is one.
 async fn run_gateway(
     mut settings: Settings,
-    simulate: bool,
+    simulate: Option<SocketAddr>,
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     if let Some(listen) = listen {
         settings.grpc.listen_addr = listen;
     }
-    if simulate && !settings.auth.has_mechanism() {
+    if simulate.is_some() && !settings.auth.has_mechanism() {
         // The one-command quick start: a simulated org and no caller credentials, said loudly.
         settings.auth.insecure = true;
     }
-    let target = settings.validate(simulate).map_err(|problems| {
+    let target = settings.validate(simulate.is_some()).map_err(|problems| {
         anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - "))
     })?;
-    let (target, simulator) = match target {
-        Some(target) => (target, None),
-        None => {
+    let (target, simulator) = match (target, simulate) {
+        (Some(target), _) => (target, None),
+        (None, None) => anyhow::bail!("no Okta org is configured and --simulate is not set"),
+        (None, Some(simulator_listen)) => {
             let api_token = random_token();
             let simulator_settings = SimulatorSettings {
                 api_token: api_token.clone(),
                 ..SimulatorSettings::default()
             };
-            let simulator =
-                Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), simulator_settings).await?;
+            let simulator = Simulator::start(simulator_listen, simulator_settings)
+                .await
+                .with_context(|| {
+                    format!(
+                        "failed to bind the simulator on {simulator_listen} \
+                         (choose another with --simulator-listen)"
+                    )
+                })?;
             tracing::warn!(simulator = %simulator.base_url(),
                 "SIMULATED OKTA ORG: no real Okta org is used; data is demo data and is lost at exit");
             let target = OktaTarget {
                 org_url: simulator.base_url().parse()?,
-                api_token: SecretString::from(api_token),
+                api_token: SecretString::from(api_token.clone()),
                 oauth: None,
             };
-            (target, Some(simulator))
+            (target, Some((simulator, api_token)))
         }
     };
     let okta = okta_client(&settings, target)?;
     let application = Application::build(&settings, okta, termination_signal()).await?;
     let address = application.local_addr();
     tracing::info!(%address, "grpc server listening");
-    if simulator.is_some() {
-        print_quick_start(address);
+    if let Some((simulator, api_token)) = &simulator {
+        let quick_start = QuickStart {
+            address,
+            simulator_url: simulator.base_url(),
+            simulator_token: api_token,
+        };
+        quick_start.announce(settings.log.format);
     }
     application.run_until_stopped().await?;
-    if let Some(simulator) = simulator {
+    if let Some((simulator, _)) = simulator {
         simulator.stop().await;
     }
     tracing::info!("stopped");
@@ -378,11 +411,71 @@ fn print_banner(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
-fn print_quick_start(address: SocketAddr) {
-    print_banner(&format!(
-        "\nidentity-gateway is serving on {address} against a SIMULATED Okta org (demo data).\n\
-         Try:\n  grpcurl -plaintext {address} list\n  \
-         grpcurl -plaintext -d '{{\"page_size\": 5}}' {address} identity.v1.UserService/ListUsers\n  \
-         grpcurl -plaintext -d '{{\"name_prefix\": \"Eng\"}}' {address} identity.v1.GroupService/ListGroups\n"
-    ));
+/// What a person starting `--simulate` needs to begin: where everything is, how to make the
+/// simulated org do something, and a first call.
+struct QuickStart<'a> {
+    address: SocketAddr,
+    simulator_url: String,
+    simulator_token: &'a str,
+}
+
+impl QuickStart<'_> {
+    /// A banner on stderr for a person (a terminal, or `log.format = pretty`); otherwise the
+    /// same facts as one structured log line, so JSON logs stay one object per line.
+    fn announce(&self, format: LogFormat) {
+        use std::io::IsTerminal;
+        if format == LogFormat::Pretty || std::io::stderr().is_terminal() {
+            use std::io::Write;
+            // A closed stderr must not stop the server.
+            let _ = writeln!(std::io::stderr().lock(), "{}", self.banner());
+        } else {
+            tracing::info!(
+                grpc_address = %self.address,
+                simulator_url = %self.simulator_url,
+                simulator_token = %self.simulator_token,
+                simulator_admin = %format!("{}/__sim/", self.simulator_url),
+                inject_event = %self.inject_event_command(),
+                try_command = %self.try_command(),
+                "quick start: identity-gateway against a SIMULATED Okta org"
+            );
+        }
+    }
+
+    fn banner(&self) -> String {
+        let Self {
+            address,
+            simulator_url,
+            simulator_token,
+        } = self;
+        format!(
+            "\nidentity-gateway is serving on {address} against a SIMULATED Okta org \
+             (demo data, lost at exit).\n\
+             \n  simulated Okta org: {simulator_url}   token: {simulator_token}\
+             \n  simulator admin:    {simulator_url}/__sim/  (requests, faults, fault-modes, \
+             seed, latency, rate-limits, logs/events)\
+             \n\n  Make a System Log event happen (WatchEvents and SearchEvents show it):\
+             \n    {}\
+             \n\n  Try:\
+             \n    {}\
+             \n    grpcurl -plaintext {address} list\n",
+            self.inject_event_command(),
+            self.try_command(),
+        )
+    }
+
+    fn inject_event_command(&self) -> String {
+        format!(
+            "curl -s -X POST {}/__sim/logs/events -H 'Content-Type: application/json' \
+             -d '{{\"events\":[{{\"eventType\":\"user.session.start\",\
+             \"login\":\"ada.lovelace@example.com\",\"outcome\":\"FAILURE\"}}]}}'",
+            self.simulator_url
+        )
+    }
+
+    fn try_command(&self) -> String {
+        format!(
+            "grpcurl -plaintext -d '{{\"pageSize\":5}}' {} identity.v1.UserService/ListUsers",
+            self.address
+        )
+    }
 }

@@ -75,31 +75,78 @@ fn help_documents_every_setting() {
     }
 }
 
-#[tokio::test]
-async fn simulate_serves_the_demo_org_in_one_command_and_stops_on_sigterm() {
-    let mut child = Command::new(BINARY)
-        .args(["--simulate", "--listen", "127.0.0.1:0"])
-        .env_clear()
-        .env("IDGW_LOG__FORMAT", "pretty")
-        .env("IDGW_GRPC__DRAIN_DELAY_MS", "0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    // Read stdout to the end on a thread (as a terminal would), reporting the address once seen.
-    let (address_sender, address_receiver) = std::sync::mpsc::channel();
+/// `--simulate` on ports of its own, so tests run side by side.
+const QUICK_START_ARGS: [&str; 5] = [
+    "--simulate",
+    "--listen",
+    "127.0.0.1:0",
+    "--simulator-listen",
+    "127.0.0.1:0",
+];
+
+/// What the quick-start banner told the person at the terminal.
+struct Banner {
+    grpc_address: String,
+    simulator_url: String,
+    simulator_token: String,
+    inject_command: String,
+    text: String,
+}
+
+/// Reads the banner from the gateway's stderr, then keeps draining it (as a terminal would).
+async fn read_banner(stderr: std::process::ChildStderr) -> Banner {
+    let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("is serving on ").nth(1) {
-                let _ =
-                    address_sender.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+        let mut text = String::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                text.push_str(&line);
+                text.push('\n');
+                if line.contains("grpcurl -plaintext") && line.trim_end().ends_with(" list") {
+                    let _ = sender.send(text.clone());
+                    sent = true;
+                }
             }
         }
     });
-    let address = tokio::task::spawn_blocking(move || address_receiver.recv())
+    let text = tokio::task::spawn_blocking(move || receiver.recv())
         .await
         .unwrap()
-        .expect("the quick start prints its address");
+        .expect("the quick start prints a banner");
+    let after = |marker: &str| {
+        text.split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no `{marker}` in the banner:\n{text}"))
+            .to_owned()
+    };
+    Banner {
+        grpc_address: after("is serving on "),
+        simulator_url: after("simulated Okta org: "),
+        simulator_token: after("token: "),
+        inject_command: text
+            .lines()
+            .find(|line| line.trim_start().starts_with("curl "))
+            .unwrap_or_else(|| panic!("no event injection command in:\n{text}"))
+            .trim()
+            .to_owned(),
+        text,
+    }
+}
+
+#[tokio::test]
+async fn simulate_serves_the_demo_org_in_one_command_and_stops_on_sigterm() {
+    let mut child = Command::new(BINARY)
+        .args(QUICK_START_ARGS)
+        .env_clear()
+        .env("IDGW_LOG__FORMAT", "pretty")
+        .env("IDGW_GRPC__DRAIN_DELAY_MS", "0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let banner = read_banner(child.stderr.take().unwrap()).await;
+    let address = banner.grpc_address;
 
     let mut users = UserServiceClient::connect(format!("http://{address}"))
         .await
@@ -182,4 +229,144 @@ async fn simulate_starts_with_the_fault_modes_of_its_file_and_refuses_a_bad_one(
         modes,
         serde_json::json!({"seed": 9, "connection_resets": {"rate": 0.25, "path_prefix": "/api/v1/users"}})
     );
+}
+
+/// The banner names everything a newcomer needs, and each thing it names works: the simulator
+/// answers Okta's API with the printed token, and the printed curl line adds a System Log event.
+#[tokio::test]
+async fn the_quick_start_banner_shows_working_addresses_token_and_event_injection() {
+    let mut child = Command::new(BINARY)
+        .args(QUICK_START_ARGS)
+        .env_clear()
+        .env("IDGW_LOG__FORMAT", "pretty")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let banner = read_banner(child.stderr.take().unwrap()).await;
+    assert!(banner.text.contains("/__sim/"), "{}", banner.text);
+
+    let okta = reqwest::Client::new();
+    let users = okta
+        .get(format!("{}/api/v1/users", banner.simulator_url))
+        .header("Authorization", format!("SSWS {}", banner.simulator_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        users.status(),
+        200,
+        "the printed token opens the simulated org"
+    );
+    let events_before = log_event_count(&banner.simulator_url).await;
+    let injected = Command::new("sh")
+        .args(["-c", &banner.inject_command])
+        .output()
+        .unwrap();
+    assert!(injected.status.success(), "{injected:?}");
+    assert_eq!(
+        log_event_count(&banner.simulator_url).await,
+        events_before + 1
+    );
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+async fn log_event_count(simulator_url: &str) -> u64 {
+    let stats: serde_json::Value = reqwest::get(format!("{simulator_url}/__sim/logs/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["events"].as_u64().unwrap()
+}
+
+/// With JSON logs and no terminal, the banner's facts come as one structured log line.
+#[tokio::test]
+async fn with_json_logs_the_quick_start_is_one_structured_line() {
+    let mut child = Command::new(BINARY)
+        .args(QUICK_START_ARGS)
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.contains("quick start"))
+    })
+    .await
+    .unwrap()
+    .expect("a quick-start log line");
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.stderr.is_empty(), "no banner without a terminal");
+    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let fields = &record;
+    for field in [
+        "grpc_address",
+        "simulator_url",
+        "simulator_token",
+        "simulator_admin",
+        "inject_event",
+        "try_command",
+    ] {
+        assert!(
+            fields[field]
+                .as_str()
+                .is_some_and(|value| !value.is_empty()),
+            "{field} missing from {record}"
+        );
+    }
+}
+
+/// `simulate --token-file` keeps the token off the terminal: the banner never prints it.
+#[tokio::test]
+async fn the_standalone_simulator_never_prints_a_token_from_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let token = "s3cret-simulator-token-from-a-file";
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let mut child = Command::new(BINARY)
+        .args(["simulate", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&token_file)
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (address, printed) = tokio::task::spawn_blocking(move || {
+        let mut printed = String::new();
+        let mut address = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(rest) = line.split("simulator on ").nth(1) {
+                address = Some(rest.to_owned());
+            }
+            if line.contains("curl ") {
+                break;
+            }
+        }
+        (address.expect("the simulator prints its address"), printed)
+    })
+    .await
+    .unwrap();
+    let answer = reqwest::Client::new()
+        .get(format!("{address}/api/v1/users"))
+        .header("Authorization", format!("SSWS {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "the file's token is the one accepted");
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let everything = format!("{printed}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!everything.contains(token), "token printed:\n{everything}");
 }
