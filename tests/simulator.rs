@@ -574,6 +574,12 @@ async fn search_filter_and_q_differ() {
         .get("/api/v1/users?filter=status+eq+%22deprovisioned%22")
         .await;
     assert_eq!(n(&r), 0, "filter is case-sensitive");
+    // ...except on logins, which Okta matches in any case
+    let r = s
+        .get("/api/v1/users?filter=profile.login+eq+%22ADA.Lovelace%40EXAMPLE.com%22")
+        .await;
+    assert_eq!(n(&r), 1, "{}", r.text);
+    assert_eq!(r.body[0]["profile"]["login"], "ada.lovelace@example.com");
     // search co only on the four profile attributes
     let r = s
         .get("/api/v1/users?search=profile.lastName+co+%22OPP%22")

@@ -727,6 +727,46 @@ async fn actions_write_events_with_their_request_ids() {
     s.sim.stop().await;
 }
 
+/// A create with `groupIds` logs the user's creation, then one membership event per group,
+/// with the create's request id, as a membership added later would be.
+#[tokio::test]
+async fn a_create_with_group_ids_logs_each_membership_it_made() {
+    let s = start(SeedSource::Empty).await;
+    let seeded = s.seed_users().await;
+    let eng = seeded["groups"]["Eng"].as_str().unwrap().to_owned();
+    let created = s
+        .send(
+            "POST",
+            "/api/v1/users?activate=false",
+            Some(
+                json!({"profile": {"login": "dee@example.com", "email": "dee@example.com",
+                                    "firstName": "Dee", "lastName": "Lee"},
+                        "groupIds": [eng]}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let request_id = created.header("x-okta-request-id");
+    let events = admin_events(&s).await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["user.lifecycle.create", "group.user_membership.add"]
+    );
+    let add = &events[1];
+    assert_eq!(add["target"][0]["id"], id.as_str());
+    assert_eq!(add["target"][1]["id"], eng.as_str());
+    assert_eq!(
+        add["debugContext"]["debugData"]["requestId"],
+        request_id.as_str()
+    );
+    s.sim.stop().await;
+}
+
 #[tokio::test]
 async fn demo_org_has_recent_logins_and_seeds_take_events() {
     let s = start(SeedSource::Demo).await;

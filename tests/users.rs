@@ -363,6 +363,17 @@ async fn get_user_by_login_matches_exactly_even_with_special_characters() {
         .unwrap()
         .into_inner();
     assert_eq!(found.id, ids["users"][login].as_str().unwrap());
+    // Okta matches logins in any case.
+    let found = app
+        .users
+        .clone()
+        .get_user(GetUserRequest {
+            user: Some(get_user_request::User::Login(login.to_uppercase())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.id, ids["users"][login].as_str().unwrap());
 
     let missing = app
         .users

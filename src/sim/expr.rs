@@ -314,6 +314,9 @@ pub fn check(e: &Expr, rules: &Rules) -> Result<(), String> {
     }
 }
 
+/// The user attribute compared case-insensitively whatever the endpoint's rules.
+const LOGIN_ATTRIBUTE: &str = "profile.login";
+
 /// Evaluates `e` against an object whose attributes `lookup` resolves.
 pub fn eval(e: &Expr, case_sensitive: bool, lookup: &dyn Fn(&str) -> Option<Value>) -> bool {
     match e {
@@ -321,6 +324,9 @@ pub fn eval(e: &Expr, case_sensitive: bool, lookup: &dyn Fn(&str) -> Option<Valu
         Expr::Or(v) => v.iter().any(|x| eval(x, case_sensitive, lookup)),
         Expr::Cmp { attr, op, value } => {
             let actual = lookup(attr);
+            // Okta treats a login as case-insensitive everywhere (one user per login whatever
+            // its case), so even `filter`'s case-sensitive comparison finds it in any case.
+            let case_sensitive = case_sensitive && attr != LOGIN_ATTRIBUTE;
             match (op, value) {
                 (Op::Pr, _) => actual.as_ref().is_some_and(present),
                 (_, Some(lit)) => actual

@@ -269,10 +269,13 @@ pub fn create(org: &mut Org, ctx: &Ctx) -> Handled {
     };
     let id = user.id.clone();
     org.insert_user(user);
-    for gid in &group_ids {
-        org.add_member(gid, &id, t);
-    }
     audit::user_event(org, ctx, Action::UserCreate, &id);
+    // Okta logs each membership the create made, as it does for a membership added later.
+    for gid in &group_ids {
+        if org.add_member(gid, &id, t) {
+            audit::membership_event(org, ctx, Action::MembershipAdd, &id, gid);
+        }
+    }
     render_user(org, ctx, &id)
 }
 
