@@ -317,3 +317,60 @@ async fn an_overloaded_gateway_sheds_calls_at_once_and_keeps_answering_health_ch
     }
     assert_eq!((served, shed), (2, 4), "two slots, six callers");
 }
+
+#[tokio::test]
+async fn a_spent_bucket_holds_no_okta_slot_so_another_bucket_is_still_answered() {
+    let (logs, _capture) = common::capture_logs();
+    let app = common::spawn_app_with(|settings| settings.okta.max_concurrent_requests = 1).await;
+    let ids = app
+        .seed(json!({"users": [{"login": "spent@example.com"}], "groups": [{"name": "Elsewhere"}]}))
+        .await;
+    let user_id = ids["users"]["spent@example.com"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group_id = ids["groups"]["Elsewhere"].as_str().unwrap().to_owned();
+    // One user read per long window: the first read spends the users bucket.
+    let response = app
+        .http
+        .put(format!("{}/__sim/rate-limits", app.sim.base_url()))
+        .json(&json!({"buckets": [{"name": "user-reads", "method": "GET", "path_prefix": "/api/v1/users/", "limit": 1}], "window_ms": 20_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    app.users
+        .clone()
+        .get_user(common::get_user(&user_id))
+        .await
+        .unwrap();
+    // A patient caller now waits for the users bucket's reset.
+    let waiting = {
+        let mut users = app.users.clone();
+        let mut request = tonic::Request::new(common::get_user(&user_id));
+        request.set_timeout(Duration::from_secs(60));
+        tokio::spawn(async move { users.get_user(request).await })
+    };
+    let wait_logged = async {
+        while !logs.text().contains("waiting for the reset") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(common::RPC_DEADLINE, wait_logged)
+        .await
+        .expect("the user read waits for the reset");
+
+    // The gateway's only Okta slot is not held by the wait: a read of another bucket goes out
+    // within its deadline, which ends long before the users bucket resets.
+    let mut request = tonic::Request::new(identity_gateway::proto::GetGroupRequest {
+        group_id: group_id.clone(),
+    });
+    request.set_timeout(Duration::from_secs(5));
+    let group = app.groups.clone().get_group(request).await;
+    assert_eq!(group.unwrap().into_inner().id, group_id);
+    assert!(
+        !waiting.is_finished(),
+        "the user read is still waiting for its bucket"
+    );
+    waiting.abort();
+}
