@@ -336,3 +336,65 @@ async fn a_bearer_token_is_checked_even_in_insecure_mode() {
         "an invalid token never falls back to anonymous: {refused:?}"
     );
 }
+
+/// The `grpc-status` of a GetUser sent as plain HTTP/2 with `grpc-timeout: {timeout_ms}m` and a
+/// bearer token: a client without a timer of its own, so the status is the gateway's.
+async fn grpc_status_within(app: &TestApp, token: &str, user_id: &str, timeout_ms: u64) -> String {
+    use prost::Message as _;
+    let message = get_user(user_id).encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!(
+            "http://{}/identity.v1.UserService/GetUser",
+            app.address
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", format!("{timeout_ms}m"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(frame)
+        .send()
+        .await
+        .unwrap();
+    let status = response.headers().get("grpc-status").cloned();
+    status.unwrap().to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_slow_jwks_refetch_ends_at_the_deadline_with_deadline_exceeded() {
+    let known = TestKey::ec("2024-01");
+    let rotated = TestKey::ec("2024-02");
+    let issuer = JwksServer::start(jwks(&[&known])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let by_caller = spawn_app_with(|settings| with_jwt(settings, &issuer.url, &dir)).await;
+    let by_default = spawn_app_with(|settings| {
+        with_jwt(settings, &issuer.url, &dir);
+        settings.grpc.request_timeout_ms = 500;
+    })
+    .await;
+    // A token of a key the gateways have not seen: each refetches the JWKS, which is slow now.
+    issuer.set_delay(std::time::Duration::from_secs(3));
+    let token = rotated.sign(&claims("w"));
+    let user_id = "00uAAAAAAAAAAAAAAAAA";
+
+    // The caller's deadline: DEADLINE_EXCEEDED (4), not tonic's CANCELLED (1).
+    assert_eq!(
+        grpc_status_within(&by_caller, &token, user_id, 500).await,
+        "4"
+    );
+    // No caller deadline: the gateway's own timeout bounds authentication too.
+    let status = by_default
+        .users
+        .clone()
+        .get_user(bearer(get_user(user_id), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(reason(&status), "DEADLINE_EXPIRED");
+}

@@ -6,8 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -302,28 +303,42 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// What the JWKS server's handler shares with the test.
+#[derive(Clone)]
+struct IssuerState {
+    document: Arc<Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+    delay_ms: Arc<AtomicU64>,
+}
+
 /// An HTTP server publishing a JWKS that the test can change, counting fetches.
 #[derive(Clone)]
 pub struct JwksServer {
     pub url: String,
     document: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
+    /// How long each answer is held back, in milliseconds.
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl JwksServer {
     pub async fn start(document: Value) -> Self {
         let document = Arc::new(Mutex::new(document));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let state = (document.clone(), fetches.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let state = IssuerState {
+            document: document.clone(),
+            fetches: fetches.clone(),
+            delay_ms: delay_ms.clone(),
+        };
         let router = axum::Router::new().route(
             "/openid/v1/jwks",
             axum::routing::get(
-                |axum::extract::State((document, fetches)): axum::extract::State<(
-                    Arc<Mutex<Value>>,
-                    Arc<AtomicUsize>,
-                )>| async move {
-                    fetches.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(document.lock().unwrap().clone())
+                |axum::extract::State(state): axum::extract::State<IssuerState>| async move {
+                    state.fetches.fetch_add(1, Ordering::SeqCst);
+                    let delay = Duration::from_millis(state.delay_ms.load(Ordering::SeqCst));
+                    tokio::time::sleep(delay).await;
+                    axum::Json(state.document.lock().unwrap().clone())
                 },
             ),
         );
@@ -338,12 +353,19 @@ impl JwksServer {
             url: format!("http://{address}/openid/v1/jwks"),
             document,
             fetches,
+            delay_ms,
         }
     }
 
     /// Publishes another set (a rotation at the issuer).
     pub fn publish(&self, document: Value) {
         *self.document.lock().unwrap() = document;
+    }
+
+    /// Holds back every later answer by `delay` (a slow issuer).
+    pub fn set_delay(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap();
+        self.delay_ms.store(millis, Ordering::SeqCst);
     }
 
     pub fn fetches(&self) -> usize {
