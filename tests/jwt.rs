@@ -81,18 +81,13 @@ async fn rs256_and_es256_tokens_are_accepted_and_name_their_subject() {
     let user_id = app.seed_user("ada@example.com").await;
 
     let rsa_token = rsa.sign(&claims("workload-rsa"));
-    let ec_token = ec.sign(&claims("spiffe://cluster.local/ns/payments/sa/billing"));
+    let ec_token = ec.sign(&claims("workload-ec"));
     change_user_with(&mut app, &user_id, &rsa_token).await;
     change_user_with(&mut app, &user_id, &ec_token).await;
 
     assert_eq!(
         allowed_callers(&logs.audit_records()),
-        [
-            "workload-rsa",
-            "workload-rsa",
-            "spiffe://cluster.local/ns/payments/sa/billing",
-            "spiffe://cluster.local/ns/payments/sa/billing"
-        ]
+        ["workload-rsa", "workload-rsa", "workload-ec", "workload-ec"]
     );
     let logged = logs.text();
     for token in [&rsa_token, &ec_token] {
@@ -397,4 +392,74 @@ async fn a_slow_jwks_refetch_ends_at_the_deadline_with_deadline_exceeded() {
         .unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert_eq!(reason(&status), "DEADLINE_EXPIRED");
+}
+
+#[tokio::test]
+async fn subjects_of_other_mechanisms_near_misses_and_string_times_are_refused() {
+    let key = TestKey::ec("ec-1");
+    let issuer = JwksServer::start(jwks(&[&key])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_app_with(|settings| with_jwt(settings, &issuer.url, &dir)).await;
+    let user_id = app.seed_user("ada@example.com").await;
+    let service_account = "system:serviceaccount:payments:billing";
+    let legacy = |namespace: &str, account: &str| {
+        let flat = changed(
+            claims(service_account),
+            "kubernetes.io/serviceaccount/namespace",
+            json!(namespace),
+        );
+        changed(
+            flat,
+            "kubernetes.io/serviceaccount/service-account.name",
+            json!(account),
+        )
+    };
+    let far_future = now() + 10 * 365 * 24 * 3600;
+    let refused = [
+        claims("spiffe://cluster.local/ns/payments/sa/root"),
+        claims("SPIFFE://cluster.local/ns/payments/sa/root"),
+        claims(service_account),
+        claims("system:serviceaccount:a:b:c"),
+        claims("System:ServiceAccount:payments:billing"),
+        legacy("payments", "root"),
+        claims("APIKEY:admin"),
+        claims(" apikey:admin"),
+        claims("Anonymous"),
+        claims("admin\u{200B}"),
+        claims("\u{202E}nimda"),
+        changed(claims("w"), "nbf", json!(far_future.to_string())),
+        changed(claims("w"), "iat", json!(far_future.to_string())),
+        changed(claims("w"), "exp", json!(far_future.to_string())),
+    ];
+    for (index, claims) in refused.iter().enumerate() {
+        let outcome = app
+            .users
+            .get_user(bearer(get_user(&user_id), &key.sign(claims)))
+            .await;
+        assert_eq!(
+            outcome.map(|_| ()).map_err(|status| status.code()),
+            Err(Code::Unauthenticated),
+            "case {index}: {claims}"
+        );
+    }
+    // Legacy service-account tokens carry the flat claims; agreeing ones name the account.
+    app.users
+        .get_user(bearer(
+            get_user(&user_id),
+            &key.sign(&legacy("payments", "billing")),
+        ))
+        .await
+        .unwrap();
+
+    // Two `authorization` values: refused even when the first is valid.
+    let valid = key.sign(&claims("w"));
+    for second in ["Bearer not-a-jwt".to_owned(), format!("Bearer {valid}")] {
+        let mut request = bearer(get_user(&user_id), &valid);
+        request
+            .metadata_mut()
+            .append("authorization", second.parse().unwrap());
+        let refused = app.users.get_user(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+        assert!(refused.message().contains("authorization"), "{refused:?}");
+    }
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
-use crate::auth::{Authentication, peer_addr};
+use crate::auth::{Authentication, escaped_for_log, peer_addr};
 use crate::okta::instrumentation::collecting_request_ids;
 
 /// The RPCs that change something in Okta, by their gRPC path.
@@ -112,10 +112,10 @@ where
                 let targets = TARGETS.with(|targets| targets.take()).join(" ");
                 tracing::info!(
                     target: "audit",
-                    caller = caller,
+                    caller = &*escaped_for_log(&caller),
                     auth = mechanism,
                     peer = peer,
-                    method = path.trim_start_matches('/'),
+                    method = &*escaped_for_log(path.trim_start_matches('/')),
                     ids = targets,
                     outcome = code_name(outcome),
                     okta_request_ids = okta_request_ids.join(" "),

@@ -19,8 +19,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_gateway::config::Settings;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose, NameConstraints, SanType,
 };
 use serde_json::{Value, json};
 use tonic::Request;
@@ -85,6 +85,7 @@ pub struct Pki {
     /// Client certificate with the SPIFFE id, from a CA the gateway does not trust.
     pub untrusted_client: Credential,
     pub dir: tempfile::TempDir,
+    trusted: CertifiedIssuer<'static, KeyPair>,
 }
 
 fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -115,7 +116,7 @@ fn leaf(
     }
 }
 
-fn ia5(text: &str) -> rcgen::string::Ia5String {
+pub fn ia5(text: &str) -> rcgen::string::Ia5String {
     text.try_into().unwrap()
 }
 
@@ -160,6 +161,50 @@ impl Pki {
             dns_client,
             untrusted_client,
             dir: tempfile::tempdir().unwrap(),
+            trusted,
+        }
+    }
+
+    /// A client certificate of the trusted CA with subject CN `common_name` and `names` as SANs.
+    pub fn client(&self, common_name: &str, names: Vec<SanType>) -> Credential {
+        leaf(
+            &self.trusted,
+            common_name,
+            names,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
+    }
+
+    /// A client certificate without SANs, subject CN `common_name`, issued by an intermediate
+    /// CA of the trusted CA that is constrained to DNS names under `permitted_dns` when given;
+    /// its PEM holds the chain, leaf first.
+    pub fn client_via_intermediate(
+        &self,
+        common_name: &str,
+        permitted_dns: Option<&str>,
+    ) -> Credential {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "payments intermediate CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.name_constraints = permitted_dns.map(|dns| NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::DnsName(dns.to_owned())],
+            excluded_subtrees: Vec::new(),
+        });
+        let intermediate =
+            CertifiedIssuer::signed_by(params, KeyPair::generate().unwrap(), &self.trusted)
+                .unwrap();
+        let client = leaf(
+            &intermediate,
+            common_name,
+            Vec::new(),
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        Credential {
+            cert_pem: format!("{}{}", client.cert_pem, intermediate.pem()),
+            key_pem: client.key_pem,
         }
     }
 
