@@ -582,3 +582,35 @@ async fn health_and_reflection_need_credentials_when_protected() {
         .into_inner();
     assert_eq!(health.status, 1, "SERVING with credentials");
 }
+
+#[tokio::test]
+async fn a_change_cut_short_by_the_deadline_is_still_audited() {
+    let (logs, _capture) = common::capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(|settings| {
+        with_api_keys(settings, &dir);
+        settings.grpc.request_timeout_ms = 500;
+    })
+    .await;
+    let user_id = app.seed_user("ada@example.com").await;
+    app.inject_fault(
+        json!({"method": "POST", "path_prefix": "/api/v1/users/", "status": 200, "delay_ms": 5000}),
+    )
+    .await;
+    let request = keyed(
+        UserLifecycleRequest {
+            user_id: user_id.clone(),
+        },
+        key("ops"),
+    );
+    let status = app.users.clone().suspend_user(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    let records = logs.audit_records();
+    let record = records
+        .iter()
+        .find(|record| record["method"] == "identity.v1.UserService/SuspendUser")
+        .unwrap_or_else(|| panic!("the change is audited: {records:#?}"));
+    assert_eq!(record["caller"], "apikey:ops");
+    assert_eq!(record["outcome"], "DEADLINE_EXCEEDED");
+    assert_eq!(record["ids"], format!("user_id={user_id}"));
+}
