@@ -376,6 +376,41 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_ca_with_name_constraints_keeps_common_names_of_its_certificates_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity_via = |permitted_dns: Option<&str>| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "payments CA");
+            params.name_constraints = permitted_dns.map(|dns| rcgen::NameConstraints {
+                permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(dns.to_owned())],
+                excluded_subtrees: Vec::new(),
+            });
+            let ca =
+                rcgen::CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+            let path = dir.path().join("client-ca.pem");
+            std::fs::write(&path, ca.pem()).unwrap();
+            let names = CertificateNames::from_settings(&TlsSettings {
+                client_ca_file: Some(path),
+                identity_from_common_name: true,
+                ..TlsSettings::default()
+            })
+            .unwrap();
+            let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+            leaf.distinguished_name
+                .push(DnType::CommonName, "root.admin.svc");
+            let leaf = leaf.signed_by(&KeyPair::generate().unwrap(), &ca).unwrap();
+            names
+                .identity(&[leaf.der().clone()])
+                .map(|identity| identity.to_string())
+        };
+        assert_eq!(identity_via(None), Ok("root.admin.svc".to_owned()));
+        assert!(identity_via(Some("payments.svc")).is_err());
+    }
+
+    #[test]
     fn settings_problems_name_the_setting_and_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, contents: &str| {
@@ -412,6 +447,15 @@ mod tests {
             settings_problems(&only_ca)
                 .join("\n")
                 .contains("only asked for over TLS")
+        );
+        let common_names_without_ca = TlsSettings {
+            identity_from_common_name: true,
+            ..TlsSettings::default()
+        };
+        assert!(
+            settings_problems(&common_names_without_ca)
+                .join("\n")
+                .contains("`auth.tls.identity_from_common_name` needs `auth.tls.client_ca_file`")
         );
     }
 }
