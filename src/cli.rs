@@ -59,6 +59,8 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   auth.tls.key_file          IDGW_AUTH__TLS__KEY_FILE       (PEM private key: PKCS#8, PKCS#1 or SEC1)
   auth.tls.client_ca_file    IDGW_AUTH__TLS__CLIENT_CA_FILE (mutual TLS: CA bundle for client certificates;
                                                              required unless API keys or JWTs are configured)
+  auth.tls.identity_from_common_name  IDGW_AUTH__TLS__IDENTITY_FROM_COMMON_NAME  false
+                             (a certificate without URI or DNS SAN is named by its CN; never under name constraints)
   auth.jwt.issuer            IDGW_AUTH__JWT__ISSUER         (exact `iss`; issuer, audiences or a JWKS turn JWTs on)
   auth.jwt.audiences         IDGW_AUTH__JWT__AUDIENCES      (accepted `aud` values, space/comma separated)
   auth.jwt.jwks_file         IDGW_AUTH__JWT__JWKS_FILE      (one of jwks_file / jwks_url)
@@ -217,8 +219,10 @@ pub fn public_jwk(path: &std::path::Path, key_id: Option<&str>) -> anyhow::Resul
     Ok(jwk.to_string())
 }
 
-/// The keys-file entry for the key on standard input (one line; surrounding whitespace trimmed).
+/// The keys-file entry for the key on standard input (one line; surrounding whitespace trimmed),
+/// under `name`, checked as the keys file checks it.
 fn api_key_entry(name: &str) -> anyhow::Result<String> {
+    crate::auth::check_key_name(name).map_err(anyhow::Error::msg)?;
     let mut key = String::new();
     std::io::stdin()
         .read_line(&mut key)

@@ -111,6 +111,10 @@ pub struct TlsSettings {
     /// CA certificates (PEM bundle) that client certificates must chain to. Setting it turns
     /// on mutual TLS; see `auth::tls` for when a client certificate is required.
     pub client_ca_file: Option<PathBuf>,
+    /// Whether a client certificate without URI or DNS SAN is named by its subject common
+    /// name. Off by default: name constraints do not bind a CN, so a constrained CA could
+    /// issue any name as one; even when on, never for a chain carrying name constraints.
+    pub identity_from_common_name: bool,
 }
 
 /// `auth.jwt`: callers may send `authorization: Bearer <JWT>`, verified against a JWKS with

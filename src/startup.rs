@@ -150,6 +150,10 @@ impl Application {
         }
         let main_server = builder
             .layer(RpcTelemetryLayer)
+            // Directly inside telemetry, so the deadline bounds everything the gateway does for a
+            // call, authentication (a JWKS refetch) included, and answers DEADLINE_EXCEEDED
+            // before tonic's own `grpc-timeout` answers CANCELLED.
+            .layer(DeadlineLayer::new(settings.request_timeout()))
             .layer(ShedLayer::new(settings.max_in_flight_rpcs))
             .layer(AuthenticationLayer::new(authenticator))
             .layer(AuditLayer)
@@ -158,7 +162,6 @@ impl Application {
                 all_settings.fairness.clone(),
                 authorizer,
             ))
-            .layer(DeadlineLayer::new(settings.request_timeout()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

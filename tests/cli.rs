@@ -27,18 +27,7 @@ fn without_an_okta_org_or_simulate_it_refuses_to_start_and_says_why() {
 #[test]
 fn hash_api_key_prints_an_entry_the_gateway_accepts_for_that_key_and_no_other() {
     let key = "7f3a9c0e5b2d4f618a9b7c6d5e4f3a2b1c0d9e8f";
-    let run = |input: &str| {
-        let mut child = Command::new(BINARY)
-            .args(["hash-api-key", "--name", "billing"])
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |input: &str| hash_api_key("billing", input);
     let output = run(&format!("  {key}\n"));
     assert!(output.status.success(), "{output:?}");
     let entry = String::from_utf8(output.stdout).unwrap();
@@ -55,6 +44,40 @@ fn hash_api_key_prints_an_entry_the_gateway_accepts_for_that_key_and_no_other() 
     );
 }
 
+/// Runs `hash-api-key --name NAME` with `input` on standard input.
+fn hash_api_key(name: &str, input: &str) -> std::process::Output {
+    let mut child = Command::new(BINARY)
+        .args(["hash-api-key", "--name", name])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn hash_api_key_refuses_a_name_the_keys_file_would_refuse() {
+    let key = "7f3a9c0e5b2d4f618a9b7c6d5e4f3a2b1c0d9e8f\n";
+    for name in [
+        "billing batch",
+        "billing\nadmin",
+        "",
+        "apikey:admin",
+        "bill\u{200B}ing",
+    ] {
+        let output = hash_api_key(name, key);
+        assert!(!output.status.success(), "{name:?}: {output:?}");
+        assert!(output.stdout.is_empty(), "{name:?}: no entry is printed");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("key name"),
+            "{name:?}: {output:?}"
+        );
+    }
+}
+
 #[test]
 fn help_documents_every_setting() {
     let output = Command::new(BINARY).arg("--help").output().unwrap();
@@ -66,6 +89,7 @@ fn help_documents_every_setting() {
         "IDGW_GRPC__LISTEN_ADDR",
         "IDGW_CACHE__GROUP_DISCOVERY_TTL_MS",
         "IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS",
+        "IDGW_AUTH__TLS__IDENTITY_FROM_COMMON_NAME",
         "OTEL_EXPORTER_OTLP_HEADERS",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
         "OTEL_EXPORTER_OTLP_CERTIFICATE",

@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 
 use common::callers::{BILLING_KEY, keyed, with_api_keys};
 use common::{capture_logs, get_user, lifecycle, spawn_app_with, user_service_health};
-use credentials::{DNS_NAME, Pki, SPIFFE_ID, allow_every_caller};
+use credentials::{Credential, DNS_NAME, Pki, SPIFFE_ID, allow_every_caller, ia5};
 use identity_gateway::proto::user_service_client::UserServiceClient;
+use rcgen::SanType;
 use serde_json::Value;
 use tonic::Code;
 use tonic::transport::Endpoint;
@@ -170,4 +171,78 @@ async fn with_api_keys_too_a_client_certificate_is_optional_and_a_presented_key_
         !logs.text().contains(BILLING_KEY),
         "the API key never reaches the logs"
     );
+}
+
+/// How a GetUser presented with `client` ends: OK or the status code.
+async fn outcome_with(pki: &Pki, address: SocketAddr, client: &Credential) -> Result<(), Code> {
+    let channel = pki.connect(address, Some(client)).await.unwrap();
+    UserServiceClient::new(channel)
+        .get_user(get_user("00uAAAAAAAAAAAAAAAAA"))
+        .await
+        .map(|_| ())
+        .or_else(|status| match status.code() {
+            Code::NotFound => Ok(()),
+            code => Err(code),
+        })
+}
+
+#[tokio::test]
+async fn a_common_name_names_the_caller_only_when_allowed_and_never_under_name_constraints() {
+    let pki = Pki::new();
+    let configure = |settings: &mut identity_gateway::config::Settings| {
+        pki.configure(settings, true);
+        allow_every_caller(settings, pki.dir.path());
+    };
+    let by_default = spawn_app_with(configure).await;
+    let with_common_names = spawn_app_with(|settings| {
+        configure(settings);
+        settings.auth.tls.identity_from_common_name = true;
+    })
+    .await;
+    let common_name_only = pki.client_via_intermediate("Billing Batch", None);
+    // A trusted intermediate constrained to `payments.svc` issues a name outside it, as a CN.
+    let outside_constraints = pki.client_via_intermediate("root.admin.svc", Some("payments.svc"));
+
+    assert_eq!(
+        outcome_with(&pki, by_default.address, &common_name_only).await,
+        Err(Code::Unauthenticated),
+        "the common name is no identity unless `auth.tls.identity_from_common_name` is set"
+    );
+    assert_eq!(
+        outcome_with(&pki, with_common_names.address, &common_name_only).await,
+        Ok(())
+    );
+    for app in [&by_default, &with_common_names] {
+        assert_eq!(
+            outcome_with(&pki, app.address, &outside_constraints).await,
+            Err(Code::Unauthenticated),
+            "a chain with name constraints never names its caller by common name"
+        );
+    }
+
+    // Names of other mechanisms, near misses, and more than one URI SAN.
+    let refused = [
+        pki.client_via_intermediate(SPIFFE_ID, None),
+        pki.client("system:serviceaccount:payments:billing", Vec::new()),
+        pki.client("APIKEY:admin", Vec::new()),
+        pki.client(" apikey:admin", Vec::new()),
+        pki.client("Anonymous", Vec::new()),
+        pki.client("admin\u{200B}", Vec::new()),
+        pki.client("\u{202E}nimda", Vec::new()),
+        pki.client(
+            "billing",
+            vec![
+                SanType::URI(ia5(SPIFFE_ID)),
+                SanType::URI(ia5("spiffe://cluster.local/ns/payments/sa/root")),
+            ],
+        ),
+        pki.client("billing", vec![SanType::URI(ia5("apikey:admin"))]),
+    ];
+    for (index, client) in refused.iter().enumerate() {
+        assert_eq!(
+            outcome_with(&pki, with_common_names.address, client).await,
+            Err(Code::Unauthenticated),
+            "certificate {index}"
+        );
+    }
 }

@@ -317,3 +317,102 @@ async fn an_overloaded_gateway_sheds_calls_at_once_and_keeps_answering_health_ch
     }
     assert_eq!((served, shed), (2, 4), "two slots, six callers");
 }
+
+#[tokio::test]
+async fn a_spent_bucket_holds_no_okta_slot_so_another_bucket_is_still_answered() {
+    let (logs, _capture) = common::capture_logs();
+    let app = common::spawn_app_with(|settings| settings.okta.max_concurrent_requests = 1).await;
+    let (user_id, group_id) = seed_user_and_group(&app).await;
+    // One user read per long window: the first read spends the users bucket.
+    let response = app
+        .http
+        .put(format!("{}/__sim/rate-limits", app.sim.base_url()))
+        .json(&json!({"buckets": [{"name": "user-reads", "method": "GET", "path_prefix": "/api/v1/users/", "limit": 1}], "window_ms": 20_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    app.users
+        .clone()
+        .get_user(common::get_user(&user_id))
+        .await
+        .unwrap();
+    // A patient caller now waits for the users bucket's reset.
+    let waiting = spawn_user_read(&app, &user_id, Duration::from_secs(60));
+    // The gateway's only Okta slot is not held by the wait.
+    group_read_is_answered_once_logged(&app, &logs, "waiting for the reset", &group_id).await;
+    assert!(
+        !waiting.is_finished(),
+        "the user read is still waiting for its bucket"
+    );
+    waiting.abort();
+}
+
+#[tokio::test]
+async fn a_read_backing_off_after_a_connection_error_holds_no_okta_slot() {
+    let (logs, _capture) = common::capture_logs();
+    let app = common::spawn_app_with(|settings| {
+        settings.okta.max_concurrent_requests = 1;
+        // A backoff of up to ten minutes, within the read's deadline.
+        settings.okta.retry_base_delay_ms = 600_000;
+        settings.okta.retry_max_delay_ms = 600_000;
+        settings.grpc.request_timeout_ms = 3_600_000;
+    })
+    .await;
+    let (user_id, group_id) = seed_user_and_group(&app).await;
+    app.set_fault_modes(
+        json!({"connection_resets": {"method": "GET", "path_prefix": "/api/v1/users/", "times": 1}}),
+    )
+    .await;
+    let backing_off = spawn_user_read(&app, &user_id, Duration::from_secs(3600));
+    // The only Okta slot is free while the user read waits to retry.
+    group_read_is_answered_once_logged(&app, &logs, "okta request failed", &group_id).await;
+    backing_off.abort();
+}
+
+/// Waits until the gateway logs `line` (a user read now waits), then reads the group
+/// `group_id` with a deadline far shorter than that wait, which must be answered: the waiting
+/// read holds none of the gateway's Okta slots.
+async fn group_read_is_answered_once_logged(
+    app: &common::TestApp,
+    logs: &common::LogBuffer,
+    line: &str,
+    group_id: &str,
+) {
+    let logged = async {
+        while !logs.text().contains(line) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(common::RPC_DEADLINE, logged)
+        .await
+        .unwrap_or_else(|_| panic!("the gateway logs `{line}`"));
+    let mut request = tonic::Request::new(identity_gateway::proto::GetGroupRequest {
+        group_id: group_id.to_owned(),
+    });
+    request.set_timeout(Duration::from_secs(5));
+    let group = app.groups.clone().get_group(request).await;
+    assert_eq!(group.unwrap().into_inner().id, group_id);
+}
+
+/// Seeds a user and a group; returns their ids.
+async fn seed_user_and_group(app: &common::TestApp) -> (String, String) {
+    let ids = app
+        .seed(json!({"users": [{"login": "u@example.com"}], "groups": [{"name": "Elsewhere"}]}))
+        .await;
+    let id = |kind: &str, name: &str| ids[kind][name].as_str().unwrap().to_owned();
+    (id("users", "u@example.com"), id("groups", "Elsewhere"))
+}
+
+/// A GetUser of `user_id` with `deadline`, running on its own.
+fn spawn_user_read(
+    app: &common::TestApp,
+    user_id: &str,
+    deadline: Duration,
+) -> tokio::task::JoinHandle<Result<tonic::Response<identity_gateway::proto::User>, tonic::Status>>
+{
+    let mut users = app.users.clone();
+    let mut request = tonic::Request::new(common::get_user(user_id));
+    request.set_timeout(deadline);
+    tokio::spawn(async move { users.get_user(request).await })
+}

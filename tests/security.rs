@@ -352,6 +352,26 @@ async fn a_changed_policy_applies_without_restart_and_an_invalid_one_is_refused(
     }
 }
 
+/// Why the gateway refuses to start with `settings` (`{:#}` of the error).
+async fn start_refusal(settings: &identity_gateway::config::Settings) -> String {
+    let sim = common::start_simulator().await;
+    let okta =
+        identity_gateway::okta::OktaClient::new(identity_gateway::cli::okta_client_settings(
+            settings,
+            identity_gateway::config::OktaTarget {
+                org_url: sim.base_url().parse().unwrap(),
+                api_token: common::SIM_TOKEN.to_owned().into(),
+                oauth: None,
+            },
+        ))
+        .unwrap();
+    let error = identity_gateway::startup::Application::build(settings, okta, async {})
+        .await
+        .err()
+        .expect("the gateway refuses to start");
+    format!("{error:#}")
+}
+
 #[tokio::test]
 async fn a_gateway_with_an_invalid_policy_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -362,24 +382,50 @@ async fn a_gateway_with_an_invalid_policy_does_not_start() {
         "roles:\n  r:\n    rpcs: [\"identity.v1.UserService/Nope\"]\n",
     )
     .unwrap();
-    let sim = common::start_simulator().await;
-    let okta =
-        identity_gateway::okta::OktaClient::new(identity_gateway::cli::okta_client_settings(
-            &settings,
-            identity_gateway::config::OktaTarget {
-                org_url: sim.base_url().parse().unwrap(),
-                api_token: common::SIM_TOKEN.to_owned().into(),
-                oauth: None,
-            },
-        ))
-        .unwrap();
-    let error = identity_gateway::startup::Application::build(&settings, okta, async {})
-        .await
-        .err()
-        .expect("an invalid policy refuses to start");
-    let message = format!("{error:#}");
+    let message = start_refusal(&settings).await;
     assert!(message.contains("authz.policy_file"), "{message}");
     assert!(message.contains("names no RPC"), "{message}");
+}
+
+#[tokio::test]
+async fn a_keys_file_listing_one_key_under_two_names_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings();
+    with_api_keys(&mut settings, &dir);
+    let digest = identity_gateway::auth::hash_api_key(BILLING_KEY);
+    std::fs::write(
+        settings.auth.api_keys_file.as_ref().unwrap(),
+        format!("- name: billing\n  sha256: {digest}\n- name: admin\n  sha256: {digest}\n"),
+    )
+    .unwrap();
+    let message = start_refusal(&settings).await;
+    assert!(message.contains("auth.api_keys_file"), "{message}");
+    assert!(
+        message.contains("`admin`") && message.contains("`billing`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn more_than_one_api_key_header_is_unauthenticated() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(|settings| with_api_keys(settings, &dir)).await;
+    let user_id = app.seed_user("ada@example.com").await;
+    app.clear_sim_requests().await;
+    for second in ["not-a-key-of-this-gateway-000000000", BILLING_KEY] {
+        let mut request = keyed(get_user(&user_id), BILLING_KEY);
+        request
+            .metadata_mut()
+            .append("x-api-key", second.parse().unwrap());
+        let refused = app.users.clone().get_user(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+        assert!(refused.message().contains("x-api-key"), "{refused:?}");
+        assert!(!refused.message().contains(BILLING_KEY), "{refused:?}");
+    }
+    assert!(
+        app.sim_requests().await.is_empty(),
+        "refused calls never reach Okta"
+    );
 }
 
 #[tokio::test]
@@ -535,4 +581,36 @@ async fn health_and_reflection_need_credentials_when_protected() {
         .unwrap()
         .into_inner();
     assert_eq!(health.status, 1, "SERVING with credentials");
+}
+
+#[tokio::test]
+async fn a_change_cut_short_by_the_deadline_is_still_audited() {
+    let (logs, _capture) = common::capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(|settings| {
+        with_api_keys(settings, &dir);
+        settings.grpc.request_timeout_ms = 500;
+    })
+    .await;
+    let user_id = app.seed_user("ada@example.com").await;
+    app.inject_fault(
+        json!({"method": "POST", "path_prefix": "/api/v1/users/", "status": 200, "delay_ms": 5000}),
+    )
+    .await;
+    let request = keyed(
+        UserLifecycleRequest {
+            user_id: user_id.clone(),
+        },
+        key("ops"),
+    );
+    let status = app.users.clone().suspend_user(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    let records = logs.audit_records();
+    let record = records
+        .iter()
+        .find(|record| record["method"] == "identity.v1.UserService/SuspendUser")
+        .unwrap_or_else(|| panic!("the change is audited: {records:#?}"));
+    assert_eq!(record["caller"], "apikey:ops");
+    assert_eq!(record["outcome"], "DEADLINE_EXCEEDED");
+    assert_eq!(record["ids"], format!("user_id={user_id}"));
 }

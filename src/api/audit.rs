@@ -1,7 +1,8 @@
 //! Audit records: one structured log line (target `audit`) for every mutating RPC, allowed or
 //! refused, and for every refused read: the authenticated caller (identity, mechanism, peer
 //! address), the method, the user and group ids it touched, the outcome and the Okta request
-//! ids. No profile data beyond ids, never a secret.
+//! ids. No profile data beyond ids, never a secret. A change dropped before it is answered (the
+//! deadline layer sits outside this one, and a caller may go away) is recorded as it ends.
 
 use std::cell::RefCell;
 use std::task::{Context, Poll};
@@ -9,7 +10,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
-use crate::auth::{Authentication, peer_addr};
+use crate::auth::{Authentication, escaped_for_log, peer_addr};
 use crate::okta::instrumentation::collecting_request_ids;
 
 /// The RPCs that change something in Okta, by their gRPC path.
@@ -88,13 +89,25 @@ where
         };
         let peer = peer_addr(request.extensions())
             .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
+        let record = Record {
+            caller,
+            mechanism,
+            peer,
+            path,
+        };
         let response = self.inner.call(request);
         Box::pin(TARGETS.scope(RefCell::new(Vec::new()), async move {
+            // A change dropped before its answer is still recorded.
+            let mut unanswered = Unanswered {
+                record: Some(record),
+                mutating,
+            };
             let (result, okta_request_ids) = if mutating {
                 collecting_request_ids(response).await
             } else {
                 (response.await, Vec::new())
             };
+            let answered = unanswered.record.take();
             let outcome = match &result {
                 Ok(response) => response
                     .headers()
@@ -108,22 +121,61 @@ where
                 outcome,
                 tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
             );
-            if mutating || denied {
-                let targets = TARGETS.with(|targets| targets.take()).join(" ");
-                tracing::info!(
-                    target: "audit",
-                    caller = caller,
-                    auth = mechanism,
-                    peer = peer,
-                    method = path.trim_start_matches('/'),
-                    ids = targets,
-                    outcome = code_name(outcome),
-                    okta_request_ids = okta_request_ids.join(" "),
-                    "audit"
-                );
+            if let Some(record) = answered.filter(|_| mutating || denied) {
+                record.write(outcome, &okta_request_ids);
             }
             result
         }))
+    }
+}
+
+/// What an audit record says about the call, known before it runs.
+struct Record {
+    caller: String,
+    mechanism: &'static str,
+    peer: String,
+    path: String,
+}
+
+impl Record {
+    /// Writes the record with the ids the call noted.
+    fn write(&self, outcome: tonic::Code, okta_request_ids: &[String]) {
+        let targets = TARGETS
+            .try_with(|targets| targets.take())
+            .unwrap_or_default()
+            .join(" ");
+        tracing::info!(
+            target: "audit",
+            caller = &*escaped_for_log(&self.caller),
+            auth = self.mechanism,
+            peer = self.peer,
+            method = &*escaped_for_log(self.path.trim_start_matches('/')),
+            ids = targets,
+            outcome = code_name(outcome),
+            okta_request_ids = okta_request_ids.join(" "),
+            "audit"
+        );
+    }
+}
+
+/// The record of a call until it is answered; a change dropped before that is recorded as it
+/// ends: its deadline passed (DEADLINE_EXCEEDED, as the caller is told) or the caller went away
+/// (CANCELLED).
+struct Unanswered {
+    record: Option<Record>,
+    mutating: bool,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take().filter(|_| self.mutating) {
+            let outcome = if crate::okta::budget::time_left() == Some(std::time::Duration::ZERO) {
+                tonic::Code::DeadlineExceeded
+            } else {
+                tonic::Code::Cancelled
+            };
+            record.write(outcome, &[]);
+        }
     }
 }
 

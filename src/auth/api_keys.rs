@@ -38,7 +38,8 @@ impl std::fmt::Debug for ApiKeys {
 }
 
 impl ApiKeys {
-    /// Reads and checks the keys file: names unique and printable, digests 64 hex digits.
+    /// Reads and checks the keys file: names unique and valid ([`check_key_name`]), digests 64
+    /// hex digits, each digest under one name only.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).context("cannot read the file")?;
         Self::parse(&text)
@@ -51,18 +52,18 @@ impl ApiKeys {
         let mut keys: Vec<(String, [u8; 32])> = Vec::with_capacity(entries.len());
         for entry in entries {
             let name = entry.name.trim().to_owned();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-            {
-                bail!("key name `{name}` must be letters, digits, `-`, `_`, `.` or `@`");
-            }
+            check_key_name(&name).map_err(anyhow::Error::msg)?;
             if keys.iter().any(|(existing, _)| *existing == name) {
                 bail!("key name `{name}` appears twice");
             }
             let digest = decode_digest(entry.sha256.trim())
                 .with_context(|| format!("key `{name}`: `sha256` must be 64 hex digits"))?;
+            if let Some((other, _)) = keys.iter().find(|(_, existing)| *existing == digest) {
+                bail!(
+                    "keys `{other}` and `{name}` have the same `sha256`: one key would name two \
+                     callers"
+                );
+            }
             keys.push((name, digest));
         }
         Ok(Self { keys })
@@ -79,6 +80,23 @@ impl ApiKeys {
             }
         }
         found
+    }
+}
+
+/// Checks a key name as the keys file requires it (letters, digits, `-`, `_`, `.`, `@`), so
+/// `apikey:NAME` is a plain, printable identity; `hash-api-key --name` checks it the same way.
+pub fn check_key_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "key name `{}` must be letters, digits, `-`, `_`, `.` or `@`",
+            name.escape_default()
+        ))
     }
 }
 
@@ -128,6 +146,12 @@ mod tests {
             hash_api_key("k")
         );
         assert!(ApiKeys::parse(&twice).is_err());
+        let one_key_two_names = format!(
+            "- name: a\n  sha256: {0}\n- name: b\n  sha256: {0}\n",
+            hash_api_key("k")
+        );
+        let error = ApiKeys::parse(&one_key_two_names).unwrap_err().to_string();
+        assert!(error.contains("`a` and `b`"), "{error}");
         assert!(ApiKeys::parse("- name: \"a b\"\n  sha256: x\n").is_err());
         assert!(ApiKeys::parse("key: value\n").is_err());
     }

@@ -8,7 +8,8 @@
 //!   so removed keys stop being accepted.
 //! - A token naming an unknown key id loads the set again at once, at most once per
 //!   [`UNKNOWN_KID_REFETCH_INTERVAL`], so a new signing key is followed within one request and a
-//!   stream of made-up key ids cannot turn into a stream of fetches.
+//!   stream of made-up key ids cannot turn into a stream of fetches. The load finishes even
+//!   when the caller that caused it runs out of time.
 //!
 //! A failed refresh keeps the keys in hand and is logged.
 
@@ -103,12 +104,16 @@ impl Jwks {
     }
 
     /// The keys after a token named an unknown key id: loaded again unless that was done less
-    /// than [`UNKNOWN_KID_REFETCH_INTERVAL`] ago (concurrent callers share one load).
-    pub async fn after_unknown_kid(&self) -> Arc<KeySet> {
+    /// than [`UNKNOWN_KID_REFETCH_INTERVAL`] ago (concurrent callers share one load). The load
+    /// runs on its own task, so a caller whose deadline ends the wait does not end the load:
+    /// the next caller finds the new key.
+    pub async fn after_unknown_kid(self: &Arc<Self>) -> Arc<KeySet> {
         let mut last = self.last_unknown_kid_load.lock().await;
         if last.is_none_or(|at| at.elapsed() >= UNKNOWN_KID_REFETCH_INTERVAL) {
             *last = Some(Instant::now());
-            self.refresh().await;
+            let jwks = Arc::clone(self);
+            // A failed load is logged by `refresh`; the task cannot panic.
+            let _ = tokio::spawn(async move { jwks.refresh().await }).await;
         }
         self.current()
     }

@@ -6,9 +6,11 @@
 //! the JWKS (an unknown `kid` reloads the set once, see [`super::jwks`]) that verifies the
 //! signature; `iss` equals `auth.jwt.issuer`; `aud` (a string or an array) holds one of
 //! `auth.jwt.audiences`; `exp` is present and not passed, and `nbf` / `iat`, when present, are
-//! not in the future, each with `auth.jwt.leeway_s` of clock skew; `sub` is a usable identity.
-//! The caller is `sub`: for a Kubernetes token `system:serviceaccount:NS:NAME`, which must
-//! agree with the token's `kubernetes.io` claim when present.
+//! not in the future, each with `auth.jwt.leeway_s` of clock skew, and all three are JSON numbers
+//! (NumericDate); `sub` is a usable identity ([`super::identity`]). The caller is `sub`. A
+//! Kubernetes subject, `system:serviceaccount:NS:NAME`, is accepted only from a token whose
+//! Kubernetes claims name that account: the `kubernetes.io` claim of projected tokens, the flat
+//! `kubernetes.io/serviceaccount/…` claims of legacy ones, or both, agreeing.
 //!
 //! Errors say which check failed and never contain the token or anything read from it.
 
@@ -20,9 +22,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::identity::{Form, identity_of, is_service_account};
 use super::jwks::{Jwks, JwksSource};
 use super::keys::{Algorithm, KeyCheck, KeySet};
-use super::usable_identity;
 use crate::config::JwtSettings;
 
 /// The longest token accepted; real ones are one to two kilobytes.
@@ -31,6 +33,9 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 const MAX_LEEWAY_S: u64 = 300;
 /// The shortest `auth.jwt.jwks_refresh_s`.
 const MIN_JWKS_REFRESH_S: u64 = 10;
+/// The namespace and service-account claims of legacy (secret-based) Kubernetes tokens.
+const LEGACY_NAMESPACE_CLAIM: &str = "kubernetes.io/serviceaccount/namespace";
+const LEGACY_ACCOUNT_CLAIM: &str = "kubernetes.io/serviceaccount/service-account.name";
 
 /// Why a token was refused; the text names the failed check, never the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,12 +79,24 @@ pub enum JwtError {
     /// `iat` is in the future.
     #[error("the token was issued in the future (`iat`)")]
     IssuedInFuture,
+    /// `exp`, `nbf` or `iat` is there but not a number.
+    #[error("the token's `{0}` is not a NumericDate (a JSON number of seconds)")]
+    NotNumericDate(&'static str),
     /// `sub` is missing or not a usable identity.
-    #[error("the token's subject (`sub`) is missing or not a usable identity")]
+    #[error(
+        "the token's subject (`sub`) is missing or not a usable identity (`spiffe://…`, \
+         `apikey:…` and `anonymous` are other mechanisms' names)"
+    )]
     BadSubject,
-    /// `sub` disagrees with the `kubernetes.io` claim.
-    #[error("the token's subject (`sub`) disagrees with its `kubernetes.io` claim")]
+    /// `sub` disagrees with the Kubernetes claims, or they are incomplete or disagree.
+    #[error("the token's subject (`sub`) disagrees with its `kubernetes.io` claims")]
     KubernetesMismatch,
+    /// A service-account `sub` without Kubernetes claims to vouch for it.
+    #[error(
+        "the token's subject (`sub`) is a Kubernetes service account, but the token has no \
+         `kubernetes.io` claim naming it"
+    )]
+    ServiceAccountWithoutClaim,
 }
 
 /// The checks `auth.jwt` asks for, validated; no I/O.
@@ -205,38 +222,75 @@ impl JwtPolicy {
         if !audience_ok {
             return Err(JwtError::WrongAudience);
         }
-        // NumericDate may carry a fraction; the leeway dwarfs it.
-        let time = |name: &str| claims.get(name).and_then(Value::as_f64).map(|t| t as i64);
         let leeway = i64::try_from(self.leeway_s).unwrap_or(i64::MAX);
-        let expiry = time("exp").ok_or(JwtError::MissingExpiry)?;
+        let expiry = numeric_date(claims, "exp")?.ok_or(JwtError::MissingExpiry)?;
         if now >= expiry.saturating_add(leeway) {
             return Err(JwtError::Expired);
         }
-        if time("nbf").is_some_and(|not_before| now < not_before.saturating_sub(leeway)) {
+        if numeric_date(claims, "nbf")?
+            .is_some_and(|not_before| now < not_before.saturating_sub(leeway))
+        {
             return Err(JwtError::NotYetValid);
         }
-        if time("iat").is_some_and(|issued| issued > now.saturating_add(leeway)) {
+        if numeric_date(claims, "iat")?.is_some_and(|issued| issued > now.saturating_add(leeway)) {
             return Err(JwtError::IssuedInFuture);
         }
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
-            .and_then(usable_identity)
+            .and_then(|subject| identity_of(subject, Form::ServiceAccount))
             .ok_or(JwtError::BadSubject)?;
-        if let Some(kubernetes) = claims.get("kubernetes.io") {
-            let namespace = kubernetes.get("namespace").and_then(Value::as_str);
-            let account = kubernetes
-                .pointer("/serviceaccount/name")
-                .and_then(Value::as_str);
-            let expected = namespace
-                .zip(account)
-                .map(|(namespace, account)| format!("system:serviceaccount:{namespace}:{account}"));
-            if expected.as_deref() != Some(&*subject) {
-                return Err(JwtError::KubernetesMismatch);
-            }
+        match kubernetes_service_account(claims)? {
+            Some(account) if account != *subject => Err(JwtError::KubernetesMismatch),
+            None if is_service_account(&subject) => Err(JwtError::ServiceAccountWithoutClaim),
+            _ => Ok(subject),
         }
-        Ok(subject)
     }
+}
+
+/// The NumericDate claim `name` in whole seconds (a fraction is dwarfed by the leeway), `None`
+/// when absent; anything but a number is refused.
+fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, JwtError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_f64()
+            .map(|seconds| Some(seconds as i64))
+            .ok_or(JwtError::NotNumericDate(name)),
+    }
+}
+
+/// `system:serviceaccount:NS:NAME` as the token's Kubernetes claims name it (see the module
+/// docs), `None` without any; incomplete or disagreeing claims are a mismatch.
+fn kubernetes_service_account(claims: &Map<String, Value>) -> Result<Option<String>, JwtError> {
+    let projected = claims.get("kubernetes.io").map(|kubernetes| {
+        (
+            kubernetes.get("namespace").and_then(Value::as_str),
+            kubernetes
+                .pointer("/serviceaccount/name")
+                .and_then(Value::as_str),
+        )
+    });
+    let legacy = (claims.contains_key(LEGACY_NAMESPACE_CLAIM)
+        || claims.contains_key(LEGACY_ACCOUNT_CLAIM))
+    .then(|| {
+        (
+            claims.get(LEGACY_NAMESPACE_CLAIM).and_then(Value::as_str),
+            claims.get(LEGACY_ACCOUNT_CLAIM).and_then(Value::as_str),
+        )
+    });
+    let mut named: Option<String> = None;
+    for claimed in [projected, legacy].into_iter().flatten() {
+        let (Some(namespace), Some(account)) = claimed else {
+            return Err(JwtError::KubernetesMismatch);
+        };
+        let account = format!("system:serviceaccount:{namespace}:{account}");
+        if named.as_ref().is_some_and(|earlier| *earlier != account) {
+            return Err(JwtError::KubernetesMismatch);
+        }
+        named = Some(account);
+    }
+    Ok(named)
 }
 
 fn jwks_url(raw: &str) -> Result<Url, String> {
@@ -432,7 +486,19 @@ mod tests {
             (with(base(), "exp", json!(NOW - 31)), JwtError::Expired),
             (
                 with(base(), "exp", json!("tomorrow")),
-                JwtError::MissingExpiry,
+                JwtError::NotNumericDate("exp"),
+            ),
+            (
+                with(base(), "nbf", json!((NOW + 3600).to_string())),
+                JwtError::NotNumericDate("nbf"),
+            ),
+            (
+                with(base(), "iat", json!(NOW.to_string())),
+                JwtError::NotNumericDate("iat"),
+            ),
+            (
+                with(base(), LEGACY_NAMESPACE_CLAIM, json!("reports")),
+                JwtError::KubernetesMismatch,
             ),
             (with(base(), "nbf", json!(NOW + 31)), JwtError::NotYetValid),
             (

@@ -12,15 +12,19 @@
 //! `anonymous` in insecure mode and refused otherwise. A presented but invalid credential is
 //! refused: it never falls back to the certificate or to anonymous.
 //!
-//! Identities from certificates and tokens are checked before use: printable, at most
-//! [`MAX_IDENTITY_LEN`] bytes, and never [`ANONYMOUS`] or `apikey:…`, which name other
-//! mechanisms' callers.
+//! A request with more than one `x-api-key` or `authorization` value is refused: a proxy that
+//! read another of them than the gateway would disagree about who is calling.
+//!
+//! Identities from certificates and tokens are checked before use (`identity.rs`): each reserved
+//! form (`spiffe://…`, `system:serviceaccount:…`, `apikey:…`, [`ANONYMOUS`]) comes from one
+//! mechanism only, near misses of them are refused, and names are printable and bounded.
 //!
 //! [`AuthenticationLayer`] does not refuse anything itself: it records the outcome in the
 //! request's extensions as an [`Authentication`], so the audit layer can record refused calls
 //! with what was presented, and the authorization layer refuses them.
 
 mod api_keys;
+mod identity;
 mod jwks;
 mod jwt;
 mod keys;
@@ -35,20 +39,17 @@ use http::HeaderValue;
 use tonic::transport::CertificateDer;
 use tower::{Layer, Service};
 
-pub use api_keys::{ApiKeys, hash_api_key};
+pub use api_keys::{ApiKeys, check_key_name, hash_api_key};
+use identity::API_KEY_PREFIX;
+pub use identity::{ANONYMOUS, MAX_IDENTITY_LEN, escaped_for_log};
 use jwt::{JwtPolicy, JwtVerifier};
+use tls::CertificateNames;
 pub use tls::{peer_addr, server_tls_config};
 
 use crate::config::AuthSettings;
 
 /// The metadata header carrying a static API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
-/// The identity given to callers without credentials in insecure mode.
-pub const ANONYMOUS: &str = "anonymous";
-/// The prefix of API-key identities (`apikey:NAME`).
-const API_KEY_PREFIX: &str = "apikey:";
-/// The longest identity taken from a certificate or token.
-pub const MAX_IDENTITY_LEN: usize = 256;
 /// Paths that need no credentials unless `auth.protect_health_and_reflection` is set: Kubernetes
 /// probes and operators' grpcurl must keep working.
 pub const INFRASTRUCTURE_PATHS: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
@@ -141,23 +142,13 @@ pub fn settings_problems(settings: &AuthSettings) -> Vec<String> {
     problems
 }
 
-/// An identity taken from a certificate or token, if usable; see the module docs.
-fn usable_identity(raw: &str) -> Option<Arc<str>> {
-    let usable = !raw.is_empty()
-        && raw.len() <= MAX_IDENTITY_LEN
-        && raw
-            .chars()
-            .all(|c| c == ' ' || !(c.is_control() || c.is_whitespace()))
-        && raw != ANONYMOUS
-        && !raw.starts_with(API_KEY_PREFIX);
-    usable.then(|| raw.into())
-}
-
 /// What one request presented, taken from it before the (possibly asynchronous) checks.
 struct Presented {
     infrastructure: bool,
     api_key: Option<HeaderValue>,
     authorization: Option<HeaderValue>,
+    /// A credential header sent more than once.
+    repeated: Option<&'static str>,
     client_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
@@ -165,12 +156,16 @@ impl Presented {
     fn from_request<B>(request: &http::Request<B>) -> Self {
         let path = request.uri().path();
         let headers = request.headers();
+        let repeated = [API_KEY_HEADER, http::header::AUTHORIZATION.as_str()]
+            .into_iter()
+            .find(|name| headers.get_all(*name).iter().nth(1).is_some());
         Self {
             infrastructure: INFRASTRUCTURE_PATHS
                 .iter()
                 .any(|prefix| path.starts_with(prefix)),
             api_key: headers.get(API_KEY_HEADER).cloned(),
             authorization: headers.get(http::header::AUTHORIZATION).cloned(),
+            repeated,
             client_certificates: tls::client_certificates(request.extensions()),
         }
     }
@@ -181,6 +176,7 @@ impl Presented {
 pub struct Authenticator {
     api_keys: Option<ApiKeys>,
     jwt: Option<JwtVerifier>,
+    certificates: CertificateNames,
     insecure: bool,
     protect_infrastructure: bool,
     /// The refusal for a request without credentials, naming what this gateway accepts.
@@ -231,6 +227,7 @@ impl Authenticator {
         Ok(Self {
             api_keys,
             jwt,
+            certificates: CertificateNames::from_settings(&settings.tls)?,
             insecure: settings.insecure,
             protect_infrastructure: settings.protect_health_and_reflection,
             missing_credentials,
@@ -242,6 +239,11 @@ impl Authenticator {
         if presented.infrastructure && !self.protect_infrastructure {
             return Authentication::NotRequired;
         }
+        if let Some(header) = presented.repeated {
+            return Authentication::Refused(format!(
+                "send one `{header}` value per request, not several"
+            ));
+        }
         match (&presented.api_key, &presented.authorization) {
             (Some(_), Some(_)) => Authentication::Refused(format!(
                 "send one credential per request: `{API_KEY_HEADER}` or `authorization`, not both"
@@ -249,13 +251,9 @@ impl Authenticator {
             (Some(key), None) => self.api_key(key),
             (None, Some(authorization)) => self.bearer(authorization).await,
             (None, None) => match presented.client_certificates.as_deref().map(Vec::as_slice) {
-                Some([leaf, ..]) => match tls::certificate_identity(leaf) {
-                    Some(identity) => Authentication::caller_from(identity, Mechanism::MutualTls),
-                    None => Authentication::Refused(
-                        "the client certificate names no usable identity (URI SAN, DNS SAN or \
-                         subject common name)"
-                            .to_owned(),
-                    ),
+                Some(chain @ [_, ..]) => match self.certificates.identity(chain) {
+                    Ok(identity) => Authentication::caller_from(identity, Mechanism::MutualTls),
+                    Err(problem) => Authentication::Refused(problem.to_owned()),
                 },
                 _ if self.insecure => {
                     Authentication::caller_from(ANONYMOUS.into(), Mechanism::Insecure)
@@ -361,32 +359,5 @@ where
             request.extensions_mut().insert(authentication);
             inner.call(request).await
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identities_from_certificates_and_tokens_are_printable_bounded_and_not_reserved() {
-        for usable in [
-            "spiffe://cluster.local/ns/payments/sa/billing",
-            "system:serviceaccount:payments:billing",
-            "Billing Batch",
-        ] {
-            assert_eq!(usable_identity(usable).as_deref(), Some(usable));
-        }
-        let too_long = "a".repeat(MAX_IDENTITY_LEN + 1);
-        for unusable in [
-            "",
-            "anonymous",
-            "apikey:billing",
-            "billing\nforged audit line",
-            "tab\there",
-            too_long.as_str(),
-        ] {
-            assert_eq!(usable_identity(unusable), None, "{unusable:?}");
-        }
     }
 }

@@ -1,9 +1,13 @@
 //! TLS on the gRPC port (rustls through tonic, on aws-lc-rs) and mutual TLS: client
 //! certificates verified against `auth.tls.client_ca_file`, whose identity names the caller.
 //!
-//! **Identity.** From the verified leaf certificate, the first that exists of: the first URI
-//! SAN (a SPIFFE id such as `spiffe://cluster.local/ns/payments/sa/billing`), the first DNS
-//! SAN, the subject's common name.
+//! **Identity.** From the verified leaf certificate, the first that exists of: its URI SAN (a
+//! SPIFFE id such as `spiffe://cluster.local/ns/payments/sa/billing`; a certificate with more
+//! than one is refused, as SPIFFE allows exactly one), its first DNS SAN, and, only when
+//! `auth.tls.identity_from_common_name` is set, the subject's common name. Name constraints do
+//! not bind a common name, so it never names the caller of a chain carrying them (a presented
+//! certificate with the extension, or a CA of `auth.tls.client_ca_file` with it that issued
+//! one). The identity follows the rules of [`super::identity`].
 //!
 //! **Required or optional.** A client certificate is required in the TLS handshake when client
 //! certificates are the only way to authenticate. When API keys or JWTs are configured too (or
@@ -25,7 +29,7 @@ use tonic::transport::{Certificate, CertificateDer, Identity, ServerTlsConfig};
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 
-use super::usable_identity;
+use super::identity::{Form, identity_of};
 use crate::config::{AuthSettings, TlsSettings};
 
 /// How long a TLS handshake may take: a connection that stalls it cannot hold resources longer.
@@ -48,6 +52,13 @@ pub fn settings_problems(settings: &TlsSettings) -> Vec<String> {
                 .to_owned(),
         ),
         _ => {}
+    }
+    if settings.identity_from_common_name && settings.client_ca_file.is_none() {
+        problems.push(
+            "`auth.tls.identity_from_common_name` needs `auth.tls.client_ca_file`: only client \
+             certificates have common names"
+                .to_owned(),
+        );
     }
     for (name, path_opt) in [
         ("auth.tls.cert_file", &settings.cert_file),
@@ -162,27 +173,114 @@ pub(super) fn client_certificates(
         .filter(|certificates| !certificates.is_empty())
 }
 
-/// The caller identity a verified leaf certificate names (see the module docs), if usable.
-pub(super) fn certificate_identity(der: &[u8]) -> Option<std::sync::Arc<str>> {
-    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
-    let alternative_names = certificate.subject_alternative_name().ok().flatten();
-    let names: &[GeneralName<'_>] = alternative_names
-        .as_ref()
-        .map_or(&[], |extension| extension.value.general_names.as_slice());
-    let uri = names.iter().find_map(|name| match name {
-        GeneralName::URI(uri) => Some(*uri),
-        _ => None,
-    });
-    let dns = names.iter().find_map(|name| match name {
-        GeneralName::DNSName(dns) => Some(*dns),
-        _ => None,
-    });
-    let common_name = certificate
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|attribute| attribute.as_str().ok());
-    uri.or(dns).or(common_name).and_then(usable_identity)
+/// Names callers by their verified client certificates; see the module docs.
+#[derive(Debug, Default)]
+pub(super) struct CertificateNames {
+    from_common_name: bool,
+    /// The subjects (DER) of the CAs of `auth.tls.client_ca_file` carrying name constraints.
+    constrained_issuers: Vec<Vec<u8>>,
+}
+
+impl CertificateNames {
+    /// Reads `auth.tls.client_ca_file` for CAs with name constraints, when common names may
+    /// name callers.
+    pub(super) fn from_settings(settings: &TlsSettings) -> anyhow::Result<Self> {
+        let mut constrained_issuers = Vec::new();
+        if let (true, Some(path)) = (settings.identity_from_common_name, &settings.client_ca_file) {
+            let pem = read_certificates(path).map_err(|problem| {
+                anyhow::anyhow!(
+                    "`auth.tls.client_ca_file` (`{}`): {problem}",
+                    path.display()
+                )
+            })?;
+            for block in Pem::iter_from_buffer(&pem).flatten() {
+                if let Ok(certificate) = block.parse_x509() {
+                    if carries_name_constraints(&certificate) {
+                        constrained_issuers.push(certificate.subject().as_raw().to_vec());
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            from_common_name: settings.identity_from_common_name,
+            constrained_issuers,
+        })
+    }
+
+    /// The caller identity a verified chain (leaf first) names, or why it names none.
+    pub(super) fn identity(
+        &self,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<std::sync::Arc<str>, &'static str> {
+        const UNREADABLE: &str = "the client certificate cannot be read";
+        let leaf = chain.first().ok_or(UNREADABLE)?;
+        let (_, certificate) = x509_parser::parse_x509_certificate(leaf).map_err(|_| UNREADABLE)?;
+        let alternative_names = certificate
+            .subject_alternative_name()
+            .map_err(|_| UNREADABLE)?;
+        let names: &[GeneralName<'_>] = alternative_names
+            .as_ref()
+            .map_or(&[], |extension| extension.value.general_names.as_slice());
+        let mut uris = names.iter().filter_map(|name| match name {
+            GeneralName::URI(uri) => Some(*uri),
+            _ => None,
+        });
+        if let Some(uri) = uris.next() {
+            if uris.next().is_some() {
+                return Err("the client certificate has more than one URI SAN (SPIFFE allows one)");
+            }
+            return identity_of(uri, Form::Spiffe)
+                .ok_or("the client certificate's URI SAN is not a usable identity");
+        }
+        let dns = names.iter().find_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(*dns),
+            _ => None,
+        });
+        if let Some(dns) = dns {
+            return identity_of(dns, Form::Plain)
+                .ok_or("the client certificate's DNS SAN is not a usable identity");
+        }
+        if !self.from_common_name {
+            return Err(
+                "the client certificate has no URI or DNS SAN (common names name no \
+                 caller unless `auth.tls.identity_from_common_name` is set)",
+            );
+        }
+        if self.carries_name_constraints(chain) {
+            return Err(
+                "the client certificate has no URI or DNS SAN, and its chain carries \
+                 name constraints, which do not bind a common name",
+            );
+        }
+        certificate
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|attribute| attribute.as_str().ok())
+            .and_then(|common_name| identity_of(common_name, Form::Plain))
+            .ok_or("the client certificate's common name is missing or not a usable identity")
+    }
+
+    /// Whether a certificate of the chain, or a configured CA that issued one, carries name
+    /// constraints; an unreadable certificate counts as carrying them.
+    fn carries_name_constraints(&self, chain: &[CertificateDer<'static>]) -> bool {
+        chain
+            .iter()
+            .any(|der| match x509_parser::parse_x509_certificate(der) {
+                Ok((_, certificate)) => {
+                    carries_name_constraints(&certificate)
+                        || self
+                            .constrained_issuers
+                            .iter()
+                            .any(|subject| subject.as_slice() == certificate.issuer().as_raw())
+                }
+                Err(_) => true,
+            })
+    }
+}
+
+fn carries_name_constraints(certificate: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+    !matches!(certificate.name_constraints(), Ok(None))
 }
 
 /// The caller's address, over plaintext or TLS.
@@ -225,38 +323,91 @@ mod tests {
     }
 
     #[test]
-    fn the_identity_is_the_uri_san_else_the_dns_san_else_the_common_name() {
-        let identity = |der: Vec<u8>| certificate_identity(&der).map(|id| id.to_string());
+    fn the_identity_is_the_uri_san_else_the_dns_san_else_the_common_name_when_allowed() {
+        let with_common_names = CertificateNames {
+            from_common_name: true,
+            constrained_issuers: Vec::new(),
+        };
+        let identity = |names: &CertificateNames, der: Vec<u8>| {
+            names
+                .identity(&[CertificateDer::from(der)])
+                .map(|id| id.to_string())
+        };
         let spiffe = "spiffe://cluster.local/ns/payments/sa/billing";
         assert_eq!(
-            identity(certificate_der(
-                Some("billing"),
-                vec![
-                    dns("billing.payments.svc"),
-                    uri(spiffe),
-                    uri("spiffe://other")
-                ],
-            )),
-            Some(spiffe.to_owned())
+            identity(
+                &with_common_names,
+                certificate_der(
+                    Some("billing"),
+                    vec![dns("billing.payments.svc"), uri(spiffe)]
+                )
+            ),
+            Ok(spiffe.to_owned())
         );
-        assert_eq!(
-            identity(certificate_der(
-                Some("billing"),
-                vec![dns("billing.payments.svc")]
-            )),
-            Some("billing.payments.svc".to_owned())
+        assert!(
+            identity(
+                &with_common_names,
+                certificate_der(Some("billing"), vec![uri(spiffe), uri("spiffe://other")])
+            )
+            .is_err(),
+            "more than one URI SAN"
         );
+        let dns_only = certificate_der(Some("billing"), vec![dns("billing.payments.svc")]);
         assert_eq!(
-            identity(certificate_der(Some("Billing Batch"), vec![])),
-            Some("Billing Batch".to_owned())
+            identity(&with_common_names, dns_only),
+            Ok("billing.payments.svc".to_owned())
         );
-        assert_eq!(identity(certificate_der(None, vec![])), None);
+        let common_name_only = || certificate_der(Some("Billing Batch"), vec![]);
         assert_eq!(
-            identity(certificate_der(Some("apikey:billing"), vec![])),
-            None,
+            identity(&with_common_names, common_name_only()),
+            Ok("Billing Batch".to_owned())
+        );
+        assert!(identity(&CertificateNames::default(), common_name_only()).is_err());
+        assert!(identity(&with_common_names, certificate_der(None, vec![])).is_err());
+        assert!(
+            identity(
+                &with_common_names,
+                certificate_der(Some("apikey:billing"), vec![])
+            )
+            .is_err(),
             "a certificate cannot pose as an API key"
         );
-        assert_eq!(certificate_identity(b"not a certificate"), None);
+        assert!(identity(&with_common_names, b"not a certificate".to_vec()).is_err());
+    }
+
+    #[test]
+    fn a_configured_ca_with_name_constraints_keeps_common_names_of_its_certificates_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity_via = |permitted_dns: Option<&str>| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "payments CA");
+            params.name_constraints = permitted_dns.map(|dns| rcgen::NameConstraints {
+                permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(dns.to_owned())],
+                excluded_subtrees: Vec::new(),
+            });
+            let ca =
+                rcgen::CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+            let path = dir.path().join("client-ca.pem");
+            std::fs::write(&path, ca.pem()).unwrap();
+            let names = CertificateNames::from_settings(&TlsSettings {
+                client_ca_file: Some(path),
+                identity_from_common_name: true,
+                ..TlsSettings::default()
+            })
+            .unwrap();
+            let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+            leaf.distinguished_name
+                .push(DnType::CommonName, "root.admin.svc");
+            let leaf = leaf.signed_by(&KeyPair::generate().unwrap(), &ca).unwrap();
+            names
+                .identity(&[leaf.der().clone()])
+                .map(|identity| identity.to_string())
+        };
+        assert_eq!(identity_via(None), Ok("root.admin.svc".to_owned()));
+        assert!(identity_via(Some("payments.svc")).is_err());
     }
 
     #[test]
@@ -275,6 +426,7 @@ mod tests {
                 &format!("-----BEGIN {encrypted}-----\nAAAA\n-----END {encrypted}-----\n"),
             ),
             client_ca_file: Some(dir.path().join("missing.pem")),
+            identity_from_common_name: false,
         };
         let problems = settings_problems(&settings).join("\n");
         for needle in [
@@ -295,6 +447,15 @@ mod tests {
             settings_problems(&only_ca)
                 .join("\n")
                 .contains("only asked for over TLS")
+        );
+        let common_names_without_ca = TlsSettings {
+            identity_from_common_name: true,
+            ..TlsSettings::default()
+        };
+        assert!(
+            settings_problems(&common_names_without_ca)
+                .join("\n")
+                .contains("`auth.tls.identity_from_common_name` needs `auth.tls.client_ca_file`")
         );
     }
 }

@@ -320,22 +320,8 @@ impl OktaClient {
         loop {
             let mut span = instrumentation::AttemptSpan::start(&names, &url, attempt);
             let auth = self.credentials.request_auth(&method, &url).await?;
-            // A slot among the requests in flight, waited for no longer than the caller's deadline.
-            let slot = match budget::time_left() {
-                Some(left) => tokio::time::timeout(left, self.in_flight.clone().acquire_owned())
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                None => self.in_flight.clone().acquire_owned().await.ok(),
-            };
-            let Some(in_flight_slot) = slot else {
-                return Err(OktaError::RateLimited {
-                    retry_after: Some(std::time::Duration::from_secs(1)),
-                    body: None,
-                    meta: ResponseMeta::default(),
-                });
-            };
-            // Taken last, right before sending, so every taken unit is settled below.
+            // The budget first: a wait for a spent bucket's reset must hold no slot, or it would
+            // block every other bucket's requests.
             match self.budgets.acquire(bucket).await {
                 Ok(()) => {}
                 Err(Refusal::Deadline(wait)) => {
@@ -356,6 +342,16 @@ impl OktaClient {
                     });
                 }
             }
+            // A slot is held only while the request is on the wire; a unit taken for a request
+            // that never leaves is settled as unanswered.
+            let Some(in_flight_slot) = self.in_flight_slot().await else {
+                self.budgets.settle(bucket, None);
+                return Err(OktaError::RateLimited {
+                    retry_after: Some(std::time::Duration::from_secs(1)),
+                    body: None,
+                    meta: ResponseMeta::default(),
+                });
+            };
             let request = span.with_trace_context(self.build_request(
                 &method,
                 &url,
@@ -377,6 +373,7 @@ impl OktaClient {
             let response = match sent {
                 Ok(response) => response,
                 Err(transport_error) => {
+                    drop(in_flight_slot);
                     let error = OktaError::from_transport(transport_error);
                     span.record_transport_error(error.kind());
                     tracing::debug!(http.method = %method, url.path = url.path(), attempt, error = %error, "okta request failed");
@@ -493,6 +490,18 @@ impl OktaClient {
                 "unexpected http status",
                 &meta,
             ));
+        }
+    }
+
+    /// A slot among the requests in flight, waited for no longer than the caller's deadline.
+    async fn in_flight_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let acquire = self.in_flight.clone().acquire_owned();
+        match budget::time_left() {
+            Some(left) => tokio::time::timeout(left, acquire)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => acquire.await.ok(),
         }
     }
 

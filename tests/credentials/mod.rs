@@ -6,8 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -18,8 +19,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_gateway::config::Settings;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose, NameConstraints, SanType,
 };
 use serde_json::{Value, json};
 use tonic::Request;
@@ -84,6 +85,7 @@ pub struct Pki {
     /// Client certificate with the SPIFFE id, from a CA the gateway does not trust.
     pub untrusted_client: Credential,
     pub dir: tempfile::TempDir,
+    trusted: CertifiedIssuer<'static, KeyPair>,
 }
 
 fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -114,7 +116,7 @@ fn leaf(
     }
 }
 
-fn ia5(text: &str) -> rcgen::string::Ia5String {
+pub fn ia5(text: &str) -> rcgen::string::Ia5String {
     text.try_into().unwrap()
 }
 
@@ -159,6 +161,50 @@ impl Pki {
             dns_client,
             untrusted_client,
             dir: tempfile::tempdir().unwrap(),
+            trusted,
+        }
+    }
+
+    /// A client certificate of the trusted CA with subject CN `common_name` and `names` as SANs.
+    pub fn client(&self, common_name: &str, names: Vec<SanType>) -> Credential {
+        leaf(
+            &self.trusted,
+            common_name,
+            names,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
+    }
+
+    /// A client certificate without SANs, subject CN `common_name`, issued by an intermediate
+    /// CA of the trusted CA that is constrained to DNS names under `permitted_dns` when given;
+    /// its PEM holds the chain, leaf first.
+    pub fn client_via_intermediate(
+        &self,
+        common_name: &str,
+        permitted_dns: Option<&str>,
+    ) -> Credential {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "payments intermediate CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.name_constraints = permitted_dns.map(|dns| NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::DnsName(dns.to_owned())],
+            excluded_subtrees: Vec::new(),
+        });
+        let intermediate =
+            CertifiedIssuer::signed_by(params, KeyPair::generate().unwrap(), &self.trusted)
+                .unwrap();
+        let client = leaf(
+            &intermediate,
+            common_name,
+            Vec::new(),
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        Credential {
+            cert_pem: format!("{}{}", client.cert_pem, intermediate.pem()),
+            key_pem: client.key_pem,
         }
     }
 
@@ -302,28 +348,42 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// What the JWKS server's handler shares with the test.
+#[derive(Clone)]
+struct IssuerState {
+    document: Arc<Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+    delay_ms: Arc<AtomicU64>,
+}
+
 /// An HTTP server publishing a JWKS that the test can change, counting fetches.
 #[derive(Clone)]
 pub struct JwksServer {
     pub url: String,
     document: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
+    /// How long each answer is held back, in milliseconds.
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl JwksServer {
     pub async fn start(document: Value) -> Self {
         let document = Arc::new(Mutex::new(document));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let state = (document.clone(), fetches.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let state = IssuerState {
+            document: document.clone(),
+            fetches: fetches.clone(),
+            delay_ms: delay_ms.clone(),
+        };
         let router = axum::Router::new().route(
             "/openid/v1/jwks",
             axum::routing::get(
-                |axum::extract::State((document, fetches)): axum::extract::State<(
-                    Arc<Mutex<Value>>,
-                    Arc<AtomicUsize>,
-                )>| async move {
-                    fetches.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(document.lock().unwrap().clone())
+                |axum::extract::State(state): axum::extract::State<IssuerState>| async move {
+                    state.fetches.fetch_add(1, Ordering::SeqCst);
+                    let delay = Duration::from_millis(state.delay_ms.load(Ordering::SeqCst));
+                    tokio::time::sleep(delay).await;
+                    axum::Json(state.document.lock().unwrap().clone())
                 },
             ),
         );
@@ -338,12 +398,19 @@ impl JwksServer {
             url: format!("http://{address}/openid/v1/jwks"),
             document,
             fetches,
+            delay_ms,
         }
     }
 
     /// Publishes another set (a rotation at the issuer).
     pub fn publish(&self, document: Value) {
         *self.document.lock().unwrap() = document;
+    }
+
+    /// Holds back every later answer by `delay` (a slow issuer).
+    pub fn set_delay(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap();
+        self.delay_ms.store(millis, Ordering::SeqCst);
     }
 
     pub fn fetches(&self) -> usize {
