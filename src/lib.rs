@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod deadline;
 pub mod fairness;
+pub mod methods;
 pub mod okta;
 pub mod proto;
 pub mod shed;

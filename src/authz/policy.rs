@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 
-use prost::Message;
 use serde::Deserialize;
 
 use super::pattern::Pattern;
@@ -95,21 +94,7 @@ pub struct RoleShares {
 /// Every identity RPC's full name (`identity.v1.UserService/GetUser`), from the served
 /// descriptors, so a policy can be checked against what exists.
 pub fn rpc_names() -> Vec<String> {
-    let Ok(descriptors) = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
-    else {
-        return Vec::new();
-    };
-    descriptors
-        .file
-        .iter()
-        .flat_map(|file| {
-            file.service.iter().flat_map(move |service| {
-                service.method.iter().map(move |method| {
-                    format!("{}.{}/{}", file.package(), service.name(), method.name())
-                })
-            })
-        })
-        .collect()
+    crate::methods::names().map(str::to_owned).collect()
 }
 
 impl Policy {
