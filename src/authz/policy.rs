@@ -104,6 +104,12 @@ impl Policy {
             serde_yaml::from_str(text).map_err(|error| format!("not a policy: {error}"))?;
         let known = rpc_names();
         let mut problems = Vec::new();
+        if file.callers.is_empty() {
+            // An empty or cut-short file would refuse every call: never a policy anyone meant.
+            problems.push(
+                "the policy gives no caller a role, so it would refuse every call".to_owned(),
+            );
+        }
         let mut roles = Vec::new();
         for (name, role) in &file.roles {
             let mut rpcs = Vec::new();
@@ -319,6 +325,23 @@ callers:
         assert!(problems.contains("`missing`"), "{problems}");
         assert!(Policy::parse("roles: {r: {rpcs: ['*'], colour: red}}").is_err());
         assert!(Policy::parse("- not a map").is_err());
+    }
+
+    #[test]
+    fn an_empty_policy_is_refused() {
+        for text in [
+            "",
+            "\n",
+            "# nothing yet\n",
+            "roles: {r: {rpcs: ['*']}}",
+            "callers: []",
+        ] {
+            let problems = Policy::parse(text).unwrap_err();
+            assert!(
+                problems.contains("no caller") || problems.starts_with("not a policy"),
+                "{text:?}: {problems}"
+            );
+        }
     }
 
     #[test]
