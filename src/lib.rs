@@ -16,6 +16,7 @@ pub mod fairness;
 pub mod methods;
 pub mod okta;
 pub mod proto;
+pub mod request_size;
 pub mod shed;
 pub mod sim;
 pub mod startup;

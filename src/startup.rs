@@ -30,6 +30,7 @@ use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
+use crate::request_size::RequestSizeLayer;
 use crate::shed::ShedLayer;
 use crate::telemetry::rpc::RpcTelemetryLayer;
 
@@ -157,6 +158,7 @@ impl Application {
                 authorizer,
             ))
             .layer(DeadlineLayer::new(settings.request_timeout()))
+            .layer(RequestSizeLayer::new(max_bytes))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

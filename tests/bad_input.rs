@@ -340,9 +340,11 @@ async fn a_message_over_the_size_limit_is_refused_and_the_server_keeps_serving()
         })
         .await
         .unwrap_err();
-    assert!(
-        matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange),
-        "{status:?}"
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(common::reason(&status), "REQUEST_TOO_LARGE");
+    assert_eq!(
+        common::error_metadata(&status, "max_request_bytes"),
+        (1024 * 1024).to_string()
     );
     let still_serving = app
         .users
