@@ -31,7 +31,7 @@ use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
-use crate::request_size::RequestSizeLayer;
+use crate::request_size;
 use crate::shed::ShedLayer;
 use crate::telemetry::rpc::RpcTelemetryLayer;
 
@@ -166,7 +166,7 @@ impl Application {
                 authorizer,
             ))
             .layer(DeadlineLayer::new(settings.request_timeout()))
-            .layer(RequestSizeLayer::new(max_bytes))
+            .layer(request_size::layer(max_bytes))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

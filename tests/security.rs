@@ -6,6 +6,7 @@ mod common;
 
 use common::callers::{BILLING_KEY, POLICY, key, keyed, with_api_keys};
 use common::{TestApp, error_metadata, reason, spawn_app_with, user_service_health};
+use identity_gateway::methods;
 use identity_gateway::proto::event_service_client::EventServiceClient;
 use identity_gateway::proto::{
     GetGroupRequest, GetUserRequest, GroupMemberRequest, ListUsersRequest, UserLifecycleRequest,
@@ -95,6 +96,52 @@ async fn read_only_mode_refuses_every_change_before_okta_and_serves_reads() {
         .unwrap()
         .into_inner();
     assert_eq!(user.status(), UserStatus::Active);
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_every_rpc_its_proto_declares_a_change() {
+    let app = spawn_app_with(|settings| settings.authz.read_only = true).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    app.clear_sim_requests().await;
+    let mut changes = 0;
+    for name in methods::names() {
+        let path = format!("/{name}");
+        let traits = methods::of(&path);
+        if traits.server_streaming {
+            continue;
+        }
+        // An empty message: read-only mode decides by the method alone, before decoding.
+        let mut client = tonic::client::Grpc::new(channel.clone());
+        client.ready().await.unwrap();
+        let outcome = client
+            .unary(
+                tonic::Request::new(()),
+                path.parse().unwrap(),
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await;
+        let refused_read_only = outcome
+            .as_ref()
+            .is_err_and(|status| reason(status) == "GATEWAY_READ_ONLY");
+        assert_eq!(
+            refused_read_only,
+            traits.changes_okta(),
+            "{name}: {outcome:?}"
+        );
+        changes += usize::from(traits.changes_okta());
+    }
+    assert!(changes > 0);
+    let writes: Vec<_> = app
+        .sim_requests()
+        .await
+        .into_iter()
+        .filter(|request| request["method"] != "GET")
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
 }
 
 /// The org of the policy tests: ada in team-x-eng, bob in finance only.
