@@ -31,6 +31,7 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   grpc.max_request_bytes     IDGW_GRPC__MAX_REQUEST_BYTES   1048576
   grpc.max_in_flight_rpcs    IDGW_GRPC__MAX_IN_FLIGHT_RPCS  1024   (more are refused at once; health always served)
   grpc.health_listen_addr    IDGW_GRPC__HEALTH_LISTEN_ADDR  (none)  (plaintext port serving only grpc.health.v1, for probes with TLS)
+  grpc.token_key_file        IDGW_GRPC__TOKEN_KEY_FILE      (random per process)  (32+ byte key sealing page tokens; share it between replicas)
   okta.org_url               IDGW_OKTA__ORG_URL             (required unless --simulate)
   okta.api_token             IDGW_OKTA__API_TOKEN           (one of api_token / api_token_file)
   okta.api_token_file        IDGW_OKTA__API_TOKEN_FILE

@@ -329,6 +329,9 @@ pub struct GrpcSettings {
     /// A second, plaintext listener serving only `grpc.health.v1`, for Kubernetes gRPC probes
     /// (which cannot speak TLS) when the main port serves TLS.
     pub health_listen_addr: Option<SocketAddr>,
+    /// The key (at least 32 bytes) that seals page tokens and resume cursors. Without one each
+    /// process draws its own, so replicas behind one load balancer need a shared file.
+    pub token_key_file: Option<PathBuf>,
 }
 
 impl Default for GrpcSettings {
@@ -341,6 +344,7 @@ impl Default for GrpcSettings {
             max_request_bytes: 1024 * 1024,
             max_in_flight_rpcs: 1024,
             health_listen_addr: None,
+            token_key_file: None,
         }
     }
 }
@@ -697,6 +701,14 @@ impl Settings {
         }
         if grpc.max_request_bytes < 1024 {
             problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());
+        }
+        if let Some(path) = &grpc.token_key_file {
+            if let Err(problem) = crate::api::token_key::TokenKey::from_file(path) {
+                problems.push(format!(
+                    "`grpc.token_key_file` (`{}`) {problem}",
+                    path.display()
+                ));
+            }
         }
         if grpc
             .health_listen_addr
@@ -1115,6 +1127,25 @@ mod tests {
                 "`telemetry.resource_attributes`: entry 2 has no `=`",
             ],
         );
+    }
+
+    #[test]
+    fn a_token_key_file_must_be_readable_and_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, "short-secret-canary").unwrap();
+        for (path, needle) in [
+            (short, "at least 32"),
+            (dir.path().join("none"), "cannot be read"),
+        ] {
+            let settings = Settings::load(
+                None,
+                &env(&[("IDGW_GRPC__TOKEN_KEY_FILE", path.to_str().unwrap())]),
+            )
+            .unwrap();
+            let problems = assert_reported(&settings, &["`grpc.token_key_file`", needle]);
+            assert!(!problems.contains("canary"), "{problems}");
+        }
     }
 
     #[test]

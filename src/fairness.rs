@@ -21,13 +21,9 @@ use crate::api::status;
 use crate::auth::{Authentication, Mechanism};
 use crate::authz::Authorizer;
 use crate::config::FairnessSettings;
+use crate::methods;
 use crate::okta::budget::{CallerShare, with_share};
 
-/// RPCs whose answer is a stream: they count against the stream limit while open.
-const STREAMING_METHODS: &[&str] = &[
-    "/identity.v1.EventService/WatchEvents",
-    "/identity.v1.GroupService/StreamGroupMembers",
-];
 /// When a caller over its concurrency share may try again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 /// Callers remembered before idle ones are forgotten.
@@ -132,7 +128,7 @@ where
         };
         let settings = &self.layer.settings;
         let roles = self.layer.authorizer.policy().shares(&caller);
-        let stream = STREAMING_METHODS.contains(&request.uri().path());
+        let stream = methods::of(request.uri().path()).server_streaming;
         let limit = if stream {
             settings.max_streams_per_caller
         } else {

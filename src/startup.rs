@@ -19,6 +19,7 @@ use crate::api::audit::AuditLayer;
 use crate::api::discovery_cache::DiscoveryCache;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::reads::CoalescedReads;
+use crate::api::token_key::TokenKey;
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
 use crate::auth::{AuthenticationLayer, Authenticator, server_tls_config};
 use crate::authz::{AuthorizationLayer, Authorizer};
@@ -30,6 +31,7 @@ use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
+use crate::request_size;
 use crate::shed::ShedLayer;
 use crate::telemetry::rpc::RpcTelemetryLayer;
 
@@ -111,8 +113,14 @@ impl Application {
             DiscoveryCache::new(ttl, cache_settings.group_discovery_max_objects)
         });
         let reads = CoalescedReads::new(cache_opt);
-        let users = UserServiceServer::new(UsersApi::new(okta.clone(), reads.clone()))
-            .max_decoding_message_size(max_bytes);
+        let token_key = TokenKey::from_settings(settings.token_key_file.as_deref())
+            .map_err(|problem| anyhow::anyhow!("`grpc.token_key_file`: {problem}"))?;
+        let users = UserServiceServer::new(UsersApi::new(
+            okta.clone(),
+            reads.clone(),
+            token_key.clone(),
+        ))
+        .max_decoding_message_size(max_bytes);
         let (draining_sender, draining) = tokio::sync::watch::channel(false);
         let events_settings = &all_settings.events;
         let watch_settings = WatchSettings {
@@ -120,13 +128,14 @@ impl Application {
             keepalive_interval: Duration::from_millis(events_settings.keepalive_interval_ms),
             rate_limit_reserve_percent: events_settings.rate_limit_reserve_percent,
         };
-        let hub = WatchHub::new(okta.clone(), watch_settings, draining);
-        let events = EventServiceServer::new(EventsApi::new(okta.clone(), hub))
+        let hub = WatchHub::new(okta.clone(), watch_settings, draining, token_key.clone());
+        let events = EventServiceServer::new(EventsApi::new(okta.clone(), hub, token_key.clone()))
             .max_decoding_message_size(max_bytes);
-        let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone()))
+        let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone(), token_key.clone()))
             .max_decoding_message_size(max_bytes);
-        let groups = GroupServiceServer::new(GroupsApi::new(okta, reads, authorizer.scopes()))
-            .max_decoding_message_size(max_bytes);
+        let groups =
+            GroupServiceServer::new(GroupsApi::new(okta, reads, authorizer.scopes(), token_key))
+                .max_decoding_message_size(max_bytes);
 
         let drain_started = Arc::new(Notify::new());
         let stop_accepting = drain_then_stop(
@@ -162,6 +171,7 @@ impl Application {
                 all_settings.fairness.clone(),
                 authorizer,
             ))
+            .layer(request_size::layer(max_bytes))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -30,6 +30,7 @@ const NON_SETTING_VARS: &[(&str, &str)] = &[
     ("OTEL_SERVICE_NAME", "the OpenTelemetry SDK"),
 ];
 const TOKEN_FILE_VAR: &str = "IDGW_OKTA__API_TOKEN_FILE";
+const TOKEN_KEY_FILE_VAR: &str = "IDGW_GRPC__TOKEN_KEY_FILE";
 const JWKS_FILE_VAR: &str = "IDGW_AUTH__JWT__JWKS_FILE";
 /// A public signing key set, standing in for the cluster's (no private key exists for it).
 const CLUSTER_JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "pVclTSfbalcATelAvXUOXIshcPlQ42HkdFZ6n-aNFLg", "y": "dKgftTksgFR7JIuzrHl-lc6WfTbLN0vvZHCbOJsR3so", "kid": "cluster-key", "use": "sig", "alg": "ES256"}]}"#;
@@ -306,12 +307,23 @@ fn the_gateway_accepts_each_overlays_configuration_as_a_whole() {
     std::fs::write(token_file.path(), "test-token\n").unwrap();
     let jwks_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(jwks_file.path(), CLUSTER_JWKS).unwrap();
+    let token_key_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token_key_file.path(), "k".repeat(48)).unwrap();
     for rendered in Rendered::all() {
         let (_, container) = rendered.gateway();
         let mut environment = rendered.environment(container);
         environment.insert(
             TOKEN_FILE_VAR.to_owned(),
             token_file.path().display().to_string(),
+        );
+        assert!(
+            environment.contains_key(TOKEN_KEY_FILE_VAR),
+            "{}: replicas share the key sealing page tokens",
+            rendered.name
+        );
+        environment.insert(
+            TOKEN_KEY_FILE_VAR.to_owned(),
+            token_key_file.path().display().to_string(),
         );
         assert!(
             environment.contains_key(JWKS_FILE_VAR),

@@ -317,7 +317,16 @@ async fn a_watcher_receives_every_injected_event_once_in_order() {
 
 #[tokio::test]
 async fn resuming_from_a_cursor_loses_nothing_and_repeats_nothing_even_after_a_restart() {
-    let app = spawn_app().await;
+    // Gateway processes that share a token key accept each other's cursors.
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("token.key");
+    std::fs::write(
+        &key_file,
+        "a-token-key-shared-by-every-replica-0123456789\n",
+    )
+    .unwrap();
+    let app =
+        spawn_app_with(|settings| settings.grpc.token_key_file = Some(key_file.clone())).await;
     let filter = EventFilter {
         event_types: vec!["user.session.start".into()],
         ..Default::default()
@@ -372,7 +381,8 @@ async fn resuming_from_a_cursor_loses_nothing_and_repeats_nothing_even_after_a_r
 
     // A different gateway process (same org) continues from the same cursor.
     let restarted = spawn_gateway_for(start_simulator().await, |settings| {
-        settings.okta.org_url = Some(app.sim.base_url())
+        settings.okta.org_url = Some(app.sim.base_url());
+        settings.grpc.token_key_file = Some(key_file.clone());
     })
     .await;
     let after_restart = app

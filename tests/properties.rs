@@ -274,68 +274,95 @@ proptest! {
         let fingerprint = fingerprint_of(&parts);
         invariants::check_page_token(&token, &fingerprint);
         invariants::check_resume_cursor(&token, &fingerprint);
-        let decoded = page_token::decode_position(&token, &fingerprint);
+        let key = invariants::token_key();
+        let decoded = page_token::decode_position(key, &token, &fingerprint);
         prop_assert!(token.is_empty() || decoded.is_err(), "{decoded:?}");
-        prop_assert!(cursor::decode(&token, &fingerprint).is_err());
+        prop_assert!(cursor::decode(key, &token, &fingerprint).is_err());
     }
 
     #[test]
-    fn tokens_with_a_valid_header_decode_only_when_the_gateway_could_have_issued_them(
+    fn unsealed_tokens_with_a_valid_header_are_refused(
+        parts in query_parts(),
+        cursor in okta_cursor(),
+    ) {
+        // What a token was before tokens were sealed: anyone could rebuild it with any cursor.
+        let fingerprint = fingerprint_of(&parts);
+        let token = base64_url(format!("v2.{fingerprint}.-.{}", cursor.as_str()).as_bytes());
+        invariants::check_page_token(&token, &fingerprint);
+        let key = invariants::token_key();
+        prop_assert!(page_token::decode_position(key, &token, &fingerprint).is_err());
+        let value = base64_url(format!("w2.{fingerprint}.u-1.a{}", cursor.as_str()).as_bytes());
+        prop_assert!(cursor::decode(key, &value, &fingerprint).is_err());
+    }
+
+    #[test]
+    fn sealed_payloads_decode_only_when_the_gateway_could_have_issued_them(
         parts in query_parts(),
         rest in vec(prop_oneof![any::<u8>(), select(b"-.+0123456789a_~".to_vec())], 0..40),
     ) {
-        let fingerprint = fingerprint_of(&parts);
-        let mut text = format!("v1.{fingerprint}.").into_bytes();
-        text.extend(rest);
-        let token = base64_url(&text);
-        invariants::check_page_token(&token, &fingerprint);
-        let mut resume = format!("w1.{fingerprint}.").into_bytes();
-        resume.extend(text.iter().skip(4 + fingerprint.len()));
-        invariants::check_resume_cursor(&base64_url(&resume), &fingerprint);
+        invariants::check_sealed_payloads(&fingerprint_of(&parts), &rest);
     }
 
     #[test]
-    fn page_tokens_round_trip_for_their_own_query_only(
+    fn page_tokens_round_trip_for_their_own_query_only_and_resist_edits(
         cursor in okta_cursor(),
         parts in query_parts(),
         other_parts in query_parts(),
         until_millis in proptest::option::of(-MAX_MILLIS..MAX_MILLIS),
+        edit_at in any::<proptest::sample::Index>(),
+        edit_to in select(b"AZaz09-_".to_vec()),
     ) {
+        let key = invariants::token_key();
         let fingerprint = fingerprint_of(&parts);
-        let token = page_token::encode_position(Some(&cursor), &fingerprint, until_millis);
+        let token = page_token::encode_position(key, Some(&cursor), &fingerprint, until_millis);
         prop_assert_eq!(
-            page_token::decode_position(&token, &fingerprint).unwrap(),
+            page_token::decode_position(key, &token, &fingerprint).unwrap(),
             Some(PagePosition { cursor, until_millis })
         );
         if other_parts != parts {
-            let refused = page_token::decode_position(&token, &fingerprint_of(&other_parts));
+            let refused = page_token::decode_position(key, &token, &fingerprint_of(&other_parts));
             prop_assert!(refused.unwrap_err().description.contains("different query"));
         }
         invariants::check_page_token(&token, &fingerprint);
+        invariants::check_edited_token_is_refused(
+            &token,
+            &fingerprint,
+            edit_at.index(token.len()),
+            char::from(edit_to),
+        );
     }
 
     #[test]
-    fn resume_cursors_round_trip_for_their_own_filter_only(
+    fn resume_cursors_round_trip_for_their_own_filter_only_and_resist_edits(
         after in proptest::option::of(okta_cursor()),
         since_millis in -MAX_MILLIS..MAX_MILLIS,
         uuid in "[A-Za-z0-9-]{1,64}",
         parts in query_parts(),
         other_parts in query_parts(),
+        edit_at in any::<proptest::sample::Index>(),
+        edit_to in select(b"AZaz09-_".to_vec()),
     ) {
+        let key = invariants::token_key();
         let fingerprint = fingerprint_of(&parts);
         let position = after.map_or_else(
             || Position::Since(chrono::DateTime::from_timestamp_millis(since_millis).unwrap()),
             Position::After,
         );
-        let value = cursor::encode(&fingerprint, &position, &uuid);
+        let value = cursor::encode(key, &fingerprint, &position, &uuid);
         prop_assert_eq!(
-            cursor::decode(&value, &fingerprint).unwrap(),
+            cursor::decode(key, &value, &fingerprint).unwrap(),
             ResumePoint { position, uuid }
         );
         if other_parts != parts {
-            prop_assert!(cursor::decode(&value, &fingerprint_of(&other_parts)).is_err());
+            prop_assert!(cursor::decode(key, &value, &fingerprint_of(&other_parts)).is_err());
         }
         invariants::check_resume_cursor(&value, &fingerprint);
+        invariants::check_edited_token_is_refused(
+            &value,
+            &fingerprint,
+            edit_at.index(value.len()),
+            char::from(edit_to),
+        );
     }
 
     #[test]

@@ -6,11 +6,14 @@ mod common;
 
 use common::callers::{BILLING_KEY, POLICY, key, keyed, with_api_keys};
 use common::{TestApp, error_metadata, reason, spawn_app_with, user_service_health};
+use identity_gateway::methods;
 use identity_gateway::proto::event_service_client::EventServiceClient;
 use identity_gateway::proto::{
     GetGroupRequest, GetUserRequest, GroupMemberRequest, ListUsersRequest, UserLifecycleRequest,
     UserStatus, WatchEventsRequest, get_user_request,
 };
+use std::io::Write;
+
 use serde_json::json;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -93,6 +96,52 @@ async fn read_only_mode_refuses_every_change_before_okta_and_serves_reads() {
         .unwrap()
         .into_inner();
     assert_eq!(user.status(), UserStatus::Active);
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_every_rpc_its_proto_declares_a_change() {
+    let app = spawn_app_with(|settings| settings.authz.read_only = true).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    app.clear_sim_requests().await;
+    let mut changes = 0;
+    for name in methods::names() {
+        let path = format!("/{name}");
+        let traits = methods::of(&path);
+        if traits.server_streaming {
+            continue;
+        }
+        // An empty message: read-only mode decides by the method alone, before decoding.
+        let mut client = tonic::client::Grpc::new(channel.clone());
+        client.ready().await.unwrap();
+        let outcome = client
+            .unary(
+                tonic::Request::new(()),
+                path.parse().unwrap(),
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await;
+        let refused_read_only = outcome
+            .as_ref()
+            .is_err_and(|status| reason(status) == "GATEWAY_READ_ONLY");
+        assert_eq!(
+            refused_read_only,
+            traits.changes_okta(),
+            "{name}: {outcome:?}"
+        );
+        changes += usize::from(traits.changes_okta());
+    }
+    assert!(changes > 0);
+    let writes: Vec<_> = app
+        .sim_requests()
+        .await
+        .into_iter()
+        .filter(|request| request["method"] != "GET")
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
 }
 
 /// The org of the policy tests: ada in team-x-eng, bob in finance only.
@@ -370,6 +419,74 @@ async fn start_refusal(settings: &identity_gateway::config::Settings) -> String 
         .err()
         .expect("the gateway refuses to start");
     format!("{error:#}")
+}
+
+/// Waits until the gateway has logged `text` (bounded, so a missing line fails the test).
+async fn logged(logs: &common::LogBuffer, text: &str) {
+    for _ in 0..400 {
+        if logs.text().contains(text) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the gateway never logged {text:?}");
+}
+
+#[tokio::test]
+async fn a_policy_file_read_empty_or_half_written_never_applies() {
+    let (logs, _guard) = common::capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(|settings| {
+        with_api_keys(settings, &dir);
+        settings.authz.reload_interval_ms = 20;
+    })
+    .await;
+    let org = seed_org(&app).await;
+    let policy = dir.path().join("policy.yaml");
+    let (team, reader) = (key("team-x"), key("reader"));
+    let outside_scope = call(&app, team, "GetUser", &org.bob, "").await.unwrap_err();
+    assert_eq!(outside_scope.code(), Code::PermissionDenied);
+
+    // An empty file would deny everyone: it is refused and the reader keeps its access.
+    std::fs::write(&policy, "").unwrap();
+    logged(&logs, "gives no caller a role").await;
+    call(&app, reader, "GetUser", &org.bob, "").await.unwrap();
+
+    // A writer that puts the callers first pauses just before the scoped role's `groups` line:
+    // the half written so far is a valid policy that makes team-x org-wide.
+    let (roles, callers) = POLICY.split_at(POLICY.find("callers:").unwrap());
+    let without_reader_get_user = roles.replace(
+        "rpcs: [\"identity.v1.UserService/GetUser\", \"identity.v1.UserService/ListUsers\",",
+        "rpcs: [\"identity.v1.UserService/ListUsers\",",
+    );
+    let rewritten = format!("{callers}{without_reader_get_user}");
+    let (head, tail) = rewritten.split_at(rewritten.find("    groups: [\"team-x-*\"]").unwrap());
+    let mut writer = std::fs::File::create(&policy).unwrap();
+    writer.write_all(head.as_bytes()).unwrap();
+    writer.flush().unwrap();
+    // Paused for many reload intervals (the gateway reads the half file meanwhile), well within
+    // the settle time: the scoped caller stays scoped.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let during_pause = call(&app, team, "GetUser", &org.bob, "").await.unwrap_err();
+    assert_eq!(
+        during_pause.code(),
+        Code::PermissionDenied,
+        "{during_pause:?}"
+    );
+    writer.write_all(tail.as_bytes()).unwrap();
+    drop(writer);
+    logged(&logs, "still being written").await;
+
+    // The finished file applies (the reader loses GetUser), with team-x still scoped.
+    let mut attempts = 0;
+    while call(&app, reader, "GetUser", &org.bob, "").await.is_ok() {
+        attempts += 1;
+        assert!(attempts < 400, "the finished policy never applied");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let after = call(&app, team, "GetUser", &org.bob, "").await.unwrap_err();
+    assert_eq!(after.code(), Code::PermissionDenied, "{after:?}");
+    assert!(after.message().contains("team-x-*"), "{after:?}");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{struct_from_json, timestamp, user_from_okta};
 use super::page_token;
 use super::status::{OktaCall, failed_precondition, mapped};
+use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_ids};
 use crate::okta::{
     DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
@@ -24,12 +25,13 @@ use crate::proto::{
 #[derive(Clone)]
 pub struct DevicesApi {
     okta: OktaClient,
+    token_key: TokenKey,
 }
 
 impl DevicesApi {
-    /// Wraps the shared Okta client.
-    pub fn new(okta: OktaClient) -> Self {
-        Self { okta }
+    /// Wraps the shared Okta client and the page-token key.
+    pub fn new(okta: OktaClient, token_key: TokenKey) -> Self {
+        Self { okta, token_key }
     }
 
     async fn current_device(&self, device_id: &OktaId) -> Result<Device, Status> {
@@ -85,7 +87,7 @@ impl DeviceService for DevicesApi {
             Some(DeviceQuery::All) | None => "",
         };
         let fingerprint = page_token::query_fingerprint(&["devices", expression]);
-        let after = violations.page_cursor(&request.page_token, &fingerprint);
+        let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
         violations.finish()?;
         let page = self
             .okta
@@ -93,7 +95,7 @@ impl DeviceService for DevicesApi {
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListDevicesResponse {
-            next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
+            next_page_token: page_token::encode(&self.token_key, page.next.as_ref(), &fingerprint),
             devices: page.items.into_iter().map(device_from_okta).collect(),
         }))
     }

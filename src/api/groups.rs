@@ -12,6 +12,7 @@ use super::convert::{group_from_okta, user_from_okta};
 use super::page_token;
 use super::reads::{CoalescedReads, ListedPage, group_list_key, member_page_key};
 use super::status::{OktaCall, mapped};
+use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_ids};
 use crate::authz::scope::ScopeIndex;
 use crate::okta::{Expression, GroupQuery, OktaClient, OktaId, Operator, PageRequest};
@@ -33,16 +34,23 @@ pub struct GroupsApi {
     okta: OktaClient,
     reads: CoalescedReads,
     scopes: Arc<ScopeIndex>,
+    token_key: TokenKey,
 }
 
 impl GroupsApi {
-    /// Wraps the shared Okta client, the coalesced reads and the group-scope index (told about
-    /// membership changes).
-    pub fn new(okta: OktaClient, reads: CoalescedReads, scopes: Arc<ScopeIndex>) -> Self {
+    /// Wraps the shared Okta client, the coalesced reads, the group-scope index (told about
+    /// membership changes) and the page-token key.
+    pub fn new(
+        okta: OktaClient,
+        reads: CoalescedReads,
+        scopes: Arc<ScopeIndex>,
+        token_key: TokenKey,
+    ) -> Self {
         Self {
             okta,
             reads,
             scopes,
+            token_key,
         }
     }
 }
@@ -108,7 +116,7 @@ impl GroupService for GroupsApi {
             Some(GroupQuery::All) | None => "",
         };
         let fingerprint = page_token::query_fingerprint(&["groups", expression]);
-        let after = violations.page_cursor(&request.page_token, &fingerprint);
+        let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
         violations.finish()?;
         let page_request = PageRequest { limit, after };
         let key = group_list_key(expression, &page_request);
@@ -122,7 +130,7 @@ impl GroupService for GroupsApi {
             })
             .await?;
         Ok(Response::new(ListGroupsResponse {
-            next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
+            next_page_token: page_token::encode(&self.token_key, page.next.as_ref(), &fingerprint),
             groups: page.items,
         }))
     }
@@ -136,13 +144,13 @@ impl GroupService for GroupsApi {
         let group_id = violations.id("group_id", &request.group_id);
         let limit = violations.page_size("page_size", request.page_size, MAX_GROUPS_PAGE_SIZE);
         let fingerprint = page_token::query_fingerprint(&["group-members", &request.group_id]);
-        let after = violations.page_cursor(&request.page_token, &fingerprint);
+        let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
         violations.finish()?;
         let page = self
             .member_page(checked(group_id)?, PageRequest { limit, after })
             .await?;
         Ok(Response::new(ListGroupMembersResponse {
-            next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
+            next_page_token: page_token::encode(&self.token_key, page.next.as_ref(), &fingerprint),
             users: page.items,
         }))
     }

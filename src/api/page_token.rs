@@ -1,18 +1,19 @@
 //! Opaque page tokens: Okta's cursor plus a fingerprint of the query it belongs to, so a token
 //! reused with a different query (or group) is refused instead of silently mixing results. A
 //! token can also carry the end of a time window the gateway chose on the first page (System Log
-//! queries default to "until now"), so later pages read the same window.
+//! queries default to "until now"), so later pages read the same window. Tokens are sealed with
+//! the gateway's [`TokenKey`]: one a caller made up or edited is refused before Okta sees its
+//! cursor.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tonic_types::FieldViolation;
 
+use super::token_key::TokenKey;
 use crate::okta::Cursor;
 
 /// Version tag inside every token, so the format can change without misreading old tokens.
-const TOKEN_VERSION: &str = "v1";
+const TOKEN_VERSION: &str = "v2";
 /// Longest token accepted before decoding.
 const MAX_TOKEN_LENGTH: usize = 1024;
 
@@ -41,19 +42,20 @@ pub struct PagePosition {
 }
 
 /// Encodes the next page's cursor for the caller; empty when there is no next page.
-pub fn encode(next: Option<&Cursor>, fingerprint: &str) -> String {
-    encode_position(next, fingerprint, None)
+pub fn encode(key: &TokenKey, next: Option<&Cursor>, fingerprint: &str) -> String {
+    encode_position(key, next, fingerprint, None)
 }
 
 /// Like [`encode`], also remembering the window end chosen on the first page.
 pub fn encode_position(
+    key: &TokenKey,
     next: Option<&Cursor>,
     fingerprint: &str,
     until_millis: Option<i64>,
 ) -> String {
     next.map(|cursor| {
         let until = until_millis.map_or_else(|| "-".to_owned(), |millis| millis.to_string());
-        URL_SAFE_NO_PAD.encode(format!(
+        key.seal(&format!(
             "{TOKEN_VERSION}.{fingerprint}.{until}.{}",
             cursor.as_str()
         ))
@@ -64,6 +66,7 @@ pub fn encode_position(
 /// Decodes a caller's page token for the query `fingerprint` (`Ok(None)` for the first page),
 /// with the window end it remembers.
 pub fn decode_position(
+    key: &TokenKey,
     token: &str,
     fingerprint: &str,
 ) -> Result<Option<PagePosition>, FieldViolation> {
@@ -73,14 +76,14 @@ pub fn decode_position(
     let malformed = || {
         FieldViolation::new(
             "page_token",
-            "malformed page token; pass the `next_page_token` of a previous response unchanged",
+            "not a page token this gateway issued, or changed since; pass the `next_page_token` \
+             of a previous response unchanged",
         )
     };
     if token.len() > MAX_TOKEN_LENGTH {
         return Err(malformed());
     }
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
-    let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+    let text = key.open(token).ok_or_else(malformed)?;
     let mut parts = text.splitn(4, '.');
     let (Some(TOKEN_VERSION), Some(token_fingerprint), Some(until), Some(cursor)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -121,20 +124,26 @@ pub(crate) fn parse_instant(millis: &str) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]
     fn a_token_round_trips_for_its_own_query_only() {
+        let key = TokenKey::random();
         let cursor = Cursor::parse("000usfdsyqnIjEmHNm4x6").unwrap();
         let users = query_fingerprint(&["users", "search", "status eq \"ACTIVE\""]);
         let other = query_fingerprint(&["users", "search", "status eq \"STAGED\""]);
-        let token = encode(Some(&cursor), &users);
+        let token = encode(&key, Some(&cursor), &users);
         assert_eq!(
-            decode_position(&token, &users).unwrap().map(|p| p.cursor),
+            decode_position(&key, &token, &users)
+                .unwrap()
+                .map(|p| p.cursor),
             Some(cursor)
         );
         assert!(
-            decode_position(&token, &other)
+            decode_position(&key, &token, &other)
                 .unwrap_err()
                 .description
                 .contains("different query")
@@ -150,15 +159,28 @@ mod tests {
     }
 
     #[test]
-    fn malformed_tokens_are_refused() {
+    fn malformed_forged_and_foreign_tokens_are_refused() {
+        let key = TokenKey::random();
         let fingerprint = query_fingerprint(&["groups"]);
-        for token in ["%%%", "bm90IGEgdG9rZW4", "djEuYWJjLg", &"A".repeat(5000)] {
-            assert!(decode_position(token, &fingerprint).is_err(), "{token}");
-        }
-        assert_eq!(encode(None, &fingerprint), "");
         let cursor = Cursor::parse("1732300000123_17").unwrap();
-        let token = encode_position(Some(&cursor), &fingerprint, Some(1_732_300_000_000));
-        let position = decode_position(&token, &fingerprint).unwrap().unwrap();
+        // What a token was before it was sealed: rebuilt by a caller with any cursor.
+        let unsealed = URL_SAFE_NO_PAD.encode(format!("v2.{fingerprint}.-.{}", cursor.as_str()));
+        let foreign = encode(&TokenKey::random(), Some(&cursor), &fingerprint);
+        for token in [
+            "%%%",
+            "bm90IGEgdG9rZW4",
+            &unsealed,
+            &foreign,
+            &"A".repeat(5000),
+        ] {
+            let refused = decode_position(&key, token, &fingerprint).unwrap_err();
+            assert_eq!(refused.field, "page_token", "{token}");
+        }
+        assert_eq!(encode(&key, None, &fingerprint), "");
+        let token = encode_position(&key, Some(&cursor), &fingerprint, Some(1_732_300_000_000));
+        let position = decode_position(&key, &token, &fingerprint)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             position,
             PagePosition {
@@ -166,18 +188,19 @@ mod tests {
                 until_millis: Some(1_732_300_000_000)
             }
         );
-        assert_eq!(decode_position("", &fingerprint).unwrap(), None);
+        assert_eq!(decode_position(&key, "", &fingerprint).unwrap(), None);
     }
 
     #[test]
     fn only_the_canonical_spelling_of_a_valid_window_end_decodes() {
+        let key = TokenKey::random();
         let fingerprint = query_fingerprint(&[]);
-        let token = |until: &str| URL_SAFE_NO_PAD.encode(format!("v1.{fingerprint}.{until}.-"));
-        assert!(decode_position(&token("0"), &fingerprint).is_ok());
+        let token = |until: &str| key.seal(&format!("v2.{fingerprint}.{until}.-"));
+        assert!(decode_position(&key, &token("0"), &fingerprint).is_ok());
         // Found by fuzzing: `-0` decoded as 0, a token the gateway never issues.
         for until in ["-0", "+5", "007", "", "9223372036854775807"] {
             assert!(
-                decode_position(&token(until), &fingerprint).is_err(),
+                decode_position(&key, &token(until), &fingerprint).is_err(),
                 "{until}"
             );
         }

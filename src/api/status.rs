@@ -76,6 +76,8 @@ pub mod reason {
     pub const PERMISSION_MISSING: &str = "PERMISSION_MISSING";
     /// The gateway is configured read-only and the RPC changes something.
     pub const READ_ONLY: &str = "GATEWAY_READ_ONLY";
+    /// The request message is larger than `grpc.max_request_bytes`.
+    pub const REQUEST_TOO_LARGE: &str = "REQUEST_TOO_LARGE";
 }
 
 /// Okta's codes for "not allowed in the user's (or device's) current status".
@@ -472,6 +474,20 @@ pub fn caller_over_share(what: &str, limit: u32, retry_after: Duration) -> Statu
         reason::CALLER_OVER_SHARE,
         metadata,
         retry_after,
+    )
+}
+
+/// RESOURCE_EXHAUSTED for a request message over `grpc.max_request_bytes` (`max_bytes`).
+pub fn request_too_large(max_bytes: usize) -> Status {
+    let metadata = HashMap::from([("max_request_bytes".to_owned(), max_bytes.to_string())]);
+    with_info(
+        Code::ResourceExhausted,
+        format!(
+            "the request message is larger than this gateway accepts ({max_bytes} bytes, \
+             `grpc.max_request_bytes`)"
+        ),
+        reason::REQUEST_TOO_LARGE,
+        metadata,
     )
 }
 

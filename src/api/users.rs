@@ -6,6 +6,7 @@ use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
 use super::reads::CoalescedReads;
 use super::status::{OktaCall, failed_precondition, invalid_argument, login_taken, mapped};
+use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::okta::{self, Expression, OktaClient, OktaId, Operator, PageRequest, UserQuery};
 use crate::proto::user_service_server::UserService;
@@ -28,12 +29,17 @@ const MAX_CREATE_GROUP_IDS: usize = 20;
 pub struct UsersApi {
     okta: OktaClient,
     reads: CoalescedReads,
+    token_key: TokenKey,
 }
 
 impl UsersApi {
-    /// Wraps the shared Okta client and the coalesced reads.
-    pub fn new(okta: OktaClient, reads: CoalescedReads) -> Self {
-        Self { okta, reads }
+    /// Wraps the shared Okta client, the coalesced reads and the page-token key.
+    pub fn new(okta: OktaClient, reads: CoalescedReads, token_key: TokenKey) -> Self {
+        Self {
+            okta,
+            reads,
+            token_key,
+        }
     }
 
     async fn current_user(&self, user_id: &OktaId) -> Result<User, Status> {
@@ -209,7 +215,7 @@ impl UserService for UsersApi {
             }
             Some(UserQuery::All) | None => page_token::query_fingerprint(&["users"]),
         };
-        let after = violations.page_cursor(&request.page_token, &fingerprint);
+        let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
         violations.finish()?;
         let query = checked(query)?;
         let page = self
@@ -218,7 +224,7 @@ impl UserService for UsersApi {
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListUsersResponse {
-            next_page_token: page_token::encode(page.next.as_ref(), &fingerprint),
+            next_page_token: page_token::encode(&self.token_key, page.next.as_ref(), &fingerprint),
             users: page.items.into_iter().map(user_from_okta).collect(),
         }))
     }

@@ -6,6 +6,7 @@ use tonic_types::FieldViolation;
 
 use super::page_token::{self, PagePosition};
 use super::status::invalid_argument;
+use super::token_key::TokenKey;
 use crate::authz::scope::{Target, check_targets};
 use crate::okta::{Cursor, Expression, OktaId, Operator};
 
@@ -174,16 +175,26 @@ impl Violations {
 
     /// Decodes a page token bound to `fingerprint`, recording a violation when it is malformed
     /// or belongs to another query; `None` for the first page.
-    pub fn page_position(&mut self, token: &str, fingerprint: &str) -> Option<PagePosition> {
-        page_token::decode_position(token, fingerprint).unwrap_or_else(|violation| {
+    pub fn page_position(
+        &mut self,
+        key: &TokenKey,
+        token: &str,
+        fingerprint: &str,
+    ) -> Option<PagePosition> {
+        page_token::decode_position(key, token, fingerprint).unwrap_or_else(|violation| {
             self.add(&violation.field, violation.description);
             None
         })
     }
 
     /// Like [`Violations::page_position`], for lists whose token carries only the cursor.
-    pub fn page_cursor(&mut self, token: &str, fingerprint: &str) -> Option<Cursor> {
-        self.page_position(token, fingerprint)
+    pub fn page_cursor(
+        &mut self,
+        key: &TokenKey,
+        token: &str,
+        fingerprint: &str,
+    ) -> Option<Cursor> {
+        self.page_position(key, token, fingerprint)
             .map(|position| position.cursor)
     }
 

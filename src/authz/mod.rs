@@ -17,10 +17,10 @@ use anyhow::Context as _;
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
-use crate::api::audit::MUTATING_METHODS;
 use crate::api::status;
 use crate::auth::Authentication;
 use crate::config::{AuthSettings, AuthzSettings};
+use crate::methods;
 use crate::okta::OktaClient;
 use policy::{Decision, Policy};
 use scope::{Scope, ScopeIndex};
@@ -116,7 +116,7 @@ impl Authorizer {
             Decision::Allowed { scope } if scope.is_empty() => None,
             Decision::Allowed { scope } => Some(Scope::new(scope, self.scopes.clone(), rpc)),
         };
-        if self.read_only && MUTATING_METHODS.contains(&path) {
+        if self.read_only && methods::of(path).changes_okta() {
             return Err(status::read_only(rpc));
         }
         Ok(scope)

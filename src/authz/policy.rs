@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 
-use prost::Message;
 use serde::Deserialize;
 
 use super::pattern::Pattern;
@@ -95,21 +94,7 @@ pub struct RoleShares {
 /// Every identity RPC's full name (`identity.v1.UserService/GetUser`), from the served
 /// descriptors, so a policy can be checked against what exists.
 pub fn rpc_names() -> Vec<String> {
-    let Ok(descriptors) = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
-    else {
-        return Vec::new();
-    };
-    descriptors
-        .file
-        .iter()
-        .flat_map(|file| {
-            file.service.iter().flat_map(move |service| {
-                service.method.iter().map(move |method| {
-                    format!("{}.{}/{}", file.package(), service.name(), method.name())
-                })
-            })
-        })
-        .collect()
+    crate::methods::names().map(str::to_owned).collect()
 }
 
 impl Policy {
@@ -119,6 +104,12 @@ impl Policy {
             serde_yaml::from_str(text).map_err(|error| format!("not a policy: {error}"))?;
         let known = rpc_names();
         let mut problems = Vec::new();
+        if file.callers.is_empty() {
+            // An empty or cut-short file would refuse every call: never a policy anyone meant.
+            problems.push(
+                "the policy gives no caller a role, so it would refuse every call".to_owned(),
+            );
+        }
         let mut roles = Vec::new();
         for (name, role) in &file.roles {
             let mut rpcs = Vec::new();
@@ -334,6 +325,23 @@ callers:
         assert!(problems.contains("`missing`"), "{problems}");
         assert!(Policy::parse("roles: {r: {rpcs: ['*'], colour: red}}").is_err());
         assert!(Policy::parse("- not a map").is_err());
+    }
+
+    #[test]
+    fn an_empty_policy_is_refused() {
+        for text in [
+            "",
+            "\n",
+            "# nothing yet\n",
+            "roles: {r: {rpcs: ['*']}}",
+            "callers: []",
+        ] {
+            let problems = Policy::parse(text).unwrap_err();
+            assert!(
+                problems.contains("no caller") || problems.starts_with("not a policy"),
+                "{text:?}: {problems}"
+            );
+        }
     }
 
     #[test]

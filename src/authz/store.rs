@@ -1,5 +1,8 @@
-//! The policy in force, reloaded when its file changes. A file that fails to load or check is
-//! refused with an error log line naming every problem, and the previous policy stays.
+//! The policy in force, reloaded when its file changes. A changed file applies only once a
+//! second read [`SETTLE`] after the first finds the same content, so a file caught while its
+//! writer is still writing it (a torn read) never applies. A file that fails to load or check
+//! (an empty one included) is refused with an error log line naming every problem, and the
+//! previous policy stays.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -9,6 +12,11 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use super::policy::Policy;
+
+/// How long a changed policy file must stay the same before it applies. Writers that replace
+/// the file at once (Kubernetes ConfigMap symlink swaps, editors) are unaffected; one that
+/// pauses mid-file for less than this is not applied half-written.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// The current policy, and where it came from.
 #[derive(Debug)]
@@ -47,19 +55,14 @@ impl PolicyStore {
             .clone()
     }
 
-    /// Rereads the file; a changed, valid policy replaces the current one. Returns whether it
-    /// was replaced.
-    pub fn reload(&self) -> bool {
+    /// Rereads the file; a changed, valid policy that reads the same again after [`SETTLE`]
+    /// replaces the current one. Returns whether it was replaced.
+    pub async fn reload(&self) -> bool {
         let Some(path) = &self.path else {
             return false;
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) => {
-                tracing::error!(policy = %path.display(), %error,
-                    "cannot read the authorization policy; the previous policy stays in force");
-                return false;
-            }
+        let Some(text) = read_policy(path).await else {
+            return false;
         };
         let new_digest = digest(&text);
         if self
@@ -69,6 +72,15 @@ impl PolicyStore {
             .1
             == new_digest
         {
+            return false;
+        }
+        tokio::time::sleep(SETTLE).await;
+        let Some(again) = read_policy(path).await else {
+            return false;
+        };
+        if digest(&again) != new_digest {
+            tracing::info!(policy = %path.display(),
+                "the authorization policy file is still being written; it applies once it stays unchanged");
             return false;
         }
         match Policy::parse(&text) {
@@ -106,12 +118,24 @@ impl PolicyStore {
                 tokio::time::sleep(interval).await;
                 match store.upgrade() {
                     Some(store) => {
-                        store.reload();
+                        store.reload().await;
                     }
                     None => return,
                 }
             }
         });
+    }
+}
+
+/// The policy file's text, or `None` (logged) when it cannot be read.
+async fn read_policy(path: &Path) -> Option<String> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => Some(text),
+        Err(error) => {
+            tracing::error!(policy = %path.display(), %error,
+                "cannot read the authorization policy; the previous policy stays in force");
+            None
+        }
     }
 }
 

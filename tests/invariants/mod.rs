@@ -7,6 +7,7 @@
 
 use chrono::DateTime;
 use identity_gateway::api::events::{cursor, query};
+use identity_gateway::api::token_key::TokenKey;
 use identity_gateway::api::validate::{MAX_EXPRESSION_LENGTH, Violations};
 use identity_gateway::api::{convert, page_token};
 use identity_gateway::okta::{Expression, OktaId, OktaUser, Operator};
@@ -45,6 +46,18 @@ pub const ATTRIBUTES: [&str; 8] = [
 /// Largest trailer block a status may need: hyper (under tonic clients) refuses header lists
 /// over 16 KiB, so an INVALID_ARGUMENT must fit well inside.
 const MAX_STATUS_HEADER_BYTES: usize = 12 * 1024;
+
+/// The key the checks seal and open tokens with, as a gateway holds one.
+pub fn token_key() -> &'static TokenKey {
+    static KEY: std::sync::LazyLock<TokenKey> = std::sync::LazyLock::new(TokenKey::random);
+    &KEY
+}
+
+/// Another gateway's key: nothing sealed with [`token_key`] opens under it.
+fn other_key() -> &'static TokenKey {
+    static KEY: std::sync::LazyLock<TokenKey> = std::sync::LazyLock::new(TokenKey::random);
+    &KEY
+}
 
 /// The page-token fingerprint of a query made of these parts.
 pub fn fingerprint_of(parts: &[String]) -> String {
@@ -204,13 +217,15 @@ pub fn check_event_filter(filter: &EventFilter) {
 }
 
 /// Only page tokens the gateway issued decode: a decoded token encodes back to itself, names
-/// a valid instant and is refused for any other query; anything else is a `page_token`
-/// violation.
+/// a valid instant and is refused for any other query and under any other key; anything else
+/// is a `page_token` violation.
 pub fn check_page_token(token: &str, fingerprint: &str) {
-    match page_token::decode_position(token, fingerprint) {
+    let key = token_key();
+    match page_token::decode_position(key, token, fingerprint) {
         Ok(None) => assert!(token.is_empty()),
         Ok(Some(position)) => {
             let reencoded = page_token::encode_position(
+                key,
                 Some(&position.cursor),
                 fingerprint,
                 position.until_millis,
@@ -220,7 +235,8 @@ pub fn check_page_token(token: &str, fingerprint: &str) {
                 assert!(DateTime::from_timestamp_millis(until).is_some(), "{until}");
             }
             let other_query = page_token::query_fingerprint(&["other", fingerprint]);
-            assert!(page_token::decode_position(token, &other_query).is_err());
+            assert!(page_token::decode_position(key, token, &other_query).is_err());
+            assert!(page_token::decode_position(other_key(), token, fingerprint).is_err());
         }
         Err(violation) => assert_eq!(violation.field, "page_token"),
     }
@@ -228,15 +244,50 @@ pub fn check_page_token(token: &str, fingerprint: &str) {
 
 /// Only resume cursors the gateway issued decode (as for page tokens).
 pub fn check_resume_cursor(value: &str, fingerprint: &str) {
-    match cursor::decode(value, fingerprint) {
+    let key = token_key();
+    match cursor::decode(key, value, fingerprint) {
         Ok(resume) => {
-            let reencoded = cursor::encode(fingerprint, &resume.position, &resume.uuid);
+            let reencoded = cursor::encode(key, fingerprint, &resume.position, &resume.uuid);
             assert_eq!(reencoded, value);
             let other_filter = page_token::query_fingerprint(&["other", fingerprint]);
-            assert!(cursor::decode(value, &other_filter).is_err());
+            assert!(cursor::decode(key, value, &other_filter).is_err());
+            assert!(cursor::decode(other_key(), value, fingerprint).is_err());
         }
         Err(violation) => assert_eq!(violation.field, "resume_cursor"),
     }
+}
+
+/// Payloads sealed with the gateway's key after a valid version and fingerprint: reaches the
+/// parsing behind the seal, which must still decode only what the gateway could have issued.
+pub fn check_sealed_payloads(fingerprint: &str, rest: &[u8]) {
+    let rest = String::from_utf8_lossy(rest);
+    check_page_token(
+        &token_key().seal(&format!("v2.{fingerprint}.{rest}")),
+        fingerprint,
+    );
+    check_resume_cursor(
+        &token_key().seal(&format!("w2.{fingerprint}.{rest}")),
+        fingerprint,
+    );
+}
+
+/// A token or cursor the gateway issued, with one character changed, decodes as neither: the
+/// caller cannot edit the cursor Okta will be sent.
+pub fn check_edited_token_is_refused(issued: &str, fingerprint: &str, at: usize, to: char) {
+    let mut edited: Vec<char> = issued.chars().collect();
+    let Some(original) = edited.get_mut(at) else {
+        return;
+    };
+    if *original == to {
+        return;
+    }
+    *original = to;
+    let edited: String = edited.into_iter().collect();
+    let key = token_key();
+    let refused = page_token::decode_position(key, &edited, fingerprint).unwrap_err();
+    assert_eq!(refused.field, "page_token");
+    let refused = cursor::decode(key, &edited, fingerprint).unwrap_err();
+    assert_eq!(refused.field, "resume_cursor");
 }
 
 /// The caller's profile: standard attributes (by Okta name, as text) and custom attributes.

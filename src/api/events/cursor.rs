@@ -1,17 +1,18 @@
 //! WatchEvents resume cursors. Okta's System Log cursor (`after`) marks a page boundary, not an
 //! event, so a cursor names the page request that returned the event plus the event's uuid:
 //! resuming re-reads that page and skips through the uuid. Everything needed is inside the
-//! cursor, so it survives gateway restarts; a fingerprint binds it to its filter.
+//! cursor, so it survives gateway restarts (given a `grpc.token_key_file`); a fingerprint binds
+//! it to its filter, and the gateway's [`TokenKey`] seals it, so a cursor a caller made up or
+//! edited is refused before Okta sees it.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use tonic_types::FieldViolation;
 
 use crate::api::page_token::parse_instant;
+use crate::api::token_key::TokenKey;
 use crate::okta::Cursor;
 
-const CURSOR_VERSION: &str = "w1";
+const CURSOR_VERSION: &str = "w2";
 /// Longest cursor accepted before decoding.
 const MAX_CURSOR_LENGTH: usize = 1024;
 /// Longest event uuid accepted (Okta's are 36 characters).
@@ -36,29 +37,33 @@ pub struct ResumePoint {
 }
 
 /// Encodes the resume cursor of an event.
-pub fn encode(filter_fingerprint: &str, position: &Position, uuid: &str) -> String {
+pub fn encode(key: &TokenKey, filter_fingerprint: &str, position: &Position, uuid: &str) -> String {
     let position = match position {
         Position::After(cursor) => format!("a{}", cursor.as_str()),
         Position::Since(time) => format!("s{}", time.timestamp_millis()),
     };
-    URL_SAFE_NO_PAD.encode(format!(
+    key.seal(&format!(
         "{CURSOR_VERSION}.{filter_fingerprint}.{uuid}.{position}"
     ))
 }
 
 /// Decodes a caller's resume cursor for the filter `filter_fingerprint`.
-pub fn decode(value: &str, filter_fingerprint: &str) -> Result<ResumePoint, FieldViolation> {
+pub fn decode(
+    key: &TokenKey,
+    value: &str,
+    filter_fingerprint: &str,
+) -> Result<ResumePoint, FieldViolation> {
     let malformed = || {
         FieldViolation::new(
             "resume_cursor",
-            "malformed cursor; pass the `resume_cursor` of a received event unchanged",
+            "not a cursor this gateway issued, or changed since; pass the `resume_cursor` of a \
+             received event unchanged",
         )
     };
     if value.len() > MAX_CURSOR_LENGTH {
         return Err(malformed());
     }
-    let bytes = URL_SAFE_NO_PAD.decode(value).map_err(|_| malformed())?;
-    let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+    let text = key.open(value).ok_or_else(malformed)?;
     let mut parts = text.splitn(4, '.');
     let (Some(CURSOR_VERSION), Some(fingerprint), Some(uuid), Some(position)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -92,45 +97,52 @@ pub fn decode(value: &str, filter_fingerprint: &str) -> Result<ResumePoint, Fiel
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]
     fn cursors_round_trip_and_stay_bound_to_their_filter() {
+        let key = TokenKey::random();
         let uuid = "f0e1d2c3-0000-4000-8000-000000000001";
         for position in [
             Position::After(Cursor::parse("1732300000123_17").unwrap()),
             Position::Since(DateTime::from_timestamp_millis(1_732_300_000_123).unwrap()),
         ] {
-            let cursor = encode("abc123", &position, uuid);
+            let cursor = encode(&key, "abc123", &position, uuid);
             assert_eq!(
-                decode(&cursor, "abc123").unwrap(),
+                decode(&key, &cursor, "abc123").unwrap(),
                 ResumePoint {
                     position,
                     uuid: uuid.to_owned()
                 }
             );
             assert!(
-                decode(&cursor, "other")
+                decode(&key, &cursor, "other")
                     .unwrap_err()
                     .description
                     .contains("different filter")
             );
+            assert!(decode(&TokenKey::random(), &cursor, "abc123").is_err());
         }
     }
 
     #[test]
     fn tampered_cursors_are_refused() {
+        let key = TokenKey::random();
         for value in [
             "",
             "%%",
-            "dzEuYWJjMTIz",
-            &URL_SAFE_NO_PAD.encode("w1.abc123.bad uuid.s1"),
-            &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.a../x"),
-            &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.s-0"),
-            &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.s+1"),
-            &URL_SAFE_NO_PAD.encode("w1.abc123.u-1.s9223372036854775807"),
+            &URL_SAFE_NO_PAD.encode("w2.abc123.u-1.a1732300000123_17"),
+            &key.seal("w2.abc123.bad uuid.s1"),
+            &key.seal("w2.abc123.u-1.a../x"),
+            &key.seal("w2.abc123.u-1.s-0"),
+            &key.seal("w2.abc123.u-1.s+1"),
+            &key.seal("w2.abc123.u-1.s9223372036854775807"),
         ] {
-            assert!(decode(value, "abc123").is_err(), "{value}");
+            let refused = decode(&key, value, "abc123").unwrap_err();
+            assert_eq!(refused.field, "resume_cursor", "{value}");
         }
     }
 }

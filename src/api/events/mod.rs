@@ -14,6 +14,7 @@ use self::convert::event_from_okta;
 use self::watch::{WatchHub, WatchStart};
 use super::page_token;
 use super::status::{OktaCall, mapped};
+use super::token_key::TokenKey;
 use super::validate::Violations;
 use crate::okta::{
     Expression, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, Operator, PageRequest,
@@ -34,12 +35,17 @@ const MAX_WATCH_BACKLOG: Duration = Duration::days(7);
 pub struct EventsApi {
     okta: OktaClient,
     hub: WatchHub,
+    token_key: TokenKey,
 }
 
 impl EventsApi {
-    /// Wraps the shared Okta client and the watch pollers.
-    pub fn new(okta: OktaClient, hub: WatchHub) -> Self {
-        Self { okta, hub }
+    /// Wraps the shared Okta client, the watch pollers and the page-token key.
+    pub fn new(okta: OktaClient, hub: WatchHub, token_key: TokenKey) -> Self {
+        Self {
+            okta,
+            hub,
+            token_key,
+        }
     }
 
     /// Runs a bounded query page; the page token remembers the window end chosen on page one.
@@ -51,7 +57,7 @@ impl EventsApi {
         fingerprint: &str,
         mut violations: Violations,
     ) -> Result<Response<ListEventsResponse>, Status> {
-        let position = violations.page_position(page_token, fingerprint);
+        let position = violations.page_position(&self.token_key, page_token, fingerprint);
         violations.finish()?;
         if let Some(until) = position.as_ref().and_then(|position| position.until_millis) {
             query.until = DateTime::from_timestamp_millis(until);
@@ -71,6 +77,7 @@ impl EventsApi {
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListEventsResponse {
             next_page_token: page_token::encode_position(
+                &self.token_key,
                 page.next.as_ref(),
                 fingerprint,
                 until_millis,
@@ -259,7 +266,7 @@ impl EventService for EventsApi {
                 violations.add("since", "set either `since` or `resume_cursor`");
                 None
             }
-            (false, None) => cursor::decode(&request.resume_cursor, &key)
+            (false, None) => cursor::decode(&self.token_key, &request.resume_cursor, &key)
                 .map(WatchStart::Resume)
                 .map_err(|violation| violations.add(&violation.field, violation.description))
                 .ok(),

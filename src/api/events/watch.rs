@@ -17,6 +17,7 @@ use tonic::Status;
 use super::convert::{event_from_okta, uuid_of};
 use super::cursor::{self, Position, ResumePoint};
 use crate::api::status::{OktaCall, okta_error_status};
+use crate::api::token_key::TokenKey;
 use crate::okta::{
     Expression, LogEvent, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, OktaError, Page,
     PageRequest, RateLimitState,
@@ -101,16 +102,25 @@ pub struct WatchHub {
 struct HubInner {
     okta: OktaClient,
     settings: WatchSettings,
+    /// Seals the resume cursors handed to watchers.
+    token_key: TokenKey,
     pollers: Mutex<HashMap<String, broadcast::Sender<PollerMessage>>>,
     draining: watch::Receiver<bool>,
 }
 
 impl WatchHub {
-    /// `draining` turns true when the server drains: every stream then ends with OK.
-    pub fn new(okta: OktaClient, settings: WatchSettings, draining: watch::Receiver<bool>) -> Self {
+    /// `draining` turns true when the server drains: every stream then ends with OK; resume
+    /// cursors are sealed with `token_key`.
+    pub fn new(
+        okta: OktaClient,
+        settings: WatchSettings,
+        draining: watch::Receiver<bool>,
+        token_key: TokenKey,
+    ) -> Self {
         let inner = HubInner {
             okta,
             settings,
+            token_key,
             pollers: Mutex::new(HashMap::new()),
             draining,
         };
@@ -471,7 +481,7 @@ impl Watcher {
         if !self.remembered.first_time(uuid) {
             return true;
         }
-        let resume_cursor = cursor::encode(&self.key, position, uuid);
+        let resume_cursor = cursor::encode(&self.hub.inner.token_key, &self.key, position, uuid);
         self.last_delivered = Some(ResumePoint {
             position: position.clone(),
             uuid: uuid.to_owned(),
