@@ -69,8 +69,14 @@ async fn each_change_and_each_refusal_is_audited_with_the_caller_and_no_credenti
     let refused_change = record("apikey:reader", "identity.v1.UserService/UnsuspendUser");
     assert_eq!(refused_change["outcome"], "PERMISSION_DENIED");
     assert_eq!(refused_change["okta_request_ids"], "");
+    assert_eq!(
+        refused_change["ids"],
+        format!("user_id={bob}"),
+        "a call the policy refuses is recorded with the ids it named"
+    );
     let refused_read = record("apikey:groups", "identity.v1.UserService/GetUser");
     assert_eq!(refused_read["outcome"], "PERMISSION_DENIED");
+    assert_eq!(refused_read["ids"], format!("id={bob}"));
     let unauthenticated = record("unauthenticated", "identity.v1.UserService/GetUser");
     assert_eq!(unauthenticated["outcome"], "UNAUTHENTICATED");
     assert!(

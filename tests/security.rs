@@ -95,10 +95,11 @@ async fn read_only_mode_refuses_every_change_before_okta_and_serves_reads() {
     assert_eq!(user.status(), UserStatus::Active);
 }
 
-/// The org of the policy tests: ada in team-x-eng, bob in finance only.
+/// The org of the policy tests: ada in team-x-eng, bob in finance only, cy in no group.
 struct Org {
     ada: String,
     bob: String,
+    cy: String,
     team_group: String,
     finance_group: String,
 }
@@ -121,6 +122,7 @@ fn org_from(ids: &serde_json::Value) -> Org {
     Org {
         ada: id("users", "ada@example.com"),
         bob: id("users", "bob@example.com"),
+        cy: id("users", "cy@example.com"),
         team_group: id("groups", "team-x-eng"),
         finance_group: id("groups", "finance"),
     }
@@ -268,14 +270,14 @@ async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_ok
     call(&app, team, "SuspendUser", &org.ada, &org.team_group)
         .await
         .unwrap();
-    // Adding bob to the team's group is inside (the group decides); then bob is in scope.
-    call(&app, team, "AddGroupMember", &org.bob, &org.team_group)
+    // cy, a new hire in no group, may join the team's group; then cy is in scope.
+    call(&app, team, "AddGroupMember", &org.cy, &org.team_group)
         .await
         .unwrap();
-    call(&app, team, "SuspendUser", &org.bob, &org.team_group)
+    call(&app, team, "SuspendUser", &org.cy, &org.team_group)
         .await
         .unwrap();
-    call(&app, team, "RemoveGroupMember", &org.bob, &org.team_group)
+    call(&app, team, "RemoveGroupMember", &org.cy, &org.team_group)
         .await
         .unwrap();
 
@@ -297,6 +299,20 @@ async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_ok
             "{rpc}: refused with 0 Okta calls"
         );
     }
+    // bob (in finance) may not be brought into the team's group: deciding that reads bob's
+    // groups, and writes nothing.
+    app.clear_sim_requests().await;
+    let status = call(&app, team, "AddGroupMember", &org.bob, &org.team_group)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        app.sim_requests()
+            .await
+            .iter()
+            .all(|request| request["method"] == "GET"),
+        "refused with no write"
+    );
     let by_login = app
         .users
         .clone()

@@ -47,7 +47,9 @@ impl DevicesApi {
         request: Request<DeviceLifecycleRequest>,
         transition: DeviceTransition,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])?.remove(0);
+        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+            .await?
+            .remove(0);
         self.okta
             .device_lifecycle(&device_id, transition)
             .await
@@ -86,7 +88,7 @@ impl DeviceService for DevicesApi {
         };
         let fingerprint = page_token::query_fingerprint(&["devices", expression]);
         let after = violations.page_cursor(&request.page_token, &fingerprint);
-        violations.finish()?;
+        violations.finish().await?;
         let page = self
             .okta
             .list_devices(&checked(query)?, &PageRequest { limit, after })
@@ -102,7 +104,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<GetDeviceRequest>,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])?.remove(0);
+        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+            .await?
+            .remove(0);
         Ok(Response::new(self.current_device(&device_id).await?))
     }
 
@@ -138,7 +142,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<DeleteDeviceRequest>,
     ) -> Result<Response<()>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])?.remove(0);
+        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+            .await?
+            .remove(0);
         let device = self
             .okta
             .get_device(&device_id)
@@ -165,7 +171,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListDeviceUsersRequest>,
     ) -> Result<Response<ListDeviceUsersResponse>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])?.remove(0);
+        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+            .await?
+            .remove(0);
         let users = self
             .okta
             .list_device_users(&device_id)
@@ -180,7 +188,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListUserDevicesRequest>,
     ) -> Result<Response<ListUserDevicesResponse>, Status> {
-        let user_id = parse_ids(&[("user_id", &request.into_inner().user_id)])?.remove(0);
+        let user_id = parse_ids(&[("user_id", &request.into_inner().user_id)])
+            .await?
+            .remove(0);
         let devices = self
             .okta
             .list_user_devices(&user_id)

@@ -59,7 +59,10 @@ impl Authorizer {
             }
         });
         policy.spawn_reloader(Duration::from_millis(settings.reload_interval_ms));
-        let scopes = Arc::new(ScopeIndex::new(okta));
+        let protected = settings
+            .protected_group_patterns()
+            .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))?;
+        let scopes = Arc::new(ScopeIndex::new(okta, protected));
         let patterns_from = Arc::downgrade(&policy);
         scopes.spawn_refresher(
             Duration::from_millis(settings.scope_refresh_ms),
