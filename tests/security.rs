@@ -242,16 +242,7 @@ async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_ok
     let dir = tempfile::tempdir().unwrap();
     // The org exists before the gateway starts, so the scope index's first load sees it.
     let sim = common::start_simulator().await;
-    let ids: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/__sim/seed", sim.base_url()))
-        .json(&org_document())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let org = org_from(&ids);
+    let org = org_from(&common::seed_simulator(&sim, &org_document()).await);
     let app = common::spawn_gateway_for(sim, |settings| with_api_keys(settings, &dir)).await;
     let team = key("team-x");
     // The scope index loads in the background at start; wait until a call inside it passes.

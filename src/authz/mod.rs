@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
 use crate::api::audit::MUTATING_METHODS;
+use crate::api::named_ids::note_named_ids;
 use crate::api::status;
 use crate::auth::Authentication;
 use crate::config::{AuthSettings, AuthzSettings};
@@ -162,6 +163,8 @@ impl<S, RequestBody> Service<http::Request<RequestBody>> for Authorize<S>
 where
     S: Service<http::Request<RequestBody>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
+    RequestBody: http_body::Body + Send + 'static,
+    RequestBody::Error: Into<tonic::codegen::StdError>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -178,7 +181,18 @@ where
             Err(refusal) => {
                 tracing::warn!(rpc = request.uri().path(), code = ?refusal.code(),
                     message = refusal.message(), "refused before any Okta call");
-                Box::pin(async move { Ok(refusal.into_http()) })
+                // An authenticated caller's refusal is audited with the ids it named.
+                let identified = matches!(
+                    request.extensions().get::<Authentication>(),
+                    Some(Authentication::Authenticated(_))
+                );
+                let path = request.uri().path().to_owned();
+                Box::pin(async move {
+                    if identified {
+                        note_named_ids(&path, request.into_body()).await;
+                    }
+                    Ok(refusal.into_http())
+                })
             }
         }
     }
