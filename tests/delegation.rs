@@ -320,4 +320,20 @@ async fn a_member_of_a_protected_group_is_never_reached_nor_added() {
     let reset = org.reset_password(&seller).await;
     org.assert_refused(reset, "TARGET_PROTECTED", RESET).await;
     assert_eq!(org.status(&seller).await, "ACTIVE");
+
+    // So does a group renamed in Okta into a protected name.
+    let path = format!("/api/v1/groups/{}", org.group("Sales"));
+    let renamed = org
+        .app
+        .okta_request(reqwest::Method::PUT, &path)
+        .json(&json!({"profile": {"name": "Executive Sales"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(renamed.status().is_success(), "{renamed:?}");
+    org.writes().await;
+    let hire = org.user("hire");
+    let added = org.membership(true, "Sales", &hire).await;
+    org.assert_refused(added, "TARGET_PROTECTED", ADD).await;
+    assert!(!org.members("Sales").await.contains(&hire));
 }

@@ -7,10 +7,10 @@
 //! A refusal must not cost an Okta call, so a [`ScopeIndex`] keeps the scoped groups (id and
 //! name) and their members (id and login), loaded at start and refreshed every
 //! `authz.scope_refresh_ms`; membership changes made through the gateway update it at once.
-//! The index may be stale, so it only ever refuses: a call the index lets through that acts on
-//! a user is then confirmed against the user's groups read from Okta, so a membership made
-//! elsewhere since the last refresh (into a protected group, or out of the scope) counts at
-//! once. The authorization layer puts the call's scope in a task-local ([`with_scope`]); the
+//! The index may be stale, so it only ever refuses: a call the index lets through is then
+//! confirmed against Okta (each group's name, each user's groups), so a membership or a name
+//! changed elsewhere since the last refresh (into a protected group, out of the scope) counts
+//! at once. The authorization layer puts the call's scope in a task-local ([`with_scope`]); the
 //! handlers' one validation step ([`crate::api::validate`]) hands every parsed target to
 //! [`check_targets`] before anything reaches Okta.
 
@@ -95,7 +95,7 @@ impl Scope {
         )
     }
 
-    /// Checks `targets` against the index, then each user against its groups in Okta.
+    /// Checks `targets` against the index, then each group and user against Okta.
     async fn check(&self, targets: &[Target<'_>]) -> Result<(), Status> {
         if targets.is_empty() {
             return Err(self.outside("the org", "this call names no group or user"));
@@ -105,19 +105,15 @@ impl Scope {
                 "the group-scope index is still loading; retry shortly",
             ));
         };
-        let mut users = Vec::new();
+        let (mut groups, mut users) = (Vec::new(), Vec::new());
         for target in targets {
             match *target {
-                Target::Group(id) => match snapshot.groups.get(id) {
-                    Some(name) if self.index.protected_name(name) => {
-                        return Err(self.protected(&format!("group {id}"), name));
-                    }
-                    Some(name) if self.covers(name) => {}
-                    _ => {
-                        let target = format!("group {id}");
-                        return Err(self.outside(&target, &format!("{target} is not one of them")));
-                    }
-                },
+                Target::Group(id) => {
+                    // A group the index does not know has no name there: outside.
+                    let name = snapshot.groups.get(id).map_or("", String::as_str);
+                    self.check_group(id, name)?;
+                    groups.push(id);
+                }
                 Target::User(id) if self.adds_member || snapshot.user_in(id, &self.patterns) => {
                     users.push(id.to_owned());
                 }
@@ -139,10 +135,38 @@ impl Scope {
                 }
             }
         }
+        for group in groups {
+            self.confirm_group(group).await?;
+        }
         for user in users {
             self.confirm_user(&user).await?;
         }
         Ok(())
+    }
+
+    /// Refuses a group outside the scope or protected, by its `name`.
+    fn check_group(&self, id: &str, name: &str) -> Result<(), Status> {
+        let target = format!("group {id}");
+        if self.index.protected_name(name) {
+            Err(self.protected(&target, name))
+        } else if self.covers(name) {
+            Ok(())
+        } else {
+            Err(self.outside(&target, &format!("{target} is not one of them")))
+        }
+    }
+
+    /// Checks the group's name as Okta has it now: a group renamed since the index was read
+    /// (into a protected name, out of the scope) counts at once.
+    async fn confirm_group(&self, group_id: &str) -> Result<(), Status> {
+        let id = OktaId::parse(group_id).map_err(|_| Status::internal("unchecked group id"))?;
+        let group = self
+            .index
+            .okta
+            .get_group(&id)
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        self.check_group(group_id, group_name(&group))
     }
 
     /// Reads the user's groups from Okta (never from the index or a cache, which may be stale)
