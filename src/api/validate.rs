@@ -189,7 +189,7 @@ impl Violations {
 
     /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every reported field and
     /// counting the rest. A valid request of a group-scoped caller is then checked against its
-    /// scope (PERMISSION_DENIED outside; a user it names is confirmed against Okta).
+    /// scope (PERMISSION_DENIED outside; what the index lets through is confirmed against Okta).
     pub async fn finish(mut self) -> Result<(), Status> {
         if !self.reported.is_empty() {
             if self.unreported > 0 {
