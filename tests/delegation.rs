@@ -85,6 +85,7 @@ impl Delegation {
         let mut attempts = 0;
         while let Err(status) = delegation.get_user(&seller).await {
             assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert_eq!(reason(&status), "GATEWAY_SCOPE_LOADING", "{status:?}");
             attempts += 1;
             assert!(attempts < 400, "the scope index never loaded");
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;

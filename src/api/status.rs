@@ -82,6 +82,8 @@ pub mod reason {
     /// The target is a protected group or one of its members (`authz.protected_groups`),
     /// which no group-scoped role may reach.
     pub const TARGET_PROTECTED: &str = "TARGET_PROTECTED";
+    /// The gateway has not yet read the groups of the group-scoped roles; retry shortly.
+    pub const SCOPE_LOADING: &str = "GATEWAY_SCOPE_LOADING";
 }
 
 /// Okta's codes for "not allowed in the user's (or device's) current status".
@@ -522,6 +524,17 @@ fn scope_refusal(permission: &str, target: &str, why: &str, reason: &str) -> Sta
         format!("`{permission}` refused on {target}: {why}"),
         reason,
         metadata,
+    )
+}
+
+/// UNAVAILABLE for a group-scoped call before the scope index's first load: the gateway
+/// cannot tell yet what the call may touch.
+pub fn scope_loading() -> Status {
+    with_info(
+        Code::Unavailable,
+        "the groups of group-scoped roles are still being read from Okta; retry shortly",
+        reason::SCOPE_LOADING,
+        HashMap::new(),
     )
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tonic::Status;
 
 use super::pattern::Pattern;
-use crate::api::status::{OktaCall, mapped, outside_scope, target_protected};
+use crate::api::status::{OktaCall, mapped, outside_scope, scope_loading, target_protected};
 use crate::okta::{
     Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator, PageRequest,
 };
@@ -101,9 +101,7 @@ impl Scope {
             return Err(self.outside("the org", "this call names no group or user"));
         }
         let Some(snapshot) = self.index.snapshot() else {
-            return Err(Status::unavailable(
-                "the group-scope index is still loading; retry shortly",
-            ));
+            return Err(scope_loading());
         };
         let (mut groups, mut users) = (Vec::new(), Vec::new());
         for target in targets {
