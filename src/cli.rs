@@ -73,6 +73,8 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   authz.read_only            IDGW_AUTHZ__READ_ONLY          false  (refuse every RPC that changes Okta)
   authz.reload_interval_ms   IDGW_AUTHZ__RELOAD_INTERVAL_MS 2000   (policy file checked for changes)
   authz.scope_refresh_ms     IDGW_AUTHZ__SCOPE_REFRESH_MS   60000  (groups of scoped roles reread from Okta)
+  authz.protected_groups     IDGW_AUTHZ__PROTECTED_GROUPS   (group-name patterns, comma separated; no group-scoped
+                                                             role may act on or add their members)
   fairness.max_in_flight_per_caller  IDGW_FAIRNESS__MAX_IN_FLIGHT_PER_CALLER  256
   fairness.max_streams_per_caller    IDGW_FAIRNESS__MAX_STREAMS_PER_CALLER    16
   fairness.okta_budget_percent_per_caller  IDGW_FAIRNESS__OKTA_BUDGET_PERCENT_PER_CALLER  50

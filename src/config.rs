@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::authz::pattern::Pattern;
 use crate::okta::{OAuthSettings, SigningKey, default_scopes};
 
 /// Prefix of the gateway's own environment variables.
@@ -175,6 +176,9 @@ pub struct AuthzSettings {
     pub reload_interval_ms: u64,
     /// How often the groups of group-scoped roles, and their members, are reread from Okta.
     pub scope_refresh_ms: u64,
+    /// Group-name patterns (`Admins`, `okta-admins-*`) whose members no group-scoped role may
+    /// act on or add to a group: comma-separated, or a list.
+    pub protected_groups: Option<WordList>,
 }
 
 impl Default for AuthzSettings {
@@ -184,6 +188,30 @@ impl Default for AuthzSettings {
             policy_file: None,
             reload_interval_ms: 2_000,
             scope_refresh_ms: 60_000,
+            protected_groups: None,
+        }
+    }
+}
+
+impl AuthzSettings {
+    /// The protected group-name patterns, each checked (an invalid one is a problem).
+    pub fn protected_group_patterns(&self) -> Result<Vec<Pattern>, Vec<String>> {
+        let texts = self
+            .protected_groups
+            .as_ref()
+            .map(WordList::comma_separated)
+            .unwrap_or_default();
+        let (mut patterns, mut problems) = (Vec::new(), Vec::new());
+        for text in texts {
+            match Pattern::new(&text) {
+                Ok(pattern) => patterns.push(pattern),
+                Err(problem) => problems.push(format!("`authz.protected_groups`: {problem}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(patterns)
+        } else {
+            Err(problems)
         }
     }
 }
@@ -448,8 +476,18 @@ pub enum WordList {
 impl WordList {
     /// The entries, trimmed, empty ones dropped.
     pub fn words(&self) -> Vec<String> {
+        self.split(&[' ', ','])
+    }
+
+    /// Like [`WordList::words`], with only commas separating a string's entries: for names
+    /// that may hold spaces (group names).
+    pub fn comma_separated(&self) -> Vec<String> {
+        self.split(&[','])
+    }
+
+    fn split(&self, separators: &[char]) -> Vec<String> {
         let items: Vec<&str> = match self {
-            Self::Text(text) => text.split([' ', ',']).collect(),
+            Self::Text(text) => text.split(separators).collect(),
             Self::List(list) => list.iter().map(String::as_str).collect(),
         };
         items
@@ -731,6 +769,9 @@ impl Settings {
                 "`authz.reload_interval_ms` and `authz.scope_refresh_ms` must be greater than zero"
                     .to_owned(),
             );
+        }
+        if let Err(bad) = self.authz.protected_group_patterns() {
+            problems.extend(bad);
         }
         let fairness = &self.fairness;
         if fairness.max_in_flight_per_caller == 0 || fairness.max_streams_per_caller == 0 {
@@ -1146,6 +1187,24 @@ mod tests {
             let problems = assert_reported(&settings, &["`grpc.token_key_file`", needle]);
             assert!(!problems.contains("canary"), "{problems}");
         }
+    }
+
+    #[test]
+    fn protected_groups_are_comma_separated_patterns_and_bad_ones_are_reported() {
+        let settings = Settings::load(
+            None,
+            &env(&[(
+                "IDGW_AUTHZ__PROTECTED_GROUPS",
+                "Super Admins, okta-admins-*",
+            )]),
+        )
+        .unwrap();
+        let patterns = settings.authz.protected_group_patterns().unwrap();
+        assert!(patterns[0].matches("Super Admins"), "{patterns:?}");
+        assert!(patterns[1].matches("okta-admins-eu"), "{patterns:?}");
+        let mut bad = settings;
+        bad.authz.protected_groups = Some(WordList::List(vec!["Admins\u{7}".to_owned()]));
+        assert_reported(&bad, &["`authz.protected_groups`: pattern `Admins\\u{7}`"]);
     }
 
     #[test]

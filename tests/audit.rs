@@ -8,7 +8,10 @@ mod common;
 
 use common::callers::{KEYS, key, keyed, with_api_keys};
 use common::{LogBuffer, SIM_TOKEN, spawn_app_with, test_settings};
-use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
+use identity_gateway::proto::{
+    GetUserRequest, GroupMemberRequest, UpdateUserRequest, User, UserLifecycleRequest,
+    get_user_request,
+};
 use identity_gateway::telemetry::init_telemetry;
 use serde_json::Value;
 
@@ -45,6 +48,32 @@ async fn each_change_and_each_refusal_is_audited_with_the_caller_and_no_credenti
         .get_user(get_bob("a-key-nobody-issued-0123456789abcdef"))
         .await
         .unwrap_err();
+    // A refusal by the policy names every id of the request, nested ones too.
+    let group = "00gAbCdEfGhIjKlMnOp1";
+    app.groups
+        .clone()
+        .add_group_member(keyed(
+            GroupMemberRequest {
+                group_id: group.to_owned(),
+                user_id: bob.clone(),
+            },
+            key("reader"),
+        ))
+        .await
+        .unwrap_err();
+    users
+        .update_user(keyed(
+            UpdateUserRequest {
+                user: Some(User {
+                    id: bob.clone(),
+                    ..User::default()
+                }),
+                update_mask: None,
+            },
+            key("reader"),
+        ))
+        .await
+        .unwrap_err();
     // An allowed read is not audited.
     users.get_user(get_bob(key("reader"))).await.unwrap();
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
@@ -69,8 +98,21 @@ async fn each_change_and_each_refusal_is_audited_with_the_caller_and_no_credenti
     let refused_change = record("apikey:reader", "identity.v1.UserService/UnsuspendUser");
     assert_eq!(refused_change["outcome"], "PERMISSION_DENIED");
     assert_eq!(refused_change["okta_request_ids"], "");
+    assert_eq!(
+        refused_change["ids"],
+        format!("user_id={bob}"),
+        "a call the policy refuses is recorded with the ids it named"
+    );
+    let refused_membership = record("apikey:reader", "identity.v1.GroupService/AddGroupMember");
+    assert_eq!(
+        refused_membership["ids"],
+        format!("group_id={group} user_id={bob}")
+    );
+    let refused_update = record("apikey:reader", "identity.v1.UserService/UpdateUser");
+    assert_eq!(refused_update["ids"], format!("user.id={bob}"));
     let refused_read = record("apikey:groups", "identity.v1.UserService/GetUser");
     assert_eq!(refused_read["outcome"], "PERMISSION_DENIED");
+    assert_eq!(refused_read["ids"], format!("id={bob}"));
     let unauthenticated = record("unauthenticated", "identity.v1.UserService/GetUser");
     assert_eq!(unauthenticated["outcome"], "UNAUTHENTICATED");
     assert!(

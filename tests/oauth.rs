@@ -175,15 +175,7 @@ async fn oauth_stats(sim: &Simulator) -> Value {
 }
 
 async fn seed_user(sim: &Simulator, login: &str) -> String {
-    let response: Value = reqwest::Client::new()
-        .post(format!("{}/__sim/seed", sim.base_url()))
-        .json(&json!({"users": [{"login": login}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = common::seed_simulator(sim, &json!({"users": [{"login": login}]})).await;
     response["users"][login].as_str().unwrap().to_owned()
 }
 

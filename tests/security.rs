@@ -144,10 +144,11 @@ async fn read_only_mode_refuses_every_rpc_its_proto_declares_a_change() {
     assert!(writes.is_empty(), "{writes:?}");
 }
 
-/// The org of the policy tests: ada in team-x-eng, bob in finance only.
+/// The org of the policy tests: ada in team-x-eng, bob in finance only, cy in no group.
 struct Org {
     ada: String,
     bob: String,
+    cy: String,
     team_group: String,
     finance_group: String,
 }
@@ -170,6 +171,7 @@ fn org_from(ids: &serde_json::Value) -> Org {
     Org {
         ada: id("users", "ada@example.com"),
         bob: id("users", "bob@example.com"),
+        cy: id("users", "cy@example.com"),
         team_group: id("groups", "team-x-eng"),
         finance_group: id("groups", "finance"),
     }
@@ -289,16 +291,7 @@ async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_ok
     let dir = tempfile::tempdir().unwrap();
     // The org exists before the gateway starts, so the scope index's first load sees it.
     let sim = common::start_simulator().await;
-    let ids: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/__sim/seed", sim.base_url()))
-        .json(&org_document())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let org = org_from(&ids);
+    let org = org_from(&common::seed_simulator(&sim, &org_document()).await);
     let app = common::spawn_gateway_for(sim, |settings| with_api_keys(settings, &dir)).await;
     let team = key("team-x");
     // The scope index loads in the background at start; wait until a call inside it passes.
@@ -317,14 +310,14 @@ async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_ok
     call(&app, team, "SuspendUser", &org.ada, &org.team_group)
         .await
         .unwrap();
-    // Adding bob to the team's group is inside (the group decides); then bob is in scope.
-    call(&app, team, "AddGroupMember", &org.bob, &org.team_group)
+    // cy, a new hire in no group, may join the team's group; then cy is in scope.
+    call(&app, team, "AddGroupMember", &org.cy, &org.team_group)
         .await
         .unwrap();
-    call(&app, team, "SuspendUser", &org.bob, &org.team_group)
+    call(&app, team, "SuspendUser", &org.cy, &org.team_group)
         .await
         .unwrap();
-    call(&app, team, "RemoveGroupMember", &org.bob, &org.team_group)
+    call(&app, team, "RemoveGroupMember", &org.cy, &org.team_group)
         .await
         .unwrap();
 
@@ -346,6 +339,20 @@ async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_ok
             "{rpc}: refused with 0 Okta calls"
         );
     }
+    // bob (in finance) may not be brought into the team's group: deciding that reads bob's
+    // groups, and writes nothing.
+    app.clear_sim_requests().await;
+    let status = call(&app, team, "AddGroupMember", &org.bob, &org.team_group)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        app.sim_requests()
+            .await
+            .iter()
+            .all(|request| request["method"] == "GET"),
+        "refused with no write"
+    );
     let by_login = app
         .users
         .clone()

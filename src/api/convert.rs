@@ -387,6 +387,7 @@ fn value_from_json(value: Value) -> prost_types::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::executor::block_on;
 
     fn string_value(text: &str) -> prost_types::Value {
         prost_types::Value {
@@ -420,7 +421,7 @@ mod tests {
             },
             &mut violations,
         );
-        let status = violations.finish().unwrap_err();
+        let status = block_on(violations.finish()).unwrap_err();
         for field in ["profile.email", "profile.first_name", "profile.last_name"] {
             assert!(status.message().contains(field), "{}", status.message());
         }
@@ -445,7 +446,7 @@ mod tests {
         };
         let mut violations = Violations::default();
         let update = profile_for_update(&profile, Some(&mask), &mut violations);
-        violations.finish().unwrap();
+        block_on(violations.finish()).unwrap();
         assert_eq!(update["firstName"], "Grace");
         assert_eq!(update["title"], Value::Null);
         assert_eq!(update["badge"], "B-1");
@@ -461,7 +462,10 @@ mod tests {
             ],
         };
         profile_for_update(&profile, Some(&bad), &mut violations);
-        let message = violations.finish().unwrap_err().message().to_owned();
+        let message = block_on(violations.finish())
+            .unwrap_err()
+            .message()
+            .to_owned();
         assert!(
             message.contains("cannot be cleared")
                 && message.contains("unknown path")
@@ -489,7 +493,7 @@ mod tests {
         let mut violations = Violations::default();
         let value = prost_types::Value { kind: Some(kind) };
         let json = custom_attribute("badge", &value, &mut violations);
-        (json, violations.finish())
+        (json, block_on(violations.finish()))
     }
 
     #[test]
@@ -542,7 +546,10 @@ mod tests {
         let mut violations = Violations::default();
         let attributes = profile_for_create(&profile, &mut violations);
         assert!(!attributes.keys().any(|name| name.starts_with('a')));
-        let message = violations.finish().unwrap_err().message().to_owned();
+        let message = block_on(violations.finish())
+            .unwrap_err()
+            .message()
+            .to_owned();
         assert!(
             message.contains("profile.custom_attributes: at most 100"),
             "{message}"
@@ -553,7 +560,10 @@ mod tests {
         };
         let mut violations = Violations::default();
         assert!(profile_for_update(&profile, Some(&mask), &mut violations).is_empty());
-        let message = violations.finish().unwrap_err().message().to_owned();
+        let message = block_on(violations.finish())
+            .unwrap_err()
+            .message()
+            .to_owned();
         let expected = format!("update_mask.paths: at most {MAX_UPDATE_MASK_PATHS} values");
         assert!(message.contains(&expected), "{message}");
     }
@@ -563,7 +573,7 @@ mod tests {
         let mut violations = Violations::default();
         assert!(!valid_attribute_name(&"n".repeat(5000), &mut violations));
         assert!(!valid_attribute_name("a/b", &mut violations));
-        let status = violations.finish().unwrap_err();
+        let status = block_on(violations.finish()).unwrap_err();
         assert!(
             status.message().contains(r#""a/b""#),
             "{}",

@@ -49,7 +49,9 @@ impl DevicesApi {
         request: Request<DeviceLifecycleRequest>,
         transition: DeviceTransition,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])?.remove(0);
+        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+            .await?
+            .remove(0);
         self.okta
             .device_lifecycle(&device_id, transition)
             .await
@@ -88,7 +90,7 @@ impl DeviceService for DevicesApi {
         };
         let fingerprint = page_token::query_fingerprint(&["devices", expression]);
         let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
-        violations.finish()?;
+        violations.finish().await?;
         let page = self
             .okta
             .list_devices(&checked(query)?, &PageRequest { limit, after })
@@ -104,7 +106,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<GetDeviceRequest>,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])?.remove(0);
+        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+            .await?
+            .remove(0);
         Ok(Response::new(self.current_device(&device_id).await?))
     }
 
@@ -140,7 +144,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<DeleteDeviceRequest>,
     ) -> Result<Response<()>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])?.remove(0);
+        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+            .await?
+            .remove(0);
         let device = self
             .okta
             .get_device(&device_id)
@@ -167,7 +173,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListDeviceUsersRequest>,
     ) -> Result<Response<ListDeviceUsersResponse>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])?.remove(0);
+        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+            .await?
+            .remove(0);
         let users = self
             .okta
             .list_device_users(&device_id)
@@ -182,7 +190,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListUserDevicesRequest>,
     ) -> Result<Response<ListUserDevicesResponse>, Status> {
-        let user_id = parse_ids(&[("user_id", &request.into_inner().user_id)])?.remove(0);
+        let user_id = parse_ids(&[("user_id", &request.into_inner().user_id)])
+            .await?
+            .remove(0);
         let devices = self
             .okta
             .list_user_devices(&user_id)

@@ -70,7 +70,9 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<GetGroupRequest>,
     ) -> Result<Response<Group>, Status> {
-        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])?.remove(0);
+        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])
+            .await?
+            .remove(0);
         let okta = self.okta.clone();
         let group = self
             .reads
@@ -117,7 +119,7 @@ impl GroupService for GroupsApi {
         };
         let fingerprint = page_token::query_fingerprint(&["groups", expression]);
         let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
-        violations.finish()?;
+        violations.finish().await?;
         let page_request = PageRequest { limit, after };
         let key = group_list_key(expression, &page_request);
         let (okta, query) = (self.okta.clone(), checked(query)?);
@@ -145,7 +147,7 @@ impl GroupService for GroupsApi {
         let limit = violations.page_size("page_size", request.page_size, MAX_GROUPS_PAGE_SIZE);
         let fingerprint = page_token::query_fingerprint(&["group-members", &request.group_id]);
         let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
-        violations.finish()?;
+        violations.finish().await?;
         let page = self
             .member_page(checked(group_id)?, PageRequest { limit, after })
             .await?;
@@ -161,7 +163,9 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<StreamGroupMembersRequest>,
     ) -> Result<Response<UserStream>, Status> {
-        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])?.remove(0);
+        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])
+            .await?
+            .remove(0);
         let first_request = PageRequest {
             limit: MAX_GROUPS_PAGE_SIZE,
             after: None,
@@ -241,7 +245,8 @@ impl GroupsApi {
         let ids = parse_ids(&[
             ("group_id", &request.group_id),
             ("user_id", &request.user_id),
-        ])?;
+        ])
+        .await?;
         let result = match change {
             MembershipChange::Add => self.okta.add_group_member(&ids[0], &ids[1]).await,
             MembershipChange::Remove => self.okta.remove_group_member(&ids[0], &ids[1]).await,

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod discovery_cache;
 pub mod events;
 pub mod groups;
+pub mod named_ids;
 pub mod page_token;
 pub mod reads;
 pub mod status;

@@ -78,6 +78,14 @@ pub mod reason {
     pub const READ_ONLY: &str = "GATEWAY_READ_ONLY";
     /// The request message is larger than `grpc.max_request_bytes`.
     pub const REQUEST_TOO_LARGE: &str = "REQUEST_TOO_LARGE";
+    /// The caller's roles allow the RPC only inside their groups, and the target is outside
+    /// (or, for AddGroupMember, the user would be brought into them from another group).
+    pub const TARGET_OUTSIDE_SCOPE: &str = "TARGET_OUTSIDE_SCOPE";
+    /// The target is a protected group or one of its members (`authz.protected_groups`),
+    /// which no group-scoped role may reach.
+    pub const TARGET_PROTECTED: &str = "TARGET_PROTECTED";
+    /// The gateway has not yet read the groups of the group-scoped roles; retry shortly.
+    pub const SCOPE_LOADING: &str = "GATEWAY_SCOPE_LOADING";
 }
 
 /// Okta's codes for "not allowed in the user's (or device's) current status".
@@ -509,6 +517,40 @@ pub fn permission_denied(permission: &str, why: &str) -> Status {
         format!("permission `{permission}` missing: {why}"),
         reason::PERMISSION_MISSING,
         metadata,
+    )
+}
+
+/// PERMISSION_DENIED for a group-scoped call whose `target` lies outside the caller's groups.
+pub fn outside_scope(permission: &str, target: &str, why: &str) -> Status {
+    scope_refusal(permission, target, why, reason::TARGET_OUTSIDE_SCOPE)
+}
+
+/// PERMISSION_DENIED for a group-scoped call whose `target` is protected.
+pub fn target_protected(permission: &str, target: &str, why: &str) -> Status {
+    scope_refusal(permission, target, why, reason::TARGET_PROTECTED)
+}
+
+fn scope_refusal(permission: &str, target: &str, why: &str, reason: &str) -> Status {
+    let metadata = HashMap::from([
+        ("permission".to_owned(), permission.to_owned()),
+        ("target".to_owned(), target.to_owned()),
+    ]);
+    with_info(
+        Code::PermissionDenied,
+        format!("`{permission}` refused on {target}: {why}"),
+        reason,
+        metadata,
+    )
+}
+
+/// UNAVAILABLE for a group-scoped call before the scope index's first load: the gateway
+/// cannot tell yet what the call may touch.
+pub fn scope_loading() -> Status {
+    with_info(
+        Code::Unavailable,
+        "the groups of group-scoped roles are still being read from Okta; retry shortly",
+        reason::SCOPE_LOADING,
+        HashMap::new(),
     )
 }
 

@@ -8,6 +8,7 @@ use super::reads::CoalescedReads;
 use super::status::{OktaCall, failed_precondition, invalid_argument, login_taken, mapped};
 use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
+use crate::authz::scope;
 use crate::okta::{self, Expression, OktaClient, OktaId, Operator, PageRequest, UserQuery};
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
@@ -57,7 +58,7 @@ impl UsersApi {
         user_id: &str,
         transition: Transition,
     ) -> Result<Response<User>, Status> {
-        let user_id = parse_user_id(user_id)?;
+        let user_id = parse_user_id(user_id).await?;
         let result = match transition {
             Transition::Suspend => self.okta.suspend_user(&user_id).await,
             Transition::Unsuspend => self.okta.unsuspend_user(&user_id).await,
@@ -110,7 +111,7 @@ impl UserService for UsersApi {
                 "needs `activate` and a `password`",
             );
         }
-        violations.finish()?;
+        violations.finish().await?;
         let create = okta::CreateUserRequest {
             profile: attributes,
             password: (!request.password.is_empty()).then(|| SecretString::from(request.password)),
@@ -136,7 +137,7 @@ impl UserService for UsersApi {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         match request.into_inner().user {
             Some(get_user_request::User::Id(id)) => {
-                let user_id = parse_ids(&[("id", &id)])?.remove(0);
+                let user_id = parse_ids(&[("id", &id)]).await?.remove(0);
                 let okta = self.okta.clone();
                 let user = self
                     .reads
@@ -154,7 +155,7 @@ impl UserService for UsersApi {
             Some(get_user_request::User::Login(login)) => {
                 let mut violations = Violations::default();
                 violations.login("login", &login);
-                violations.finish()?;
+                violations.finish().await?;
                 let found = self
                     .okta
                     .find_user_by_login(&login)
@@ -216,7 +217,7 @@ impl UserService for UsersApi {
             Some(UserQuery::All) | None => page_token::query_fingerprint(&["users"]),
         };
         let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
-        violations.finish()?;
+        violations.finish().await?;
         let query = checked(query)?;
         let page = self
             .okta
@@ -240,7 +241,7 @@ impl UserService for UsersApi {
         let profile = user.profile.unwrap_or_default();
         let attributes =
             convert::profile_for_update(&profile, request.update_mask.as_ref(), &mut violations);
-        violations.finish()?;
+        violations.finish().await?;
         let updated = self
             .okta
             .update_user_profile(&checked(user_id)?, &attributes)
@@ -255,7 +256,7 @@ impl UserService for UsersApi {
         request: Request<ActivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id)?;
+        let user_id = parse_user_id(&request.user_id).await?;
         let token = self
             .okta
             .activate_user(&user_id, request.send_email)
@@ -269,7 +270,7 @@ impl UserService for UsersApi {
         request: Request<ReactivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id)?;
+        let user_id = parse_user_id(&request.user_id).await?;
         let token = self
             .okta
             .reactivate_user(&user_id, request.send_email)
@@ -321,7 +322,7 @@ impl UserService for UsersApi {
         request: Request<ResetPasswordRequest>,
     ) -> Result<Response<ResetPasswordResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id)?;
+        let user_id = parse_user_id(&request.user_id).await?;
         let reset_password_url = self
             .okta
             .reset_password(&user_id, request.send_email, request.revoke_sessions)
@@ -339,7 +340,7 @@ impl UserService for UsersApi {
         request: Request<ExpirePasswordRequest>,
     ) -> Result<Response<ExpirePasswordResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id)?;
+        let user_id = parse_user_id(&request.user_id).await?;
         let (user, temporary_password) = if request.issue_temporary_password {
             let password = self
                 .okta
@@ -370,7 +371,7 @@ impl UserService for UsersApi {
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id)?;
+        let user_id = parse_user_id(&request.user_id).await?;
         let user = self.current_user(&user_id).await?;
         if user.status != UserStatus::Deprovisioned as i32 {
             if !request.deactivate_first {
@@ -400,7 +401,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<ListUserGroupsRequest>,
     ) -> Result<Response<ListUserGroupsResponse>, Status> {
-        let user_id = parse_user_id(&request.into_inner().user_id)?;
+        let user_id = parse_user_id(&request.into_inner().user_id).await?;
         let okta = self.okta.clone();
         let groups = self
             .reads
@@ -413,6 +414,7 @@ impl UserService for UsersApi {
                 Ok(groups.into_iter().map(convert::group_from_okta).collect())
             })
             .await?;
+        let groups = scope::visible_groups(groups, |group| &group.name);
         Ok(Response::new(ListUserGroupsResponse { groups }))
     }
 }
@@ -506,6 +508,8 @@ fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> O
     clauses.into_iter().reduce(Expression::and)
 }
 
-fn parse_user_id(value: &str) -> Result<OktaId, Status> {
-    parse_ids(&[("user_id", value)]).map(|mut ids| ids.remove(0))
+async fn parse_user_id(value: &str) -> Result<OktaId, Status> {
+    parse_ids(&[("user_id", value)])
+        .await
+        .map(|mut ids| ids.remove(0))
 }

@@ -200,8 +200,8 @@ impl Violations {
 
     /// Ok when nothing was recorded, else INVALID_ARGUMENT naming every reported field and
     /// counting the rest. A valid request of a group-scoped caller is then checked against its
-    /// scope (PERMISSION_DENIED outside).
-    pub fn finish(mut self) -> Result<(), Status> {
+    /// scope (PERMISSION_DENIED outside; what the index lets through is confirmed against Okta).
+    pub async fn finish(mut self) -> Result<(), Status> {
         if !self.reported.is_empty() {
             if self.unreported > 0 {
                 self.reported.push(FieldViolation::new(
@@ -221,7 +221,7 @@ impl Violations {
                 TargetKind::Other => Target::Other(value),
             })
             .collect();
-        check_targets(&targets)
+        check_targets(&targets).await
     }
 }
 
@@ -244,19 +244,20 @@ pub fn checked<T>(value: Option<T>) -> Result<T, Status> {
 }
 
 /// Parses every (field, value) as an Okta id, reporting all bad ones in one status.
-pub fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
+pub async fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
     let mut violations = Violations::default();
     let ids: Vec<Option<OktaId>> = fields
         .iter()
         .map(|(field, value)| violations.id(field, value))
         .collect();
-    violations.finish()?;
+    violations.finish().await?;
     ids.into_iter().map(checked).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::executor::block_on;
     use tonic_types::StatusExt;
 
     #[test]
@@ -265,7 +266,7 @@ mod tests {
         for index in 0..25 {
             violations.add(&format!("field{index}"), "é".repeat(200));
         }
-        let status = violations.finish().unwrap_err();
+        let status = block_on(violations.finish()).unwrap_err();
         let listed = status.get_details_bad_request().unwrap().field_violations;
         assert_eq!(listed.len(), MAX_REPORTED_VIOLATIONS + 1);
         assert_eq!(listed[0].description, format!("{}…", "é".repeat(80)));
@@ -287,10 +288,13 @@ mod tests {
     fn counts_over_the_maximum_are_one_violation() {
         let mut violations = Violations::default();
         assert!(violations.count("statuses", 16, MAX_STATUS_FILTERS));
-        assert!(violations.finish().is_ok());
+        assert!(block_on(violations.finish()).is_ok());
         let mut violations = Violations::default();
         assert!(!violations.count("statuses", 17, MAX_STATUS_FILTERS));
-        let message = violations.finish().unwrap_err().message().to_owned();
+        let message = block_on(violations.finish())
+            .unwrap_err()
+            .message()
+            .to_owned();
         assert_eq!(
             message,
             "invalid request: statuses: at most 16 values, got 17"

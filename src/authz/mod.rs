@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
+use crate::api::named_ids::note_named_ids;
 use crate::api::status;
 use crate::auth::Authentication;
 use crate::config::{AuthSettings, AuthzSettings};
@@ -59,7 +60,10 @@ impl Authorizer {
             }
         });
         policy.spawn_reloader(Duration::from_millis(settings.reload_interval_ms));
-        let scopes = Arc::new(ScopeIndex::new(okta));
+        let protected = settings
+            .protected_group_patterns()
+            .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))?;
+        let scopes = Arc::new(ScopeIndex::new(okta, protected));
         let patterns_from = Arc::downgrade(&policy);
         scopes.spawn_refresher(
             Duration::from_millis(settings.scope_refresh_ms),
@@ -159,6 +163,8 @@ impl<S, RequestBody> Service<http::Request<RequestBody>> for Authorize<S>
 where
     S: Service<http::Request<RequestBody>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
+    RequestBody: http_body::Body + Send + 'static,
+    RequestBody::Error: Into<tonic::codegen::StdError>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -175,7 +181,18 @@ where
             Err(refusal) => {
                 tracing::warn!(rpc = request.uri().path(), code = ?refusal.code(),
                     message = refusal.message(), "refused before any Okta call");
-                Box::pin(async move { Ok(refusal.into_http()) })
+                // An authenticated caller's refusal is audited with the ids it named.
+                let identified = matches!(
+                    request.extensions().get::<Authentication>(),
+                    Some(Authentication::Authenticated(_))
+                );
+                let path = request.uri().path().to_owned();
+                Box::pin(async move {
+                    if identified {
+                        note_named_ids(&path, request.into_body()).await;
+                    }
+                    Ok(refusal.into_http())
+                })
             }
         }
     }

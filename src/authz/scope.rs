@@ -1,12 +1,18 @@
 //! Group-scoped delegation: a role scoped to group-name patterns (`team-x-*`) may act only on
-//! groups whose name matches and on users who are members of such groups.
+//! groups whose name matches and on users who are members of such groups, never on a member
+//! of a protected group (`authz.protected_groups`), and never reaches a user it could not reach
+//! before its own change: AddGroupMember takes only a user already in scope or a new hire (in
+//! no group but Okta's built-in `Everyone`).
 //!
-//! Deciding must not cost an Okta call per request, so that a refused request costs none: a
-//! [`ScopeIndex`] keeps the scoped groups (id and name) and their members (id and login),
-//! loaded at start and refreshed every `authz.scope_refresh_ms`; membership changes made
-//! through the gateway update it at once. The authorization layer puts the call's scope in a
-//! task-local ([`with_scope`]); the handlers' one validation step ([`crate::api::validate`])
-//! hands every parsed target to [`check_targets`] before anything reaches Okta.
+//! A refusal must not cost an Okta call, so a [`ScopeIndex`] keeps the scoped groups (id and
+//! name) and their members (id and login), loaded at start and refreshed every
+//! `authz.scope_refresh_ms`; membership changes made through the gateway update it at once.
+//! The index may be stale, so it only ever refuses: a call the index lets through is then
+//! confirmed against Okta (each group's name, each user's groups), so a membership or a name
+//! changed elsewhere since the last refresh (into a protected group, out of the scope) counts
+//! at once. The authorization layer puts the call's scope in a task-local ([`with_scope`]); the
+//! handlers' one validation step ([`crate::api::validate`]) hands every parsed target to
+//! [`check_targets`] before anything reaches Okta.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -16,11 +22,15 @@ use std::time::Duration;
 use tonic::Status;
 
 use super::pattern::Pattern;
-use crate::api::status::permission_denied;
-use crate::okta::{Expression, GroupQuery, OktaClient, OktaError, OktaId, Operator, PageRequest};
+use crate::api::status::{OktaCall, mapped, outside_scope, scope_loading, target_protected};
+use crate::okta::{
+    Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator, PageRequest,
+};
 
 /// Largest page the index reads.
 const PAGE_SIZE: u32 = 200;
+/// Okta's type of its own groups (`Everyone`), which every user belongs to.
+const BUILT_IN_GROUP: &str = "BUILT_IN";
 
 /// What one call may touch: the group-name patterns of the roles that allow it.
 #[derive(Clone, Debug)]
@@ -28,19 +38,18 @@ pub struct Scope {
     patterns: Vec<Pattern>,
     index: Arc<ScopeIndex>,
     rpc: String,
-    /// Membership changes name a user that need not be a member yet: only the group counts.
-    group_only: bool,
+    /// AddGroupMember names a user who need not be in scope yet: a new hire may join.
+    adds_member: bool,
 }
 
 impl Scope {
     /// The scope of one call of `rpc` confined to `patterns`.
     pub fn new(patterns: Vec<Pattern>, index: Arc<ScopeIndex>, rpc: &str) -> Self {
-        let group_only = rpc.ends_with("/AddGroupMember") || rpc.ends_with("/RemoveGroupMember");
         Self {
             patterns,
             index,
             rpc: rpc.to_owned(),
-            group_only,
+            adds_member: rpc.ends_with("/AddGroupMember"),
         }
     }
 
@@ -51,6 +60,154 @@ impl Scope {
             .collect::<Vec<_>>()
             .join(", ")
     }
+
+    /// Whether a group of this name is inside the scope.
+    fn covers(&self, name: &str) -> bool {
+        self.patterns.iter().any(|pattern| pattern.matches(name))
+    }
+
+    /// PERMISSION_DENIED: `what` is outside the scope.
+    fn outside(&self, target: &str, what: &str) -> Status {
+        outside_scope(
+            &self.rpc,
+            target,
+            &format!(
+                "the caller's roles allow it only for groups named {} and their members; {what}",
+                self.describe()
+            ),
+        )
+    }
+
+    /// PERMISSION_DENIED: `target` is, or is a member of, the protected group `group`.
+    fn protected(&self, target: &str, group: &str) -> Status {
+        target_protected(
+            &self.rpc,
+            target,
+            &format!(
+                "{target} is {} the protected group `{group}` (`authz.protected_groups`), which \
+                 no group-scoped role may reach",
+                if target.starts_with("group") {
+                    "named like"
+                } else {
+                    "a member of"
+                }
+            ),
+        )
+    }
+
+    /// Checks `targets` against the index, then each group and user against Okta.
+    async fn check(&self, targets: &[Target<'_>]) -> Result<(), Status> {
+        if targets.is_empty() {
+            return Err(self.outside("the org", "this call names no group or user"));
+        }
+        let Some(snapshot) = self.index.snapshot() else {
+            return Err(scope_loading());
+        };
+        let (mut groups, mut users) = (Vec::new(), Vec::new());
+        for target in targets {
+            match *target {
+                Target::Group(id) => {
+                    // A group the index does not know has no name there: outside.
+                    let name = snapshot.groups.get(id).map_or("", String::as_str);
+                    self.check_group(id, name)?;
+                    groups.push(id);
+                }
+                Target::User(id) if self.adds_member || snapshot.user_in(id, &self.patterns) => {
+                    users.push(id.to_owned());
+                }
+                Target::User(id) => {
+                    let target = format!("user {id}");
+                    return Err(self.outside(&target, &format!("{target} is not a member of one")));
+                }
+                Target::Login(login) => match snapshot.logins.get(&login.to_lowercase()) {
+                    Some(id) if snapshot.user_in(id, &self.patterns) => users.push(id.clone()),
+                    _ => {
+                        let target = "the user of that login";
+                        return Err(
+                            self.outside(target, &format!("{target} is not a member of one"))
+                        );
+                    }
+                },
+                Target::Other(id) => {
+                    return Err(self.outside(id, &format!("{id} is outside any group")));
+                }
+            }
+        }
+        for group in groups {
+            self.confirm_group(group).await?;
+        }
+        for user in users {
+            self.confirm_user(&user).await?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a group outside the scope or protected, by its `name`.
+    fn check_group(&self, id: &str, name: &str) -> Result<(), Status> {
+        let target = format!("group {id}");
+        if self.index.protected_name(name) {
+            Err(self.protected(&target, name))
+        } else if self.covers(name) {
+            Ok(())
+        } else {
+            Err(self.outside(&target, &format!("{target} is not one of them")))
+        }
+    }
+
+    /// Checks the group's name as Okta has it now: a group renamed since the index was read
+    /// (into a protected name, out of the scope) counts at once.
+    async fn confirm_group(&self, group_id: &str) -> Result<(), Status> {
+        let id = OktaId::parse(group_id).map_err(|_| Status::internal("unchecked group id"))?;
+        let group = self
+            .index
+            .okta
+            .get_group(&id)
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        self.check_group(group_id, group_name(&group))
+    }
+
+    /// Reads the user's groups from Okta (never from the index or a cache, which may be stale)
+    /// and refuses a member of a protected group, and a user in none of the scope's groups
+    /// unless this call adds a new hire.
+    async fn confirm_user(&self, user_id: &str) -> Result<(), Status> {
+        let target = format!("user {user_id}");
+        let id = OktaId::parse(user_id).map_err(|_| Status::internal("unchecked user id"))?;
+        let groups = self
+            .index
+            .okta
+            .list_user_groups(&id)
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        let names: Vec<&str> = groups.iter().map(group_name).collect();
+        if let Some(name) = names.iter().find(|name| self.index.protected_name(name)) {
+            return Err(self.protected(&target, name));
+        }
+        if names.iter().any(|name| self.covers(name)) {
+            return Ok(());
+        }
+        let new_hire = groups.iter().all(|group| group.r#type == BUILT_IN_GROUP);
+        match (self.adds_member, new_hire) {
+            (true, true) => Ok(()),
+            (true, false) => Err(self.outside(
+                &target,
+                &format!(
+                    "{target} belongs to other groups; only a user already in one of them, or a \
+                     new hire in no group but Everyone, may be added"
+                ),
+            )),
+            (false, _) => Err(self.outside(&target, &format!("{target} is not a member of one"))),
+        }
+    }
+}
+
+/// A group's name (`""` when Okta sent none).
+fn group_name(group: &OktaGroup) -> &str {
+    group
+        .profile
+        .get("name")
+        .and_then(|name| name.as_str())
+        .unwrap_or_default()
 }
 
 /// A target a call names, as parsed by the handler.
@@ -77,48 +234,20 @@ pub async fn with_scope<F: Future>(scope: Scope, work: F) -> F::Output {
 
 /// PERMISSION_DENIED unless every target of the current call is inside its scope; `Ok` for
 /// unscoped calls. A scoped call with no target at all is refused: it would act org-wide.
-pub fn check_targets(targets: &[Target<'_>]) -> Result<(), Status> {
-    let Ok(scope) = SCOPE.try_with(Clone::clone) else {
-        return Ok(());
-    };
-    let deny = |what: String| {
-        Err(permission_denied(
-            &scope.rpc,
-            &format!(
-                "the caller's roles allow it only for groups named {} and their members; {what}",
-                scope.describe()
-            ),
-        ))
-    };
-    if targets.is_empty() {
-        return deny("this call names no group or user".to_owned());
+pub async fn check_targets(targets: &[Target<'_>]) -> Result<(), Status> {
+    match SCOPE.try_with(Clone::clone) {
+        Ok(scope) => scope.check(targets).await,
+        Err(_) => Ok(()),
     }
-    let Some(snapshot) = scope.index.snapshot() else {
-        return Err(Status::unavailable(
-            "the group-scope index is still loading; retry shortly",
-        ));
-    };
-    for target in targets {
-        let inside = match *target {
-            Target::Group(id) => snapshot.group_in(id, &scope.patterns),
-            Target::User(_) if scope.group_only => true,
-            Target::User(id) => snapshot.user_in(id, &scope.patterns),
-            Target::Login(login) => snapshot
-                .logins
-                .get(&login.to_lowercase())
-                .is_some_and(|id| snapshot.user_in(id, &scope.patterns)),
-            Target::Other(_) => false,
-        };
-        if !inside {
-            return deny(match *target {
-                Target::Group(id) => format!("group {id} is not one of them"),
-                Target::User(id) => format!("user {id} is not a member of one"),
-                Target::Login(_) => "that login is not a member of one".to_owned(),
-                Target::Other(id) => format!("{id} is outside any group"),
-            });
-        }
+}
+
+/// The items whose group name (`name`) the current call's scope covers: all of them for an
+/// unscoped call. A scoped caller listing a user's groups sees only its own.
+pub fn visible_groups<T>(mut groups: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+    if let Ok(scope) = SCOPE.try_with(Clone::clone) {
+        groups.retain(|group| scope.covers(name(group)));
     }
-    Ok(())
+    groups
 }
 
 /// The scoped groups and their members at one moment.
@@ -152,16 +281,24 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct ScopeIndex {
     okta: OktaClient,
+    /// Names of the groups whose members no scoped role may reach (`authz.protected_groups`).
+    protected: Vec<Pattern>,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
 }
 
 impl ScopeIndex {
-    /// An empty index reading from `okta`; [`ScopeIndex::refresh`] fills it.
-    pub fn new(okta: OktaClient) -> Self {
+    /// An empty index reading from `okta`, guarding the members of the groups named like
+    /// `protected`; [`ScopeIndex::refresh`] fills it.
+    pub fn new(okta: OktaClient, protected: Vec<Pattern>) -> Self {
         Self {
             okta,
+            protected,
             snapshot: RwLock::new(None),
         }
+    }
+
+    fn protected_name(&self, name: &str) -> bool {
+        self.protected.iter().any(|pattern| pattern.matches(name))
     }
 
     fn snapshot(&self) -> Option<Arc<Snapshot>> {
@@ -195,9 +332,9 @@ impl ScopeIndex {
                     )
                     .await?;
                 for group in page.items {
-                    let name = group.profile.get("name").and_then(|name| name.as_str());
-                    if let Some(name) = name.filter(|name| pattern.matches(name)) {
-                        snapshot.groups.insert(group.id, name.to_owned());
+                    let name = group_name(&group);
+                    if pattern.matches(name) {
+                        snapshot.groups.insert(group.id.clone(), name.to_owned());
                     }
                 }
                 match page.next {

@@ -81,6 +81,18 @@ pub async fn start_simulator() -> Simulator {
     .expect("simulator starts")
 }
 
+/// Seeds `sim` directly (before a gateway starts in front of it); returns
+/// `{"users":{login:id},"groups":{name:id}}`.
+pub async fn seed_simulator(sim: &Simulator, document: &Value) -> Value {
+    let url = format!("{}/__sim/seed", sim.base_url());
+    answer_json(reqwest::Client::new().post(url).json(document)).await
+}
+
+/// Sends `request` and reads its JSON answer.
+async fn answer_json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Starts the gateway in front of `sim` (or of `okta.org_url` when `configure` sets one, for a
 /// proxy placed between the two).
 pub async fn spawn_gateway_for(sim: Simulator, configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -178,14 +190,8 @@ impl TestApp {
 
     /// Every Okta request the simulator received, oldest first.
     pub async fn sim_requests(&self) -> Vec<Value> {
-        self.http
-            .get(self.admin_url("requests"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let answer = answer_json(self.http.get(self.admin_url("requests"))).await;
+        serde_json::from_value(answer).unwrap()
     }
 
     /// Forgets the requests received so far.

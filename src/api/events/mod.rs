@@ -58,7 +58,7 @@ impl EventsApi {
         mut violations: Violations,
     ) -> Result<Response<ListEventsResponse>, Status> {
         let position = violations.page_position(&self.token_key, page_token, fingerprint);
-        violations.finish()?;
+        violations.finish().await?;
         if let Some(until) = position.as_ref().and_then(|position| position.until_millis) {
             query.until = DateTime::from_timestamp_millis(until);
         }
@@ -281,7 +281,7 @@ impl EventService for EventsApi {
             },
             (true, None) => Some(WatchStart::Live),
         };
-        violations.finish()?;
+        violations.finish().await?;
         let start = super::validate::checked(start)?;
         Ok(Response::new(self.hub.watch(key, filter, start)))
     }

@@ -182,6 +182,7 @@ pub fn window(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::executor::block_on;
 
     #[test]
     fn structured_filters_become_escaped_okta_expressions() {
@@ -194,7 +195,7 @@ mod tests {
         };
         let mut violations = Violations::default();
         let expression = event_filter_expression(&filter, "filter", &mut violations).unwrap();
-        violations.finish().unwrap();
+        block_on(violations.finish()).unwrap();
         let text = expression.as_str();
         assert!(
             text.contains(r#"eventType eq "user.session.start""#),
@@ -225,7 +226,10 @@ mod tests {
         let mut violations = Violations::default();
         event_filter_expression(&filter, "filter", &mut violations);
         keywords("keywords", &"k".repeat(41), &mut violations);
-        let message = violations.finish().unwrap_err().message().to_owned();
+        let message = block_on(violations.finish())
+            .unwrap_err()
+            .message()
+            .to_owned();
         for field in ["filter.event_types", "filter.ip_address", "keywords"] {
             assert!(message.contains(field), "{message}");
         }
