@@ -10,6 +10,7 @@ pub mod events;
 pub mod groups;
 pub mod page_token;
 pub mod reads;
+pub mod settle;
 pub mod status;
 pub mod users;
 pub mod validate;

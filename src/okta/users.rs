@@ -229,6 +229,7 @@ impl OktaClient {
 
     /// `POST /api/v1/users/{id}/lifecycle/{action}`, a transition (see
     /// [`crate::okta::transition`]) whose repeats Okta refuses as [`ALREADY_THERE`] says.
+    /// Sent once when it sends email (`sendEmail=true`): a repeat could email the user twice.
     async fn lifecycle(
         &self,
         user_id: &OktaId,
@@ -239,8 +240,14 @@ impl OktaClient {
             self.endpoint(&["api", "v1", "users", user_id.as_str(), "lifecycle", action])?,
             query,
         );
+        let retry = if query.contains(&("sendEmail", "true")) {
+            Retry::Never
+        } else {
+            Retry::Transition
+        };
         self.transition(
             url,
+            retry,
             |code| already_there(action, code),
             || async { Ok(self.get_user(user_id).await?.status) },
         )
