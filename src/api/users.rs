@@ -631,3 +631,63 @@ fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> O
 fn parse_user_id(value: &str) -> Result<OktaId, Status> {
     parse_ids(&[("user_id", value)]).map(|mut ids| ids.remove(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use serde_json::json;
+
+    fn request(activate: bool) -> okta::CreateUserRequest {
+        okta::CreateUserRequest {
+            profile: json!({"login": "a@example.com", "firstName": "A"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            password: None,
+            group_ids: Vec::new(),
+            activate,
+            expire_password_on_create: false,
+        }
+    }
+
+    fn user(first_name: &str, status: &str, created_ms: i64) -> OktaUser {
+        serde_json::from_value(json!({
+            "id": "00u1", "status": status,
+            "created": Utc.timestamp_millis_opt(created_ms).unwrap(),
+            "profile": {"login": "a@example.com", "firstName": first_name, "lastName": "B"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_found_user_is_claimed_only_when_it_provably_is_the_call_s_write() {
+        let departed = Some(OktaTime {
+            earliest: Utc.timestamp_millis_opt(100_000).unwrap(),
+            latest: Utc.timestamp_millis_opt(101_000).unwrap(),
+        });
+        let second = TimeDelta::seconds(1).num_milliseconds();
+        let cases = [
+            (user("A", "STAGED", 101_000), false, Claim::Ours),
+            (user("A", "STAGED", 100_500), false, Claim::CannotTell),
+            (user("A", "STAGED", 99_000 + 1), false, Claim::CannotTell),
+            (user("A", "STAGED", 100_000 - second), false, Claim::Theirs),
+            (user("A", "STAGED", 40_000), false, Claim::Theirs),
+            (user("Other", "STAGED", 200_000), false, Claim::Theirs),
+            (user("A", "STAGED", 200_000), true, Claim::Theirs),
+            (user("A", "ACTIVE", 200_000), true, Claim::Ours),
+        ];
+        for (found, activate, expected) in cases {
+            assert_eq!(
+                claim(&found, &request(activate), departed),
+                expected,
+                "{found:?}"
+            );
+        }
+        assert_eq!(
+            claim(&user("A", "STAGED", 200_000), &request(false), None),
+            Claim::CannotTell,
+            "without a measured clock nothing is provable"
+        );
+    }
+}

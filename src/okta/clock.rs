@@ -34,10 +34,13 @@ struct Bound {
 }
 
 impl Bound {
-    /// The bound's slack now: how far the clocks may have drifted since it was taken.
-    fn drift_ms(&self, now: Instant) -> i64 {
-        let age = now.saturating_duration_since(self.taken).as_secs_f64();
-        (age * DRIFT_PER_SECOND * 1000.0).ceil() as i64
+    /// The bound's slack at `at`: how far the clocks may drift apart between then and when the
+    /// bound was taken.
+    fn drift_ms(&self, at: Instant) -> i64 {
+        let apart = at
+            .saturating_duration_since(self.taken)
+            .max(self.taken.saturating_duration_since(at));
+        (apart.as_secs_f64() * DRIFT_PER_SECOND * 1000.0).ceil() as i64
     }
 }
 
@@ -110,10 +113,9 @@ impl OktaClock {
     pub(crate) fn okta_time_at(&self, at: Instant) -> Option<OktaTime> {
         let bounds = self.bounds.lock().unwrap_or_else(PoisonError::into_inner);
         let (low, high) = (bounds.low?, bounds.high?);
-        let now = Instant::now().max(at);
         let local = self.local_ms(at);
-        let earliest = local + low.offset_ms - low.drift_ms(now);
-        let latest = local + high.offset_ms + high.drift_ms(now);
+        let earliest = local + low.offset_ms - low.drift_ms(at);
+        let latest = local + high.offset_ms + high.drift_ms(at);
         Some(OktaTime {
             earliest: DateTime::from_timestamp_millis(earliest)?,
             latest: DateTime::from_timestamp_millis(latest)?,
