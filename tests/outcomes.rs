@@ -544,3 +544,56 @@ async fn a_create_whose_answer_is_lost_never_claims_another_party_s_user() {
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
     assert_eq!(reason(&status), "OKTA_LOGIN_TAKEN");
 }
+
+#[tokio::test]
+async fn a_refusal_after_a_429_is_not_taken_for_a_lost_answer() {
+    let app = spawn_app().await;
+    // Okta never carries out a request it answers 429: the user was suspended before the call.
+    let user_id = app
+        .seed(json!({"users": [{"login": "was@example.com", "status": "SUSPENDED"}]}))
+        .await["users"]["was@example.com"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/users/{user_id}/lifecycle/suspend");
+    app.inject_fault(json!({"method": "POST", "path_prefix": path, "status": 429,
+                            "error_code": "E0000047", "headers": {"x-rate-limit-reset": "0"}}))
+        .await;
+    let status = app
+        .users
+        .clone()
+        .suspend_user(UserLifecycleRequest { user_id })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(app.sim_statuses("POST", &path).await, [429, 400]);
+}
+
+#[tokio::test]
+async fn an_emailing_reset_is_repeated_after_a_429_only() {
+    let app = spawn_app().await;
+    for (fault, sent) in [(429, 2), (500, 1)] {
+        let login = format!("reset{fault}@example.com");
+        let user_id = app.seed_user(&login).await;
+        let path = format!("/api/v1/users/{user_id}/lifecycle/reset_password");
+        app.inject_fault(
+            json!({"method": "POST", "path_prefix": path, "status": fault,
+                                "headers": {"x-rate-limit-reset": "0"}}),
+        )
+        .await;
+        let _ = app
+            .users
+            .clone()
+            .reset_password(ResetPasswordRequest {
+                user_id,
+                send_email: true,
+                revoke_sessions: false,
+            })
+            .await;
+        assert_eq!(
+            app.sim_statuses("POST", &path).await.len(),
+            sent,
+            "after {fault}"
+        );
+    }
+}

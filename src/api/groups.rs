@@ -242,6 +242,12 @@ impl GroupsApi {
         self.reads.membership_changed(ids[0].as_str());
         if let Err(error) = result {
             let adding = matches!(change, MembershipChange::Add);
+            if !adding {
+                // A removal that may have happened takes the user out of scope at once; the
+                // next refresh of the index says what Okta holds (an addition waits for it).
+                self.scopes
+                    .membership_changed(ids[0].as_str(), ids[1].as_str(), false);
+            }
             let check = format!("whether user {} is a member of group {}", ids[1], ids[0]);
             settle(error, OktaCall::Membership, &check, async {
                 let groups = self.okta.list_user_groups(&ids[1]).await?;

@@ -26,7 +26,7 @@ pub enum Found<T> {
 /// True when `error` leaves open whether the write took effect: the request may have reached
 /// Okta without an answer saying what happened, or an earlier attempt did.
 pub fn outcome_open(error: &OktaError) -> bool {
-    error.may_have_reached_okta() || error.meta().is_some_and(|meta| meta.retry_count > 0)
+    error.may_have_reached_okta() || error.meta().is_some_and(|meta| meta.after_unanswered)
 }
 
 /// Answers a failed write: mapped as usual when `error` settles the outcome by itself, else

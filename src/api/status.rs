@@ -573,6 +573,7 @@ mod tests {
                 request_id: Some("req-1".to_owned()),
                 rate_limit: None,
                 retry_count: 0,
+                after_unanswered: false,
             },
             www_authenticate: None,
         }

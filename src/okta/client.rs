@@ -108,7 +108,11 @@ pub(crate) enum Retry {
     /// repeat after a lost answer cannot transition twice; `okta::transition` recognises Okta's
     /// refusal of a repeat that finds it already where the transition leads.
     Transition,
-    /// Creates, updates, deletions, and transitions that send email.
+    /// A transition that sends email: sent again only after a 429, which Okta answers without
+    /// carrying the request out, never after an answer that may have been lost (a repeat could
+    /// email twice).
+    WhenRefused,
+    /// Creates, updates, deletions.
     Never,
 }
 
@@ -327,6 +331,8 @@ impl OktaClient {
         let mut attempt: u32 = 0;
         let mut retry_for_opt: Option<String> = None;
         let mut reauthenticated = false;
+        // Whether an earlier attempt may have been carried out although its answer was lost.
+        let mut unanswered = false;
         loop {
             let mut span = instrumentation::AttemptSpan::start(&names, &url, attempt);
             let auth = self.credentials.request_auth(&method, &url).await?;
@@ -393,12 +399,14 @@ impl OktaClient {
                     tracing::debug!(http.method = %method, url.path = url.path(), attempt, error = %error, "okta request failed");
                     let wait = self.retry.backoff(attempt);
                     if may_retry
+                        && retry != Retry::WhenRefused
                         && matches!(error, OktaError::Connect(_))
                         && !budget::outlasts_deadline(wait)
                     {
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                         retry_for_opt = None;
+                        unanswered = true;
                         continue;
                     }
                     return Err(error);
@@ -414,6 +422,7 @@ impl OktaClient {
                 request_id: header_string(&headers, REQUEST_ID_HEADER),
                 rate_limit: RateLimitState::from_headers(&headers),
                 retry_count: attempt,
+                after_unanswered: unanswered,
             };
             let body = response
                 .bytes()
@@ -470,10 +479,11 @@ impl OktaClient {
             }
             if status.is_server_error() {
                 let wait = self.retry.backoff(attempt);
-                if may_retry && !budget::outlasts_deadline(wait) {
+                if may_retry && retry != Retry::WhenRefused && !budget::outlasts_deadline(wait) {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     retry_for_opt = meta.request_id;
+                    unanswered = true;
                     continue;
                 }
                 return Err(OktaError::Unavailable {

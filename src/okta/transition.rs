@@ -4,8 +4,8 @@
 //! lost: Okta then refuses the repeat because the user or device is already where the
 //! transition leads. Such a refusal, on a retry only, is a success once a read confirms the
 //! status; the transition's own answer is then lost (`Success::without_body`). A refusal of the
-//! first attempt is always the caller's to see. A transition that sends email is sent once
-//! ([`Retry::Never`]): a repeat could send the email twice.
+//! first attempt is always the caller's to see. A transition that sends email is not repeated
+//! after an answer that may have been lost ([`Retry::WhenRefused`]): it could email twice.
 
 use std::future::Future;
 
@@ -37,7 +37,7 @@ impl OktaClient {
             Err(error) => error,
         };
         let targets_opt = match error.meta() {
-            Some(meta) if meta.retry_count > 0 => arrived(error.error_code()),
+            Some(meta) if meta.after_unanswered => arrived(error.error_code()),
             _ => None,
         };
         let Some(targets) = targets_opt else {

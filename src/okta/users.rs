@@ -229,7 +229,8 @@ impl OktaClient {
 
     /// `POST /api/v1/users/{id}/lifecycle/{action}`, a transition (see
     /// [`crate::okta::transition`]) whose repeats Okta refuses as [`ALREADY_THERE`] says.
-    /// Sent once when it sends email (`sendEmail=true`): a repeat could email the user twice.
+    /// Not repeated after a possibly lost answer when it sends email (`sendEmail=true`): a
+    /// repeat could email the user twice.
     async fn lifecycle(
         &self,
         user_id: &OktaId,
@@ -241,7 +242,7 @@ impl OktaClient {
             query,
         );
         let retry = if query.contains(&("sendEmail", "true")) {
-            Retry::Never
+            Retry::WhenRefused
         } else {
             Retry::Transition
         };
