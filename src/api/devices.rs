@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{struct_from_json, timestamp, user_from_okta};
 use super::page_token;
+use super::settle::{found, gone, settle};
 use super::status::{OktaCall, failed_precondition, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_ids};
@@ -52,10 +53,16 @@ impl DevicesApi {
         let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
             .await?
             .remove(0);
-        self.okta
-            .device_lifecycle(&device_id, transition)
-            .await
-            .map_err(mapped(OktaCall::Lifecycle))?;
+        if let Err(error) = self.okta.device_lifecycle(&device_id, transition).await {
+            let check = format!("the status of device {device_id}");
+            let device = settle(error, OktaCall::Lifecycle, &check, async {
+                let device = self.okta.get_device(&device_id).await?;
+                let done = transition.leads_to().contains(&device.status.as_str());
+                Ok(found(device, done))
+            })
+            .await?;
+            return Ok(Response::new(device_from_okta(device)));
+        }
         Ok(Response::new(self.current_device(&device_id).await?))
     }
 }
@@ -162,10 +169,13 @@ impl DeviceService for DevicesApi {
                 ),
             ));
         }
-        self.okta
-            .delete_device(&device_id)
-            .await
-            .map_err(mapped(OktaCall::Lifecycle))?;
+        if let Err(error) = self.okta.delete_device(&device_id).await {
+            let check = format!("whether device {device_id} still exists");
+            settle(error, OktaCall::Lifecycle, &check, async {
+                gone(self.okta.get_device(&device_id).await)
+            })
+            .await?;
+        }
         Ok(Response::new(()))
     }
 

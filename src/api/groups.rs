@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{group_from_okta, user_from_okta};
 use super::page_token;
 use super::reads::{CoalescedReads, ListedPage, group_list_key, member_page_key};
+use super::settle::{found, settle};
 use super::status::{OktaCall, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_ids};
@@ -252,7 +253,22 @@ impl GroupsApi {
             MembershipChange::Remove => self.okta.remove_group_member(&ids[0], &ids[1]).await,
         };
         self.reads.membership_changed(ids[0].as_str());
-        result.map_err(mapped(OktaCall::Membership))?;
+        if let Err(error) = result {
+            let adding = matches!(change, MembershipChange::Add);
+            if !adding {
+                // A removal that may have happened takes the user out of scope at once; the
+                // next refresh of the index says what Okta holds (an addition waits for it).
+                self.scopes
+                    .membership_changed(ids[0].as_str(), ids[1].as_str(), false);
+            }
+            let check = format!("whether user {} is a member of group {}", ids[1], ids[0]);
+            settle(error, OktaCall::Membership, &check, async {
+                let groups = self.okta.list_user_groups(&ids[1]).await?;
+                let member = groups.iter().any(|group| group.id == ids[0].as_str());
+                Ok(found((), member == adding))
+            })
+            .await?;
+        }
         self.scopes.membership_changed(
             ids[0].as_str(),
             ids[1].as_str(),

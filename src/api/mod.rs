@@ -11,6 +11,7 @@ pub mod groups;
 pub mod named_ids;
 pub mod page_token;
 pub mod reads;
+pub mod settle;
 pub mod status;
 pub mod token_key;
 pub mod users;

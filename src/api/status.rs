@@ -86,6 +86,9 @@ pub mod reason {
     pub const TARGET_PROTECTED: &str = "TARGET_PROTECTED";
     /// The gateway has not yet read the groups of the group-scoped roles; retry shortly.
     pub const SCOPE_LOADING: &str = "GATEWAY_SCOPE_LOADING";
+    /// A write may or may not have taken effect (its answer was lost and a read could not
+    /// tell): `ErrorInfo.metadata["check"]` says what to look at before repeating it.
+    pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
 }
 
 /// Okta's codes for "not allowed in the user's (or device's) current status".
@@ -142,9 +145,15 @@ pub fn okta_error_status(error: &OktaError, call: OktaCall) -> Status {
                 *retry_after,
             )
         }
+        // Only a read is safe to repeat as such; a write reaches this mapping after a read
+        // showed it was not carried out (`api::settle`), which adds that to the message.
         OktaError::Unavailable { status, .. } => with_info(
             Code::Unavailable,
-            format!("Okta is unavailable (HTTP {status}); safe to retry reads"),
+            if call == OktaCall::Read {
+                format!("Okta is unavailable (HTTP {status}); safe to retry")
+            } else {
+                format!("Okta is unavailable (HTTP {status})")
+            },
             reason::UNAVAILABLE,
             metadata,
         ),
@@ -444,6 +453,34 @@ pub fn overloaded(retry_after: Duration) -> Status {
     )
 }
 
+/// UNAVAILABLE with reason `OUTCOME_UNKNOWN`: a write whose answer was lost may or may not have
+/// taken effect, and a read could not tell. `check` (also in `ErrorInfo.metadata["check"]`)
+/// says what to look at before repeating the call; Okta's ids of the failure stay in metadata.
+pub fn outcome_unknown(error: &OktaError, check: &str) -> Status {
+    let mut metadata = okta_metadata(error);
+    metadata.insert("check".to_owned(), check.to_owned());
+    with_info(
+        Code::Unavailable,
+        format!(
+            "the change may or may not have been carried out by Okta ({error}); check {check} \
+             before repeating it"
+        ),
+        reason::OUTCOME_UNKNOWN,
+        metadata,
+    )
+}
+
+/// `status` with `note` appended to its message, in `grpc-message` and in the
+/// `google.rpc.Status` of `grpc-status-details-bin` alike (tonic keeps a status's details as
+/// encoded when only the message is replaced, so the two would disagree).
+pub fn with_note(status: &Status, note: &str) -> Status {
+    Status::with_error_details(
+        status.code(),
+        format!("{}; {note}", status.message()),
+        status.get_error_details(),
+    )
+}
+
 /// ALREADY_EXISTS for a login that was taken before this call.
 pub fn login_taken(detail: &str) -> Status {
     with_info(
@@ -594,6 +631,7 @@ mod tests {
                 request_id: Some("req-1".to_owned()),
                 rate_limit: None,
                 retry_count: 0,
+                after_unanswered: false,
             },
             www_authenticate: None,
         }
@@ -743,6 +781,44 @@ mod tests {
         );
         let bad_request = status.get_details_bad_request().unwrap();
         assert_eq!(bad_request.field_violations[0].field, "profile.email");
+    }
+
+    /// The `google.rpc.Status` a client decodes from `grpc-status-details-bin`.
+    fn details_status(status: &Status) -> tonic_types::pb::Status {
+        prost::Message::decode(status.details()).unwrap()
+    }
+
+    #[test]
+    fn a_note_reaches_the_message_and_the_details_alike() {
+        let failed = okta_error_status(&api_error(400, "E0000031", &[]), OktaCall::Read);
+        let noted = with_note(&failed, "checked with Okta");
+        assert!(noted.message().ends_with("; checked with Okta"));
+        assert_eq!(details_status(&noted).message, noted.message());
+        assert_eq!(reason_of(&noted), reason::VALIDATION_FAILED);
+        let unknown = outcome_unknown(&api_error(500, "E0000009", &[]), "user 00u1's status");
+        assert_eq!(unknown.code(), Code::Unavailable);
+        assert_eq!(details_status(&unknown).message, unknown.message());
+        assert!(unknown.message().contains("user 00u1's status"));
+        let info = unknown.get_details_error_info().unwrap();
+        assert_eq!(info.reason, reason::OUTCOME_UNKNOWN);
+        assert_eq!(info.metadata["check"], "user 00u1's status");
+    }
+
+    #[test]
+    fn a_server_error_says_safe_to_retry_only_for_a_read() {
+        let error = OktaError::Unavailable {
+            status: 503,
+            body: None,
+            meta: ResponseMeta::default(),
+        };
+        assert!(
+            okta_error_status(&error, OktaCall::Read)
+                .message()
+                .contains("safe to retry")
+        );
+        for call in [OktaCall::Write, OktaCall::Lifecycle, OktaCall::Membership] {
+            assert!(!okta_error_status(&error, call).message().contains("retry"));
+        }
     }
 
     #[test]

@@ -5,11 +5,17 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
 use super::reads::CoalescedReads;
-use super::status::{OktaCall, failed_precondition, invalid_argument, login_taken, mapped};
+use super::settle::{Found, found, gone, outcome_open, settle};
+use super::status::{
+    OktaCall, failed_precondition, invalid_argument, login_taken, mapped, outcome_unknown,
+};
 use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::authz::scope;
-use crate::okta::{self, Expression, OktaClient, OktaId, Operator, PageRequest, UserQuery};
+use crate::okta::{
+    self, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator, PageRequest,
+    UserQuery,
+};
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
     ActivateUserRequest, ActivateUserResponse, CreateUserRequest, DeactivateUserRequest,
@@ -68,18 +74,61 @@ impl UsersApi {
             }
         };
         self.reads.user_changed(user_id.as_str());
-        result.map_err(mapped(OktaCall::Lifecycle))?;
-        Ok(Response::new(self.current_user(&user_id).await?))
+        match result {
+            Ok(()) => Ok(Response::new(self.current_user(&user_id).await?)),
+            Err(error) => {
+                let user = self
+                    .settle_transition(error, &user_id, transition.leads_to(), true)
+                    .await?;
+                Ok(Response::new(user_from_okta(user)))
+            }
+        }
+    }
+
+    /// Settles a failed transition by the user's status: in one of `statuses`, the transition
+    /// is done when `proves` (the transition cannot start from there), else cannot be told.
+    async fn settle_transition(
+        &self,
+        error: OktaError,
+        user_id: &OktaId,
+        statuses: &[&str],
+        proves: bool,
+    ) -> Result<OktaUser, Status> {
+        let check = format!("the status of user {user_id}");
+        settle(error, OktaCall::Lifecycle, &check, async {
+            let user = self.okta.get_user(user_id).await?;
+            Ok(match statuses.contains(&user.status.as_str()) {
+                false => Found::NotDone,
+                true if proves => Found::Done(user),
+                true => Found::CannotTell,
+            })
+        })
+        .await
     }
 }
 
 /// Transitions whose Okta call returns no payload.
+#[derive(Clone, Copy)]
 enum Transition {
     Suspend,
     Unsuspend,
     Unlock,
     Deactivate { send_email: bool },
 }
+
+impl Transition {
+    /// The statuses the transition leaves a user in; none of them allows it again.
+    fn leads_to(self) -> &'static [&'static str] {
+        match self {
+            Transition::Suspend => &["SUSPENDED"],
+            Transition::Unsuspend | Transition::Unlock => &["ACTIVE"],
+            Transition::Deactivate { .. } => &["DEPROVISIONED"],
+        }
+    }
+}
+
+/// What ActivateUser leaves a user in (`PROVISIONED`: no password yet).
+const ACTIVATED: &[&str] = &["ACTIVE", "PROVISIONED"];
 
 #[tonic::async_trait]
 impl UserService for UsersApi {
@@ -119,14 +168,13 @@ impl UserService for UsersApi {
             activate: request.activate,
             expire_password_on_create: request.require_password_change,
         };
-        let started = chrono::Utc::now();
-        let created = self.okta.create_user(&create).await;
+        let (created, departed) = okta::noting_departure(self.okta.create_user(&create)).await;
         self.reads.user_created_or_deleted();
         let user = match created {
             Ok(user) => user,
-            Err(error) if error.may_have_reached_okta() => {
-                self.reconcile_create(&profile.login, started, error)
-                    .await?
+            Err(error) if outcome_open(&error) => {
+                let departed = departed.and_then(|at| self.okta.okta_time_at(at));
+                self.reconcile_create(&create, departed, error).await?
             }
             Err(error) => return Err(mapped(OktaCall::Write)(error)),
         };
@@ -242,12 +290,23 @@ impl UserService for UsersApi {
         let attributes =
             convert::profile_for_update(&profile, request.update_mask.as_ref(), &mut violations);
         violations.finish().await?;
-        let updated = self
-            .okta
-            .update_user_profile(&checked(user_id)?, &attributes)
-            .await
-            .map_err(mapped(OktaCall::Write))?;
-        self.reads.user_changed(&updated.id);
+        let user_id = checked(user_id)?;
+        let result = self.okta.update_user_profile(&user_id, &attributes).await;
+        self.reads.user_changed(user_id.as_str());
+        let updated = match result {
+            Ok(updated) => updated,
+            Err(error) => {
+                let check = format!("the profile of user {user_id}");
+                settle(error, OktaCall::Write, &check, async {
+                    let user = self.okta.get_user(&user_id).await?;
+                    let done = attributes.iter().all(|(name, value)| {
+                        user.profile.get(name).unwrap_or(&serde_json::Value::Null) == value
+                    });
+                    Ok(found(user, done))
+                })
+                .await?
+            }
+        };
         Ok(Response::new(user_from_okta(updated)))
     }
 
@@ -257,11 +316,15 @@ impl UserService for UsersApi {
     ) -> Result<Response<ActivateUserResponse>, Status> {
         let request = request.into_inner();
         let user_id = parse_user_id(&request.user_id).await?;
-        let token = self
-            .okta
-            .activate_user(&user_id, request.send_email)
-            .await
-            .map_err(mapped(OktaCall::Lifecycle))?;
+        let token = match self.okta.activate_user(&user_id, request.send_email).await {
+            Ok(token) => token,
+            Err(error) => {
+                self.reads.user_changed(user_id.as_str());
+                self.settle_transition(error, &user_id, ACTIVATED, true)
+                    .await?;
+                None
+            }
+        };
         self.activation_response(&user_id, token).await
     }
 
@@ -271,11 +334,20 @@ impl UserService for UsersApi {
     ) -> Result<Response<ActivateUserResponse>, Status> {
         let request = request.into_inner();
         let user_id = parse_user_id(&request.user_id).await?;
-        let token = self
+        let token = match self
             .okta
             .reactivate_user(&user_id, request.send_email)
             .await
-            .map_err(mapped(OktaCall::Lifecycle))?;
+        {
+            Ok(token) => token,
+            Err(error) => {
+                // Reactivation is allowed again from where it leads: a read cannot prove it.
+                self.reads.user_changed(user_id.as_str());
+                self.settle_transition(error, &user_id, &["PROVISIONED"], false)
+                    .await?;
+                None
+            }
+        };
         self.activation_response(&user_id, token).await
     }
 
@@ -323,12 +395,20 @@ impl UserService for UsersApi {
     ) -> Result<Response<ResetPasswordResponse>, Status> {
         let request = request.into_inner();
         let user_id = parse_user_id(&request.user_id).await?;
-        let reset_password_url = self
+        let reset = self
             .okta
             .reset_password(&user_id, request.send_email, request.revoke_sessions)
-            .await
-            .map_err(mapped(OktaCall::Lifecycle))?;
+            .await;
         self.reads.user_changed(user_id.as_str());
+        let reset_password_url = match reset {
+            Ok(url) => url,
+            Err(error) => {
+                // A reset is allowed again from RECOVERY: a read cannot prove it.
+                self.settle_transition(error, &user_id, &["RECOVERY"], false)
+                    .await?;
+                None
+            }
+        };
         Ok(Response::new(ResetPasswordResponse {
             user: Some(self.current_user(&user_id).await?),
             reset_password_url: reset_password_url.unwrap_or_default(),
@@ -341,25 +421,31 @@ impl UserService for UsersApi {
     ) -> Result<Response<ExpirePasswordResponse>, Status> {
         let request = request.into_inner();
         let user_id = parse_user_id(&request.user_id).await?;
-        let (user, temporary_password) = if request.issue_temporary_password {
-            let password = self
-                .okta
+        let expired = if request.issue_temporary_password {
+            self.okta
                 .expire_password_with_temp_password(&user_id)
                 .await
-                .map_err(mapped(OktaCall::Lifecycle))?;
-            (
-                self.current_user(&user_id).await?,
-                password.expose_secret().to_owned(),
-            )
+                .map(|password| (None, password.expose_secret().to_owned()))
         } else {
-            let user = self
-                .okta
+            self.okta
                 .expire_password(&user_id)
                 .await
-                .map_err(mapped(OktaCall::Lifecycle))?;
-            (user_from_okta(user), String::new())
+                .map(|user| (Some(user_from_okta(user)), String::new()))
         };
         self.reads.user_changed(user_id.as_str());
+        let (user_opt, temporary_password) = match expired {
+            Ok(expired) => expired,
+            Err(error) => {
+                // Expiry is allowed again from PASSWORD_EXPIRED: a read cannot prove it.
+                self.settle_transition(error, &user_id, &["PASSWORD_EXPIRED"], false)
+                    .await?;
+                (None, String::new())
+            }
+        };
+        let user = match user_opt {
+            Some(user) => user,
+            None => self.current_user(&user_id).await?,
+        };
         Ok(Response::new(ExpirePasswordResponse {
             user: Some(user),
             temporary_password,
@@ -389,11 +475,21 @@ impl UserService for UsersApi {
                 .deactivate_user(&user_id, request.send_email)
                 .await;
             self.reads.user_changed(user_id.as_str());
-            deactivated.map_err(mapped(OktaCall::Lifecycle))?;
+            if let Err(error) = deactivated {
+                let leads_to = Transition::Deactivate { send_email: false }.leads_to();
+                self.settle_transition(error, &user_id, leads_to, true)
+                    .await?;
+            }
         }
         let deleted = self.okta.delete_user(&user_id, request.send_email).await;
         self.reads.user_created_or_deleted();
-        deleted.map_err(mapped(OktaCall::Lifecycle))?;
+        if let Err(error) = deleted {
+            let check = format!("whether user {user_id} still exists");
+            settle(error, OktaCall::Lifecycle, &check, async {
+                gone(self.okta.get_user(&user_id).await)
+            })
+            .await?;
+        }
         Ok(Response::new(()))
     }
 
@@ -421,43 +517,38 @@ impl UserService for UsersApi {
 
 impl UsersApi {
     /// A create whose answer was lost may or may not have taken effect, and is never sent twice:
-    /// look the login up and answer with the truth. A user created since the call began is the
-    /// one this call created; no user means nothing was created and the caller may retry.
+    /// look the login up. The user found is this call's only when it provably is (see
+    /// [`claim`]); another party's is ALREADY_EXISTS; no user means nothing was created.
     async fn reconcile_create(
         &self,
-        login: &str,
-        started: chrono::DateTime<chrono::Utc>,
-        error: crate::okta::OktaError,
-    ) -> Result<crate::okta::OktaUser, Status> {
-        /// Clock difference tolerated between the gateway and Okta.
-        const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-        let failed = mapped(OktaCall::Write)(error);
-        let amended = |note: &str| {
-            Status::with_details(
-                failed.code(),
-                format!("{}; {note}", failed.message()),
-                failed.details().to_vec().into(),
-            )
+        create: &okta::CreateUserRequest,
+        departed: Option<OktaTime>,
+        error: OktaError,
+    ) -> Result<OktaUser, Status> {
+        let login = create
+            .profile
+            .get("login")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let check = format!("whether a user with login {login} exists and is this call's");
+        let found = match self.okta.find_user_by_login(login).await {
+            Ok(Some(user)) => match claim(&user, create, departed) {
+                Claim::Ours => {
+                    tracing::warn!(okta.user_id = %user.id, "the answer to a create was lost; the user it created exists, answering with it");
+                    return Ok(user);
+                }
+                Claim::Theirs => {
+                    return Err(login_taken(
+                        "a user with this login already exists, and is not the one this call \
+                         (whose answer from Okta was lost) would have created",
+                    ));
+                }
+                Claim::CannotTell => return Err(outcome_unknown(&error, &check)),
+            },
+            Ok(None) => Ok(Found::NotDone),
+            Err(read_error) => Err(read_error),
         };
-        match self.okta.find_user_by_login(login).await {
-            Ok(Some(user))
-                if user
-                    .created
-                    .is_some_and(|created| created >= started - CLOCK_SKEW) =>
-            {
-                tracing::warn!(okta.user_id = %user.id, "the answer to a create was lost; the user exists, answering with it");
-                Ok(user)
-            }
-            Ok(Some(_)) => Err(login_taken(
-                "a user with this login already existed before this call (whose answer was lost)",
-            )),
-            Ok(None) => Err(amended(
-                "checked with Okta: no user was created, so retrying is safe",
-            )),
-            Err(_) => Err(amended(
-                "the create may have taken effect: look the login up before retrying",
-            )),
-        }
+        settle(error, OktaCall::Write, &check, async { found }).await
     }
 
     async fn activation_response(
@@ -474,6 +565,43 @@ impl UsersApi {
             activation_url,
             activation_token,
         }))
+    }
+}
+
+/// Whose user a create whose answer was lost found under its login.
+#[derive(Debug, PartialEq, Eq)]
+enum Claim {
+    /// Provably this call's write.
+    Ours,
+    /// Provably not: another party's.
+    Theirs,
+    /// Like this call's write, but created too close to the call for Okta's clock, as
+    /// measured, to tell before from after.
+    CannotTell,
+}
+
+/// A user is this call's write only when every profile attribute the call set is equal, its
+/// status is what `activate` leads to, and Okta created it after the call's request left,
+/// judged on Okta's clock (`departed`). Okta stamps `created` in whole seconds, truncated: a user
+/// stamped a second or more before `departed.earliest` was created before the request left.
+fn claim(user: &OktaUser, create: &okta::CreateUserRequest, departed: Option<OktaTime>) -> Claim {
+    let same_profile = create
+        .profile
+        .iter()
+        .all(|(name, value)| user.profile.get(name) == Some(value));
+    let same_activation = (user.status != "STAGED") == create.activate;
+    if !same_profile || !same_activation {
+        return Claim::Theirs;
+    }
+    let (Some(created), Some(departed)) = (user.created, departed) else {
+        return Claim::CannotTell;
+    };
+    if created >= departed.latest {
+        Claim::Ours
+    } else if created + chrono::TimeDelta::seconds(1) <= departed.earliest {
+        Claim::Theirs
+    } else {
+        Claim::CannotTell
     }
 }
 
@@ -512,4 +640,64 @@ async fn parse_user_id(value: &str) -> Result<OktaId, Status> {
     parse_ids(&[("user_id", value)])
         .await
         .map(|mut ids| ids.remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use serde_json::json;
+
+    fn request(activate: bool) -> okta::CreateUserRequest {
+        okta::CreateUserRequest {
+            profile: json!({"login": "a@example.com", "firstName": "A"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            password: None,
+            group_ids: Vec::new(),
+            activate,
+            expire_password_on_create: false,
+        }
+    }
+
+    fn user(first_name: &str, status: &str, created_ms: i64) -> OktaUser {
+        serde_json::from_value(json!({
+            "id": "00u1", "status": status,
+            "created": Utc.timestamp_millis_opt(created_ms).unwrap(),
+            "profile": {"login": "a@example.com", "firstName": first_name, "lastName": "B"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_found_user_is_claimed_only_when_it_provably_is_the_call_s_write() {
+        let departed = Some(OktaTime {
+            earliest: Utc.timestamp_millis_opt(100_000).unwrap(),
+            latest: Utc.timestamp_millis_opt(101_000).unwrap(),
+        });
+        let second = TimeDelta::seconds(1).num_milliseconds();
+        let cases = [
+            (user("A", "STAGED", 101_000), false, Claim::Ours),
+            (user("A", "STAGED", 100_500), false, Claim::CannotTell),
+            (user("A", "STAGED", 99_000 + 1), false, Claim::CannotTell),
+            (user("A", "STAGED", 100_000 - second), false, Claim::Theirs),
+            (user("A", "STAGED", 40_000), false, Claim::Theirs),
+            (user("Other", "STAGED", 200_000), false, Claim::Theirs),
+            (user("A", "STAGED", 200_000), true, Claim::Theirs),
+            (user("A", "ACTIVE", 200_000), true, Claim::Ours),
+        ];
+        for (found, activate, expected) in cases {
+            assert_eq!(
+                claim(&found, &request(activate), departed),
+                expected,
+                "{found:?}"
+            );
+        }
+        assert_eq!(
+            claim(&user("A", "STAGED", 200_000), &request(false), None),
+            Claim::CannotTell,
+            "without a measured clock nothing is provable"
+        );
+    }
 }

@@ -632,6 +632,7 @@ impl OAuthClient {
                 request_id: header_string(&headers, "x-okta-request-id"),
                 rate_limit: RateLimitState::from_headers(&headers),
                 retry_count: 0,
+                after_unanswered: false,
             };
             let body = response.bytes().await.map_err(OktaError::from_transport)?;
             tracing::debug!(

@@ -5,7 +5,8 @@ use std::fmt;
 use std::time::Instant;
 
 use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE,
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, HeaderValue,
+    WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -14,6 +15,7 @@ use url::Url;
 
 use crate::okta::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
 use crate::okta::budget::{self, Budgets, Refusal};
+use crate::okta::clock::{self, OktaClock, OktaTime};
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::okta::instrumentation;
 use crate::okta::pagination::{self, Page};
@@ -83,6 +85,7 @@ pub struct OktaClient {
     retry: RetryParams,
     budgets: std::sync::Arc<Budgets>,
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    clock: std::sync::Arc<OktaClock>,
 }
 
 impl fmt::Debug for OktaClient {
@@ -105,6 +108,10 @@ pub(crate) enum Retry {
     /// repeat after a lost answer cannot transition twice; `okta::transition` recognises Okta's
     /// refusal of a repeat that finds it already where the transition leads.
     Transition,
+    /// A transition that sends email: sent again only after a 429, which Okta answers without
+    /// carrying the request out, never after an answer that may have been lost (a repeat could
+    /// email twice).
+    WhenRefused,
     /// Creates, updates, deletions.
     Never,
 }
@@ -202,6 +209,7 @@ impl OktaClient {
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(settings.max_concurrent_requests.max(1)).unwrap_or(1),
             )),
+            clock: std::sync::Arc::new(OktaClock::new()),
         })
     }
 
@@ -238,6 +246,12 @@ impl OktaClient {
             .pop_if_empty()
             .extend(segments);
         Ok(url)
+    }
+
+    /// What Okta's clock read at our moment `at`, as measured from the `Date` of its answers;
+    /// `None` before the first answer.
+    pub fn okta_time_at(&self, at: Instant) -> Option<OktaTime> {
+        self.clock.okta_time_at(at)
     }
 
     /// Fetches one page of a list and the cursor of the next one.
@@ -317,6 +331,8 @@ impl OktaClient {
         let mut attempt: u32 = 0;
         let mut retry_for_opt: Option<String> = None;
         let mut reauthenticated = false;
+        // Whether an earlier attempt may have been carried out although its answer was lost.
+        let mut unanswered = false;
         loop {
             let mut span = instrumentation::AttemptSpan::start(&names, &url, attempt);
             let auth = self.credentials.request_auth(&method, &url).await?;
@@ -362,6 +378,7 @@ impl OktaClient {
             ));
             let may_retry = retry != Retry::Never && attempt < self.retry.max_retries;
             let started = Instant::now();
+            clock::departing(started);
             let sent = request.send().await;
             self.budgets.settle(
                 bucket,
@@ -379,12 +396,14 @@ impl OktaClient {
                     tracing::debug!(http.method = %method, url.path = url.path(), attempt, error = %error, "okta request failed");
                     let wait = self.retry.backoff(attempt);
                     if may_retry
+                        && retry != Retry::WhenRefused
                         && matches!(error, OktaError::Connect(_))
                         && !budget::outlasts_deadline(wait)
                     {
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                         retry_for_opt = None;
+                        unanswered = true;
                         continue;
                     }
                     return Err(error);
@@ -392,11 +411,15 @@ impl OktaClient {
             };
             let status = response.status();
             let headers = response.headers().clone();
+            if let Some(date) = header_string(&headers, DATE.as_str()) {
+                self.clock.observe(started, Instant::now(), &date);
+            }
             let meta = ResponseMeta {
                 status: status.as_u16(),
                 request_id: header_string(&headers, REQUEST_ID_HEADER),
                 rate_limit: RateLimitState::from_headers(&headers),
                 retry_count: attempt,
+                after_unanswered: unanswered,
             };
             let body = response
                 .bytes()
@@ -453,10 +476,11 @@ impl OktaClient {
             }
             if status.is_server_error() {
                 let wait = self.retry.backoff(attempt);
-                if may_retry && !budget::outlasts_deadline(wait) {
+                if may_retry && retry != Retry::WhenRefused && !budget::outlasts_deadline(wait) {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     retry_for_opt = meta.request_id;
+                    unanswered = true;
                     continue;
                 }
                 return Err(OktaError::Unavailable {

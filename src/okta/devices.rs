@@ -103,8 +103,8 @@ impl DeviceTransition {
         }
     }
 
-    /// The statuses the operation leaves a device in.
-    fn leads_to(self) -> &'static [&'static str] {
+    /// The statuses the operation leaves a device in (none of them allows it again).
+    pub fn leads_to(self) -> &'static [&'static str] {
         match self {
             DeviceTransition::Activate | DeviceTransition::Unsuspend => &["ACTIVE"],
             DeviceTransition::Deactivate => &["DEACTIVATED"],
@@ -156,7 +156,7 @@ impl OktaClient {
         let url = self.endpoint(&segments)?;
         let arrived =
             |code: Option<&str>| (code == Some("E0000152")).then(|| transition.leads_to());
-        self.transition(url, arrived, || async {
+        self.transition(url, Retry::Transition, arrived, || async {
             Ok(self.get_device(device_id).await?.status)
         })
         .await

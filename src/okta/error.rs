@@ -213,6 +213,8 @@ pub struct ResponseMeta {
     /// The `X-Rate-Limit-*` headers, when all were present.
     pub rate_limit: Option<RateLimitState>,
     /// How many retries of the same request came before this response (0: the first attempt).
-    /// After a retry, an earlier attempt may have been carried out although its answer was lost.
     pub retry_count: u32,
+    /// An earlier attempt of the same request may have been carried out although its answer
+    /// was lost (it ended in a 5xx or a dropped connection; a 429 was never carried out).
+    pub after_unanswered: bool,
 }

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod budget;
 mod client;
+pub mod clock;
 mod devices;
 mod error;
 mod expression;
@@ -27,6 +28,7 @@ mod users;
 
 pub use auth::{OAuthSettings, SigningKey, default_scopes};
 pub use client::{OktaClient, OktaClientSettings};
+pub use clock::{OktaTime, noting_departure};
 pub use devices::{
     DeviceQuery, DeviceTransition, MAX_DEVICES_PAGE_SIZE, OktaDevice, OktaDeviceUser,
     OktaUserDevice,

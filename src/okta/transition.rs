@@ -4,7 +4,8 @@
 //! lost: Okta then refuses the repeat because the user or device is already where the
 //! transition leads. Such a refusal, on a retry only, is a success once a read confirms the
 //! status; the transition's own answer is then lost (`Success::without_body`). A refusal of the
-//! first attempt is always the caller's to see.
+//! first attempt is always the caller's to see. A transition that sends email is not repeated
+//! after an answer that may have been lost ([`Retry::WhenRefused`]): it could email twice.
 
 use std::future::Future;
 
@@ -15,12 +16,14 @@ use crate::okta::client::{OktaClient, Retry, Success};
 use crate::okta::error::OktaError;
 
 impl OktaClient {
-    /// Sends the transition at `url`. `arrived(errorCode)` names the statuses in which Okta's
-    /// refusal with that code means the transition was already carried out (`None`: the code
-    /// never means that); `read_status` reads the current status to tell.
+    /// Sends the transition at `url`, again after a lost answer when `retry` allows.
+    /// `arrived(errorCode)` names the statuses in which Okta's refusal with that code means the
+    /// transition was already carried out (`None`: the code never means that); `read_status`
+    /// reads the current status to tell.
     pub(crate) async fn transition<Read, Reading>(
         &self,
         url: Url,
+        retry: Retry,
         arrived: impl Fn(Option<&str>) -> Option<&'static [&'static str]>,
         read_status: Read,
     ) -> Result<Success, OktaError>
@@ -29,12 +32,12 @@ impl OktaClient {
         Reading: Future<Output = Result<String, OktaError>>,
     {
         let path = url.path().to_owned();
-        let error = match self.send(Method::POST, url, None, Retry::Transition).await {
+        let error = match self.send(Method::POST, url, None, retry).await {
             Ok(success) => return Ok(success),
             Err(error) => error,
         };
         let targets_opt = match error.meta() {
-            Some(meta) if meta.retry_count > 0 => arrived(error.error_code()),
+            Some(meta) if meta.after_unanswered => arrived(error.error_code()),
             _ => None,
         };
         let Some(targets) = targets_opt else {

@@ -229,6 +229,8 @@ impl OktaClient {
 
     /// `POST /api/v1/users/{id}/lifecycle/{action}`, a transition (see
     /// [`crate::okta::transition`]) whose repeats Okta refuses as [`ALREADY_THERE`] says.
+    /// Not repeated after a possibly lost answer when it sends email (`sendEmail=true`): a
+    /// repeat could email the user twice.
     async fn lifecycle(
         &self,
         user_id: &OktaId,
@@ -239,8 +241,14 @@ impl OktaClient {
             self.endpoint(&["api", "v1", "users", user_id.as_str(), "lifecycle", action])?,
             query,
         );
+        let retry = if query.contains(&("sendEmail", "true")) {
+            Retry::WhenRefused
+        } else {
+            Retry::Transition
+        };
         self.transition(
             url,
+            retry,
             |code| already_there(action, code),
             || async { Ok(self.get_user(user_id).await?.status) },
         )

@@ -10,6 +10,7 @@
 //!     password: true                 # whether the user has a password, default true
 //!     profile: {department: Engineering}
 //!     id: 00u...                     # optional; default derived from the login (stable)
+//!     created: "2025-01-06T09:00:00Z"   # optional, a new user only; default now
 //! groups:
 //!   - name: Engineering
 //!     description: Builds things
@@ -47,7 +48,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -172,6 +173,10 @@ pub struct SeedUser {
     /// Explicit id (`00u` + 17 alphanumerics); default derived from the login.
     #[serde(default)]
     pub id: Option<String>,
+    /// When the user was created (and last updated), for a user that existed before now;
+    /// default the seeding time. Ignored for a user already in the org.
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// One seeded group.
@@ -421,6 +426,7 @@ pub fn apply(
             u.password_changed = has_password.then_some(u.password_changed.unwrap_or(t));
             u.last_updated = t;
         } else {
+            let t = su.created.map_or(t, |created| created.trunc_subsecs(0));
             org.insert_user(User {
                 id: id.clone(),
                 status,
