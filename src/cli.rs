@@ -82,18 +82,29 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   the staleness bound for changes made outside the gateway, whose own writes invalidate:
   cache.group_discovery_ttl_ms  IDGW_CACHE__GROUP_DISCOVERY_TTL_MS  0  (off; at most 60000)
   cache.group_discovery_max_objects  IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS  10000
-  telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (none: nothing exported; http:// or https://)
+  telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (traces and metrics; http:// or https://)
   telemetry.otlp_certificate_file  OTEL_EXPORTER_OTLP_CERTIFICATE  (PEM CA for https; default: system roots)
   telemetry.otlp_client_certificate_file  OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE  (mutual TLS to the collector)
   telemetry.otlp_client_key_file  OTEL_EXPORTER_OTLP_CLIENT_KEY  (its PEM private key)
   telemetry.otlp_headers     OTEL_EXPORTER_OTLP_HEADERS     (key=value,... percent-encoded; a secret)
   telemetry.otlp_timeout_ms  OTEL_EXPORTER_OTLP_TIMEOUT     10000  (one export, retries included)
+  telemetry.otlp_compression  OTEL_EXPORTER_OTLP_COMPRESSION  none  (none | gzip)
+  Per signal, each replacing the shared otlp_* setting for that signal only (metrics
+  likewise: telemetry.metrics.*, OTEL_EXPORTER_OTLP_METRICS_*):
+  telemetry.traces.endpoint  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+  telemetry.traces.certificate_file  OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE
+  telemetry.traces.client_certificate_file  OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE
+  telemetry.traces.client_key_file  OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY
+  telemetry.traces.headers   OTEL_EXPORTER_OTLP_TRACES_HEADERS
+  telemetry.traces.timeout_ms  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT
+  telemetry.traces.compression  OTEL_EXPORTER_OTLP_TRACES_COMPRESSION
   telemetry.service_name     OTEL_SERVICE_NAME              identity-gateway
   telemetry.resource_attributes  OTEL_RESOURCE_ATTRIBUTES
   telemetry.traces_sampler   OTEL_TRACES_SAMPLER            parentbased_always_on
   telemetry.traces_sampler_arg   OTEL_TRACES_SAMPLER_ARG    1.0
   telemetry.metrics_interval_ms  OTEL_METRIC_EXPORT_INTERVAL  60000
-  (each telemetry.* also as IDGW_TELEMETRY__*)
+  (each telemetry.* also as IDGW_TELEMETRY__*, as IDGW_TELEMETRY__TRACES__ENDPOINT; a signal
+  with no endpoint of its own or shared is not exported; OTLP over gRPC only)
   log.format                 IDGW_LOG__FORMAT               json   (json | pretty)
   log.filter                 IDGW_LOG__FILTER               info";
 

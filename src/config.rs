@@ -253,12 +253,12 @@ impl CacheSettings {
 }
 
 /// Where and how traces and metrics are exported. The standard `OTEL_*` variables fill these
-/// (below the `IDGW_TELEMETRY__*` names); with no endpoint nothing is exported.
+/// (below the `IDGW_TELEMETRY__*` names); a signal with no endpoint is not exported.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
-    /// OTLP/gRPC collector, for example `http://otel-collector:4317`, or `https://…` for TLS
-    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    /// OTLP/gRPC collector of both signals, for example `http://otel-collector:4317`, or
+    /// `https://…` for TLS (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
     /// PEM CA bundle trusted for an https collector instead of the system's roots
     /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`).
@@ -274,6 +274,12 @@ pub struct TelemetrySettings {
     /// How long one export (of a span batch or of metrics) may take, retries included
     /// (`OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub otlp_timeout_ms: u64,
+    /// Compression of every export (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+    pub otlp_compression: OtlpCompression,
+    /// Where traces differ from the `otlp_*` settings (`OTEL_EXPORTER_OTLP_TRACES_*`).
+    pub traces: OtlpSignalSettings,
+    /// Where metrics differ from the `otlp_*` settings (`OTEL_EXPORTER_OTLP_METRICS_*`).
+    pub metrics: OtlpSignalSettings,
     /// `service.name` of every span and metric (`OTEL_SERVICE_NAME`).
     pub service_name: String,
     /// Extra resource attributes, `key=value,key=value` (`OTEL_RESOURCE_ATTRIBUTES`).
@@ -285,6 +291,40 @@ pub struct TelemetrySettings {
     pub traces_sampler_arg: Option<f64>,
     /// How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`).
     pub metrics_interval_ms: u64,
+}
+
+/// One signal's own export settings (`OTEL_EXPORTER_OTLP_TRACES_*` or `..._METRICS_*`): each
+/// one set replaces the shared `otlp_*` setting of the same name for that signal, so traces and
+/// metrics can go to different collectors. The client certificate and key replace the shared
+/// pair together.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpSignalSettings {
+    /// The signal's collector (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+    pub endpoint: Option<String>,
+    /// PEM CA bundle for an https collector (`OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`).
+    pub certificate_file: Option<PathBuf>,
+    /// PEM client certificate (`OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE`).
+    pub client_certificate_file: Option<PathBuf>,
+    /// Its PEM private key (`OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY`).
+    pub client_key_file: Option<PathBuf>,
+    /// Metadata sent with every export, often credentials (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`).
+    pub headers: Option<SecretString>,
+    /// How long one export may take (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`).
+    pub timeout_ms: Option<u64>,
+    /// Compression (`OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`).
+    pub compression: Option<OtlpCompression>,
+}
+
+/// How OTLP exports are compressed, by their `OTEL_EXPORTER_OTLP_COMPRESSION` names.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpCompression {
+    /// Sent as they are.
+    #[default]
+    None,
+    /// gzip: less traffic to a remote collector for some CPU.
+    Gzip,
 }
 
 /// The trace samplers the gateway knows, by their `OTEL_TRACES_SAMPLER` names.
@@ -306,6 +346,9 @@ impl Default for TelemetrySettings {
             otlp_client_key_file: None,
             otlp_headers: None,
             otlp_timeout_ms: 10_000,
+            otlp_compression: OtlpCompression::None,
+            traces: OtlpSignalSettings::default(),
+            metrics: OtlpSignalSettings::default(),
             service_name: env!("CARGO_PKG_NAME").to_owned(),
             resource_attributes: String::new(),
             traces_sampler: "parentbased_always_on".to_owned(),
@@ -313,6 +356,28 @@ impl Default for TelemetrySettings {
             metrics_interval_ms: 60_000,
         }
     }
+}
+
+/// The per-signal `OTEL_EXPORTER_OTLP_TRACES_*` and `..._METRICS_*` variables, each with the
+/// `IDGW_TELEMETRY__TRACES__*` or `..._METRICS__*` name it fills.
+fn otlp_signal_variables() -> impl Iterator<Item = (String, String)> {
+    const FIELDS: [(&str, &str); 7] = [
+        ("ENDPOINT", "ENDPOINT"),
+        ("CERTIFICATE", "CERTIFICATE_FILE"),
+        ("CLIENT_CERTIFICATE", "CLIENT_CERTIFICATE_FILE"),
+        ("CLIENT_KEY", "CLIENT_KEY_FILE"),
+        ("HEADERS", "HEADERS"),
+        ("TIMEOUT", "TIMEOUT_MS"),
+        ("COMPRESSION", "COMPRESSION"),
+    ];
+    ["TRACES", "METRICS"].into_iter().flat_map(|signal| {
+        FIELDS.into_iter().map(move |(variable, field)| {
+            (
+                format!("OTEL_EXPORTER_OTLP_{signal}_{variable}"),
+                format!("{ENV_PREFIX}_TELEMETRY__{signal}__{field}"),
+            )
+        })
+    })
 }
 
 /// How WatchEvents polls Okta's System Log.
@@ -590,6 +655,10 @@ impl Settings {
                 "OTEL_EXPORTER_OTLP_TIMEOUT",
                 "IDGW_TELEMETRY__OTLP_TIMEOUT_MS",
             ),
+            (
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                "IDGW_TELEMETRY__OTLP_COMPRESSION",
+            ),
             ("OTEL_SERVICE_NAME", "IDGW_TELEMETRY__SERVICE_NAME"),
             (
                 "OTEL_RESOURCE_ATTRIBUTES",
@@ -606,9 +675,10 @@ impl Settings {
             ),
         ]
         .into_iter()
+        .map(|(sdk_name, own_name)| (sdk_name.to_owned(), own_name.to_owned()))
+        .chain(otlp_signal_variables())
         .filter_map(|(sdk_name, own_name)| {
-            env.get(sdk_name)
-                .map(|value| (own_name.to_owned(), value.clone()))
+            env.get(&sdk_name).map(|value| (own_name, value.clone()))
         })
         .collect();
         let own_env: HashMap<String, String> = env
@@ -651,75 +721,9 @@ impl Settings {
         {
             problems.push("`telemetry.traces_sampler_arg` must be between 0 and 1".to_owned());
         }
-        let otlp_scheme = telemetry.otlp_endpoint.as_ref().map(|endpoint| {
-            let scheme = Url::parse(endpoint).map(|url| url.scheme().to_owned());
-            match scheme.as_deref() {
-                Ok("http" | "https") => {}
-                Ok(_) => problems.push(format!(
-                    "`telemetry.otlp_endpoint` must be an http:// or https:// URL, got `{endpoint}`"
-                )),
-                Err(_) => problems.push(format!(
-                    "`telemetry.otlp_endpoint` is not a URL: `{endpoint}`"
-                )),
-            }
-            scheme.unwrap_or_default()
-        });
-        let tls_files = [
-            (
-                "otlp_certificate_file",
-                &telemetry.otlp_certificate_file,
-                "CERTIFICATE",
-            ),
-            (
-                "otlp_client_certificate_file",
-                &telemetry.otlp_client_certificate_file,
-                "CERTIFICATE",
-            ),
-            (
-                "otlp_client_key_file",
-                &telemetry.otlp_client_key_file,
-                "PRIVATE KEY",
-            ),
-        ];
-        for (setting, path_opt, pem_label) in tls_files {
-            let Some(path) = path_opt else { continue };
-            if otlp_scheme.as_deref() != Some("https") {
-                problems.push(format!(
-                    "`telemetry.{setting}` is for an https:// `telemetry.otlp_endpoint`"
-                ));
-            }
-            // The key's text never goes into a message, only whether it looks like a key.
-            match std::fs::read_to_string(path) {
-                Ok(pem) if pem.contains("-----BEGIN") && pem.contains(pem_label) => {}
-                Ok(_) => problems.push(format!(
-                    "`telemetry.{setting}` (`{}`) holds no PEM {}",
-                    path.display(),
-                    pem_label.to_lowercase()
-                )),
-                Err(error) => problems.push(format!(
-                    "`telemetry.{setting}` (`{}`): cannot be read: {error}",
-                    path.display()
-                )),
-            }
-        }
-        if telemetry.otlp_client_certificate_file.is_some()
-            != telemetry.otlp_client_key_file.is_some()
-        {
-            problems.push(
-                "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together"
-                    .to_owned(),
-            );
-        }
+        problems.extend(crate::telemetry::export_problems(telemetry));
         if let Err(problem) = crate::telemetry::key_value_list(&telemetry.resource_attributes) {
             problems.push(format!("`telemetry.resource_attributes`: {problem}"));
-        }
-        if let Some(headers) = &telemetry.otlp_headers {
-            if let Err(problem) = crate::telemetry::otlp_headers(headers.expose_secret()) {
-                problems.push(format!("`telemetry.otlp_headers`: {problem}"));
-            }
-        }
-        if telemetry.otlp_timeout_ms == 0 {
-            problems.push("`telemetry.otlp_timeout_ms` must be greater than zero".to_owned());
         }
         if telemetry.metrics_interval_ms == 0 {
             problems.push("`telemetry.metrics_interval_ms` must be greater than zero".to_owned());
@@ -1205,6 +1209,81 @@ mod tests {
         let mut bad = settings;
         bad.authz.protected_groups = Some(WordList::List(vec!["Admins\u{7}".to_owned()]));
         assert_reported(&bad, &["`authz.protected_groups`: pattern `Admins\\u{7}`"]);
+    }
+
+    #[test]
+    fn the_per_signal_otlp_variables_and_compression_are_read_and_checked() {
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "x-api-key=traces-canary",
+                ),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1500"),
+                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
+                ("IDGW_TELEMETRY__METRICS__TIMEOUT_MS", "2500"),
+                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", ""),
+                ("IDGW_AUTH__INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        let telemetry = &settings.telemetry;
+        assert_eq!(telemetry.otlp_compression, OtlpCompression::Gzip);
+        assert_eq!(
+            telemetry.traces.endpoint.as_deref(),
+            Some("http://traces:4317")
+        );
+        assert_eq!(telemetry.traces.timeout_ms, Some(1500));
+        assert_eq!(telemetry.metrics.compression, Some(OtlpCompression::None));
+        assert_eq!(telemetry.metrics.timeout_ms, Some(2500));
+        assert!(
+            telemetry
+                .metrics
+                .headers
+                .as_ref()
+                .is_some_and(|headers| headers.expose_secret().is_empty()),
+            "an empty signal's headers variable sends that signal no headers"
+        );
+        assert!(settings.validate(true).is_ok());
+        assert!(!format!("{settings:?}").contains("traces-canary"));
+
+        let bad = Settings::load(
+            None,
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4317"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "x-api-key=traces-canary%0A",
+                ),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "missing-ca.pem"),
+                ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "missing-key.pem"),
+            ]),
+        )
+        .unwrap();
+        let problems = assert_reported(
+            &bad,
+            &[
+                "`telemetry.metrics.endpoint` must be an http:// or https:// URL",
+                "`telemetry.traces.headers`: the value of `x-api-key`",
+                "`telemetry.traces.timeout_ms` must be greater than zero",
+                "`telemetry.traces.certificate_file` is for an https:// collector endpoint",
+                "`telemetry.metrics.client_certificate_file` and `telemetry.metrics.client_key_file` go together",
+            ],
+        );
+        assert!(!problems.contains("traces-canary"), "{problems}");
+
+        let error = Settings::load(None, &env(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("zstd") && error.contains("telemetry.otlp_compression"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -7,23 +7,24 @@
 mod common;
 mod credentials;
 
+use std::sync::atomic::Ordering;
+
 use common::collector::Collected;
 use common::{LogBuffer, spawn_gateway_for, start_simulator};
 use credentials::Pki;
 use identity_gateway::config::TelemetrySettings;
 use identity_gateway::proto::{GetUserRequest, get_user_request};
-use identity_gateway::telemetry::{collector_channel, init_telemetry};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use identity_gateway::telemetry::{init_telemetry, span_exporter};
+use opentelemetry_sdk::trace::SpanExporter as _;
 use tonic::transport::{Certificate, ServerTlsConfig};
 
-/// An export over the collector connection `telemetry` describes fails at the handshake.
-async fn assert_export_refused(telemetry: &TelemetrySettings) {
-    let channel = collector_channel(telemetry).unwrap();
-    let refused = TraceServiceClient::new(channel)
-        .export(ExportTraceServiceRequest::default())
-        .await;
+/// An export by the span exporter `telemetry` describes fails (at the handshake) and reaches
+/// nothing.
+async fn assert_export_refused(telemetry: &TelemetrySettings, collected: &Collected) {
+    let exporter = span_exporter(telemetry).unwrap().unwrap();
+    let refused = exporter.export(Vec::new()).await;
     assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(collected.trace_attempts.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,7 +45,7 @@ async fn an_https_collector_is_reached_only_with_a_trusted_ca_and_a_client_certi
     settings.telemetry.metrics_interval_ms = 200;
 
     // The system's roots do not know the test CA: the handshake fails.
-    assert_export_refused(&settings.telemetry).await;
+    assert_export_refused(&settings.telemetry, &collected).await;
 
     // The CA alone is not enough: the collector wants a client certificate.
     let write = |name: &str, contents: &str| {
@@ -53,7 +54,7 @@ async fn an_https_collector_is_reached_only_with_a_trusted_ca_and_a_client_certi
         path
     };
     settings.telemetry.otlp_certificate_file = Some(write("collector-ca.pem", &pki.ca_pem));
-    assert_export_refused(&settings.telemetry).await;
+    assert_export_refused(&settings.telemetry, &collected).await;
 
     // With the CA and a client certificate, both exporters get through.
     let client = &pki.spiffe_client;

@@ -1,5 +1,6 @@
-//! Traces, metrics and logs end to end: an in-process OTLP collector receives what the gateway
-//! exports. One test function, because the subscriber and the exporters are process-wide.
+//! Traces, metrics and logs end to end: in-process OTLP collectors receive what the gateway
+//! exports, configured by the standard `OTEL_*` variables (traces to a collector of their own).
+//! One test function, because the subscriber and the exporters are process-wide.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
@@ -9,8 +10,9 @@ use std::sync::atomic::Ordering;
 
 use common::collector::Collected;
 use common::{LogBuffer, SIM_TOKEN, spawn_gateway_for, start_simulator};
+use identity_gateway::config::Settings;
 use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
-use identity_gateway::telemetry::init_telemetry;
+use identity_gateway::telemetry::{init_telemetry, span_exporter};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -18,9 +20,12 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::json;
 use tonic::Request;
 
-/// The collector's credential, as configured (percent-encoded) and as sent.
+/// The collectors' credentials, as configured (percent-encoded) and as sent: the shared one
+/// (which metrics use) and the traces' own.
 const COLLECTOR_KEY_SETTING: &str = "x-collector-key=collector%20canary";
 const COLLECTOR_KEY: &str = "collector canary";
+const TRACES_KEY_SETTING: &str = "x-collector-key=traces%20canary";
+const TRACES_KEY: &str = "traces canary";
 
 fn attribute(span: &Span, key: &str) -> Option<AnyValue> {
     span.attributes
@@ -44,18 +49,47 @@ fn hex(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
-    // An in-process OTLP collector, which refuses the first span export.
-    let collected = Collected::default();
-    collected.refusals.store(1, Ordering::SeqCst);
-    let collector_address = collected.serve(None).await;
+    // Two in-process OTLP collectors: one for traces, which refuses the first span export, and
+    // the shared endpoint, for metrics. Exports are gzipped, except metrics.
+    let traces_collected = Collected::default();
+    traces_collected.refusals.store(1, Ordering::SeqCst);
+    let traces_address = traces_collected.serve(None).await;
+    let metrics_collected = Collected::default();
+    let metrics_address = metrics_collected.serve(None).await;
+    let variables: HashMap<String, String> = [
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{metrics_address}"),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            COLLECTOR_KEY_SETTING.to_owned(),
+        ),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("http://{traces_address}"),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            TRACES_KEY_SETTING.to_owned(),
+        ),
+        ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none".to_owned()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200".to_owned()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=test".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
 
     let logs = LogBuffer::default();
     let mut settings = common::test_settings();
-    settings.telemetry.otlp_endpoint = Some(format!("http://{collector_address}"));
-    settings.telemetry.metrics_interval_ms = 200;
-    settings.telemetry.resource_attributes = "deployment.environment=test".to_owned();
-    settings.telemetry.otlp_headers = Some(COLLECTOR_KEY_SETTING.to_owned().into());
+    settings.telemetry = Settings::load(None, &variables).unwrap().telemetry;
     settings.log.filter = "info".to_owned();
+    settings.validate(true).unwrap();
     let guard = init_telemetry(&settings, logs.clone()).unwrap();
 
     let app = spawn_gateway_for(start_simulator().await, |gateway| {
@@ -111,19 +145,39 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
         .await
         .unwrap();
 
-    // Every export carried the collector's credential; the refused span export was sent again.
-    let keys = collected.keys.lock().unwrap().clone();
+    // Each signal went to its own collector, with that collector's credential, gzipped or not
+    // as configured; the refused span export was sent again.
+    let received_only = |collected: &Collected, key: &str, encoding: &str| {
+        let keys = collected.keys.lock().unwrap().clone();
+        let encodings = collected.encodings.lock().unwrap().clone();
+        assert!(
+            !keys.is_empty() && keys.iter().all(|sent| sent == key),
+            "{keys:?}"
+        );
+        assert!(
+            encodings.iter().all(|sent| sent == encoding),
+            "{encodings:?}"
+        );
+    };
+    received_only(&traces_collected, TRACES_KEY, "gzip");
+    received_only(&metrics_collected, COLLECTOR_KEY, "identity");
     assert!(
-        !keys.is_empty() && keys.iter().all(|key| key == COLLECTOR_KEY),
-        "{keys:?}"
+        traces_collected.metrics.lock().unwrap().is_empty(),
+        "metrics went to the traces' collector"
+    );
+    assert_eq!(
+        metrics_collected.span_count(),
+        0,
+        "spans went to the shared endpoint"
     );
     assert!(
-        collected.trace_attempts.load(Ordering::SeqCst) > collected.traces.lock().unwrap().len(),
+        traces_collected.trace_attempts.load(Ordering::SeqCst)
+            > traces_collected.traces.lock().unwrap().len(),
         "the refused export was retried"
     );
 
     // Traces.
-    let spans: Vec<Span> = collected
+    let spans: Vec<Span> = traces_collected
         .traces
         .lock()
         .unwrap()
@@ -205,7 +259,7 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
     assert_eq!(last.status.as_ref().unwrap().code, StatusCode::Error as i32);
 
     // Metrics.
-    let metrics = collected.metrics.lock().unwrap().clone();
+    let metrics = metrics_collected.metrics.lock().unwrap().clone();
     let mut metric_attributes: HashMap<String, Vec<String>> = HashMap::new();
     for metric in metrics
         .iter()
@@ -270,15 +324,21 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
     );
 
     let everything = format!(
-        "{logs}{:?}{:?}{settings:?}",
-        collected.traces.lock().unwrap(),
-        metrics
+        "{logs}{:?}{:?}{settings:?}{:?}",
+        traces_collected.traces.lock().unwrap(),
+        metrics,
+        span_exporter(&settings.telemetry).unwrap()
     );
     assert!(
         !everything.contains(SIM_TOKEN),
         "the Okta token leaked into telemetry"
     );
-    for collector_key in [COLLECTOR_KEY, "collector%20canary"] {
+    for collector_key in [
+        COLLECTOR_KEY,
+        "collector%20canary",
+        TRACES_KEY,
+        "traces%20canary",
+    ] {
         assert!(
             !everything.contains(collector_key),
             "the collector's credential leaked into telemetry or settings output"

@@ -1,21 +1,22 @@
 //! Logs, OpenTelemetry traces and metrics. Logs go to stdout (JSON lines for collectors, or
 //! readable lines for people) and carry the trace and span ids of the RPC they belong to. Traces
-//! and metrics are exported over OTLP/gRPC when an endpoint is configured, and flushed on exit.
+//! and metrics are exported over OTLP/gRPC by the `opentelemetry-otlp` exporters, each signal
+//! when an endpoint is configured for it, and flushed on exit.
 //!
 //! The two spans made on every request (the RPC's server span in [`rpc`] and one client span
 //! per Okta attempt) are made with the OpenTelemetry API, not from `tracing` spans: bridging
 //! formats each field for the log layer and converts it again for OpenTelemetry, and with every
 //! span exported that cost about half as much CPU again as the RPC itself.
 
+mod export;
 mod ids;
 mod key_values;
-mod otlp;
 pub mod rpc;
 mod span_fields;
 
+pub(crate) use export::problems as export_problems;
 pub(crate) use ids::traceparent;
 pub(crate) use key_values::parse as key_value_list;
-pub(crate) use otlp::headers::parse as otlp_headers;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -23,20 +24,18 @@ use std::time::Duration;
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{KeyValue, global};
-use opentelemetry_otlp::{MetricExporter, WithExportConfig, WithTonicConfig};
+use opentelemetry_otlp::{MetricExporter, SpanExporter};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
-use secrecy::ExposeSecret;
-use tonic::metadata::MetadataMap;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, Settings, TelemetrySettings};
+use export::{Signal, SignalExport};
 
 /// The instrumentation scope name of every span and metric the gateway makes.
 pub const INSTRUMENTATION_NAME: &str = env!("CARGO_PKG_NAME");
@@ -102,23 +101,24 @@ where
         .with(log_layer)
         .try_init()
         .context("failed to install the log subscriber")?;
-    if settings.telemetry.otlp_endpoint.is_none() {
-        return Ok(TelemetryGuard {
-            tracer_provider: None,
-            meter_provider: None,
-        });
+    let telemetry = &settings.telemetry;
+    let resource = resource(telemetry);
+    let tracer_provider = span_exporter(telemetry)?
+        .map(|exporter| tracer_provider(exporter, telemetry, resource.clone()));
+    let meter_provider = SignalExport::of(Signal::Metrics, telemetry)
+        .map(|export| meter_provider(&export, telemetry, resource))
+        .transpose()?;
+    if let Some(provider) = &tracer_provider {
+        global::set_tracer_provider(provider.clone());
+        // The subscriber above installs only once per process, so this is the one tracer set.
+        let _ = TRACER.set(provider.tracer(INSTRUMENTATION_NAME));
     }
-    let resource = resource(&settings.telemetry);
-    let export = Export::of(&settings.telemetry)?;
-    let tracer_provider = tracer_provider(&export, &settings.telemetry, resource.clone())?;
-    let meter_provider = meter_provider(&export, &settings.telemetry, resource)?;
-    global::set_tracer_provider(tracer_provider.clone());
-    global::set_meter_provider(meter_provider.clone());
-    // The subscriber above installs only once per process, so this is the one tracer set.
-    let _ = TRACER.set(tracer_provider.tracer(INSTRUMENTATION_NAME));
+    if let Some(provider) = &meter_provider {
+        global::set_meter_provider(provider.clone());
+    }
     Ok(TelemetryGuard {
-        tracer_provider: Some(tracer_provider),
-        meter_provider: Some(meter_provider),
+        tracer_provider,
+        meter_provider,
     })
 }
 
@@ -151,101 +151,41 @@ pub fn sampler(name: &str, ratio: Option<f64>) -> Sampler {
     }
 }
 
-/// How both exporters reach the collector: one connection (made on first use), the headers
-/// and the timeout.
-struct Export {
-    channel: Channel,
-    headers: MetadataMap,
-    timeout: Duration,
-}
-
-impl Export {
-    fn of(settings: &TelemetrySettings) -> anyhow::Result<Self> {
-        let headers = match &settings.otlp_headers {
-            Some(headers) => otlp_headers(headers.expose_secret())
-                .map_err(|problem| anyhow::anyhow!("`telemetry.otlp_headers`: {problem}"))?,
-            None => MetadataMap::new(),
-        };
-        Ok(Self {
-            channel: collector_channel(settings)?,
-            headers,
-            timeout: Duration::from_millis(settings.otlp_timeout_ms),
+/// The span exporter `settings` describe, or `None` when traces are not exported. Call inside
+/// the Tokio runtime. Public so tests can try an export over the configured connection.
+pub fn span_exporter(settings: &TelemetrySettings) -> anyhow::Result<Option<SpanExporter>> {
+    SignalExport::of(Signal::Traces, settings)
+        .map(|export| {
+            export
+                .configure(SpanExporter::builder().with_tonic())?
+                .build()
+                .context("failed to build the OTLP span exporter")
         })
-    }
-}
-
-/// The connection to `settings.otlp_endpoint` that traces and metrics share, connecting on
-/// first use: plaintext for `http://`, TLS for `https://` trusting `otlp_certificate_file` or,
-/// without one, the system's roots, and presenting the client certificate when configured.
-/// Call inside the Tokio runtime.
-pub fn collector_channel(settings: &TelemetrySettings) -> anyhow::Result<Channel> {
-    let endpoint = settings
-        .otlp_endpoint
-        .as_deref()
-        .context("no `telemetry.otlp_endpoint`")?;
-    let mut channel = Channel::from_shared(endpoint.to_owned())
-        .context("`telemetry.otlp_endpoint` is not a valid URI")?
-        .timeout(Duration::from_millis(settings.otlp_timeout_ms));
-    let https = endpoint
-        .get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
-    if https {
-        let read = |path: &std::path::Path, setting: &str| {
-            std::fs::read(path)
-                .with_context(|| format!("cannot read `telemetry.{setting}` `{}`", path.display()))
-        };
-        let mut tls = match &settings.otlp_certificate_file {
-            Some(path) => ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(read(path, "otlp_certificate_file")?)),
-            None => ClientTlsConfig::new().with_native_roots(),
-        };
-        if let (Some(certificate), Some(key)) = (
-            &settings.otlp_client_certificate_file,
-            &settings.otlp_client_key_file,
-        ) {
-            tls = tls.identity(Identity::from_pem(
-                read(certificate, "otlp_client_certificate_file")?,
-                read(key, "otlp_client_key_file")?,
-            ));
-        }
-        channel = channel
-            .tls_config(tls)
-            .context("the TLS settings of `telemetry.otlp_endpoint`")?;
-    }
-    Ok(channel.connect_lazy())
+        .transpose()
 }
 
 fn tracer_provider(
-    export: &Export,
+    exporter: SpanExporter,
     settings: &TelemetrySettings,
     resource: Resource,
-) -> anyhow::Result<SdkTracerProvider> {
-    let exporter = otlp::OtlpSpanExporter::new(
-        export.channel.clone(),
-        export.headers.clone(),
-        export.timeout,
-    )
-    .context("failed to build the OTLP span exporter")?;
-    Ok(SdkTracerProvider::builder()
+) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler(
             &settings.traces_sampler,
             settings.traces_sampler_arg,
         ))
         .with_batch_exporter(exporter)
-        .build())
+        .build()
 }
 
 fn meter_provider(
-    export: &Export,
+    export: &SignalExport<'_>,
     settings: &TelemetrySettings,
     resource: Resource,
 ) -> anyhow::Result<SdkMeterProvider> {
-    let exporter = MetricExporter::builder()
-        .with_tonic()
-        .with_channel(export.channel.clone())
-        .with_metadata(export.headers.clone())
-        .with_timeout(export.timeout)
+    let exporter = export
+        .configure(MetricExporter::builder().with_tonic())?
         .build()
         .context("failed to build the OTLP metric exporter")?;
     let reader = PeriodicReader::builder(exporter)

@@ -18,15 +18,18 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding::Gzip;
 use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
-/// What the collector received, and the `x-collector-key` of each export.
+/// What the collector received, and the `x-collector-key` and `grpc-encoding` of each export.
 #[derive(Clone, Default)]
 pub struct Collected {
     pub traces: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
     pub metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
     pub keys: Arc<Mutex<Vec<String>>>,
+    /// How each export was compressed (`identity`: not at all).
+    pub encodings: Arc<Mutex<Vec<String>>>,
     /// Trace exports still to refuse with UNAVAILABLE (a collector starting up).
     pub refusals: Arc<AtomicUsize>,
     pub trace_attempts: Arc<AtomicUsize>,
@@ -42,8 +45,8 @@ impl Collected {
             server = server.tls_config(tls).unwrap();
         }
         let serving = server
-            .add_service(TraceServiceServer::new(self.clone()))
-            .add_service(MetricsServiceServer::new(self.clone()))
+            .add_service(TraceServiceServer::new(self.clone()).accept_compressed(Gzip))
+            .add_service(MetricsServiceServer::new(self.clone()).accept_compressed(Gzip))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
         tokio::spawn(serving);
         address
@@ -61,13 +64,23 @@ impl Collected {
             .sum()
     }
 
-    fn record_key<T>(&self, request: &Request<T>) {
-        let key = request
-            .metadata()
-            .get("x-collector-key")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("none");
-        self.keys.lock().unwrap().push(key.to_owned());
+    fn record_metadata<T>(&self, request: &Request<T>) {
+        let text = |name: &str, absent: &str| {
+            request
+                .metadata()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or(absent)
+                .to_owned()
+        };
+        self.keys
+            .lock()
+            .unwrap()
+            .push(text("x-collector-key", "none"));
+        self.encodings
+            .lock()
+            .unwrap()
+            .push(text("grpc-encoding", "identity"));
     }
 }
 
@@ -78,7 +91,7 @@ impl TraceService for Collected {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         self.trace_attempts.fetch_add(1, Ordering::SeqCst);
-        self.record_key(&request);
+        self.record_metadata(&request);
         let refuse = self
             .refusals
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
@@ -99,7 +112,7 @@ impl MetricsService for Collected {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.record_key(&request);
+        self.record_metadata(&request);
         self.metrics.lock().unwrap().push(request.into_inner());
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
