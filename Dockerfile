@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # identity-gateway image: build with the Rust toolchain, run on distroless (glibc, CA roots, no
-# shell, no package manager, uid 65532). Not built in CI; see README "Deploy on Kubernetes".
+# shell, no package manager, uid 65532). Not built in CI; see docs/deployment.md.
 #   docker build -t registry.example.com/platform/identity-gateway:0.1.0 .
 
 FROM rust:1-bookworm AS build
