@@ -1,5 +1,5 @@
 //! Client-level tests of `crate::okta` against wiremock: exact request shapes, Okta's real
-//! response bodies (copied from the recordings in shared/okta/recorded), errors, retries,
+//! response bodies (copied from recordings of Okta's own SDK tests), errors, retries,
 //! timeouts and pagination.
 
 // Helpers outside `#[test]` fns unwrap too: in test code a panic is a failed test.

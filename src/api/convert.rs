@@ -336,7 +336,9 @@ fn attribute_json(
     }
 }
 
-fn take_string(attributes: &mut Map<String, Value>, name: &str) -> String {
+/// Removes `name` from Okta's attributes as proto text: absent or null is empty, a non-string
+/// value its JSON text, so whatever is left over can go to the catch-all attributes.
+pub fn take_string(attributes: &mut Map<String, Value>, name: &str) -> String {
     match attributes.remove(name) {
         Some(Value::String(text)) => text,
         Some(Value::Null) | None => String::new(),

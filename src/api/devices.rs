@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
-use super::convert::{struct_from_json, timestamp, user_from_okta};
+use super::convert::{struct_from_json, take_string, timestamp, user_from_okta};
 use super::page_token;
 use super::settle::{found, gone, settle};
 use super::status::{OktaCall, failed_precondition, mapped};
@@ -241,14 +241,6 @@ fn device_filter_expression(
 fn device_status_from_okta(status: &str) -> DeviceStatus {
     DeviceStatus::from_str_name(&format!("DEVICE_STATUS_{status}"))
         .unwrap_or(DeviceStatus::Unspecified)
-}
-
-fn take_string(attributes: &mut Map<String, Value>, name: &str) -> String {
-    match attributes.remove(name) {
-        Some(Value::String(text)) => text,
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
 }
 
 fn take_bool(attributes: &mut Map<String, Value>, name: &str) -> Option<bool> {

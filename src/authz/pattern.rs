@@ -56,11 +56,6 @@ impl Pattern {
     pub fn literal_prefix(&self) -> &str {
         &self.parts[0]
     }
-
-    /// Whether the pattern has no `*`.
-    pub fn is_exact(&self) -> bool {
-        self.parts.len() == 1
-    }
 }
 
 impl fmt::Debug for Pattern {

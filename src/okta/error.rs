@@ -175,7 +175,7 @@ pub struct OAuthFailure {
     pub meta: ResponseMeta,
 }
 
-/// Okta's error body (`{"errorCode", "errorSummary", …}`, NOTES 2.3).
+/// Okta's error body (`{"errorCode", "errorSummary", …}`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OktaErrorBody {

@@ -1,4 +1,4 @@
-//! Okta `search`/`filter` expressions (SCIM-like, NOTES 2.5), built safely from values or
+//! Okta `search`/`filter` expressions (SCIM-like), built safely from values or
 //! validated when a caller wrote them, so nothing a caller sends can change the expression's
 //! structure or escape its query parameter.
 

@@ -1,5 +1,5 @@
 //! Okta's cursor pagination: `Link: <…?after=…>; rel="next"` headers, the opaque cursor and
-//! one page of results (NOTES 2.1).
+//! one page of results.
 
 use reqwest::header::{HeaderMap, LINK};
 use url::Url;

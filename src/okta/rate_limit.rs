@@ -1,4 +1,4 @@
-//! Okta's `X-Rate-Limit-*` headers and the wait they ask for after a 429 (NOTES 2.2).
+//! Okta's `X-Rate-Limit-*` headers and the wait they ask for after a 429.
 
 use std::time::Duration;
 

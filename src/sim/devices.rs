@@ -163,16 +163,6 @@ impl Device {
     }
 }
 
-/// A fresh device id not in use.
-pub fn new_device_id(org: &Org) -> String {
-    loop {
-        let id = ids::random_id(DEVICE_ID_PREFIX);
-        if !org.devices.contains_key(&id) {
-            return id;
-        }
-    }
-}
-
 /// A device by id, or Okta's 404 naming `kind` (`Device`, or `GenericUDObject` for `…/users`).
 fn device_or_404<'a>(org: &'a Org, id: &str, kind: &str) -> Result<&'a Device, OktaError> {
     org.devices

@@ -1,6 +1,6 @@
 //! Okta-shaped error bodies: `errorCode`, `errorSummary`, `errorLink`, `errorId`, `errorCauses`.
 //!
-//! Summaries come verbatim from Okta's error catalogue (`error-codes.tsv`), with `{0}` filled in.
+//! Summaries come verbatim from Okta's published error catalogue, with `{0}` filled in.
 
 use axum::http::StatusCode;
 use serde::Serialize;

@@ -2,6 +2,7 @@
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
+use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
 use super::errors::OktaError;
@@ -157,26 +158,9 @@ impl Ctx {
 /// Splits a raw path into percent-decoded segments (lenient: bad escapes stay literal).
 pub fn segments(raw_path: &str) -> Vec<String> {
     let trimmed = raw_path.strip_suffix('/').unwrap_or(raw_path);
-    trimmed.split('/').skip(1).map(percent_decode).collect()
-}
-
-/// Lenient percent-decoding; invalid escapes are kept, invalid UTF-8 is replaced.
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hex = |j: usize| bytes.get(j).and_then(|c| char::from(*c).to_digit(16));
-            if let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    trimmed
+        .split('/')
+        .skip(1)
+        .map(|segment| percent_decode_str(segment).decode_utf8_lossy().into_owned())
+        .collect()
 }

@@ -118,7 +118,7 @@ pub struct RateLimitSettings {
 }
 
 impl Default for RateLimitSettings {
-    /// Okta's historical Enterprise table (NOTES 2.2), 60 s windows, 75 concurrent requests.
+    /// Okta's historical Enterprise table, 60 s windows, 75 concurrent requests.
     fn default() -> Self {
         RateLimitSettings {
             window: Duration::from_secs(60),

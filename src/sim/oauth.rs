@@ -1,9 +1,9 @@
 //! Okta's org authorization server, for service apps: `POST /oauth2/v1/token` with the client
-//! credentials grant and a private_key_jwt client assertion (NOTES 2.7), optional DPoP binding
+//! credentials grant and a private_key_jwt client assertion, optional DPoP binding
 //! with the `use_dpop_nonce` challenge, and the checks the Management API makes on `Bearer` and
 //! `DPoP` access tokens: validity and expiry (401 E0000011 with `WWW-Authenticate`), then the
-//! scope each operation needs (403, empty body, `WWW-Authenticate … error="insufficient_scope"`,
-//! NOTES 2.3; scopes from `endpoints.md`).
+//! scope each operation needs, as Okta's Management API reference lists it (403, empty body,
+//! `WWW-Authenticate … error="insufficient_scope"`).
 //!
 //! Clients come from seed documents (`clients:`) and `POST /__sim/oauth/clients`:
 //!
@@ -600,7 +600,7 @@ struct CheckedProof {
     nonce: Option<String>,
 }
 
-/// The scope a Management API operation needs (`endpoints.md`); `None` for paths the simulator
+/// The scope a Management API operation needs (Okta's API reference); `None` for paths the simulator
 /// does not serve (they answer 404 anyway).
 pub fn required_scope(method: &str, segments: &[&str]) -> Option<&'static str> {
     let read = method == "GET";

@@ -194,7 +194,7 @@ impl RateLimiter {
     }
 }
 
-/// Okta's last published Enterprise budgets (NOTES 2.2), per minute.
+/// Okta's last published Enterprise budgets, per minute.
 pub fn enterprise_buckets() -> Vec<BucketLimit> {
     let b = |name: &str, method: Option<&str>, path: &str, limit: u32| BucketLimit {
         name: name.to_owned(),

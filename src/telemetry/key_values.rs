@@ -2,6 +2,8 @@
 //! `key=value` entries, comma-separated, values percent-encoded as in W3C baggage (`+` stays
 //! `+`). One parser for both, so the two settings read alike.
 
+use percent_encoding::percent_decode_str;
+
 /// The entries of `text`, values decoded; empty entries are skipped. An error names the bad
 /// entry by its position or key, never by its value (header values are often credentials).
 pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -24,22 +26,18 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
     Ok(entries)
 }
 
-/// `%XX` escapes decoded; a malformed escape or invalid UTF-8 gives `None`.
+/// `%XX` escapes decoded; a malformed escape or invalid UTF-8 gives `None` (the decoder keeps a
+/// malformed escape as it is, which would hide a typo in a credential).
 fn percent_decode(text: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'%' {
-            let hex = tail.get(..2)?;
-            let decoded = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            bytes.push(decoded);
-            rest = tail.get(2..)?;
-        } else {
-            bytes.push(byte);
-            rest = tail;
-        }
-    }
-    String::from_utf8(bytes).ok()
+    let well_formed = text.match_indices('%').all(|(at, _)| {
+        text.get(at + 1..at + 3)
+            .is_some_and(|hex| hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+    });
+    well_formed.then_some(())?;
+    percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(|text| text.into_owned())
 }
 
 #[cfg(test)]
