@@ -6,11 +6,27 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SIM_TOKEN, error_metadata, reason, spawn_app, spawn_app_with};
-use identity_gateway::proto::{CreateUserRequest, GetUserRequest, UserProfile, get_user_request};
+use common::{
+    SIM_TOKEN, TestApp, error_metadata, reason, spawn_app, spawn_app_with, violated_fields,
+};
+use identity_gateway::proto::event_service_client::EventServiceClient;
+use identity_gateway::proto::{
+    CreateUserRequest, DeleteUserRequest, GetUserRequest, SearchEventsRequest, UserProfile,
+    get_user_request,
+};
 use serde_json::json;
 use tonic::Code;
+use tonic::transport::Endpoint;
 use tonic_types::StatusExt;
+
+/// The ErrorInfo every non-OK answer must carry: the gateway's domain and a reason.
+fn assert_error_info(status: &tonic::Status) {
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "identity-gateway", "{status:?}");
+    assert!(!info.reason.is_empty(), "{status:?}");
+}
 
 fn get_by_id(user_id: &str) -> GetUserRequest {
     GetUserRequest {
@@ -232,4 +248,204 @@ async fn the_callers_deadline_bounds_a_slow_okta_call() {
         "{status:?}"
     );
     assert_ne!(reason(&status), "OKTA_UNEXPECTED_RESPONSE");
+}
+
+#[tokio::test]
+async fn a_login_no_user_has_is_not_found_with_error_info_and_the_search_request_id() {
+    let app = spawn_app().await;
+    let status = app
+        .users
+        .clone()
+        .get_user(GetUserRequest {
+            user: Some(get_user_request::User::Login(
+                "nobody@example.com".to_owned(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_error_info(&status);
+    assert_eq!(reason(&status), "LOGIN_NOT_FOUND");
+    assert!(
+        !error_metadata(&status, "okta_request_id").is_empty(),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_active_user_is_refused_with_the_request_id_of_the_read_that_decided_it() {
+    let app = spawn_app().await;
+    let user_id = app.seed_user("still-active@example.com").await;
+    let status = app
+        .users
+        .clone()
+        .delete_user(DeleteUserRequest {
+            user_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(&status), "PRECONDITION_FAILED");
+    assert!(
+        !error_metadata(&status, "okta_request_id").is_empty(),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn okta_refusing_a_since_too_far_back_names_the_since_field_of_search_events() {
+    let app = spawn_app().await;
+    let mut events = EventServiceClient::new(app_channel(&app));
+    let too_far_back = std::time::SystemTime::now() - Duration::from_secs(200 * 24 * 3600);
+    let status = events
+        .search_events(SearchEventsRequest {
+            since: Some(too_far_back.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), "OKTA_VALIDATION_FAILED");
+    assert_eq!(violated_fields(&status), ["since"], "{status:?}");
+}
+
+fn app_channel(app: &TestApp) -> tonic::transport::Channel {
+    Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .connect_lazy()
+}
+
+/// A message with field 1 as a number, where GetUserRequest has a string: undecodable as one.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WrongWireType {
+    #[prost(uint64, tag = "1")]
+    number: u64,
+}
+
+/// Calls `path` with `message` as its request, over the raw gRPC client.
+async fn call_raw(app: &TestApp, path: &'static str, message: WrongWireType) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(app_channel(app));
+    grpc.ready().await.unwrap();
+    grpc.unary::<_, WrongWireType, _>(
+        tonic::Request::new(message),
+        http::uri::PathAndQuery::from_static(path),
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn the_frameworks_own_refusals_carry_error_info() {
+    let app = spawn_app().await;
+    let unknown_method = call_raw(
+        &app,
+        "/identity.v1.UserService/NoSuchMethod",
+        WrongWireType { number: 1 },
+    )
+    .await;
+    assert_eq!(unknown_method.code(), Code::Unimplemented);
+    assert_error_info(&unknown_method);
+    assert_eq!(reason(&unknown_method), "NOT_SERVED");
+
+    let undecodable = call_raw(
+        &app,
+        "/identity.v1.UserService/GetUser",
+        WrongWireType { number: 7 },
+    )
+    .await;
+    assert_ne!(undecodable.code(), Code::Ok);
+    assert_error_info(&undecodable);
+
+    let unknown_service = app
+        .health
+        .clone()
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "no.such.Service".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown_service.code(), Code::NotFound);
+    assert_error_info(&unknown_service);
+}
+
+#[tokio::test]
+async fn a_caller_without_credentials_is_unauthenticated_with_error_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(|settings| common::callers::with_api_keys(settings, &dir)).await;
+    let status = app
+        .users
+        .clone()
+        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_error_info(&status);
+}
+
+/// Every status the gateway builds goes through `src/api/status.rs`, which adds ErrorInfo with
+/// a reason: a tonic constructor anywhere else in `src/` would answer without it.
+#[test]
+fn no_status_is_built_outside_the_one_mapping() {
+    const CONSTRUCTORS: &[&str] = &[
+        "new",
+        "with_details",
+        "with_metadata",
+        "with_details_and_metadata",
+        "with_error_details",
+        "with_error_details_vec",
+        "with_error_details_and_metadata",
+        "cancelled",
+        "unknown",
+        "invalid_argument",
+        "deadline_exceeded",
+        "not_found",
+        "already_exists",
+        "permission_denied",
+        "resource_exhausted",
+        "failed_precondition",
+        "aborted",
+        "out_of_range",
+        "unimplemented",
+        "internal",
+        "unavailable",
+        "data_loss",
+        "unauthenticated",
+        "from_error",
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut pending = vec![src.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|ext| ext != "rs") || path.ends_with("api/status.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                let bare = CONSTRUCTORS
+                    .iter()
+                    .any(|name| line.contains(&format!("Status::{name}(")));
+                if bare {
+                    offenders.push(format!(
+                        "{}:{}: {}",
+                        path.display(),
+                        number + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "build statuses with src/api/status.rs:\n{}",
+        offenders.join("\n")
+    );
 }

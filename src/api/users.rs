@@ -7,7 +7,8 @@ use super::page_token;
 use super::reads::CoalescedReads;
 use super::settle::{Found, found, gone, outcome_open, settle};
 use super::status::{
-    OktaCall, failed_precondition, invalid_argument, login_taken, mapped, outcome_unknown,
+    OktaCall, failed_precondition, invalid_argument, login_not_found, login_taken, mapped,
+    outcome_unknown,
 };
 use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
@@ -209,7 +210,10 @@ impl UserService for UsersApi {
                     .find_user_by_login(&login)
                     .await
                     .map_err(mapped(OktaCall::Read))?;
-                let user = found.ok_or_else(|| Status::not_found("no user has this login"))?;
+                let request_id = found.request_id;
+                let user = found
+                    .value
+                    .ok_or_else(|| login_not_found(request_id.as_deref()))?;
                 Ok(Response::new(user_from_okta(user)))
             }
             None => Err(invalid_argument(vec![tonic_types::FieldViolation::new(
@@ -458,7 +462,12 @@ impl UserService for UsersApi {
     ) -> Result<Response<()>, Status> {
         let request = request.into_inner();
         let user_id = parse_user_id(&request.user_id).await?;
-        let user = self.current_user(&user_id).await?;
+        let read = self
+            .okta
+            .get_user_answered(&user_id)
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        let user = user_from_okta(read.value);
         if user.status != UserStatus::Deprovisioned as i32 {
             if !request.deactivate_first {
                 let status = okta_user_status(user.status()).unwrap_or("not DEPROVISIONED");
@@ -468,6 +477,7 @@ impl UserService for UsersApi {
                         "the user is {status}; Okta deletes only DEPROVISIONED users: call \
                          DeactivateUser first, or set `deactivate_first`"
                     ),
+                    read.request_id.as_deref(),
                 ));
             }
             let deactivated = self
@@ -531,7 +541,12 @@ impl UsersApi {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
         let check = format!("whether a user with login {login} exists and is this call's");
-        let found = match self.okta.find_user_by_login(login).await {
+        let found = match self
+            .okta
+            .find_user_by_login(login)
+            .await
+            .map(|answer| answer.value)
+        {
             Ok(Some(user)) => match claim(&user, create, departed) {
                 Claim::Ours => {
                     tracing::warn!(okta.user_id = %user.id, "the answer to a create was lost; the user it created exists, answering with it");
