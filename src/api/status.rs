@@ -885,6 +885,25 @@ mod tests {
         assert_eq!(bad_request.field_violations[0].field, "profile.email");
     }
 
+    #[test]
+    fn causes_name_the_fields_of_the_rpc_called_and_never_a_made_up_profile_path() {
+        let error = api_error(400, "E0000053", &["since: must not be more than 180 days"]);
+        let fields = |status: Status| -> Vec<String> {
+            let bad_request = status.get_details_bad_request().unwrap();
+            bad_request
+                .field_violations
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        };
+        let events = CauseFields::Parameters(&[("since", "since")]);
+        let named = okta_error_status_naming(&error, OktaCall::Read, events);
+        assert_eq!(fields(named), ["since"]);
+        for call in [OktaCall::Read, OktaCall::Lifecycle, OktaCall::Membership] {
+            assert_eq!(fields(okta_error_status(&error, call)), [""]);
+        }
+    }
+
     /// The `google.rpc.Status` a client decodes from `grpc-status-details-bin`.
     fn details_status(status: &Status) -> tonic_types::pb::Status {
         prost::Message::decode(status.details()).unwrap()
