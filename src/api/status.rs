@@ -578,13 +578,14 @@ fn request_id_metadata(okta_request_id: Option<&str>) -> HashMap<String, String>
         .unwrap_or_default()
 }
 
-/// ALREADY_EXISTS for a login that was taken before this call.
-pub fn login_taken(detail: &str) -> Status {
+/// ALREADY_EXISTS for a login that was taken before this call, as Okta's read
+/// `okta_request_id` showed.
+pub fn login_taken(detail: &str, okta_request_id: Option<&str>) -> Status {
     with_info(
         Code::AlreadyExists,
         detail,
         reason::LOGIN_TAKEN,
-        HashMap::new(),
+        request_id_metadata(okta_request_id),
     )
 }
 

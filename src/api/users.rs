@@ -14,8 +14,8 @@ use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::authz::scope;
 use crate::okta::{
-    self, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator, PageRequest,
-    UserQuery,
+    self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
+    PageRequest, UserQuery,
 };
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
@@ -541,13 +541,11 @@ impl UsersApi {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
         let check = format!("whether a user with login {login} exists and is this call's");
-        let found = match self
-            .okta
-            .find_user_by_login(login)
-            .await
-            .map(|answer| answer.value)
-        {
-            Ok(Some(user)) => match claim(&user, create, departed) {
+        let found = match self.okta.find_user_by_login(login).await {
+            Ok(Answered {
+                value: Some(user),
+                request_id,
+            }) => match claim(&user, create, departed) {
                 Claim::Ours => {
                     tracing::warn!(okta.user_id = %user.id, "the answer to a create was lost; the user it created exists, answering with it");
                     return Ok(user);
@@ -556,11 +554,12 @@ impl UsersApi {
                     return Err(login_taken(
                         "a user with this login already exists, and is not the one this call \
                          (whose answer from Okta was lost) would have created",
+                        request_id.as_deref(),
                     ));
                 }
                 Claim::CannotTell => return Err(outcome_unknown(&error, &check)),
             },
-            Ok(None) => Ok(Found::NotDone),
+            Ok(Answered { value: None, .. }) => Ok(Found::NotDone),
             Err(read_error) => Err(read_error),
         };
         settle(error, OktaCall::Write, &check, async { found }).await
