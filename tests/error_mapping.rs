@@ -42,6 +42,15 @@ fn get_by_id(user_id: &str) -> GetUserRequest {
     }
 }
 
+/// GetUser by id, expected to fail.
+async fn refused_get(app: &TestApp, user_id: &str) -> tonic::Status {
+    app.users
+        .clone()
+        .get_user(get_by_id(user_id))
+        .await
+        .unwrap_err()
+}
+
 fn new_user() -> CreateUserRequest {
     CreateUserRequest {
         profile: Some(UserProfile {
@@ -100,12 +109,7 @@ async fn okta_faults_map_to_the_documented_statuses() {
             "error_code": error_code, "times": 1
         }))
         .await;
-        let status = app
-            .users
-            .clone()
-            .get_user(get_by_id(&user_id))
-            .await
-            .unwrap_err();
+        let status = refused_get(&app, &user_id).await;
         assert_eq!(
             status.code(),
             expected_code,
@@ -178,12 +182,7 @@ async fn a_wrong_gateway_token_reads_as_an_operator_problem_and_is_never_echoed(
         settings.okta.api_token = Some("wrong-token-canary-7d1e".to_owned().into());
     })
     .await;
-    let status = app
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let status = refused_get(&app, "00uAAAAAAAAAAAAAAAAA").await;
     assert_eq!(status.code(), Code::Internal);
     assert_eq!(reason(&status), "OKTA_CREDENTIALS_REJECTED");
     assert_eq!(error_metadata(&status, "okta_error_code"), "E0000011");
@@ -202,12 +201,7 @@ async fn a_slow_okta_is_deadline_exceeded_and_an_unreachable_one_unavailable() {
     })
     .await;
     app.inject_fault(json!({"method": "GET", "path_prefix": "/api/v1/users/", "status": 200, "delay_ms": 1500, "times": 1})).await;
-    let slow = app
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let slow = refused_get(&app, "00uAAAAAAAAAAAAAAAAA").await;
     assert_eq!(slow.code(), Code::DeadlineExceeded);
     assert_eq!(reason(&slow), "OKTA_TIMEOUT");
 
@@ -216,12 +210,7 @@ async fn a_slow_okta_is_deadline_exceeded_and_an_unreachable_one_unavailable() {
         settings.okta.max_retries = 0;
     })
     .await;
-    let status = unreachable
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let status = refused_get(&unreachable, "00uAAAAAAAAAAAAAAAAA").await;
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(reason(&status), "OKTA_UNREACHABLE");
 }
@@ -230,12 +219,7 @@ async fn a_slow_okta_is_deadline_exceeded_and_an_unreachable_one_unavailable() {
 async fn the_gateways_own_timeout_answers_deadline_exceeded_before_a_slow_okta() {
     let app = spawn_app_with(|settings| settings.grpc.request_timeout_ms = 300).await;
     app.inject_fault(json!({"method": "GET", "path_prefix": "/api/v1/users/", "status": 200, "delay_ms": 3000, "times": 1})).await;
-    let status = app
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let status = refused_get(&app, "00uAAAAAAAAAAAAAAAAA").await;
     // Had the gateway waited for Okta, the delayed empty 200 would have been OKTA_UNEXPECTED_RESPONSE.
     assert_eq!(status.code(), Code::DeadlineExceeded);
     assert_eq!(reason(&status), "DEADLINE_EXPIRED");
@@ -349,12 +333,7 @@ async fn the_frameworks_own_refusals_carry_error_info() {
 async fn a_caller_without_credentials_is_unauthenticated_with_error_info() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_with(|settings| common::callers::with_api_keys(settings, &dir)).await;
-    let status = app
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let status = refused_get(&app, "00uAAAAAAAAAAAAAAAAA").await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert_error_info(&status);
 }
