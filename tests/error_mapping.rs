@@ -6,16 +6,49 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SIM_TOKEN, error_metadata, reason, spawn_app, spawn_app_with};
-use identity_gateway::proto::{CreateUserRequest, GetUserRequest, UserProfile, get_user_request};
+use common::{
+    SIM_TOKEN, TestApp, error_metadata, reason, spawn_app, spawn_app_with, violated_fields,
+};
+use identity_gateway::proto::event_service_client::EventServiceClient;
+use identity_gateway::proto::{
+    CreateUserRequest, DeleteUserRequest, GetUserRequest, SearchEventsRequest, UserProfile,
+    get_user_request,
+};
 use serde_json::json;
 use tonic::Code;
+use tonic::transport::Endpoint;
 use tonic_types::StatusExt;
+
+/// A refusal the gateway decided on an Okta answer names that answer's request id.
+fn assert_okta_request_id(status: &tonic::Status) {
+    assert!(
+        !error_metadata(status, "okta_request_id").is_empty(),
+        "{status:?}"
+    );
+}
+
+/// The ErrorInfo every non-OK answer must carry: the gateway's domain and a reason.
+fn assert_error_info(status: &tonic::Status) {
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "identity-gateway", "{status:?}");
+    assert!(!info.reason.is_empty(), "{status:?}");
+}
 
 fn get_by_id(user_id: &str) -> GetUserRequest {
     GetUserRequest {
         user: Some(get_user_request::User::Id(user_id.to_owned())),
     }
+}
+
+/// GetUser by id, expected to fail.
+async fn refused_get(app: &TestApp, user_id: &str) -> tonic::Status {
+    app.users
+        .clone()
+        .get_user(get_by_id(user_id))
+        .await
+        .unwrap_err()
 }
 
 fn new_user() -> CreateUserRequest {
@@ -76,12 +109,7 @@ async fn okta_faults_map_to_the_documented_statuses() {
             "error_code": error_code, "times": 1
         }))
         .await;
-        let status = app
-            .users
-            .clone()
-            .get_user(get_by_id(&user_id))
-            .await
-            .unwrap_err();
+        let status = refused_get(&app, &user_id).await;
         assert_eq!(
             status.code(),
             expected_code,
@@ -154,12 +182,7 @@ async fn a_wrong_gateway_token_reads_as_an_operator_problem_and_is_never_echoed(
         settings.okta.api_token = Some("wrong-token-canary-7d1e".to_owned().into());
     })
     .await;
-    let status = app
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let status = refused_get(&app, "00uAAAAAAAAAAAAAAAAA").await;
     assert_eq!(status.code(), Code::Internal);
     assert_eq!(reason(&status), "OKTA_CREDENTIALS_REJECTED");
     assert_eq!(error_metadata(&status, "okta_error_code"), "E0000011");
@@ -178,12 +201,7 @@ async fn a_slow_okta_is_deadline_exceeded_and_an_unreachable_one_unavailable() {
     })
     .await;
     app.inject_fault(json!({"method": "GET", "path_prefix": "/api/v1/users/", "status": 200, "delay_ms": 1500, "times": 1})).await;
-    let slow = app
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let slow = refused_get(&app, "00uAAAAAAAAAAAAAAAAA").await;
     assert_eq!(slow.code(), Code::DeadlineExceeded);
     assert_eq!(reason(&slow), "OKTA_TIMEOUT");
 
@@ -192,12 +210,7 @@ async fn a_slow_okta_is_deadline_exceeded_and_an_unreachable_one_unavailable() {
         settings.okta.max_retries = 0;
     })
     .await;
-    let status = unreachable
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let status = refused_get(&unreachable, "00uAAAAAAAAAAAAAAAAA").await;
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(reason(&status), "OKTA_UNREACHABLE");
 }
@@ -206,12 +219,7 @@ async fn a_slow_okta_is_deadline_exceeded_and_an_unreachable_one_unavailable() {
 async fn the_gateways_own_timeout_answers_deadline_exceeded_before_a_slow_okta() {
     let app = spawn_app_with(|settings| settings.grpc.request_timeout_ms = 300).await;
     app.inject_fault(json!({"method": "GET", "path_prefix": "/api/v1/users/", "status": 200, "delay_ms": 3000, "times": 1})).await;
-    let status = app
-        .users
-        .clone()
-        .get_user(get_by_id("00uAAAAAAAAAAAAAAAAA"))
-        .await
-        .unwrap_err();
+    let status = refused_get(&app, "00uAAAAAAAAAAAAAAAAA").await;
     // Had the gateway waited for Okta, the delayed empty 200 would have been OKTA_UNEXPECTED_RESPONSE.
     assert_eq!(status.code(), Code::DeadlineExceeded);
     assert_eq!(reason(&status), "DEADLINE_EXPIRED");
@@ -232,4 +240,166 @@ async fn the_callers_deadline_bounds_a_slow_okta_call() {
         "{status:?}"
     );
     assert_ne!(reason(&status), "OKTA_UNEXPECTED_RESPONSE");
+}
+
+#[tokio::test]
+async fn deleting_an_active_user_is_refused_with_the_request_id_of_the_read_that_decided_it() {
+    let app = spawn_app().await;
+    let user_id = app.seed_user("still-active@example.com").await;
+    let status = app
+        .users
+        .clone()
+        .delete_user(DeleteUserRequest {
+            user_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(&status), "PRECONDITION_FAILED");
+    assert_okta_request_id(&status);
+}
+
+#[tokio::test]
+async fn okta_refusing_a_since_too_far_back_names_the_since_field_of_search_events() {
+    let app = spawn_app().await;
+    let mut events = EventServiceClient::new(app_channel(&app));
+    let too_far_back = std::time::SystemTime::now() - Duration::from_secs(200 * 24 * 3600);
+    let status = events
+        .search_events(SearchEventsRequest {
+            since: Some(too_far_back.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), "OKTA_VALIDATION_FAILED");
+    assert_eq!(violated_fields(&status), ["since"], "{status:?}");
+}
+
+fn app_channel(app: &TestApp) -> tonic::transport::Channel {
+    Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .connect_lazy()
+}
+
+/// A message with field 1 as a number, where GetUserRequest has a string: undecodable as one.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WrongWireType {
+    #[prost(uint64, tag = "1")]
+    number: u64,
+}
+
+/// Calls `path` with `message` as its request, over the raw gRPC client.
+async fn call_raw(app: &TestApp, path: &'static str, message: WrongWireType) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(app_channel(app));
+    grpc.ready().await.unwrap();
+    grpc.unary::<_, WrongWireType, _>(
+        tonic::Request::new(message),
+        http::uri::PathAndQuery::from_static(path),
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn the_frameworks_own_refusals_carry_error_info() {
+    let app = spawn_app().await;
+    let raw_calls = [
+        ("/identity.v1.UserService/NoSuchMethod", "NOT_SERVED"),
+        ("/identity.v1.UserService/GetUser", "REQUEST_REFUSED"),
+    ];
+    for (path, expected_reason) in raw_calls {
+        let refused = call_raw(&app, path, WrongWireType { number: 7 }).await;
+        assert_ne!(refused.code(), Code::Ok, "{path}");
+        assert_error_info(&refused);
+        assert_eq!(reason(&refused), expected_reason, "{path}: {refused:?}");
+    }
+
+    let unknown_service = app
+        .health
+        .clone()
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "no.such.Service".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown_service.code(), Code::NotFound);
+    assert_error_info(&unknown_service);
+}
+
+#[tokio::test]
+async fn a_caller_without_credentials_is_unauthenticated_with_error_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(|settings| common::callers::with_api_keys(settings, &dir)).await;
+    let status = refused_get(&app, "00uAAAAAAAAAAAAAAAAA").await;
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_error_info(&status);
+}
+
+/// Every status the gateway builds goes through `src/api/status.rs`, which adds ErrorInfo with
+/// a reason: a tonic constructor anywhere else in `src/` would answer without it.
+#[test]
+fn no_status_is_built_outside_the_one_mapping() {
+    const CONSTRUCTORS: &[&str] = &[
+        "new",
+        "with_details",
+        "with_metadata",
+        "with_details_and_metadata",
+        "with_error_details",
+        "with_error_details_vec",
+        "with_error_details_and_metadata",
+        "cancelled",
+        "unknown",
+        "invalid_argument",
+        "deadline_exceeded",
+        "not_found",
+        "already_exists",
+        "permission_denied",
+        "resource_exhausted",
+        "failed_precondition",
+        "aborted",
+        "out_of_range",
+        "unimplemented",
+        "internal",
+        "unavailable",
+        "data_loss",
+        "unauthenticated",
+        "from_error",
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut pending = vec![src.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|ext| ext != "rs") || path.ends_with("api/status.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                let bare = CONSTRUCTORS
+                    .iter()
+                    .any(|name| line.contains(&format!("Status::{name}(")));
+                if bare {
+                    offenders.push(format!(
+                        "{}:{}: {}",
+                        path.display(),
+                        number + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "build statuses with src/api/status.rs:\n{}",
+        offenders.join("\n")
+    );
 }

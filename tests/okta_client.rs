@@ -297,8 +297,13 @@ async fn find_user_by_login_filters_on_the_escaped_login_and_matches_case_insens
     let found = client
         .find_user_by_login("JOHN.Doe-Comprehensive@example.com")
         .await
-        .unwrap();
-    let not_found = client.find_user_by_login("a\"b@example.com").await.unwrap();
+        .unwrap()
+        .value;
+    let not_found = client
+        .find_user_by_login("a\"b@example.com")
+        .await
+        .unwrap()
+        .value;
     // Assert
     assert_eq!(found.unwrap().id, USER_ID);
     assert_eq!(not_found, None);

@@ -543,6 +543,8 @@ async fn a_create_whose_answer_is_lost_never_claims_another_party_s_user() {
         .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
     assert_eq!(reason(&status), "OKTA_LOGIN_TAKEN");
+    // Decided on the read that found the other party's user: its request id says which.
+    assert!(!error_metadata(&status, "okta_request_id").is_empty());
 }
 
 #[tokio::test]

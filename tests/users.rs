@@ -386,6 +386,9 @@ async fn get_user_by_login_matches_exactly_even_with_special_characters() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
+    // The gateway's own refusal, decided on Okta's empty search: ErrorInfo names that search.
+    assert_eq!(reason(&missing), "LOGIN_NOT_FOUND");
+    assert!(!error_metadata(&missing, "okta_request_id").is_empty());
 }
 
 #[tokio::test]

@@ -154,11 +154,12 @@ impl DeviceService for DevicesApi {
         let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
             .await?
             .remove(0);
-        let device = self
+        let read = self
             .okta
-            .get_device(&device_id)
+            .get_device_answered(&device_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
+        let device = read.value;
         if device.status != "DEACTIVATED" {
             return Err(failed_precondition(
                 &format!("devices/{device_id}"),
@@ -167,6 +168,7 @@ impl DeviceService for DevicesApi {
                      DeactivateDevice first",
                     device.status
                 ),
+                read.request_id.as_deref(),
             ));
         }
         if let Err(error) = self.okta.delete_device(&device_id).await {

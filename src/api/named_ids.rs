@@ -8,8 +8,10 @@ use std::time::Duration;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
 use tonic::Status;
 use tonic::codec::{DecodeBuf, Decoder, Streaming};
+use tonic_types::FieldViolation;
 
 use super::audit::note_target;
+use super::status::invalid_argument;
 use crate::okta::OktaId;
 
 /// Largest refused message read for its ids; ids fit in far less, and a larger message is
@@ -88,6 +90,6 @@ impl Decoder for DynamicDecoder {
     fn decode(&mut self, source: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
         DynamicMessage::decode(self.0.clone(), source)
             .map(Some)
-            .map_err(|error| Status::invalid_argument(error.to_string()))
+            .map_err(|error| invalid_argument(vec![FieldViolation::new("", error.to_string())]))
     }
 }

@@ -28,10 +28,57 @@ pub enum OktaCall {
     Membership,
 }
 
+/// Which request fields Okta's `errorCauses` (`"since: must not be…"`) name: each RPC sends
+/// Okta its own attributes, so a cause is named by the fields of the RPC that was called. A
+/// cause no table knows goes under the request as a whole (an empty field), never under a
+/// made-up path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CauseFields {
+    /// Creating or updating a user: a cause names a profile attribute (`profile.email`,
+    /// `profile.custom_attributes.<name>`).
+    UserProfile,
+    /// The Okta query parameters the RPC sends, each with the request field it comes from.
+    Parameters(&'static [(&'static str, &'static str)]),
+}
+
+impl CauseFields {
+    /// No request field maps to an Okta attribute: every cause names the request as a whole.
+    pub const NONE: Self = Self::Parameters(&[]);
+
+    /// The fields a cause names when the call site says nothing more than its kind: a
+    /// profile write names profile fields, anything else the request as a whole.
+    fn of(call: OktaCall) -> Self {
+        match call {
+            OktaCall::Write => Self::UserProfile,
+            OktaCall::Read | OktaCall::Lifecycle | OktaCall::Membership => Self::NONE,
+        }
+    }
+
+    /// The request field Okta's `attribute` comes from, or `None` when this RPC has none.
+    fn field(self, attribute: &str) -> Option<String> {
+        match self {
+            Self::UserProfile => Some(super::convert::proto_field_for_okta_attribute(attribute)),
+            Self::Parameters(table) => table
+                .iter()
+                .find(|(okta, _)| *okta == attribute)
+                .map(|(_, field)| (*field).to_owned()),
+        }
+    }
+}
+
 /// `ErrorInfo.reason` values, stable for callers and alerting.
 pub mod reason {
     /// Okta does not know the user or group.
     pub const NOT_FOUND: &str = "OKTA_NOT_FOUND";
+    /// GetUser by login: Okta's search found no user with this login.
+    pub const LOGIN_NOT_FOUND: &str = "LOGIN_NOT_FOUND";
+    /// A bug in the gateway: an invariant it relies on did not hold; see the gateway log.
+    pub const INTERNAL: &str = "GATEWAY_INTERNAL";
+    /// The gateway serves no such method (or service): refused by the gRPC framework.
+    pub const NOT_SERVED: &str = "NOT_SERVED";
+    /// The gRPC framework refused the request before any handler ran: an undecodable
+    /// message, an unsupported compression, an unknown health service.
+    pub const REQUEST_REFUSED: &str = "REQUEST_REFUSED";
     /// The login is already used by another user.
     pub const LOGIN_TAKEN: &str = "OKTA_LOGIN_TAKEN";
     /// Okta refused the values sent.
@@ -110,8 +157,14 @@ const INVALID_REQUEST_CODES: &[&str] = &[
 /// What Okta says in an errorCause when a login is already taken.
 const LOGIN_TAKEN_CAUSE: &str = "login: An object with this field already exists";
 
-/// Maps a failed Okta call to the status the caller receives.
+/// Maps a failed Okta call to the status the caller receives; Okta's causes name fields as
+/// [`CauseFields`] says for `call`'s kind.
 pub fn okta_error_status(error: &OktaError, call: OktaCall) -> Status {
+    okta_error_status_naming(error, call, CauseFields::of(call))
+}
+
+/// [`okta_error_status`] for an RPC whose Okta causes name its own `fields`.
+pub fn okta_error_status_naming(error: &OktaError, call: OktaCall, fields: CauseFields) -> Status {
     let mut metadata = okta_metadata(error);
     match error {
         OktaError::Api {
@@ -123,7 +176,7 @@ pub fn okta_error_status(error: &OktaError, call: OktaCall) -> Status {
             *status,
             body.as_ref(),
             www_authenticate.as_deref(),
-            call,
+            (call, fields),
             metadata,
         ),
         OktaError::RateLimited { retry_after, .. } => retry_later(
@@ -203,7 +256,7 @@ fn api_error_status(
     http_status: u16,
     body: Option<&OktaErrorBody>,
     www_authenticate: Option<&str>,
-    call: OktaCall,
+    (call, fields): (OktaCall, CauseFields),
     metadata: HashMap<String, String>,
 ) -> Status {
     let code = body.map(|body| body.error_code.as_str()).unwrap_or("");
@@ -304,8 +357,10 @@ fn api_error_status(
     }
     if INVALID_REQUEST_CODES.contains(&code) || http_status == 400 {
         let mut details = error_info(reason::VALIDATION_FAILED, metadata);
-        let violations: Vec<FieldViolation> =
-            causes.iter().map(|cause| cause_violation(cause)).collect();
+        let violations: Vec<FieldViolation> = causes
+            .iter()
+            .map(|cause| cause_violation(cause, fields))
+            .collect();
         if !violations.is_empty() {
             details.set_bad_request(violations);
         }
@@ -334,21 +389,18 @@ fn api_error_status(
     )
 }
 
-/// Turns Okta's `"login: reason"` causes into field violations named after the proto fields.
-fn cause_violation(cause: &str) -> FieldViolation {
-    match cause.split_once(": ") {
-        Some((attribute, description))
-            if attribute
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
-        {
-            FieldViolation::new(
-                super::convert::proto_field_for_okta_attribute(attribute),
-                description,
-            )
-        }
-        _ => FieldViolation::new("", cause),
-    }
+/// Turns Okta's `"login: reason"` causes into field violations named after the fields of the
+/// RPC that was called; a cause naming no field of it keeps its whole text.
+fn cause_violation(cause: &str, fields: CauseFields) -> FieldViolation {
+    let named = cause.split_once(": ").and_then(|(attribute, description)| {
+        attribute
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            .then(|| fields.field(attribute))
+            .flatten()
+            .map(|field| FieldViolation::new(field, description))
+    });
+    named.unwrap_or_else(|| FieldViolation::new("", cause))
 }
 
 /// Reads `scope="okta.users.read"` from a `WWW-Authenticate: Bearer ... error="insufficient_scope"`.
@@ -427,6 +479,11 @@ pub fn mapped(call: OktaCall) -> impl Fn(OktaError) -> Status {
     move |error| okta_error_status(&error, call)
 }
 
+/// Adapts [`okta_error_status_naming`] for `map_err`.
+pub fn mapped_naming(call: OktaCall, fields: CauseFields) -> impl Fn(OktaError) -> Status {
+    move |error| okta_error_status_naming(&error, call, fields)
+}
+
 /// INVALID_ARGUMENT for a malformed request, naming every bad field; nothing was sent to Okta.
 pub fn invalid_argument(violations: Vec<FieldViolation>) -> Status {
     let summary = violations
@@ -481,13 +538,54 @@ pub fn with_note(status: &Status, note: &str) -> Status {
     )
 }
 
-/// ALREADY_EXISTS for a login that was taken before this call.
-pub fn login_taken(detail: &str) -> Status {
+/// NOT_FOUND for a login no user has: Okta's search (request `okta_request_id`) found none.
+pub fn login_not_found(okta_request_id: Option<&str>) -> Status {
+    with_info(
+        Code::NotFound,
+        "no user has this login",
+        reason::LOGIN_NOT_FOUND,
+        request_id_metadata(okta_request_id),
+    )
+}
+
+/// INTERNAL for a broken invariant of the gateway itself (`what` names it; never a value
+/// the caller sent): a bug to report, not something the caller can change.
+pub fn internal(what: &str) -> Status {
+    tracing::error!(what, "internal error");
+    with_info(
+        Code::Internal,
+        format!("internal error of the gateway: {what}"),
+        reason::INTERNAL,
+        HashMap::new(),
+    )
+}
+
+/// The answers the gRPC framework gives on its own, before any handler runs (an unknown
+/// method, an undecodable message, an unsupported compression, an unknown health service),
+/// with their code and message kept and ErrorInfo added.
+pub fn framework_refusal(code: Code, message: &str) -> Status {
+    let reason = if code == Code::Unimplemented {
+        reason::NOT_SERVED
+    } else {
+        reason::REQUEST_REFUSED
+    };
+    with_info(code, message, reason, HashMap::new())
+}
+
+fn request_id_metadata(okta_request_id: Option<&str>) -> HashMap<String, String> {
+    okta_request_id
+        .map(|id| HashMap::from([("okta_request_id".to_owned(), id.to_owned())]))
+        .unwrap_or_default()
+}
+
+/// ALREADY_EXISTS for a login that was taken before this call, as Okta's read
+/// `okta_request_id` showed.
+pub fn login_taken(detail: &str, okta_request_id: Option<&str>) -> Status {
     with_info(
         Code::AlreadyExists,
         detail,
         reason::LOGIN_TAKEN,
-        HashMap::new(),
+        request_id_metadata(okta_request_id),
     )
 }
 
@@ -501,9 +599,14 @@ pub fn deadline_expired() -> Status {
     )
 }
 
-/// FAILED_PRECONDITION decided by the gateway before calling Okta.
-pub fn failed_precondition(subject: &str, description: &str) -> Status {
-    let mut details = error_info(reason::PRECONDITION, HashMap::new());
+/// FAILED_PRECONDITION decided by the gateway on what Okta's read `okta_request_id` answered
+/// (the target's status), before the change is sent.
+pub fn failed_precondition(
+    subject: &str,
+    description: &str,
+    okta_request_id: Option<&str>,
+) -> Status {
+    let mut details = error_info(reason::PRECONDITION, request_id_metadata(okta_request_id));
     details.add_precondition_failure_violation("STATUS", subject, description);
     Status::with_error_details(Code::FailedPrecondition, description, details)
 }
@@ -781,6 +884,25 @@ mod tests {
         );
         let bad_request = status.get_details_bad_request().unwrap();
         assert_eq!(bad_request.field_violations[0].field, "profile.email");
+    }
+
+    #[test]
+    fn causes_name_the_fields_of_the_rpc_called_and_never_a_made_up_profile_path() {
+        let error = api_error(400, "E0000053", &["since: must not be more than 180 days"]);
+        let fields = |status: Status| -> Vec<String> {
+            let bad_request = status.get_details_bad_request().unwrap();
+            bad_request
+                .field_violations
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        };
+        let events = CauseFields::Parameters(&[("since", "since")]);
+        let named = okta_error_status_naming(&error, OktaCall::Read, events);
+        assert_eq!(fields(named), ["since"]);
+        for call in [OktaCall::Read, OktaCall::Lifecycle, OktaCall::Membership] {
+            assert_eq!(fields(okta_error_status(&error, call)), [""]);
+        }
     }
 
     /// The `google.rpc.Status` a client decodes from `grpc-status-details-bin`.

@@ -7,14 +7,15 @@ use super::page_token;
 use super::reads::CoalescedReads;
 use super::settle::{Found, found, gone, outcome_open, settle};
 use super::status::{
-    OktaCall, failed_precondition, invalid_argument, login_taken, mapped, outcome_unknown,
+    OktaCall, failed_precondition, invalid_argument, login_not_found, login_taken, mapped,
+    outcome_unknown,
 };
 use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::authz::scope;
 use crate::okta::{
-    self, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator, PageRequest,
-    UserQuery,
+    self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
+    PageRequest, UserQuery,
 };
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
@@ -209,7 +210,10 @@ impl UserService for UsersApi {
                     .find_user_by_login(&login)
                     .await
                     .map_err(mapped(OktaCall::Read))?;
-                let user = found.ok_or_else(|| Status::not_found("no user has this login"))?;
+                let request_id = found.request_id;
+                let user = found
+                    .value
+                    .ok_or_else(|| login_not_found(request_id.as_deref()))?;
                 Ok(Response::new(user_from_okta(user)))
             }
             None => Err(invalid_argument(vec![tonic_types::FieldViolation::new(
@@ -458,7 +462,12 @@ impl UserService for UsersApi {
     ) -> Result<Response<()>, Status> {
         let request = request.into_inner();
         let user_id = parse_user_id(&request.user_id).await?;
-        let user = self.current_user(&user_id).await?;
+        let read = self
+            .okta
+            .get_user_answered(&user_id)
+            .await
+            .map_err(mapped(OktaCall::Read))?;
+        let user = user_from_okta(read.value);
         if user.status != UserStatus::Deprovisioned as i32 {
             if !request.deactivate_first {
                 let status = okta_user_status(user.status()).unwrap_or("not DEPROVISIONED");
@@ -468,6 +477,7 @@ impl UserService for UsersApi {
                         "the user is {status}; Okta deletes only DEPROVISIONED users: call \
                          DeactivateUser first, or set `deactivate_first`"
                     ),
+                    read.request_id.as_deref(),
                 ));
             }
             let deactivated = self
@@ -532,7 +542,10 @@ impl UsersApi {
             .unwrap_or_default();
         let check = format!("whether a user with login {login} exists and is this call's");
         let found = match self.okta.find_user_by_login(login).await {
-            Ok(Some(user)) => match claim(&user, create, departed) {
+            Ok(Answered {
+                value: Some(user),
+                request_id,
+            }) => match claim(&user, create, departed) {
                 Claim::Ours => {
                     tracing::warn!(okta.user_id = %user.id, "the answer to a create was lost; the user it created exists, answering with it");
                     return Ok(user);
@@ -541,11 +554,12 @@ impl UsersApi {
                     return Err(login_taken(
                         "a user with this login already exists, and is not the one this call \
                          (whose answer from Okta was lost) would have created",
+                        request_id.as_deref(),
                     ));
                 }
                 Claim::CannotTell => return Err(outcome_unknown(&error, &check)),
             },
-            Ok(None) => Ok(Found::NotDone),
+            Ok(Answered { value: None, .. }) => Ok(Found::NotDone),
             Err(read_error) => Err(read_error),
         };
         settle(error, OktaCall::Write, &check, async { found }).await

@@ -5,7 +5,7 @@ use tonic::Status;
 use tonic_types::FieldViolation;
 
 use super::page_token::{self, PagePosition};
-use super::status::invalid_argument;
+use super::status::{internal, invalid_argument};
 use super::token_key::TokenKey;
 use crate::authz::scope::{Target, check_targets};
 use crate::okta::{Cursor, Expression, OktaId, Operator};
@@ -240,7 +240,7 @@ fn shortened(mut text: String, max: usize) -> String {
 
 /// Unwraps values that [`Violations::finish`] has vouched for.
 pub fn checked<T>(value: Option<T>) -> Result<T, Status> {
-    value.ok_or_else(|| Status::internal("validated value missing"))
+    value.ok_or_else(|| internal("validated value missing"))
 }
 
 /// Parses every (field, value) as an Okta id, reporting all bad ones in one status.

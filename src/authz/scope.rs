@@ -22,7 +22,9 @@ use std::time::Duration;
 use tonic::Status;
 
 use super::pattern::Pattern;
-use crate::api::status::{OktaCall, mapped, outside_scope, scope_loading, target_protected};
+use crate::api::status::{
+    OktaCall, internal, mapped, outside_scope, scope_loading, target_protected,
+};
 use crate::okta::{
     Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator, PageRequest,
 };
@@ -157,7 +159,7 @@ impl Scope {
     /// Checks the group's name as Okta has it now: a group renamed since the index was read
     /// (into a protected name, out of the scope) counts at once.
     async fn confirm_group(&self, group_id: &str) -> Result<(), Status> {
-        let id = OktaId::parse(group_id).map_err(|_| Status::internal("unchecked group id"))?;
+        let id = OktaId::parse(group_id).map_err(|_| internal("unchecked group id"))?;
         let group = self
             .index
             .okta
@@ -172,7 +174,7 @@ impl Scope {
     /// unless this call adds a new hire.
     async fn confirm_user(&self, user_id: &str) -> Result<(), Status> {
         let target = format!("user {user_id}");
-        let id = OktaId::parse(user_id).map_err(|_| Status::internal("unchecked user id"))?;
+        let id = OktaId::parse(user_id).map_err(|_| internal("unchecked user id"))?;
         let groups = self
             .index
             .okta

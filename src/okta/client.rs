@@ -116,6 +116,16 @@ pub(crate) enum Retry {
     Never,
 }
 
+/// A decoded answer with Okta's id of the request that gave it, for a refusal the gateway
+/// decides on what Okta answered (the id links the refusal to Okta's System Log).
+#[derive(Debug)]
+pub struct Answered<T> {
+    /// The decoded answer.
+    pub value: T,
+    /// `X-Okta-Request-Id` of the answer.
+    pub request_id: Option<String>,
+}
+
 /// A 2xx response, body read.
 pub(crate) struct Success {
     pub(crate) status: u16,
@@ -144,6 +154,14 @@ impl Success {
                 format!("could not decode the response body: {error}"),
                 &self.meta,
             )
+        })
+    }
+
+    /// Decodes the JSON body, keeping the request id.
+    pub(crate) fn answered<T: DeserializeOwned>(&self) -> Result<Answered<T>, OktaError> {
+        Ok(Answered {
+            value: self.json()?,
+            request_id: self.meta.request_id.clone(),
         })
     }
 

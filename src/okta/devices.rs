@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 
-use crate::okta::client::{OktaClient, Retry};
+use crate::okta::client::{Answered, OktaClient, Retry};
 use crate::okta::error::OktaError;
 use crate::okta::expression::Expression;
 use crate::okta::ids::OktaId;
@@ -130,10 +130,18 @@ impl OktaClient {
 
     /// Fetches one device (`GET /api/v1/devices/{deviceId}`).
     pub async fn get_device(&self, device_id: &OktaId) -> Result<OktaDevice, OktaError> {
+        Ok(self.get_device_answered(device_id).await?.value)
+    }
+
+    /// [`Self::get_device`] with the request id, for a refusal decided on the device's status.
+    pub async fn get_device_answered(
+        &self,
+        device_id: &OktaId,
+    ) -> Result<Answered<OktaDevice>, OktaError> {
         let url = self.endpoint(&["api", "v1", "devices", device_id.as_str()])?;
         self.send(Method::GET, url, None, Retry::Idempotent)
             .await?
-            .json()
+            .answered()
     }
 
     /// Runs a lifecycle operation (`POST …/lifecycle/{op}`, 204), a transition (see

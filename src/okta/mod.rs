@@ -27,7 +27,7 @@ mod transition;
 mod users;
 
 pub use auth::{OAuthSettings, SigningKey, default_scopes};
-pub use client::{OktaClient, OktaClientSettings};
+pub use client::{Answered, OktaClient, OktaClientSettings};
 pub use clock::{OktaTime, noting_departure};
 pub use devices::{
     DeviceQuery, DeviceTransition, MAX_DEVICES_PAGE_SIZE, OktaDevice, OktaDeviceUser,

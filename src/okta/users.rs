@@ -3,7 +3,7 @@
 use reqwest::Method;
 use secrecy::SecretString;
 
-use crate::okta::client::{OktaClient, Retry, Success, query_bool, with_query};
+use crate::okta::client::{Answered, OktaClient, Retry, Success, query_bool, with_query};
 use crate::okta::error::OktaError;
 use crate::okta::expression::{Expression, Operator};
 use crate::okta::ids::OktaId;
@@ -45,15 +45,27 @@ impl OktaClient {
 
     /// Fetches one user by id (`GET /api/v1/users/{id}`).
     pub async fn get_user(&self, user_id: &OktaId) -> Result<OktaUser, OktaError> {
+        Ok(self.get_user_answered(user_id).await?.value)
+    }
+
+    /// [`Self::get_user`] with the request id, for a refusal decided on the user's status.
+    pub async fn get_user_answered(
+        &self,
+        user_id: &OktaId,
+    ) -> Result<Answered<OktaUser>, OktaError> {
         let url = self.endpoint(&["api", "v1", "users", user_id.as_str()])?;
         self.send(Method::GET, url, None, Retry::Idempotent)
             .await?
-            .json()
+            .answered()
     }
 
     /// Finds the user whose login equals `login` (case-insensitively, as Okta compares
-    /// logins) with `filter=profile.login eq "…"`; `None` when there is none.
-    pub async fn find_user_by_login(&self, login: &str) -> Result<Option<OktaUser>, OktaError> {
+    /// logins) with `filter=profile.login eq "…"`; `None` when there is none, with the request
+    /// id of the search that found none.
+    pub async fn find_user_by_login(
+        &self,
+        login: &str,
+    ) -> Result<Answered<Option<OktaUser>>, OktaError> {
         let filter = Expression::compare("profile.login", Operator::Eq, login);
         let url = with_query(
             self.endpoint(&["api", "v1", "users"])?,
@@ -76,7 +88,10 @@ impl OktaClient {
                 &success.meta,
             ));
         }
-        Ok(first_opt)
+        Ok(Answered {
+            value: first_opt,
+            request_id: success.meta.request_id.clone(),
+        })
     }
 
     /// Lists one page of users (`GET /api/v1/users` with `search`, `filter` or `q`).

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use self::convert::event_from_okta;
 use self::watch::{WatchHub, WatchStart};
 use super::page_token;
-use super::status::{OktaCall, mapped};
+use super::status::{CauseFields, OktaCall, mapped_naming};
 use super::token_key::TokenKey;
 use super::validate::Violations;
 use crate::okta::{
@@ -37,6 +37,17 @@ pub struct EventsApi {
     hub: WatchHub,
     token_key: TokenKey,
 }
+
+/// The System Log query parameters that come from one field of SearchEvents and
+/// ListLogonEvents alike, so Okta's refusal of one (a `since` too far back) names it; a filter
+/// is built from several fields, and its causes name the request as a whole.
+const QUERY_FIELDS: CauseFields = CauseFields::Parameters(&[
+    ("since", "since"),
+    ("until", "until"),
+    ("q", "keywords"),
+    ("limit", "page_size"),
+    ("after", "page_token"),
+]);
 
 impl EventsApi {
     /// Wraps the shared Okta client, the watch pollers and the page-token key.
@@ -74,7 +85,7 @@ impl EventsApi {
                 },
             )
             .await
-            .map_err(mapped(OktaCall::Read))?;
+            .map_err(mapped_naming(OktaCall::Read, QUERY_FIELDS))?;
         Ok(Response::new(ListEventsResponse {
             next_page_token: page_token::encode_position(
                 &self.token_key,
