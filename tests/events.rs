@@ -89,6 +89,19 @@ async fn next_keepalive_with_cursor(
     }
 }
 
+/// A cursor issued for a filtered watch is refused for a watch of everything.
+async fn assert_bound_to_its_filter(app: &TestApp, cursor: String) {
+    let foreign = events_client(app)
+        .watch_events(WatchEventsRequest {
+            resume_cursor: cursor,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&foreign), ["resume_cursor"]);
+}
+
 /// A token key file, so gateway processes started with it accept each other's cursors.
 fn shared_token_key_file() -> (tempfile::TempDir, std::path::PathBuf) {
     let key_dir = tempfile::tempdir().unwrap();
@@ -412,18 +425,7 @@ async fn resuming_from_a_cursor_loses_nothing_and_repeats_nothing_even_after_a_r
     assert_eq!(next_event(&mut continued).await.0.uuid, after_restart[0]);
     next_keepalive(&mut continued).await;
 
-    let foreign = events_client(&app)
-        .watch_events(WatchEventsRequest {
-            resume_cursor: cursor,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        foreign.code(),
-        Code::InvalidArgument,
-        "a cursor is bound to its filter"
-    );
+    assert_bound_to_its_filter(&app, cursor).await;
 }
 
 #[tokio::test]
@@ -502,15 +504,7 @@ async fn a_watcher_that_received_only_keepalives_resumes_after_a_drain_without_a
     // Nothing more arrives: the next message is a keep-alive, not a repeated event.
     next_keepalive(&mut resumed).await;
 
-    let foreign = events_client(&restarted)
-        .watch_events(WatchEventsRequest {
-            resume_cursor: cursor,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(foreign.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&foreign), ["resume_cursor"]);
+    assert_bound_to_its_filter(&restarted, cursor).await;
 }
 
 #[tokio::test]

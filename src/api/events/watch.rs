@@ -7,7 +7,7 @@
 //! watcher that has received no event can still resume without a gap.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -193,11 +193,7 @@ impl WatchHub {
         key: &str,
         filter: &Option<Expression>,
     ) -> (broadcast::Receiver<PollerMessage>, Position) {
-        let mut pollers = self
-            .inner
-            .pollers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut pollers = self.pollers();
         if let Some(poller) = pollers.get(key) {
             return (poller.sender.subscribe(), poller.position.clone());
         }
@@ -224,11 +220,7 @@ impl WatchHub {
     /// [`subscribe`](Self::subscribe) takes: a joining watcher's start position and the pages it
     /// receives neither overlap nor leave a gap.
     fn publish(&self, key: &str, page: PolledPage) {
-        let mut pollers = self
-            .inner
-            .pollers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut pollers = self.pollers();
         if let Some(poller) = pollers.get_mut(key) {
             poller.position = page.next.clone();
             let _ = poller.sender.send(PollerMessage::Page(Arc::new(page)));
@@ -238,16 +230,20 @@ impl WatchHub {
     /// Removes the poller of `key` when nobody watches it any more. Checked under the same lock
     /// as [`subscribe`](Self::subscribe), so a joining watcher never lands on a stopped poller.
     fn retire_if_unwatched(&self, key: &str, sender: &broadcast::Sender<PollerMessage>) -> bool {
-        let mut pollers = self
-            .inner
-            .pollers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut pollers = self.pollers();
         if sender.receiver_count() > 0 {
             return false;
         }
         pollers.remove(key);
         true
+    }
+
+    /// The running pollers; every change to them and every page broadcast happens under this lock.
+    fn pollers(&self) -> MutexGuard<'_, HashMap<String, PollerHandle>> {
+        self.inner
+            .pollers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Resolves once the server drains.
