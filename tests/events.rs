@@ -70,6 +70,13 @@ async fn next_event(stream: &mut Streaming<WatchEventsResponse>) -> (Event, Stri
 async fn next_keepalive(
     stream: &mut Streaming<WatchEventsResponse>,
 ) -> identity_gateway::proto::KeepAlive {
+    next_keepalive_with_cursor(stream).await.0
+}
+
+/// The next keep-alive, with its resume cursor.
+async fn next_keepalive_with_cursor(
+    stream: &mut Streaming<WatchEventsResponse>,
+) -> (identity_gateway::proto::KeepAlive, String) {
     loop {
         let message = tokio::time::timeout(PATIENCE, stream.message())
             .await
@@ -77,9 +84,34 @@ async fn next_keepalive(
             .unwrap()
             .unwrap();
         if let Some(Message::KeepAlive(keep_alive)) = message.message {
-            return keep_alive;
+            return (keep_alive, message.resume_cursor);
         }
     }
+}
+
+/// A cursor issued for a filtered watch is refused for a watch of everything.
+async fn assert_bound_to_its_filter(app: &TestApp, cursor: String) {
+    let foreign = events_client(app)
+        .watch_events(WatchEventsRequest {
+            resume_cursor: cursor,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&foreign), ["resume_cursor"]);
+}
+
+/// A token key file, so gateway processes started with it accept each other's cursors.
+fn shared_token_key_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("token.key");
+    std::fs::write(
+        &key_file,
+        "a-token-key-shared-by-every-replica-0123456789\n",
+    )
+    .unwrap();
+    (key_dir, key_file)
 }
 
 async fn watch(
@@ -317,14 +349,7 @@ async fn a_watcher_receives_every_injected_event_once_in_order() {
 
 #[tokio::test]
 async fn resuming_from_a_cursor_loses_nothing_and_repeats_nothing_even_after_a_restart() {
-    // Gateway processes that share a token key accept each other's cursors.
-    let key_dir = tempfile::tempdir().unwrap();
-    let key_file = key_dir.path().join("token.key");
-    std::fs::write(
-        &key_file,
-        "a-token-key-shared-by-every-replica-0123456789\n",
-    )
-    .unwrap();
+    let (_key_dir, key_file) = shared_token_key_file();
     let app =
         spawn_app_with(|settings| settings.grpc.token_key_file = Some(key_file.clone())).await;
     let filter = EventFilter {
@@ -400,18 +425,86 @@ async fn resuming_from_a_cursor_loses_nothing_and_repeats_nothing_even_after_a_r
     assert_eq!(next_event(&mut continued).await.0.uuid, after_restart[0]);
     next_keepalive(&mut continued).await;
 
-    let foreign = events_client(&app)
-        .watch_events(WatchEventsRequest {
-            resume_cursor: cursor,
-            ..Default::default()
-        })
+    assert_bound_to_its_filter(&app, cursor).await;
+}
+
+#[tokio::test]
+async fn a_watcher_that_received_only_keepalives_resumes_after_a_drain_without_a_gap() {
+    let (_key_dir, key_file) = shared_token_key_file();
+    let mut app =
+        spawn_app_with(|settings| settings.grpc.token_key_file = Some(key_file.clone())).await;
+    let filter = EventFilter {
+        event_types: vec!["user.session.start".into()],
+        ..Default::default()
+    };
+    let request = || WatchEventsRequest {
+        filter: Some(filter.clone()),
+        ..Default::default()
+    };
+    // A first watcher sees an event, so the shared poller has moved past it before the idle
+    // watcher joins.
+    let mut first = watch(&mut events_client(&app), request()).await;
+    next_keepalive(&mut first).await;
+    let before = app
+        .inject_events(vec![login("before@example.com", "192.0.2.44", "SUCCESS")])
+        .await;
+    assert_eq!(next_event(&mut first).await.0.uuid, before[0]);
+    let mut idle = watch(&mut events_client(&app), request()).await;
+    let (_, cursor) = next_keepalive_with_cursor(&mut idle).await;
+    assert!(!cursor.is_empty(), "a keep-alive carries a resume cursor");
+
+    app.begin_shutdown();
+    loop {
+        match tokio::time::timeout(PATIENCE, idle.message())
+            .await
+            .expect("the stream ends")
+        {
+            Ok(Some(WatchEventsResponse {
+                message: Some(Message::KeepAlive(_)),
+                ..
+            })) => continue,
+            Ok(Some(other)) => panic!("the idle watcher received an event: {other:?}"),
+            Ok(None) => break,
+            Err(status) => panic!("the stream ended with an error: {status:?}"),
+        }
+    }
+    drop((first, idle));
+    tokio::time::timeout(PATIENCE, &mut app.server)
         .await
-        .unwrap_err();
-    assert_eq!(
-        foreign.code(),
-        Code::InvalidArgument,
-        "a cursor is bound to its filter"
-    );
+        .expect("the gateway stops")
+        .unwrap()
+        .unwrap();
+
+    // Recorded while no gateway runs: only a resume cursor can bring these to the watcher.
+    let missed = app
+        .inject_events(
+            (0..3)
+                .map(|index| login(&format!("m{index}@example.com"), "192.0.2.44", "SUCCESS"))
+                .collect(),
+        )
+        .await;
+    let restarted = spawn_gateway_for(start_simulator().await, |settings| {
+        settings.okta.org_url = Some(app.sim.base_url());
+        settings.grpc.token_key_file = Some(key_file.clone());
+    })
+    .await;
+    let mut resumed = watch(
+        &mut events_client(&restarted),
+        WatchEventsRequest {
+            resume_cursor: cursor.clone(),
+            ..request()
+        },
+    )
+    .await;
+    let mut received = Vec::new();
+    while received.len() < missed.len() {
+        received.push(next_event(&mut resumed).await.0.uuid);
+    }
+    assert_eq!(received, missed, "the missed events, not the earlier one");
+    // Nothing more arrives: the next message is a keep-alive, not a repeated event.
+    next_keepalive(&mut resumed).await;
+
+    assert_bound_to_its_filter(&restarted, cursor).await;
 }
 
 #[tokio::test]

@@ -260,7 +260,7 @@ pub fn check_resume_cursor(value: &str, fingerprint: &str) {
     let key = token_key();
     match cursor::decode(key, value, fingerprint) {
         Ok(resume) => {
-            let reencoded = cursor::encode(key, fingerprint, &resume.position, &resume.uuid);
+            let reencoded = cursor::encode(key, fingerprint, &resume);
             assert_eq!(reencoded, value);
             let other_filter = page_token::query_fingerprint(&["other", fingerprint]);
             assert!(cursor::decode(key, value, &other_filter).is_err());

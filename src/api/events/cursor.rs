@@ -1,6 +1,8 @@
 //! WatchEvents resume cursors. Okta's System Log cursor (`after`) marks a page boundary, not an
-//! event, so a cursor names the page request that returned the event plus the event's uuid:
-//! resuming re-reads that page and skips through the uuid. Everything needed is inside the
+//! event, so an event's cursor names the page request that returned the event plus the event's
+//! uuid: resuming re-reads that page and skips through the uuid. A keep-alive's cursor names a
+//! page boundary the watcher has been offered everything before, with no uuid: resuming reads
+//! from that boundary and skips nothing. Everything needed is inside the
 //! cursor, so it survives gateway restarts (given a `grpc.token_key_file`); a fingerprint binds
 //! it to its filter, and the gateway's [`TokenKey`] seals it, so a cursor a caller made up or
 //! edited is refused before Okta sees it.
@@ -27,21 +29,23 @@ pub enum Position {
     Since(DateTime<Utc>),
 }
 
-/// A decoded resume cursor: re-read the page at `position`, skip through `uuid`.
+/// A decoded resume cursor: re-read the page at `position`, skip through `uuid` when set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResumePoint {
-    /// The page request that returned the last delivered event.
+    /// The page request that returned the last delivered event, or (without `uuid`) a page
+    /// boundary everything before which was offered.
     pub position: Position,
-    /// The last delivered event.
-    pub uuid: String,
+    /// The last delivered event; `None` when every event from `position` on is still to come.
+    pub uuid: Option<String>,
 }
 
-/// Encodes the resume cursor of an event.
-pub fn encode(key: &TokenKey, filter_fingerprint: &str, position: &Position, uuid: &str) -> String {
-    let position = match position {
+/// Encodes the resume cursor of an event or a keep-alive (an empty uuid field means none).
+pub fn encode(key: &TokenKey, filter_fingerprint: &str, point: &ResumePoint) -> String {
+    let position = match &point.position {
         Position::After(cursor) => format!("a{}", cursor.as_str()),
         Position::Since(time) => format!("s{}", time.timestamp_millis()),
     };
+    let uuid = point.uuid.as_deref().unwrap_or_default();
     key.seal(&format!(
         "{CURSOR_VERSION}.{filter_fingerprint}.{uuid}.{position}"
     ))
@@ -57,7 +61,7 @@ pub fn decode(
         FieldViolation::new(
             "resume_cursor",
             "not a cursor this gateway issued, or changed since; pass the `resume_cursor` of a \
-             received event unchanged",
+             received message unchanged",
         )
     };
     if value.len() > MAX_CURSOR_LENGTH {
@@ -76,8 +80,7 @@ pub fn decode(
             "this cursor belongs to a watch with a different filter",
         ));
     }
-    let uuid_ok = !uuid.is_empty()
-        && uuid.len() <= MAX_UUID_LENGTH
+    let uuid_ok = uuid.len() <= MAX_UUID_LENGTH
         && uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !uuid_ok {
         return Err(malformed());
@@ -91,7 +94,7 @@ pub fn decode(
     };
     Ok(ResumePoint {
         position,
-        uuid: uuid.to_owned(),
+        uuid: (!uuid.is_empty()).then(|| uuid.to_owned()),
     })
 }
 
@@ -105,26 +108,26 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_stay_bound_to_their_filter() {
         let key = TokenKey::random();
-        let uuid = "f0e1d2c3-0000-4000-8000-000000000001";
+        let uuid = Some("f0e1d2c3-0000-4000-8000-000000000001".to_owned());
         for position in [
             Position::After(Cursor::parse("1732300000123_17").unwrap()),
             Position::Since(DateTime::from_timestamp_millis(1_732_300_000_123).unwrap()),
         ] {
-            let cursor = encode(&key, "abc123", &position, uuid);
-            assert_eq!(
-                decode(&key, &cursor, "abc123").unwrap(),
-                ResumePoint {
-                    position,
-                    uuid: uuid.to_owned()
-                }
-            );
-            assert!(
-                decode(&key, &cursor, "other")
-                    .unwrap_err()
-                    .description
-                    .contains("different filter")
-            );
-            assert!(decode(&TokenKey::random(), &cursor, "abc123").is_err());
+            for uuid in [uuid.clone(), None] {
+                let point = ResumePoint {
+                    position: position.clone(),
+                    uuid,
+                };
+                let cursor = encode(&key, "abc123", &point);
+                assert_eq!(decode(&key, &cursor, "abc123").unwrap(), point);
+                assert!(
+                    decode(&key, &cursor, "other")
+                        .unwrap_err()
+                        .description
+                        .contains("different filter")
+                );
+                assert!(decode(&TokenKey::random(), &cursor, "abc123").is_err());
+            }
         }
     }
 

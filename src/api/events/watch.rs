@@ -2,10 +2,12 @@
 //! page to every watcher of that filter, so watchers do not multiply Okta calls. A watcher that
 //! resumes from a cursor (or falls behind the broadcast) first catches up on its own from its
 //! cursor, then follows the shared poller, dropping what it already delivered by uuid: every
-//! event is delivered once, in Okta's order.
+//! event is delivered once, in Okta's order. Keep-alives carry a resume cursor too: the last
+//! delivered event, or the poller position the watcher has been offered everything before, so a
+//! watcher that has received no event can still resume without a gap.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -79,10 +81,25 @@ pub enum WatchStart {
 /// What a poller tells its watchers.
 #[derive(Clone, Debug)]
 enum PollerMessage {
-    /// A page of new events.
-    Events(Arc<Vec<PositionedEvent>>),
+    /// A page of new events, or a new poller position with none.
+    Page(Arc<PolledPage>),
     /// Okta became reachable again (`None`) or not (`Some(problem)`).
     Health(Option<String>),
+}
+
+/// What one poll returned.
+#[derive(Debug)]
+struct PolledPage {
+    events: Vec<PositionedEvent>,
+    /// Where the next poll starts: everything before it has been broadcast.
+    next: Position,
+}
+
+/// A running poller: its broadcast and the position of its next poll.
+struct PollerHandle {
+    sender: broadcast::Sender<PollerMessage>,
+    /// Changed only with the broadcast of the page that moved it, under the hub's lock.
+    position: Position,
 }
 
 /// An event with the page request that returned it (for its resume cursor).
@@ -104,7 +121,7 @@ struct HubInner {
     settings: WatchSettings,
     /// Seals the resume cursors handed to watchers.
     token_key: TokenKey,
-    pollers: Mutex<HashMap<String, broadcast::Sender<PollerMessage>>>,
+    pollers: Mutex<HashMap<String, PollerHandle>>,
     draining: watch::Receiver<bool>,
 }
 
@@ -137,57 +154,96 @@ impl WatchHub {
         start: WatchStart,
     ) -> ReceiverStream<Result<WatchEventsResponse, Status>> {
         let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
+        let (poller, poller_position) = self.subscribe(&key, &filter);
+        let (resume, catch_up) = match start {
+            WatchStart::Live => (
+                ResumePoint {
+                    position: poller_position,
+                    uuid: None,
+                },
+                false,
+            ),
+            WatchStart::Since(time) => (
+                ResumePoint {
+                    position: Position::Since(time),
+                    uuid: None,
+                },
+                true,
+            ),
+            WatchStart::Resume(point) => (point, true),
+        };
         let watcher = Watcher {
             hub: self.clone(),
             key,
             filter,
             sender,
             remembered: RememberedUuids::default(),
-            last_delivered: None,
+            resume,
+            resume_at_poller: !catch_up,
             okta_problem: None,
         };
-        tokio::spawn(watcher.run(start));
+        tokio::spawn(watcher.run(poller, catch_up));
         ReceiverStream::new(receiver)
     }
 
-    /// Joins the poller of `key`, starting one (at "now") when there is none.
+    /// Joins the poller of `key`, starting one (at "now") when there is none. Returns the
+    /// poller's position at joining: the receiver gets every page from there on.
     fn subscribe(
         &self,
         key: &str,
         filter: &Option<Expression>,
-    ) -> broadcast::Receiver<PollerMessage> {
-        let mut pollers = self
-            .inner
-            .pollers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = pollers.get(key) {
-            return sender.subscribe();
+    ) -> (broadcast::Receiver<PollerMessage>, Position) {
+        let mut pollers = self.pollers();
+        if let Some(poller) = pollers.get(key) {
+            return (poller.sender.subscribe(), poller.position.clone());
         }
         let (sender, receiver) = broadcast::channel(BROADCAST_PAGES);
-        pollers.insert(key.to_owned(), sender.clone());
+        let position = Position::Since(Utc::now());
+        pollers.insert(
+            key.to_owned(),
+            PollerHandle {
+                sender: sender.clone(),
+                position: position.clone(),
+            },
+        );
         tokio::spawn(run_poller(
             self.clone(),
             key.to_owned(),
             filter.clone(),
             sender,
+            position.clone(),
         ));
-        receiver
+        (receiver, position)
+    }
+
+    /// Broadcasts a page of the poller of `key` and records its next position, under the lock
+    /// [`subscribe`](Self::subscribe) takes: a joining watcher's start position and the pages it
+    /// receives neither overlap nor leave a gap.
+    fn publish(&self, key: &str, page: PolledPage) {
+        let mut pollers = self.pollers();
+        if let Some(poller) = pollers.get_mut(key) {
+            poller.position = page.next.clone();
+            let _ = poller.sender.send(PollerMessage::Page(Arc::new(page)));
+        }
     }
 
     /// Removes the poller of `key` when nobody watches it any more. Checked under the same lock
     /// as [`subscribe`](Self::subscribe), so a joining watcher never lands on a stopped poller.
     fn retire_if_unwatched(&self, key: &str, sender: &broadcast::Sender<PollerMessage>) -> bool {
-        let mut pollers = self
-            .inner
-            .pollers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut pollers = self.pollers();
         if sender.receiver_count() > 0 {
             return false;
         }
         pollers.remove(key);
         true
+    }
+
+    /// The running pollers; every change to them and every page broadcast happens under this lock.
+    fn pollers(&self) -> MutexGuard<'_, HashMap<String, PollerHandle>> {
+        self.inner
+            .pollers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Resolves once the server drains.
@@ -275,9 +331,9 @@ async fn run_poller(
     key: String,
     filter: Option<Expression>,
     sender: broadcast::Sender<PollerMessage>,
+    mut position: Position,
 ) {
     let settings = hub.inner.settings.clone();
-    let mut position = Position::Since(Utc::now());
     let mut okta_problem: Option<String> = None;
     tracing::debug!(watch.filter = %key, "system log poller started");
     METRICS.pollers.add(1, &[]);
@@ -299,11 +355,10 @@ async fn run_poller(
                         event: event_from_okta(event),
                     })
                     .collect();
-                if !events.is_empty() {
-                    let _ = sender.send(PollerMessage::Events(Arc::new(events)));
-                }
-                if let Some(next) = page.next {
-                    position = Position::After(next);
+                let next = page.next.map_or_else(|| position.clone(), Position::After);
+                if !events.is_empty() || next != position {
+                    position = next.clone();
+                    hub.publish(&key, PolledPage { events, next });
                 }
                 (
                     pause_after(page_len, page.meta.rate_limit.as_ref(), &settings),
@@ -369,28 +424,33 @@ struct Watcher {
     filter: Option<Expression>,
     sender: mpsc::Sender<Result<WatchEventsResponse, Status>>,
     remembered: RememberedUuids,
-    last_delivered: Option<ResumePoint>,
+    /// Where a resume continues: everything before it has been offered to the caller.
+    resume: ResumePoint,
+    /// True when `resume` is the position of the last poller page this watcher followed. False
+    /// after a catch-up, until a page ends with a delivered event: a page broadcast during the
+    /// catch-up may end before what the catch-up delivered.
+    resume_at_poller: bool,
     okta_problem: Option<String>,
 }
 
 impl Watcher {
-    async fn run(self, start: WatchStart) {
+    async fn run(self, poller: broadcast::Receiver<PollerMessage>, catch_up: bool) {
         METRICS.streams.add(1, &[]);
-        self.stream(start).await;
+        self.stream(poller, catch_up).await;
         METRICS.streams.add(-1, &[]);
     }
 
-    async fn stream(mut self, start: WatchStart) {
-        let mut catch_up_from = match start {
-            WatchStart::Live => None,
-            WatchStart::Since(time) => Some((Position::Since(time), None)),
-            WatchStart::Resume(point) => Some((point.position, Some(point.uuid))),
-        };
+    /// Follows `receiver`, first catching up from `resume` when `catch_up` is set.
+    async fn stream(
+        mut self,
+        mut receiver: broadcast::Receiver<PollerMessage>,
+        mut catch_up: bool,
+    ) {
         loop {
-            let joined_at = Utc::now();
-            let mut receiver = self.hub.subscribe(&self.key, &self.filter);
-            if let Some((position, skip_through)) = catch_up_from.take() {
-                if !self.catch_up(position, skip_through).await {
+            if catch_up {
+                self.resume_at_poller = false;
+                let ResumePoint { position, uuid } = self.resume.clone();
+                if !self.catch_up(position, uuid).await {
                     return;
                 }
             }
@@ -398,10 +458,8 @@ impl Watcher {
                 Followed::Stop => return,
                 Followed::FellBehind => {
                     tracing::info!(watch.filter = %self.key, "watcher fell behind; catching up from its cursor");
-                    catch_up_from = Some(match &self.last_delivered {
-                        Some(point) => (point.position.clone(), Some(point.uuid.clone())),
-                        None => (Position::Since(joined_at), None),
-                    });
+                    receiver = self.hub.subscribe(&self.key, &self.filter).0;
+                    catch_up = true;
                 }
             }
         }
@@ -452,14 +510,17 @@ impl Watcher {
         loop {
             tokio::select! {
                 message = receiver.recv() => match message {
-                    Ok(PollerMessage::Events(batch)) => {
-                        for positioned in batch.iter() {
+                    Ok(PollerMessage::Page(page)) => {
+                        for positioned in &page.events {
                             let event = positioned.event.clone();
                             if !self.deliver(&positioned.position, &positioned.uuid, event).await {
                                 return Followed::Stop;
                             }
                         }
-                        keepalive.reset();
+                        self.passed(&page);
+                        if !page.events.is_empty() {
+                            keepalive.reset();
+                        }
                     }
                     Ok(PollerMessage::Health(problem)) => self.okta_problem = problem,
                     Err(broadcast::error::RecvError::Lagged(_)) => return Followed::FellBehind,
@@ -476,19 +537,33 @@ impl Watcher {
         }
     }
 
+    /// Moves `resume` to the end of a followed poller page when nothing delivered lies beyond it.
+    fn passed(&mut self, page: &PolledPage) {
+        let ends_at_resume = page
+            .events
+            .last()
+            .is_some_and(|last| self.resume.uuid.as_deref() == Some(last.uuid.as_str()));
+        self.resume_at_poller |= ends_at_resume;
+        if self.resume_at_poller {
+            self.resume = ResumePoint {
+                position: page.next.clone(),
+                uuid: None,
+            };
+        }
+    }
+
     /// Sends an event unless already delivered; false when the caller is gone.
     async fn deliver(&mut self, position: &Position, uuid: &str, event: Event) -> bool {
         if !self.remembered.first_time(uuid) {
             return true;
         }
-        let resume_cursor = cursor::encode(&self.hub.inner.token_key, &self.key, position, uuid);
-        self.last_delivered = Some(ResumePoint {
+        self.resume = ResumePoint {
             position: position.clone(),
-            uuid: uuid.to_owned(),
-        });
+            uuid: (!uuid.is_empty()).then(|| uuid.to_owned()),
+        };
         let message = WatchEventsResponse {
             message: Some(Message::Event(event)),
-            resume_cursor,
+            resume_cursor: self.resume_cursor(),
         };
         self.sender.send(Ok(message)).await.is_ok()
     }
@@ -505,9 +580,13 @@ impl Watcher {
         };
         let message = WatchEventsResponse {
             message: Some(Message::KeepAlive(keep_alive)),
-            resume_cursor: String::new(),
+            resume_cursor: self.resume_cursor(),
         };
         self.sender.send(Ok(message)).await.is_ok()
+    }
+
+    fn resume_cursor(&self) -> String {
+        cursor::encode(&self.hub.inner.token_key, &self.key, &self.resume)
     }
 }
 
