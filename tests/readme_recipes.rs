@@ -2,7 +2,7 @@
 //! order, against a fresh `--simulate` of the real binary, so the README and the code cannot
 //! drift apart. Placeholders such as `<nextPageToken>` are filled from the previous answer, as a
 //! person would; `WatchEvents`, which runs until interrupted, is followed until it has shown
-//! something, then interrupted as with Ctrl-C.
+//! something, then stopped as with Ctrl-C.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader, Read};
@@ -293,14 +293,13 @@ impl Stream {
         }
     }
 
-    /// Waits until the stream has shown what `shown` looks for, then interrupts it (Ctrl-C)
-    /// and returns everything it printed.
+    /// Waits until the stream has shown what `shown` looks for, then stops it (as Ctrl-C
+    /// would) and returns everything it printed.
     fn interrupt_once(mut self, shown: impl Fn(&[serde_json::Value]) -> bool) -> String {
         self.wait_until(shown);
-        Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        // Killed rather than sent SIGINT: a shell that starts jobs in the background (as CI
+        // runners do) leaves them ignoring SIGINT, and grpcurl would never stop.
+        let _ = self.child.kill();
         let _ = self.child.wait();
         let output = self.output.lock().unwrap().clone();
         assert!(
