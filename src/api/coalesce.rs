@@ -283,11 +283,17 @@ mod tests {
         };
         tokio::task::yield_now().await;
         reads.forget(Stale::Of("00u1"));
-        let after_write = reads
-            .read("00u1".to_owned(), || async { Ok(vec!["after"]) })
-            .await;
-        assert_eq!(after_write.unwrap(), vec!["after"]);
+        let after_write = {
+            let reads = reads.clone();
+            tokio::spawn(async move {
+                reads
+                    .read("00u1".to_owned(), || async { Ok(vec!["after"]) })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
         release.send(true).unwrap();
+        assert_eq!(after_write.await.unwrap().unwrap(), vec!["after"]);
         assert_eq!(before_write.await.unwrap().unwrap(), vec!["before"]);
     }
 
