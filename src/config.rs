@@ -230,8 +230,8 @@ pub const MAX_GROUP_DISCOVERY_TTL_MS: u64 = 60_000;
 pub struct CacheSettings {
     /// How long an answer may be served from the cache; 0 (the default) turns the cache off.
     pub group_discovery_ttl_ms: u64,
-    /// Most groups and users the cache holds (a page of 200 members counts 200); the oldest
-    /// answers are evicted first.
+    /// Most groups and users the cache holds (a page of 200 members counts 200); the least
+    /// recently used answers are evicted first.
     pub group_discovery_max_objects: usize,
 }
 

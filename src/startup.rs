@@ -16,7 +16,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::audit::AuditLayer;
-use crate::api::discovery_cache::DiscoveryCache;
+use crate::api::discovery_cache::discovery_cache;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::reads::CoalescedReads;
 use crate::api::token_key::TokenKey;
@@ -110,7 +110,7 @@ impl Application {
                 max_objects = cache_settings.group_discovery_max_objects,
                 "group-discovery cache on"
             );
-            DiscoveryCache::new(ttl, cache_settings.group_discovery_max_objects)
+            discovery_cache(ttl, cache_settings.group_discovery_max_objects)
         });
         let reads = CoalescedReads::new(cache_opt);
         let token_key = TokenKey::from_settings(settings.token_key_file.as_deref())

@@ -3,12 +3,12 @@
 //! Every read here is coalesced ([`super::coalesce`]); the group-discovery reads are also cached
 //! when `cache.group_discovery_ttl_ms` is set ([`super::discovery_cache`]). After a write the
 //! gateway forgets the in-flight and cached answers the write may have changed, so a caller
-//! never reads its own write's past.
+//! never reads its own write's past. A key's scope (what [`Stale::Of`] names) is the text
+//! before its first `/`: a user or group id.
 
 use tonic::Status;
 
-use super::coalesce::{Coalescer, Stale};
-use super::discovery_cache::{CachedReads, DiscoveryCache, Weighed};
+use super::coalesce::{SharedReads, Stale, Store, Weighed, coalescing_store};
 use super::status::{OktaCall, mapped};
 use crate::okta::{Cursor, OktaError, Page, PageRequest};
 use crate::proto::{Group, User};
@@ -48,35 +48,38 @@ impl<T> Weighed for ListedPage<T> {
 #[derive(Clone)]
 pub struct CoalescedReads {
     /// GetUser by id, keyed by user id (coalesced only: a user's profile is not group discovery).
-    pub users: Coalescer<User>,
+    pub users: SharedReads<User>,
     /// ListUserGroups, keyed by user id.
-    pub user_groups: CachedReads<Vec<Group>>,
+    pub user_groups: SharedReads<Vec<Group>>,
     /// GetGroup, keyed by group id.
-    pub groups: CachedReads<Group>,
+    pub groups: SharedReads<Group>,
     /// ListGroups pages, keyed by [`group_list_key`].
-    pub group_lists: CachedReads<ListedPage<Group>>,
+    pub group_lists: SharedReads<ListedPage<Group>>,
     /// Pages of a group's members (ListGroupMembers and StreamGroupMembers), keyed by
     /// [`member_page_key`].
-    pub member_pages: CachedReads<ListedPage<User>>,
+    pub member_pages: SharedReads<ListedPage<User>>,
 }
 
 impl CoalescedReads {
-    /// The shared reads, with the group-discovery cache when it is on.
-    pub fn new(cache_opt: Option<DiscoveryCache>) -> Self {
+    /// The shared reads, with the group-discovery cache
+    /// ([`super::discovery_cache::discovery_cache`]) when it is on.
+    pub fn new(cache_opt: Option<Store>) -> Self {
+        let coalescing = coalescing_store();
+        let discovery = cache_opt.unwrap_or_else(|| coalescing.clone());
         Self {
-            users: Coalescer::default(),
-            user_groups: CachedReads::new("user-groups", cache_opt.clone()),
-            groups: CachedReads::new("group", cache_opt.clone()),
-            group_lists: CachedReads::new("group-list", cache_opt.clone()),
-            member_pages: CachedReads::new("member-page", cache_opt),
+            users: SharedReads::new(coalescing),
+            user_groups: SharedReads::new(discovery.clone()),
+            groups: SharedReads::new(discovery.clone()),
+            group_lists: SharedReads::new(discovery.clone()),
+            member_pages: SharedReads::new(discovery),
         }
     }
 
     /// After a change to one user's profile, status or password: that user and their groups,
     /// and every member page, since pages show each member's profile and status.
     pub fn user_changed(&self, user_id: &str) {
-        self.users.forget(Stale::Key(user_id));
-        self.user_groups.forget(Stale::Key(user_id));
+        self.users.forget(Stale::Of(user_id));
+        self.user_groups.forget(Stale::Of(user_id));
         self.member_pages.forget(Stale::All);
     }
 
@@ -84,9 +87,8 @@ impl CoalescedReads {
     /// and every list of groups (ListGroups pages, users' groups), since each shows the group's
     /// `last_membership_updated`.
     pub fn membership_changed(&self, group_id: &str) {
-        self.groups.forget(Stale::Key(group_id));
-        self.member_pages
-            .forget(Stale::Prefix(&member_pages_prefix(group_id)));
+        self.groups.forget(Stale::Of(group_id));
+        self.member_pages.forget(Stale::Of(group_id));
         self.group_lists.forget(Stale::All);
         self.user_groups.forget(Stale::All);
     }
@@ -109,14 +111,10 @@ pub fn group_list_key(expression: &str, page: &PageRequest) -> String {
     format!("{}/{expression}", page_key(page))
 }
 
-/// The key of one page of `group_id`'s members.
+/// The key of one page of `group_id`'s members: scoped by the group (an Okta id never holds
+/// `/`).
 pub fn member_page_key(group_id: &str, page: &PageRequest) -> String {
-    format!("{}{}", member_pages_prefix(group_id), page_key(page))
-}
-
-/// What every member page key of `group_id` starts with (an Okta id never holds `/`).
-fn member_pages_prefix(group_id: &str) -> String {
-    format!("{group_id}/")
+    format!("{group_id}/{}", page_key(page))
 }
 
 fn page_key(page: &PageRequest) -> String {
