@@ -382,7 +382,9 @@ fn no_status_is_built_outside_the_one_mapping() {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            for (number, line) in text.lines().enumerate() {
+            // A module's unit tests may make statuses up, standing in for answers.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (number, line) in code.lines().enumerate() {
                 let bare = CONSTRUCTORS
                     .iter()
                     .any(|name| line.contains(&format!("Status::{name}(")));

@@ -23,6 +23,8 @@ use std::time::Instant;
 use moka::future::Cache;
 use tonic::Status;
 
+use super::status;
+
 /// Generation slots per kind of read: a write to one scope makes about 1/`SCOPE_SLOTS` of the
 /// other scopes' answers miss once, in exchange for a fixed size.
 const SCOPE_SLOTS: usize = 1024;
@@ -196,7 +198,7 @@ impl<V: Weighed + Clone + Send + Sync + 'static> SharedReads<V> {
             .value
             .downcast_ref::<V>()
             .cloned()
-            .ok_or_else(|| Status::internal("a shared read answered with another type"))
+            .ok_or_else(|| status::internal("a shared read answered with another type"))
     }
 
     /// Makes the `stale` reads, in flight and kept, unreachable to every later caller: called
