@@ -50,6 +50,9 @@ struct Bounds {
     low: Option<Bound>,
     /// The offset is at most this (plus drift).
     high: Option<Bound>,
+    /// The last `Date` read and its milliseconds: the header changes once a second, so most
+    /// answers repeat it and need no parse.
+    last_date: Option<(String, i64)>,
 }
 
 /// The measured offset between our clock and Okta's, shared by the client's clones.
@@ -79,10 +82,19 @@ impl OktaClock {
     /// Records the `Date` of an answer to a request that left at `sent` and was answered at
     /// `received` (an unreadable date is ignored).
     pub(crate) fn observe(&self, sent: Instant, received: Instant, date: &str) {
-        let Ok(okta) = DateTime::parse_from_rfc2822(date.trim()) else {
-            return;
+        let date = date.trim();
+        let mut bounds = self.bounds.lock().unwrap_or_else(PoisonError::into_inner);
+        let okta_ms = match &bounds.last_date {
+            Some((last, okta_ms)) if last == date => *okta_ms,
+            _ => {
+                let Ok(okta) = DateTime::parse_from_rfc2822(date) else {
+                    return;
+                };
+                let okta_ms = okta.timestamp_millis();
+                bounds.last_date = Some((date.to_owned(), okta_ms));
+                okta_ms
+            }
         };
-        let okta_ms = okta.timestamp_millis();
         // Okta generated the answer between `sent` and `received`, at a time its clock
         // truncated to `okta_ms`.
         let low = Bound {
@@ -93,7 +105,6 @@ impl OktaClock {
             offset_ms: okta_ms + DATE_RESOLUTION_MS - self.local_ms(sent),
             taken: received,
         };
-        let mut bounds = self.bounds.lock().unwrap_or_else(PoisonError::into_inner);
         let now = received;
         let tighter_low = bounds.low.is_none_or(|kept| {
             low.offset_ms - low.drift_ms(now) >= kept.offset_ms - kept.drift_ms(now)
