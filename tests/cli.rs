@@ -234,15 +234,10 @@ async fn simulate_starts_with_the_fault_modes_of_its_file_and_refuses_a_bad_one(
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let address = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.split("simulator on ").nth(1).map(str::to_owned))
+    let address = first_stdout_line(&mut child, |line| {
+        line.split("simulator on ").nth(1).map(str::to_owned)
     })
     .await
-    .unwrap()
     .expect("the simulator prints its address");
     let modes: serde_json::Value = reqwest::get(format!("{address}/__sim/fault-modes"))
         .await
@@ -320,15 +315,10 @@ async fn with_json_logs_the_quick_start_is_one_structured_line() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|line| line.contains("quick start"))
+    let line = first_stdout_line(&mut child, |line| {
+        line.contains("quick start").then(|| line.to_owned())
     })
     .await
-    .unwrap()
     .expect("a quick-start log line");
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
@@ -396,4 +386,20 @@ async fn the_standalone_simulator_never_prints_a_token_from_its_file() {
     let output = child.wait_with_output().unwrap();
     let everything = format!("{printed}{}", String::from_utf8_lossy(&output.stderr));
     assert!(!everything.contains(token), "token printed:\n{everything}");
+}
+
+/// The first thing `pick` finds in a line of the child's stdout, read off the runtime's threads.
+async fn first_stdout_line(
+    child: &mut std::process::Child,
+    pick: impl Fn(&str) -> Option<String> + Send + 'static,
+) -> Option<String> {
+    let stdout = child.stdout.take().unwrap();
+    tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| pick(&line))
+    })
+    .await
+    .unwrap()
 }
