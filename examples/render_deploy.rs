@@ -5,10 +5,17 @@
 //! cargo run --example render_deploy -- target/deploy/rendered
 //! ```
 
-#[path = "../tests/deploy_render/mod.rs"]
+#[path = "../tests/it/deploy_render/mod.rs"]
 mod deploy_render;
 
 use std::path::PathBuf;
+
+/// What gets rendered: each kustomization's name (the output file's) and its directory.
+const KUSTOMIZATIONS: &[(&str, &str)] = &[
+    ("base", "base"),
+    ("production", "overlays/production"),
+    ("simulated", "overlays/simulated"),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir: PathBuf = std::env::args_os()
@@ -16,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: render_deploy OUT_DIR")?
         .into();
     std::fs::create_dir_all(&out_dir)?;
-    for (name, directory) in deploy_render::KUSTOMIZATIONS {
+    for (name, directory) in KUSTOMIZATIONS {
         let objects = deploy_render::render(&deploy_render::deploy_dir().join(directory));
         let mut text = String::new();
         for object in &objects {

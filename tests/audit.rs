@@ -4,6 +4,8 @@
 //! log subscriber is process-wide.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+#[allow(dead_code)] // this binary uses part of the harness
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::callers::{KEYS, key, keyed, with_api_keys};

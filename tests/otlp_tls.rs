@@ -4,12 +4,17 @@
 //! binary of its own: the exporters are process-wide.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod collector;
+#[allow(dead_code)] // this binary uses part of the harness
+#[path = "it/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // this binary uses part of the credentials
+#[path = "it/credentials/mod.rs"]
 mod credentials;
 
 use std::sync::atomic::Ordering;
 
-use common::collector::Collected;
+use collector::Collected;
 use common::{LogBuffer, spawn_gateway_for, start_simulator};
 use credentials::Pki;
 use identity_gateway::config::TelemetrySettings;

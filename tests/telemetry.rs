@@ -3,12 +3,15 @@
 //! One test function, because the subscriber and the exporters are process-wide.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod collector;
+#[allow(dead_code)] // this binary uses part of the harness
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use common::collector::Collected;
+use collector::Collected;
 use common::{LogBuffer, SIM_TOKEN, spawn_gateway_for, start_simulator};
 use identity_gateway::config::Settings;
 use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};

@@ -1,5 +1,5 @@
 //! Invariants of the code that turns caller input into Okta requests, shared by the property
-//! tests (`tests/properties.rs`) and the fuzz targets (`fuzz/`): each check runs one input
+//! tests (`tests/it/properties.rs`) and the fuzz targets (`fuzz/`): each check runs one input
 //! through the gateway's code and panics when an invariant does not hold. Expressions are read
 //! back with the simulator's parser, an implementation independent of the gateway's.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed check
