@@ -11,7 +11,7 @@ use super::status::{
     outcome_unknown,
 };
 use super::token_key::TokenKey;
-use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
+use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_id};
 use crate::authz::scope;
 use crate::okta::{
     self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
@@ -65,7 +65,7 @@ impl UsersApi {
         user_id: &str,
         transition: Transition,
     ) -> Result<Response<User>, Status> {
-        let user_id = parse_user_id(user_id).await?;
+        let user_id = parse_id("user_id", user_id).await?;
         let result = match transition {
             Transition::Suspend => self.okta.suspend_user(&user_id).await,
             Transition::Unsuspend => self.okta.unsuspend_user(&user_id).await,
@@ -186,7 +186,7 @@ impl UserService for UsersApi {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         match request.into_inner().user {
             Some(get_user_request::User::Id(id)) => {
-                let user_id = parse_ids(&[("id", &id)]).await?.remove(0);
+                let user_id = parse_id("id", &id).await?;
                 let okta = self.okta.clone();
                 let user = self
                     .reads
@@ -319,7 +319,7 @@ impl UserService for UsersApi {
         request: Request<ActivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let token = match self.okta.activate_user(&user_id, request.send_email).await {
             Ok(token) => token,
             Err(error) => {
@@ -337,7 +337,7 @@ impl UserService for UsersApi {
         request: Request<ReactivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let token = match self
             .okta
             .reactivate_user(&user_id, request.send_email)
@@ -398,7 +398,7 @@ impl UserService for UsersApi {
         request: Request<ResetPasswordRequest>,
     ) -> Result<Response<ResetPasswordResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let reset = self
             .okta
             .reset_password(&user_id, request.send_email, request.revoke_sessions)
@@ -424,7 +424,7 @@ impl UserService for UsersApi {
         request: Request<ExpirePasswordRequest>,
     ) -> Result<Response<ExpirePasswordResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let expired = if request.issue_temporary_password {
             self.okta
                 .expire_password_with_temp_password(&user_id)
@@ -461,7 +461,7 @@ impl UserService for UsersApi {
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let read = self
             .okta
             .get_user_answered(&user_id)
@@ -507,7 +507,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<ListUserGroupsRequest>,
     ) -> Result<Response<ListUserGroupsResponse>, Status> {
-        let user_id = parse_user_id(&request.into_inner().user_id).await?;
+        let user_id = parse_id("user_id", &request.into_inner().user_id).await?;
         let okta = self.okta.clone();
         let groups = self
             .reads
@@ -648,12 +648,6 @@ fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> O
         }
     }
     clauses.into_iter().reduce(Expression::and)
-}
-
-async fn parse_user_id(value: &str) -> Result<OktaId, Status> {
-    parse_ids(&[("user_id", value)])
-        .await
-        .map(|mut ids| ids.remove(0))
 }
 
 #[cfg(test)]

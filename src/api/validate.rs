@@ -254,6 +254,15 @@ pub async fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
     ids.into_iter().map(checked).collect()
 }
 
+/// [`parse_ids`] for a request naming one id: the id in `value`, or INVALID_ARGUMENT naming
+/// `field`.
+pub async fn parse_id(field: &str, value: &str) -> Result<OktaId, Status> {
+    let mut violations = Violations::default();
+    let id = violations.id(field, value);
+    violations.finish().await?;
+    checked(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +308,21 @@ mod tests {
             message,
             "invalid request: statuses: at most 16 values, got 17"
         );
+    }
+
+    #[test]
+    fn one_id_parses_or_is_refused_naming_its_field() {
+        let id = block_on(parse_id("device_id", "guo1a2b3c4d5e6f7g8h9")).unwrap();
+        assert_eq!(id.as_str(), "guo1a2b3c4d5e6f7g8h9");
+        let refusal = block_on(parse_id("device_id", "../users")).unwrap_err();
+        assert_eq!(refusal.code(), tonic::Code::InvalidArgument);
+        let fields: Vec<String> = refusal
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|violation| violation.field)
+            .collect();
+        assert_eq!(fields, ["device_id"]);
     }
 }
