@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
-use crate::api::status::deadline_expired;
+use crate::status::deadline_expired;
 
 /// How much earlier than the caller's deadline the gateway gives up, so its answer arrives
 /// before the deadline (and before tonic's own timer) rather than racing them.

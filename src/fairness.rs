@@ -17,12 +17,12 @@ use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use crate::api::status;
 use crate::auth::{Authentication, Mechanism};
 use crate::authz::Authorizer;
 use crate::config::FairnessSettings;
 use crate::methods;
 use crate::okta::budget::{CallerShare, with_share};
+use crate::status;
 
 /// When a caller over its concurrency share may try again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);

@@ -20,4 +20,5 @@ pub mod request_size;
 pub mod shed;
 pub mod sim;
 pub mod startup;
+pub mod status;
 pub mod telemetry;

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
-use crate::api::status::overloaded;
+use crate::status::overloaded;
 
 /// Paths served whatever the load.
 const NEVER_SHED: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];

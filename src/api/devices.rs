@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{struct_from_json, take_string, timestamp, user_from_okta};
 use super::page_token;
 use super::settle::{found, gone, settle};
-use super::status::{OktaCall, failed_precondition, mapped};
+use super::status::{OktaCall, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_id};
 use crate::okta::{
@@ -21,6 +21,7 @@ use crate::proto::{
     ListDeviceUsersResponse, ListDevicesRequest, ListDevicesResponse, ListUserDevicesRequest,
     ListUserDevicesResponse, ManagementStatus, UserDevice,
 };
+use crate::status::failed_precondition;
 
 /// Serves DeviceService over one shared Okta client.
 #[derive(Clone)]

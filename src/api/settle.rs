@@ -9,8 +9,9 @@ use std::future::Future;
 
 use tonic::Status;
 
-use super::status::{OktaCall, okta_error_status, outcome_unknown, with_note};
+use super::status::{OktaCall, okta_error_status, outcome_unknown};
 use crate::okta::OktaError;
+use crate::status::with_note;
 
 /// What a read after a failed write found.
 pub enum Found<T> {

@@ -6,10 +6,7 @@ use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
 use super::reads::CoalescedReads;
 use super::settle::{Found, found, gone, outcome_open, settle};
-use super::status::{
-    OktaCall, failed_precondition, invalid_argument, login_not_found, login_taken, mapped,
-    outcome_unknown,
-};
+use super::status::{OktaCall, mapped, outcome_unknown};
 use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_id};
 use crate::authz::scope;
@@ -25,6 +22,7 @@ use crate::proto::{
     ReactivateUserRequest, ResetPasswordRequest, ResetPasswordResponse, UpdateUserRequest, User,
     UserFilter, UserLifecycleRequest, UserStatus, get_user_request,
 };
+use crate::status::{failed_precondition, invalid_argument, login_not_found, login_taken};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Okta's largest page for `GET /api/v1/users` (Okta's users API reference: "maximum 200").

@@ -5,10 +5,11 @@ use tonic::Status;
 use tonic_types::FieldViolation;
 
 use super::page_token::{self, PagePosition};
-use super::status::{internal, invalid_argument};
+use super::status::{OktaCall, okta_error_status};
 use super::token_key::TokenKey;
-use crate::authz::scope::{Target, check_targets};
+use crate::authz::scope::{Refusal, Target, check_targets};
 use crate::okta::{Cursor, Expression, OktaId, Operator};
+use crate::status::{internal, invalid_argument};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
 pub const MAX_TEXT_LENGTH: usize = 1024;
@@ -221,7 +222,12 @@ impl Violations {
                 TargetKind::Other => Target::Other(value),
             })
             .collect();
-        check_targets(&targets).await
+        check_targets(&targets)
+            .await
+            .map_err(|refusal| match refusal {
+                Refusal::Refused(status) => status,
+                Refusal::Okta(error) => okta_error_status(&error, OktaCall::Read),
+            })
     }
 }
 

@@ -18,11 +18,11 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
 use crate::api::named_ids::note_named_ids;
-use crate::api::status;
 use crate::auth::Authentication;
 use crate::config::{AuthSettings, AuthzSettings};
 use crate::methods;
 use crate::okta::OktaClient;
+use crate::status;
 use policy::{Decision, Policy};
 use scope::{Scope, ScopeIndex};
 use store::PolicyStore;
