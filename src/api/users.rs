@@ -177,7 +177,7 @@ impl UserService for UsersApi {
             }
             Err(error) => return Err(mapped(OktaCall::Write)(error)),
         };
-        super::audit::note_target("created_user_id", &user.id);
+        crate::edge::audit::note_target("created_user_id", &user.id);
         Ok(Response::new(user_from_okta(user)))
     }
 

@@ -84,7 +84,7 @@ impl Violations {
     pub fn id(&mut self, field: &str, value: &str) -> Option<OktaId> {
         match OktaId::parse(value) {
             Ok(id) => {
-                super::audit::note_target(field, id.as_str());
+                crate::edge::audit::note_target(field, id.as_str());
                 self.targets
                     .push((TargetKind::of_field(field), id.as_str().to_owned()));
                 Some(id)
