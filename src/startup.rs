@@ -30,12 +30,12 @@ use crate::edge::deadline::Deadline;
 use crate::edge::fairness::Fairness;
 use crate::edge::shed::Shed;
 use crate::edge::{EdgeLayer, request_size};
-use crate::okta::OktaClient;
 use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
 use crate::telemetry::rpc::RpcTelemetryLayer;
+use okta_client::OktaClient;
 
 /// The fully qualified names of the services the gateway reports in `grpc.health.v1`.
 pub const HEALTH_CHECKED_SERVICES: &[&str] = &[

@@ -10,10 +10,6 @@ use super::settle::{found, gone, settle};
 use super::status::{OktaCall, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_id};
-use crate::okta::{
-    DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
-    OktaDeviceUser, OktaId, OktaUserDevice, PageRequest,
-};
 use crate::proto::device_service_server::DeviceService;
 use crate::proto::{
     DeleteDeviceRequest, Device, DeviceFilter, DeviceLifecycleRequest, DevicePlatform,
@@ -22,6 +18,10 @@ use crate::proto::{
     ListUserDevicesResponse, ManagementStatus, UserDevice,
 };
 use crate::status::failed_precondition;
+use okta_client::{
+    DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
+    OktaDeviceUser, OktaId, OktaUserDevice, PageRequest,
+};
 
 /// Serves DeviceService over one shared Okta client.
 #[derive(Clone)]

@@ -10,8 +10,8 @@ use std::future::Future;
 use tonic::Status;
 
 use super::status::{OktaCall, okta_error_status, outcome_unknown};
-use crate::okta::OktaError;
 use crate::status::with_note;
+use okta_client::OktaError;
 
 /// What a read after a failed write found.
 pub enum Found<T> {

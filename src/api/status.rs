@@ -9,8 +9,8 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::FieldViolation;
 
-use crate::okta::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::status::{error_info, reason, retry_later, with_details, with_info};
+use okta_client::{OktaError, OktaErrorBody, ResponseMeta};
 
 /// What kind of Okta call failed: the same Okta code means different things for different calls
 /// (Okta reports "suspend a user that is not active" as a validation error, E0000001).
@@ -404,8 +404,8 @@ pub fn outcome_unknown(error: &OktaError, check: &str) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::okta::OktaErrorCause;
     use crate::status::{ERROR_DOMAIN, with_note};
+    use okta_client::OktaErrorCause;
     use tonic_types::StatusExt;
 
     fn api_error(status: u16, code: &str, causes: &[&str]) -> OktaError {

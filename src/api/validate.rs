@@ -8,8 +8,8 @@ use super::page_token::{self, PagePosition};
 use super::status::{OktaCall, okta_error_status};
 use super::token_key::TokenKey;
 use crate::authz::scope::{Refusal, Target, check_targets};
-use crate::okta::{Cursor, Expression, OktaId, Operator};
 use crate::status::{internal, invalid_argument};
+use okta_client::{Cursor, Expression, OktaId, Operator};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
 pub const MAX_TEXT_LENGTH: usize = 1024;

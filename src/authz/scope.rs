@@ -22,10 +22,10 @@ use std::time::Duration;
 use tonic::Status;
 
 use super::pattern::Pattern;
-use crate::okta::{
+use crate::status::{internal, outside_scope, scope_loading, target_protected};
+use okta_client::{
     Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator, PageRequest,
 };
-use crate::status::{internal, outside_scope, scope_loading, target_protected};
 
 /// Largest page the index reads.
 const PAGE_SIZE: u32 = 200;
