@@ -131,3 +131,67 @@ impl<T: Step, S: Inner> Service<Request> for Edge<T, S> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Answers itself with 403 when the request asks for it, else hands the request on, now or
+    /// after a wait.
+    #[derive(Clone)]
+    struct Gate;
+
+    impl Step for Gate {
+        fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
+            match request.uri().path() {
+                "/refuse" => Box::pin(async {
+                    let mut answer = Response::new(tonic::body::Body::empty());
+                    *answer.status_mut() = http::StatusCode::FORBIDDEN;
+                    Ok(answer)
+                }),
+                "/wait" => {
+                    let mut inner = next.into_service();
+                    Box::pin(async move {
+                        tokio::task::yield_now().await;
+                        inner.call(request).await
+                    })
+                }
+                _ => Box::pin(next.call(request)),
+            }
+        }
+    }
+
+    fn request(path: &str) -> Request {
+        http::Request::builder()
+            .uri(path)
+            .body(tonic::body::Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_step_answers_itself_or_hands_on_now_or_after_waiting() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let inner = tower::service_fn(move |_: Request| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(tonic::body::Body::empty())) }
+        });
+        let mut service = EdgeLayer::new(Gate).layer(inner);
+
+        let refused = service.ready().await.unwrap().call(request("/refuse"));
+        assert_eq!(refused.await.unwrap().status(), http::StatusCode::FORBIDDEN);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+        for path in ["/wait", "/now", "/wait"] {
+            let answer = service.ready().await.unwrap().call(request(path)).await;
+            assert_eq!(answer.unwrap().status(), http::StatusCode::OK, "{path}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+}
