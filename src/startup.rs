@@ -15,23 +15,25 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::audit::AuditLayer;
 use crate::api::discovery_cache::discovery_cache;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::reads::CoalescedReads;
 use crate::api::token_key::TokenKey;
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
-use crate::auth::{AuthenticationLayer, Authenticator, server_tls_config};
-use crate::authz::{AuthorizationLayer, Authorizer};
+use crate::auth::{Authenticator, server_tls_config};
+use crate::authz::Authorizer;
 use crate::config::Settings;
-use crate::deadline::DeadlineLayer;
-use crate::fairness::FairnessLayer;
+use crate::edge::audit::Audit;
+use crate::edge::authenticate::Authenticate;
+use crate::edge::authorize::Authorize;
+use crate::edge::deadline::Deadline;
+use crate::edge::fairness::Fairness;
+use crate::edge::shed::Shed;
+use crate::edge::{EdgeLayer, request_size};
 use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
-use crate::request_size;
-use crate::shed::ShedLayer;
 use crate::telemetry::rpc::RpcTelemetryLayer;
 use okta_client::OktaClient;
 
@@ -162,15 +164,15 @@ impl Application {
             // Directly inside telemetry, so the deadline bounds everything the gateway does for a
             // call, authentication (a JWKS refetch) included, and answers DEADLINE_EXCEEDED
             // before tonic's own `grpc-timeout` answers CANCELLED.
-            .layer(DeadlineLayer::new(settings.request_timeout()))
-            .layer(ShedLayer::new(settings.max_in_flight_rpcs))
-            .layer(AuthenticationLayer::new(authenticator))
-            .layer(AuditLayer)
-            .layer(AuthorizationLayer::new(authorizer.clone()))
-            .layer(FairnessLayer::new(
+            .layer(EdgeLayer::new(Deadline::new(settings.request_timeout())))
+            .layer(EdgeLayer::new(Shed::new(settings.max_in_flight_rpcs)))
+            .layer(EdgeLayer::new(Authenticate::new(authenticator)))
+            .layer(EdgeLayer::new(Audit))
+            .layer(EdgeLayer::new(Authorize::new(authorizer.clone())))
+            .layer(EdgeLayer::new(Fairness::new(
                 all_settings.fairness.clone(),
                 authorizer,
-            ))
+            )))
             .layer(request_size::layer(max_bytes))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -23,7 +23,7 @@ use std::time::Instant;
 use moka::future::Cache;
 use tonic::Status;
 
-use super::status;
+use crate::status;
 
 /// Generation slots per kind of read: a write to one scope makes about 1/`SCOPE_SLOTS` of the
 /// other scopes' answers miss once, in exchange for a fixed size.

@@ -7,9 +7,9 @@ use tonic::{Request, Response, Status};
 use super::convert::{struct_from_json, take_string, timestamp, user_from_okta};
 use super::page_token;
 use super::settle::{found, gone, settle};
-use super::status::{OktaCall, failed_precondition, mapped};
+use super::status::{OktaCall, mapped};
 use super::token_key::TokenKey;
-use super::validate::{Violations, checked, parse_ids};
+use super::validate::{Violations, checked, parse_id};
 use crate::proto::device_service_server::DeviceService;
 use crate::proto::{
     DeleteDeviceRequest, Device, DeviceFilter, DeviceLifecycleRequest, DevicePlatform,
@@ -17,6 +17,7 @@ use crate::proto::{
     ListDeviceUsersResponse, ListDevicesRequest, ListDevicesResponse, ListUserDevicesRequest,
     ListUserDevicesResponse, ManagementStatus, UserDevice,
 };
+use crate::status::failed_precondition;
 use okta_client::{
     DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
     OktaDeviceUser, OktaId, OktaUserDevice, PageRequest,
@@ -50,9 +51,7 @@ impl DevicesApi {
         request: Request<DeviceLifecycleRequest>,
         transition: DeviceTransition,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
-            .await?
-            .remove(0);
+        let device_id = parse_id("device_id", &request.into_inner().device_id).await?;
         if let Err(error) = self.okta.device_lifecycle(&device_id, transition).await {
             let check = format!("the status of device {device_id}");
             let device = settle(error, OktaCall::Lifecycle, &check, async {
@@ -113,9 +112,7 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<GetDeviceRequest>,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
-            .await?
-            .remove(0);
+        let device_id = parse_id("device_id", &request.into_inner().device_id).await?;
         Ok(Response::new(self.current_device(&device_id).await?))
     }
 
@@ -151,9 +148,7 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<DeleteDeviceRequest>,
     ) -> Result<Response<()>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
-            .await?
-            .remove(0);
+        let device_id = parse_id("device_id", &request.into_inner().device_id).await?;
         let read = self
             .okta
             .get_device_answered(&device_id)
@@ -185,9 +180,7 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListDeviceUsersRequest>,
     ) -> Result<Response<ListDeviceUsersResponse>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
-            .await?
-            .remove(0);
+        let device_id = parse_id("device_id", &request.into_inner().device_id).await?;
         let users = self
             .okta
             .list_device_users(&device_id)
@@ -202,9 +195,7 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListUserDevicesRequest>,
     ) -> Result<Response<ListUserDevicesResponse>, Status> {
-        let user_id = parse_ids(&[("user_id", &request.into_inner().user_id)])
-            .await?
-            .remove(0);
+        let user_id = parse_id("user_id", &request.into_inner().user_id).await?;
         let devices = self
             .okta
             .list_user_devices(&user_id)

@@ -14,7 +14,7 @@ use super::reads::{CoalescedReads, ListedPage, group_list_key, member_page_key};
 use super::settle::{found, settle};
 use super::status::{OktaCall, mapped};
 use super::token_key::TokenKey;
-use super::validate::{Violations, checked, parse_ids};
+use super::validate::{Violations, checked, parse_id, parse_ids};
 use crate::authz::scope::ScopeIndex;
 use crate::proto::group_service_server::GroupService;
 use crate::proto::{
@@ -71,9 +71,7 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<GetGroupRequest>,
     ) -> Result<Response<Group>, Status> {
-        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])
-            .await?
-            .remove(0);
+        let group_id = parse_id("group_id", &request.into_inner().group_id).await?;
         let okta = self.okta.clone();
         let group = self
             .reads
@@ -164,9 +162,7 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<StreamGroupMembersRequest>,
     ) -> Result<Response<UserStream>, Status> {
-        let group_id = parse_ids(&[("group_id", &request.into_inner().group_id)])
-            .await?
-            .remove(0);
+        let group_id = parse_id("group_id", &request.into_inner().group_id).await?;
         let first_request = PageRequest {
             limit: MAX_GROUPS_PAGE_SIZE,
             after: None,

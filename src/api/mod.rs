@@ -1,14 +1,12 @@
 //! The gRPC handlers: thin adapters that validate the request, call the Okta client, and
 //! convert the answer. Failures become statuses only in [`status`].
 
-pub mod audit;
 pub mod coalesce;
 pub mod convert;
 pub mod devices;
 pub mod discovery_cache;
 pub mod events;
 pub mod groups;
-pub mod named_ids;
 pub mod page_token;
 pub mod reads;
 pub mod settle;

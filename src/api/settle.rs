@@ -9,7 +9,8 @@ use std::future::Future;
 
 use tonic::Status;
 
-use super::status::{OktaCall, okta_error_status, outcome_unknown, with_note};
+use super::status::{OktaCall, okta_error_status, outcome_unknown};
+use crate::status::with_note;
 use okta_client::OktaError;
 
 /// What a read after a failed write found.

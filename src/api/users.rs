@@ -6,12 +6,9 @@ use super::convert::{self, okta_user_status, user_from_okta};
 use super::page_token;
 use super::reads::CoalescedReads;
 use super::settle::{Found, found, gone, outcome_open, settle};
-use super::status::{
-    OktaCall, failed_precondition, invalid_argument, login_not_found, login_taken, mapped,
-    outcome_unknown,
-};
+use super::status::{OktaCall, mapped, outcome_unknown};
 use super::token_key::TokenKey;
-use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
+use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_id};
 use crate::authz::scope;
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
@@ -21,6 +18,7 @@ use crate::proto::{
     ReactivateUserRequest, ResetPasswordRequest, ResetPasswordResponse, UpdateUserRequest, User,
     UserFilter, UserLifecycleRequest, UserStatus, get_user_request,
 };
+use crate::status::{failed_precondition, invalid_argument, login_not_found, login_taken};
 use okta_client::{
     self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
     PageRequest, UserQuery,
@@ -65,7 +63,7 @@ impl UsersApi {
         user_id: &str,
         transition: Transition,
     ) -> Result<Response<User>, Status> {
-        let user_id = parse_user_id(user_id).await?;
+        let user_id = parse_id("user_id", user_id).await?;
         let result = match transition {
             Transition::Suspend => self.okta.suspend_user(&user_id).await,
             Transition::Unsuspend => self.okta.unsuspend_user(&user_id).await,
@@ -180,14 +178,14 @@ impl UserService for UsersApi {
             }
             Err(error) => return Err(mapped(OktaCall::Write)(error)),
         };
-        super::audit::note_target("created_user_id", &user.id);
+        crate::edge::audit::note_target("created_user_id", &user.id);
         Ok(Response::new(user_from_okta(user)))
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         match request.into_inner().user {
             Some(get_user_request::User::Id(id)) => {
-                let user_id = parse_ids(&[("id", &id)]).await?.remove(0);
+                let user_id = parse_id("id", &id).await?;
                 let okta = self.okta.clone();
                 let user = self
                     .reads
@@ -320,7 +318,7 @@ impl UserService for UsersApi {
         request: Request<ActivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let token = match self.okta.activate_user(&user_id, request.send_email).await {
             Ok(token) => token,
             Err(error) => {
@@ -338,7 +336,7 @@ impl UserService for UsersApi {
         request: Request<ReactivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let token = match self
             .okta
             .reactivate_user(&user_id, request.send_email)
@@ -399,7 +397,7 @@ impl UserService for UsersApi {
         request: Request<ResetPasswordRequest>,
     ) -> Result<Response<ResetPasswordResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let reset = self
             .okta
             .reset_password(&user_id, request.send_email, request.revoke_sessions)
@@ -425,7 +423,7 @@ impl UserService for UsersApi {
         request: Request<ExpirePasswordRequest>,
     ) -> Result<Response<ExpirePasswordResponse>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let expired = if request.issue_temporary_password {
             self.okta
                 .expire_password_with_temp_password(&user_id)
@@ -462,7 +460,7 @@ impl UserService for UsersApi {
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_id("user_id", &request.user_id).await?;
         let read = self
             .okta
             .get_user_answered(&user_id)
@@ -508,7 +506,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<ListUserGroupsRequest>,
     ) -> Result<Response<ListUserGroupsResponse>, Status> {
-        let user_id = parse_user_id(&request.into_inner().user_id).await?;
+        let user_id = parse_id("user_id", &request.into_inner().user_id).await?;
         let okta = self.okta.clone();
         let groups = self
             .reads
@@ -653,12 +651,6 @@ fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> O
         }
     }
     clauses.into_iter().reduce(Expression::and)
-}
-
-async fn parse_user_id(value: &str) -> Result<OktaId, Status> {
-    parse_ids(&[("user_id", value)])
-        .await
-        .map(|mut ids| ids.remove(0))
 }
 
 #[cfg(test)]

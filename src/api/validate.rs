@@ -5,9 +5,10 @@ use tonic::Status;
 use tonic_types::FieldViolation;
 
 use super::page_token::{self, PagePosition};
-use super::status::{internal, invalid_argument};
+use super::status::{OktaCall, okta_error_status};
 use super::token_key::TokenKey;
-use crate::authz::scope::{Target, check_targets};
+use crate::authz::scope::{Refusal, Target, check_targets};
+use crate::status::{internal, invalid_argument};
 use okta_client::{Cursor, Expression, OktaId, Operator};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
@@ -83,7 +84,7 @@ impl Violations {
     pub fn id(&mut self, field: &str, value: &str) -> Option<OktaId> {
         match OktaId::parse(value) {
             Ok(id) => {
-                super::audit::note_target(field, id.as_str());
+                crate::edge::audit::note_target(field, id.as_str());
                 self.targets
                     .push((TargetKind::of_field(field), id.as_str().to_owned()));
                 Some(id)
@@ -221,7 +222,12 @@ impl Violations {
                 TargetKind::Other => Target::Other(value),
             })
             .collect();
-        check_targets(&targets).await
+        check_targets(&targets)
+            .await
+            .map_err(|refusal| match refusal {
+                Refusal::Refused(status) => status,
+                Refusal::Okta(error) => okta_error_status(&error, OktaCall::Read),
+            })
     }
 }
 
@@ -252,6 +258,15 @@ pub async fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
         .collect();
     violations.finish().await?;
     ids.into_iter().map(checked).collect()
+}
+
+/// [`parse_ids`] for a request naming one id: the id in `value`, or INVALID_ARGUMENT naming
+/// `field`.
+pub async fn parse_id(field: &str, value: &str) -> Result<OktaId, Status> {
+    let mut violations = Violations::default();
+    let id = violations.id(field, value);
+    violations.finish().await?;
+    checked(id)
 }
 
 #[cfg(test)]
@@ -299,5 +314,21 @@ mod tests {
             message,
             "invalid request: statuses: at most 16 values, got 17"
         );
+    }
+
+    #[test]
+    fn one_id_parses_or_is_refused_naming_its_field() {
+        let id = block_on(parse_id("device_id", "guo1a2b3c4d5e6f7g8h9")).unwrap();
+        assert_eq!(id.as_str(), "guo1a2b3c4d5e6f7g8h9");
+        let refusal = block_on(parse_id("device_id", "../users")).unwrap_err();
+        assert_eq!(refusal.code(), tonic::Code::InvalidArgument);
+        let fields: Vec<String> = refusal
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|violation| violation.field)
+            .collect();
+        assert_eq!(fields, ["device_id"]);
     }
 }

@@ -19,9 +19,9 @@
 //! form (`spiffe://…`, `system:serviceaccount:…`, `apikey:…`, [`ANONYMOUS`]) comes from one
 //! mechanism only, near misses of them are refused, and names are printable and bounded.
 //!
-//! [`AuthenticationLayer`] does not refuse anything itself: it records the outcome in the
-//! request's extensions as an [`Authentication`], so the audit layer can record refused calls
-//! with what was presented, and the authorization layer refuses them.
+//! The authentication layer ([`crate::edge::authenticate`]) does not refuse anything itself: it
+//! records the outcome in the request's extensions as an [`Authentication`], so the audit layer
+//! can record refused calls with what was presented, and the authorization layer refuses them.
 
 mod api_keys;
 mod identity;
@@ -31,13 +31,10 @@ mod keys;
 mod tls;
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use anyhow::Context as _;
-use futures::future::BoxFuture;
 use http::HeaderValue;
 use tonic::transport::CertificateDer;
-use tower::{Layer, Service};
 
 pub use api_keys::{ApiKeys, check_key_name, hash_api_key};
 use identity::API_KEY_PREFIX;
@@ -143,7 +140,7 @@ pub fn settings_problems(settings: &AuthSettings) -> Vec<String> {
 }
 
 /// What one request presented, taken from it before the (possibly asynchronous) checks.
-struct Presented {
+pub struct Presented {
     infrastructure: bool,
     api_key: Option<HeaderValue>,
     authorization: Option<HeaderValue>,
@@ -153,7 +150,8 @@ struct Presented {
 }
 
 impl Presented {
-    fn from_request<B>(request: &http::Request<B>) -> Self {
+    /// The credentials `request` carries, and whether it is a health or reflection call.
+    pub fn from_request<B>(request: &http::Request<B>) -> Self {
         let path = request.uri().path();
         let headers = request.headers();
         let repeated = [API_KEY_HEADER, http::header::AUTHORIZATION.as_str()]
@@ -235,7 +233,7 @@ impl Authenticator {
     }
 
     /// Decides who sent the request; see the module docs for which credential counts.
-    async fn authenticate(&self, presented: Presented) -> Authentication {
+    pub async fn authenticate(&self, presented: Presented) -> Authentication {
         if presented.infrastructure && !self.protect_infrastructure {
             return Authentication::NotRequired;
         }
@@ -299,65 +297,5 @@ impl Authenticator {
             Ok(identity) => Authentication::caller_from(identity, Mechanism::Jwt),
             Err(error) => Authentication::Refused(error.to_string()),
         }
-    }
-}
-
-/// Applies [`Authenticate`] to every service. A service of its own rather than a request map:
-/// authenticating may wait (the JWKS reload after an unknown `kid`).
-#[derive(Clone, Debug)]
-pub struct AuthenticationLayer {
-    authenticator: Arc<Authenticator>,
-}
-
-impl AuthenticationLayer {
-    /// Authenticates every request with `authenticator`.
-    pub fn new(authenticator: Arc<Authenticator>) -> Self {
-        Self { authenticator }
-    }
-}
-
-impl<S> Layer<S> for AuthenticationLayer {
-    type Service = Authenticate<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
-            inner,
-            authenticator: self.authenticator.clone(),
-        }
-    }
-}
-
-/// Records each request's [`Authentication`] in its extensions; see the module docs.
-#[derive(Clone, Debug)]
-pub struct Authenticate<S> {
-    inner: S,
-    authenticator: Arc<Authenticator>,
-}
-
-impl<S, RequestBody> Service<http::Request<RequestBody>> for Authenticate<S>
-where
-    S: Service<http::Request<RequestBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    RequestBody: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, mut request: http::Request<RequestBody>) -> Self::Future {
-        let presented = Presented::from_request(&request);
-        let authenticator = self.authenticator.clone();
-        // The ready service answers this request; the clone waits for the next poll_ready.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let authentication = authenticator.authenticate(presented).await;
-            request.extensions_mut().insert(authentication);
-            inner.call(request).await
-        })
     }
 }

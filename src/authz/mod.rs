@@ -2,7 +2,7 @@
 //! UNAUTHENTICATED; the policy ([`policy`], reloaded by [`store`]) decides which RPCs each
 //! caller may call (PERMISSION_DENIED naming the missing permission), roles scoped to groups
 //! confine the call to them ([`scope`]); in read-only mode every mutating RPC is refused
-//! FAILED_PRECONDITION.
+//! FAILED_PRECONDITION. The layer that applies these decisions is [`crate::edge::authorize`].
 
 pub mod pattern;
 pub mod policy;
@@ -10,18 +10,14 @@ pub mod scope;
 pub mod store;
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::future::BoxFuture;
-use tower::{Layer, Service};
 
-use crate::api::named_ids::note_named_ids;
-use crate::api::status;
 use crate::auth::Authentication;
 use crate::config::{AuthSettings, AuthzSettings};
 use crate::methods;
+use crate::status;
 use okta_client::OktaClient;
 use policy::{Decision, Policy};
 use scope::{Scope, ScopeIndex};
@@ -96,7 +92,7 @@ impl Authorizer {
 
     /// `Ok(scope)` when the request may go on (confined to `scope` when one is given); the
     /// refusal status otherwise.
-    fn check<B>(&self, request: &http::Request<B>) -> Result<Option<Scope>, tonic::Status> {
+    pub fn check<B>(&self, request: &http::Request<B>) -> Result<Option<Scope>, tonic::Status> {
         let path = request.uri().path();
         let caller = match request.extensions().get::<Authentication>() {
             Some(Authentication::NotRequired) => return Ok(None),
@@ -124,76 +120,5 @@ impl Authorizer {
             return Err(status::read_only(rpc));
         }
         Ok(scope)
-    }
-}
-
-/// Applies [`Authorize`] to every service.
-#[derive(Clone, Debug)]
-pub struct AuthorizationLayer {
-    authorizer: Arc<Authorizer>,
-}
-
-impl AuthorizationLayer {
-    /// Checks every request with `authorizer`.
-    pub fn new(authorizer: Arc<Authorizer>) -> Self {
-        Self { authorizer }
-    }
-}
-
-impl<S> Layer<S> for AuthorizationLayer {
-    type Service = Authorize<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Authorize {
-            inner,
-            authorizer: self.authorizer.clone(),
-        }
-    }
-}
-
-/// Refuses what [`Authorizer`] refuses, answering without calling the service; runs allowed
-/// scoped calls inside their scope.
-#[derive(Clone, Debug)]
-pub struct Authorize<S> {
-    inner: S,
-    authorizer: Arc<Authorizer>,
-}
-
-impl<S, RequestBody> Service<http::Request<RequestBody>> for Authorize<S>
-where
-    S: Service<http::Request<RequestBody>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    RequestBody: http_body::Body + Send + 'static,
-    RequestBody::Error: Into<tonic::codegen::StdError>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
-        match self.authorizer.check(&request) {
-            Ok(None) => Box::pin(self.inner.call(request)),
-            Ok(Some(scope)) => Box::pin(scope::with_scope(scope, self.inner.call(request))),
-            Err(refusal) => {
-                tracing::warn!(rpc = request.uri().path(), code = ?refusal.code(),
-                    message = refusal.message(), "refused before any Okta call");
-                // An authenticated caller's refusal is audited with the ids it named.
-                let identified = matches!(
-                    request.extensions().get::<Authentication>(),
-                    Some(Authentication::Authenticated(_))
-                );
-                let path = request.uri().path().to_owned();
-                Box::pin(async move {
-                    if identified {
-                        note_named_ids(&path, request.into_body()).await;
-                    }
-                    Ok(refusal.into_http())
-                })
-            }
-        }
     }
 }

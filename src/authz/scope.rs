@@ -22,9 +22,7 @@ use std::time::Duration;
 use tonic::Status;
 
 use super::pattern::Pattern;
-use crate::api::status::{
-    OktaCall, internal, mapped, outside_scope, scope_loading, target_protected,
-};
+use crate::status::{internal, outside_scope, scope_loading, target_protected};
 use okta_client::{
     Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator, PageRequest,
 };
@@ -98,12 +96,14 @@ impl Scope {
     }
 
     /// Checks `targets` against the index, then each group and user against Okta.
-    async fn check(&self, targets: &[Target<'_>]) -> Result<(), Status> {
+    async fn check(&self, targets: &[Target<'_>]) -> Result<(), Refusal> {
         if targets.is_empty() {
-            return Err(self.outside("the org", "this call names no group or user"));
+            return Err(self
+                .outside("the org", "this call names no group or user")
+                .into());
         }
         let Some(snapshot) = self.index.snapshot() else {
-            return Err(scope_loading());
+            return Err(scope_loading().into());
         };
         let (mut groups, mut users) = (Vec::new(), Vec::new());
         for target in targets {
@@ -119,19 +119,23 @@ impl Scope {
                 }
                 Target::User(id) => {
                     let target = format!("user {id}");
-                    return Err(self.outside(&target, &format!("{target} is not a member of one")));
+                    return Err(self
+                        .outside(&target, &format!("{target} is not a member of one"))
+                        .into());
                 }
                 Target::Login(login) => match snapshot.logins.get(&login.to_lowercase()) {
                     Some(id) if snapshot.user_in(id, &self.patterns) => users.push(id.clone()),
                     _ => {
                         let target = "the user of that login";
-                        return Err(
-                            self.outside(target, &format!("{target} is not a member of one"))
-                        );
+                        return Err(self
+                            .outside(target, &format!("{target} is not a member of one"))
+                            .into());
                     }
                 },
                 Target::Other(id) => {
-                    return Err(self.outside(id, &format!("{id} is outside any group")));
+                    return Err(self
+                        .outside(id, &format!("{id} is outside any group"))
+                        .into());
                 }
             }
         }
@@ -158,29 +162,34 @@ impl Scope {
 
     /// Checks the group's name as Okta has it now: a group renamed since the index was read
     /// (into a protected name, out of the scope) counts at once.
-    async fn confirm_group(&self, group_id: &str) -> Result<(), Status> {
+    async fn confirm_group(&self, group_id: &str) -> Result<(), Refusal> {
         let id = OktaId::parse(group_id).map_err(|_| internal("unchecked group id"))?;
         let group = self
             .index
             .okta
             .get_group(&id)
             .await
-            .map_err(mapped(OktaCall::Read))?;
-        self.check_group(group_id, group_name(&group))
+            .map_err(|error| Refusal::Okta(Box::new(error)))?;
+        Ok(self.check_group(group_id, group_name(&group))?)
     }
 
     /// Reads the user's groups from Okta (never from the index or a cache, which may be stale)
     /// and refuses a member of a protected group, and a user in none of the scope's groups
     /// unless this call adds a new hire.
-    async fn confirm_user(&self, user_id: &str) -> Result<(), Status> {
-        let target = format!("user {user_id}");
+    async fn confirm_user(&self, user_id: &str) -> Result<(), Refusal> {
         let id = OktaId::parse(user_id).map_err(|_| internal("unchecked user id"))?;
         let groups = self
             .index
             .okta
             .list_user_groups(&id)
             .await
-            .map_err(mapped(OktaCall::Read))?;
+            .map_err(|error| Refusal::Okta(Box::new(error)))?;
+        Ok(self.check_user_groups(user_id, &groups)?)
+    }
+
+    /// Refuses the user whose groups Okta answered `groups`, as [`Self::confirm_user`] says.
+    fn check_user_groups(&self, user_id: &str, groups: &[OktaGroup]) -> Result<(), Status> {
+        let target = format!("user {user_id}");
         let names: Vec<&str> = groups.iter().map(group_name).collect();
         if let Some(name) = names.iter().find(|name| self.index.protected_name(name)) {
             return Err(self.protected(&target, name));
@@ -212,6 +221,23 @@ fn group_name(group: &OktaGroup) -> &str {
         .unwrap_or_default()
 }
 
+/// Why a scoped call may not go on: the scope refuses it, or a read confirming the index
+/// against Okta failed, which the handler answers through the one Okta error mapping
+/// ([`crate::api::status`]) like any other read of its own.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The call reaches outside its scope (or the index is not loaded yet).
+    Refused(Status),
+    /// Okta's answer to a confirming read, a failure.
+    Okta(Box<OktaError>),
+}
+
+impl From<Status> for Refusal {
+    fn from(status: Status) -> Self {
+        Self::Refused(status)
+    }
+}
+
 /// A target a call names, as parsed by the handler.
 #[derive(Clone, Copy, Debug)]
 pub enum Target<'a> {
@@ -236,7 +262,7 @@ pub async fn with_scope<F: Future>(scope: Scope, work: F) -> F::Output {
 
 /// PERMISSION_DENIED unless every target of the current call is inside its scope; `Ok` for
 /// unscoped calls. A scoped call with no target at all is refused: it would act org-wide.
-pub async fn check_targets(targets: &[Target<'_>]) -> Result<(), Status> {
+pub async fn check_targets(targets: &[Target<'_>]) -> Result<(), Refusal> {
     match SCOPE.try_with(Clone::clone) {
         Ok(scope) => scope.check(targets).await,
         Err(_) => Ok(()),

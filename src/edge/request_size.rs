@@ -12,7 +12,7 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::util::MapResponseLayer;
 
-use crate::api::status;
+use crate::status;
 
 /// The layer that answers an oversized request RESOURCE_EXHAUSTED, naming the limit
 /// `max_bytes` the services decode with, and adds ErrorInfo to the framework's refusals.

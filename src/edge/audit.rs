@@ -5,11 +5,8 @@
 //! deadline layer sits outside this one, and a caller may go away) is recorded as it ends.
 
 use std::cell::RefCell;
-use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
-use tower::{Layer, Service};
-
+use super::{Answer, Inner, Next, Request, Step};
 use crate::auth::{Authentication, escaped_for_log, peer_addr};
 use crate::methods;
 use okta_client::instrumentation::collecting_request_ids;
@@ -24,43 +21,17 @@ pub fn note_target(field: &str, id: &str) {
     let _ = TARGETS.try_with(|targets| targets.borrow_mut().push(format!("{field}={id}")));
 }
 
-/// Applies [`Audit`] to every service.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AuditLayer;
-
-impl<S> Layer<S> for AuditLayer {
-    type Service = Audit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Audit { inner }
-    }
-}
-
 /// Writes the audit record of each mutating RPC; see the module docs.
-#[derive(Clone, Debug)]
-pub struct Audit<S> {
-    inner: S,
-}
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Audit;
 
-impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for Audit<S>
-where
-    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+impl Step for Audit {
+    fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let path = request.uri().path().to_owned();
         let mutating = methods::of(&path).changes_okta();
         let authentication = request.extensions().get::<Authentication>().cloned();
         if matches!(authentication, None | Some(Authentication::NotRequired)) {
-            return Box::pin(self.inner.call(request));
+            return Box::pin(next.call(request));
         }
         let (caller, mechanism) = match authentication.as_ref().and_then(Authentication::caller) {
             Some(caller) => (caller.identity.to_string(), caller.mechanism.as_str()),
@@ -74,7 +45,7 @@ where
             peer,
             path,
         };
-        let response = self.inner.call(request);
+        let response = next.call(request);
         Box::pin(TARGETS.scope(RefCell::new(Vec::new()), async move {
             // A change dropped before its answer is still recorded.
             let mut unanswered = Unanswered {

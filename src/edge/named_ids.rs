@@ -11,7 +11,7 @@ use tonic::codec::{DecodeBuf, Decoder, Streaming};
 use tonic_types::FieldViolation;
 
 use super::audit::note_target;
-use super::status::invalid_argument;
+use crate::status::invalid_argument;
 use okta_client::OktaId;
 
 /// Largest refused message read for its ids; ids fit in far less, and a larger message is

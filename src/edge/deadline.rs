@@ -4,63 +4,30 @@
 //! tonic enforces `grpc-timeout` too, but answers CANCELLED; this layer fires a moment earlier so
 //! callers see the status gRPC prescribes, and get it before their own deadline passes.
 
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use tower::{Layer, Service};
-
-use crate::api::status::deadline_expired;
+use super::{Answer, Inner, Next, Request, Step};
+use crate::status::deadline_expired;
 
 /// How much earlier than the caller's deadline the gateway gives up, so its answer arrives
 /// before the deadline (and before tonic's own timer) rather than racing them.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 
-/// Applies [`Deadline`] to every service.
+/// The deadline-enforcing step; see the module docs.
 #[derive(Clone, Debug)]
-pub struct DeadlineLayer {
+pub struct Deadline {
     default_timeout: Duration,
 }
 
-impl DeadlineLayer {
+impl Deadline {
     /// `default_timeout` bounds RPCs whose caller sets no shorter deadline.
     pub fn new(default_timeout: Duration) -> Self {
         Self { default_timeout }
     }
 }
 
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Deadline {
-            inner,
-            default_timeout: self.default_timeout,
-        }
-    }
-}
-
-/// The deadline-enforcing service; see the module docs.
-#[derive(Clone, Debug)]
-pub struct Deadline<S> {
-    inner: S,
-    default_timeout: Duration,
-}
-
-impl<S, RequestBody> Service<http::Request<RequestBody>> for Deadline<S>
-where
-    S: Service<http::Request<RequestBody>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+impl Step for Deadline {
+    fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let caller_timeout = request
             .headers()
             .get("grpc-timeout")
@@ -71,10 +38,10 @@ where
                 timeout.min(self.default_timeout)
             })
             .saturating_sub(DEADLINE_MARGIN);
-        // The deadline is fixed now, in `call`, like tonic's own timer: the future below may be
-        // first polled much later under load.
+        // The deadline is fixed now, when the call arrives, like tonic's own timer: the future
+        // below may be first polled much later under load.
         let deadline = tokio::time::Instant::now() + budget;
-        let response = self.inner.call(request);
+        let response = next.call(request);
         Box::pin(async move {
             // The Okta client sees the deadline too: it never waits for budget past it.
             let response = okta_client::budget::with_deadline(deadline, response);

@@ -13,15 +13,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::{Layer, Service};
 
-use crate::api::status;
+use super::{Answer, Inner, Next, Request, Step};
 use crate::auth::{Authentication, Mechanism};
 use crate::authz::Authorizer;
 use crate::config::FairnessSettings;
 use crate::methods;
+use crate::status;
 use okta_client::budget::{CallerShare, with_share};
 
 /// When a caller over its concurrency share may try again.
@@ -66,15 +65,15 @@ impl Slots {
     }
 }
 
-/// Applies [`Fairness`] to every service.
+/// Enforces each caller's shares; see the module docs.
 #[derive(Clone, Debug)]
-pub struct FairnessLayer {
+pub struct Fairness {
     settings: FairnessSettings,
     authorizer: Arc<Authorizer>,
     slots: Arc<Slots>,
 }
 
-impl FairnessLayer {
+impl Fairness {
     /// Shares from `settings`, overridden per role by `authorizer`'s policy.
     pub fn new(settings: FairnessSettings, authorizer: Arc<Authorizer>) -> Self {
         Self {
@@ -85,49 +84,18 @@ impl FairnessLayer {
     }
 }
 
-impl<S> Layer<S> for FairnessLayer {
-    type Service = Fairness<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Fairness {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// Enforces each caller's shares; see the module docs.
-#[derive(Clone, Debug)]
-pub struct Fairness<S> {
-    inner: S,
-    layer: FairnessLayer,
-}
-
-impl<S, RequestBody> Service<http::Request<RequestBody>> for Fairness<S>
-where
-    S: Service<http::Request<RequestBody>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+impl Step for Fairness {
+    fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let caller = match request.extensions().get::<Authentication>() {
             Some(Authentication::Authenticated(caller))
                 if caller.mechanism != Mechanism::Insecure =>
             {
                 caller.identity.clone()
             }
-            _ => return Box::pin(self.inner.call(request)),
+            _ => return Box::pin(next.call(request)),
         };
-        let settings = &self.layer.settings;
-        let roles = self.layer.authorizer.policy().shares(&caller);
+        let settings = &self.settings;
+        let roles = self.authorizer.policy().shares(&caller);
         let stream = methods::of(request.uri().path()).server_streaming;
         let limit = if stream {
             settings.max_streams_per_caller
@@ -136,7 +104,7 @@ where
                 .max_in_flight
                 .unwrap_or(settings.max_in_flight_per_caller)
         };
-        let Some(slot) = self.layer.slots.try_take(&caller, stream, limit) else {
+        let Some(slot) = self.slots.try_take(&caller, stream, limit) else {
             tracing::warn!(caller = %caller, rpc = request.uri().path(), limit, stream,
                 "caller over its concurrency share; refused");
             let refusal = status::caller_over_share(
@@ -156,7 +124,7 @@ where
                 .okta_budget_percent
                 .unwrap_or(settings.okta_budget_percent_per_caller),
         };
-        let response = self.inner.call(request);
+        let response = next.call(request);
         Box::pin(async move {
             let response = with_share(share, response).await?;
             if !stream {
