@@ -4,6 +4,7 @@
 //! tonic enforces `grpc-timeout` too, but answers CANCELLED; this layer fires a moment earlier so
 //! callers see the status gRPC prescribes, and get it before their own deadline passes.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
 use crate::api::status::deadline_expired;
+use crate::context::RequestContext;
 
 /// How much earlier than the caller's deadline the gateway gives up, so its answer arrives
 /// before the deadline (and before tonic's own timer) rather than racing them.
@@ -60,7 +62,7 @@ where
         self.inner.poll_ready(context)
     }
 
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<RequestBody>) -> Self::Future {
         let caller_timeout = request
             .headers()
             .get("grpc-timeout")
@@ -74,10 +76,13 @@ where
         // The deadline is fixed now, in `call`, like tonic's own timer: the future below may be
         // first polled much later under load.
         let deadline = tokio::time::Instant::now() + budget;
+        // The request's context starts here, with the deadline: the Okta client sees it too and
+        // never waits for budget past it.
+        request
+            .extensions_mut()
+            .insert(Arc::new(RequestContext::until(deadline)));
         let response = self.inner.call(request);
         Box::pin(async move {
-            // The Okta client sees the deadline too: it never waits for budget past it.
-            let response = crate::okta::budget::with_deadline(deadline, response);
             match tokio::time::timeout_at(deadline, response).await {
                 Ok(result) => result,
                 Err(_) => Ok(deadline_expired().into_http()),

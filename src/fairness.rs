@@ -21,8 +21,9 @@ use crate::api::status;
 use crate::auth::{Authentication, Mechanism};
 use crate::authz::Authorizer;
 use crate::config::FairnessSettings;
+use crate::context::RequestContext;
 use crate::methods;
-use crate::okta::budget::{CallerShare, with_share};
+use crate::okta::budget::CallerShare;
 
 /// When a caller over its concurrency share may try again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
@@ -117,7 +118,7 @@ where
         self.inner.poll_ready(context)
     }
 
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<RequestBody>) -> Self::Future {
         let caller = match request.extensions().get::<Authentication>() {
             Some(Authentication::Authenticated(caller))
                 if caller.mechanism != Mechanism::Insecure =>
@@ -150,15 +151,17 @@ where
             );
             return Box::pin(async move { Ok(refusal.into_http()) });
         };
-        let share = CallerShare {
-            caller,
-            percent: roles
-                .okta_budget_percent
-                .unwrap_or(settings.okta_budget_percent_per_caller),
-        };
+        RequestContext::of_http(&mut request)
+            .okta()
+            .set_share(CallerShare {
+                caller,
+                percent: roles
+                    .okta_budget_percent
+                    .unwrap_or(settings.okta_budget_percent_per_caller),
+            });
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = with_share(share, response).await?;
+            let response = response.await?;
             if !stream {
                 // A unary call is done once its answer is ready: its slot is free now.
                 drop(slot);

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod authz;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod deadline;
 pub mod fairness;
 pub mod methods;

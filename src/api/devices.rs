@@ -10,6 +10,7 @@ use super::settle::{found, gone, settle};
 use super::status::{OktaCall, failed_precondition, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_ids};
+use crate::context::RequestContext;
 use crate::okta::{
     DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
     OktaDeviceUser, OktaId, OktaUserDevice, PageRequest,
@@ -35,10 +36,14 @@ impl DevicesApi {
         Self { okta, token_key }
     }
 
-    async fn current_device(&self, device_id: &OktaId) -> Result<Device, Status> {
+    async fn current_device(
+        &self,
+        cx: &RequestContext,
+        device_id: &OktaId,
+    ) -> Result<Device, Status> {
         let device = self
             .okta
-            .get_device(device_id)
+            .get_device(cx.okta(), device_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(device_from_okta(device))
@@ -50,20 +55,25 @@ impl DevicesApi {
         request: Request<DeviceLifecycleRequest>,
         transition: DeviceTransition,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+        let cx = RequestContext::of(&request);
+        let device_id = parse_ids(&cx, &[("device_id", &request.into_inner().device_id)])
             .await?
             .remove(0);
-        if let Err(error) = self.okta.device_lifecycle(&device_id, transition).await {
+        if let Err(error) = self
+            .okta
+            .device_lifecycle(cx.okta(), &device_id, transition)
+            .await
+        {
             let check = format!("the status of device {device_id}");
             let device = settle(error, OktaCall::Lifecycle, &check, async {
-                let device = self.okta.get_device(&device_id).await?;
+                let device = self.okta.get_device(cx.okta(), &device_id).await?;
                 let done = transition.leads_to().contains(&device.status.as_str());
                 Ok(found(device, done))
             })
             .await?;
             return Ok(Response::new(device_from_okta(device)));
         }
-        Ok(Response::new(self.current_device(&device_id).await?))
+        Ok(Response::new(self.current_device(&cx, &device_id).await?))
     }
 }
 
@@ -73,8 +83,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListDevicesRequest>,
     ) -> Result<Response<ListDevicesResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let limit = violations.page_size("page_size", request.page_size, MAX_DEVICES_PAGE_SIZE);
         let filter = request
             .filter
@@ -100,7 +111,7 @@ impl DeviceService for DevicesApi {
         violations.finish().await?;
         let page = self
             .okta
-            .list_devices(&checked(query)?, &PageRequest { limit, after })
+            .list_devices(cx.okta(), &checked(query)?, &PageRequest { limit, after })
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListDevicesResponse {
@@ -113,10 +124,11 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<GetDeviceRequest>,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+        let cx = RequestContext::of(&request);
+        let device_id = parse_ids(&cx, &[("device_id", &request.into_inner().device_id)])
             .await?
             .remove(0);
-        Ok(Response::new(self.current_device(&device_id).await?))
+        Ok(Response::new(self.current_device(&cx, &device_id).await?))
     }
 
     async fn activate_device(
@@ -151,12 +163,13 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<DeleteDeviceRequest>,
     ) -> Result<Response<()>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+        let cx = RequestContext::of(&request);
+        let device_id = parse_ids(&cx, &[("device_id", &request.into_inner().device_id)])
             .await?
             .remove(0);
         let read = self
             .okta
-            .get_device_answered(&device_id)
+            .get_device_answered(cx.okta(), &device_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         let device = read.value;
@@ -171,10 +184,10 @@ impl DeviceService for DevicesApi {
                 read.request_id.as_deref(),
             ));
         }
-        if let Err(error) = self.okta.delete_device(&device_id).await {
+        if let Err(error) = self.okta.delete_device(cx.okta(), &device_id).await {
             let check = format!("whether device {device_id} still exists");
             settle(error, OktaCall::Lifecycle, &check, async {
-                gone(self.okta.get_device(&device_id).await)
+                gone(self.okta.get_device(cx.okta(), &device_id).await)
             })
             .await?;
         }
@@ -185,12 +198,13 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListDeviceUsersRequest>,
     ) -> Result<Response<ListDeviceUsersResponse>, Status> {
-        let device_id = parse_ids(&[("device_id", &request.into_inner().device_id)])
+        let cx = RequestContext::of(&request);
+        let device_id = parse_ids(&cx, &[("device_id", &request.into_inner().device_id)])
             .await?
             .remove(0);
         let users = self
             .okta
-            .list_device_users(&device_id)
+            .list_device_users(cx.okta(), &device_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListDeviceUsersResponse {
@@ -202,12 +216,13 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListUserDevicesRequest>,
     ) -> Result<Response<ListUserDevicesResponse>, Status> {
-        let user_id = parse_ids(&[("user_id", &request.into_inner().user_id)])
+        let cx = RequestContext::of(&request);
+        let user_id = parse_ids(&cx, &[("user_id", &request.into_inner().user_id)])
             .await?
             .remove(0);
         let devices = self
             .okta
-            .list_user_devices(&user_id)
+            .list_user_devices(cx.okta(), &user_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListUserDevicesResponse {

@@ -13,6 +13,7 @@ use super::status::{
 use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::authz::scope;
+use crate::context::RequestContext;
 use crate::okta::{
     self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
     PageRequest, UserQuery,
@@ -50,10 +51,10 @@ impl UsersApi {
         }
     }
 
-    async fn current_user(&self, user_id: &OktaId) -> Result<User, Status> {
+    async fn current_user(&self, cx: &RequestContext, user_id: &OktaId) -> Result<User, Status> {
         let user = self
             .okta
-            .get_user(user_id)
+            .get_user(cx.okta(), user_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(user_from_okta(user))
@@ -62,24 +63,27 @@ impl UsersApi {
     /// Runs a transition that returns nothing, then reports the user's new state.
     async fn transition(
         &self,
+        cx: &RequestContext,
         user_id: &str,
         transition: Transition,
     ) -> Result<Response<User>, Status> {
-        let user_id = parse_user_id(user_id).await?;
+        let user_id = parse_user_id(cx, user_id).await?;
         let result = match transition {
-            Transition::Suspend => self.okta.suspend_user(&user_id).await,
-            Transition::Unsuspend => self.okta.unsuspend_user(&user_id).await,
-            Transition::Unlock => self.okta.unlock_user(&user_id).await,
+            Transition::Suspend => self.okta.suspend_user(cx.okta(), &user_id).await,
+            Transition::Unsuspend => self.okta.unsuspend_user(cx.okta(), &user_id).await,
+            Transition::Unlock => self.okta.unlock_user(cx.okta(), &user_id).await,
             Transition::Deactivate { send_email } => {
-                self.okta.deactivate_user(&user_id, send_email).await
+                self.okta
+                    .deactivate_user(cx.okta(), &user_id, send_email)
+                    .await
             }
         };
         self.reads.user_changed(user_id.as_str());
         match result {
-            Ok(()) => Ok(Response::new(self.current_user(&user_id).await?)),
+            Ok(()) => Ok(Response::new(self.current_user(cx, &user_id).await?)),
             Err(error) => {
                 let user = self
-                    .settle_transition(error, &user_id, transition.leads_to(), true)
+                    .settle_transition(cx, error, &user_id, transition.leads_to(), true)
                     .await?;
                 Ok(Response::new(user_from_okta(user)))
             }
@@ -90,6 +94,7 @@ impl UsersApi {
     /// is done when `proves` (the transition cannot start from there), else cannot be told.
     async fn settle_transition(
         &self,
+        cx: &RequestContext,
         error: OktaError,
         user_id: &OktaId,
         statuses: &[&str],
@@ -97,7 +102,7 @@ impl UsersApi {
     ) -> Result<OktaUser, Status> {
         let check = format!("the status of user {user_id}");
         settle(error, OktaCall::Lifecycle, &check, async {
-            let user = self.okta.get_user(user_id).await?;
+            let user = self.okta.get_user(cx.okta(), user_id).await?;
             Ok(match statuses.contains(&user.status.as_str()) {
                 false => Found::NotDone,
                 true if proves => Found::Done(user),
@@ -137,8 +142,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<CreateUserRequest>,
     ) -> Result<Response<User>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let profile = request.profile.unwrap_or_default();
         let attributes = convert::profile_for_create(&profile, &mut violations);
         let group_ids: Vec<OktaId> =
@@ -169,31 +175,36 @@ impl UserService for UsersApi {
             activate: request.activate,
             expire_password_on_create: request.require_password_change,
         };
-        let (created, departed) = okta::noting_departure(self.okta.create_user(&create)).await;
+        let (created, departed) = cx
+            .okta()
+            .noting_departure(self.okta.create_user(cx.okta(), &create))
+            .await;
         self.reads.user_created_or_deleted();
         let user = match created {
             Ok(user) => user,
             Err(error) if outcome_open(&error) => {
                 let departed = departed.and_then(|at| self.okta.okta_time_at(at));
-                self.reconcile_create(&create, departed, error).await?
+                self.reconcile_create(&cx, &create, departed, error).await?
             }
             Err(error) => return Err(mapped(OktaCall::Write)(error)),
         };
-        super::audit::note_target("created_user_id", &user.id);
+        cx.note_target("created_user_id", &user.id);
         Ok(Response::new(user_from_okta(user)))
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        let cx = RequestContext::of(&request);
         match request.into_inner().user {
             Some(get_user_request::User::Id(id)) => {
-                let user_id = parse_ids(&[("id", &id)]).await?.remove(0);
+                let user_id = parse_ids(&cx, &[("id", &id)]).await?.remove(0);
                 let okta = self.okta.clone();
+                // A shared read runs under the context of the caller that starts it.
                 let user = self
                     .reads
                     .users
                     .read(user_id.as_str().to_owned(), move || async move {
                         let user = okta
-                            .get_user(&user_id)
+                            .get_user(cx.okta(), &user_id)
                             .await
                             .map_err(mapped(OktaCall::Read))?;
                         Ok(user_from_okta(user))
@@ -202,12 +213,12 @@ impl UserService for UsersApi {
                 Ok(Response::new(user))
             }
             Some(get_user_request::User::Login(login)) => {
-                let mut violations = Violations::default();
+                let mut violations = Violations::new(&cx);
                 violations.login("login", &login);
                 violations.finish().await?;
                 let found = self
                     .okta
-                    .find_user_by_login(&login)
+                    .find_user_by_login(cx.okta(), &login)
                     .await
                     .map_err(mapped(OktaCall::Read))?;
                 let request_id = found.request_id;
@@ -227,8 +238,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let limit = violations.page_size("page_size", request.page_size, MAX_USERS_PAGE_SIZE);
         let queries_set = [
             !request.search.is_empty(),
@@ -273,7 +285,7 @@ impl UserService for UsersApi {
         let query = checked(query)?;
         let page = self
             .okta
-            .list_users(&query, &PageRequest { limit, after })
+            .list_users(cx.okta(), &query, &PageRequest { limit, after })
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListUsersResponse {
@@ -286,8 +298,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<UpdateUserRequest>,
     ) -> Result<Response<User>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let user = request.user.unwrap_or_default();
         let user_id = violations.id("user.id", &user.id);
         let profile = user.profile.unwrap_or_default();
@@ -295,14 +308,17 @@ impl UserService for UsersApi {
             convert::profile_for_update(&profile, request.update_mask.as_ref(), &mut violations);
         violations.finish().await?;
         let user_id = checked(user_id)?;
-        let result = self.okta.update_user_profile(&user_id, &attributes).await;
+        let result = self
+            .okta
+            .update_user_profile(cx.okta(), &user_id, &attributes)
+            .await;
         self.reads.user_changed(user_id.as_str());
         let updated = match result {
             Ok(updated) => updated,
             Err(error) => {
                 let check = format!("the profile of user {user_id}");
                 settle(error, OktaCall::Write, &check, async {
-                    let user = self.okta.get_user(&user_id).await?;
+                    let user = self.okta.get_user(cx.okta(), &user_id).await?;
                     let done = attributes.iter().all(|(name, value)| {
                         user.profile.get(name).unwrap_or(&serde_json::Value::Null) == value
                     });
@@ -318,49 +334,57 @@ impl UserService for UsersApi {
         &self,
         request: Request<ActivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
-        let token = match self.okta.activate_user(&user_id, request.send_email).await {
+        let user_id = parse_user_id(&cx, &request.user_id).await?;
+        let token = match self
+            .okta
+            .activate_user(cx.okta(), &user_id, request.send_email)
+            .await
+        {
             Ok(token) => token,
             Err(error) => {
                 self.reads.user_changed(user_id.as_str());
-                self.settle_transition(error, &user_id, ACTIVATED, true)
+                self.settle_transition(&cx, error, &user_id, ACTIVATED, true)
                     .await?;
                 None
             }
         };
-        self.activation_response(&user_id, token).await
+        self.activation_response(&cx, &user_id, token).await
     }
 
     async fn reactivate_user(
         &self,
         request: Request<ReactivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_user_id(&cx, &request.user_id).await?;
         let token = match self
             .okta
-            .reactivate_user(&user_id, request.send_email)
+            .reactivate_user(cx.okta(), &user_id, request.send_email)
             .await
         {
             Ok(token) => token,
             Err(error) => {
                 // Reactivation is allowed again from where it leads: a read cannot prove it.
                 self.reads.user_changed(user_id.as_str());
-                self.settle_transition(error, &user_id, &["PROVISIONED"], false)
+                self.settle_transition(&cx, error, &user_id, &["PROVISIONED"], false)
                     .await?;
                 None
             }
         };
-        self.activation_response(&user_id, token).await
+        self.activation_response(&cx, &user_id, token).await
     }
 
     async fn deactivate_user(
         &self,
         request: Request<DeactivateUserRequest>,
     ) -> Result<Response<User>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
         self.transition(
+            &cx,
             &request.user_id,
             Transition::Deactivate {
                 send_email: request.send_email,
@@ -373,7 +397,8 @@ impl UserService for UsersApi {
         &self,
         request: Request<UserLifecycleRequest>,
     ) -> Result<Response<User>, Status> {
-        self.transition(&request.into_inner().user_id, Transition::Suspend)
+        let cx = RequestContext::of(&request);
+        self.transition(&cx, &request.into_inner().user_id, Transition::Suspend)
             .await
     }
 
@@ -381,7 +406,8 @@ impl UserService for UsersApi {
         &self,
         request: Request<UserLifecycleRequest>,
     ) -> Result<Response<User>, Status> {
-        self.transition(&request.into_inner().user_id, Transition::Unsuspend)
+        let cx = RequestContext::of(&request);
+        self.transition(&cx, &request.into_inner().user_id, Transition::Unsuspend)
             .await
     }
 
@@ -389,7 +415,8 @@ impl UserService for UsersApi {
         &self,
         request: Request<UserLifecycleRequest>,
     ) -> Result<Response<User>, Status> {
-        self.transition(&request.into_inner().user_id, Transition::Unlock)
+        let cx = RequestContext::of(&request);
+        self.transition(&cx, &request.into_inner().user_id, Transition::Unlock)
             .await
     }
 
@@ -397,24 +424,30 @@ impl UserService for UsersApi {
         &self,
         request: Request<ResetPasswordRequest>,
     ) -> Result<Response<ResetPasswordResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_user_id(&cx, &request.user_id).await?;
         let reset = self
             .okta
-            .reset_password(&user_id, request.send_email, request.revoke_sessions)
+            .reset_password(
+                cx.okta(),
+                &user_id,
+                request.send_email,
+                request.revoke_sessions,
+            )
             .await;
         self.reads.user_changed(user_id.as_str());
         let reset_password_url = match reset {
             Ok(url) => url,
             Err(error) => {
                 // A reset is allowed again from RECOVERY: a read cannot prove it.
-                self.settle_transition(error, &user_id, &["RECOVERY"], false)
+                self.settle_transition(&cx, error, &user_id, &["RECOVERY"], false)
                     .await?;
                 None
             }
         };
         Ok(Response::new(ResetPasswordResponse {
-            user: Some(self.current_user(&user_id).await?),
+            user: Some(self.current_user(&cx, &user_id).await?),
             reset_password_url: reset_password_url.unwrap_or_default(),
         }))
     }
@@ -423,16 +456,17 @@ impl UserService for UsersApi {
         &self,
         request: Request<ExpirePasswordRequest>,
     ) -> Result<Response<ExpirePasswordResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_user_id(&cx, &request.user_id).await?;
         let expired = if request.issue_temporary_password {
             self.okta
-                .expire_password_with_temp_password(&user_id)
+                .expire_password_with_temp_password(cx.okta(), &user_id)
                 .await
                 .map(|password| (None, password.expose_secret().to_owned()))
         } else {
             self.okta
-                .expire_password(&user_id)
+                .expire_password(cx.okta(), &user_id)
                 .await
                 .map(|user| (Some(user_from_okta(user)), String::new()))
         };
@@ -441,14 +475,14 @@ impl UserService for UsersApi {
             Ok(expired) => expired,
             Err(error) => {
                 // Expiry is allowed again from PASSWORD_EXPIRED: a read cannot prove it.
-                self.settle_transition(error, &user_id, &["PASSWORD_EXPIRED"], false)
+                self.settle_transition(&cx, error, &user_id, &["PASSWORD_EXPIRED"], false)
                     .await?;
                 (None, String::new())
             }
         };
         let user = match user_opt {
             Some(user) => user,
-            None => self.current_user(&user_id).await?,
+            None => self.current_user(&cx, &user_id).await?,
         };
         Ok(Response::new(ExpirePasswordResponse {
             user: Some(user),
@@ -460,11 +494,12 @@ impl UserService for UsersApi {
         &self,
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_user_id(&request.user_id).await?;
+        let user_id = parse_user_id(&cx, &request.user_id).await?;
         let read = self
             .okta
-            .get_user_answered(&user_id)
+            .get_user_answered(cx.okta(), &user_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         let user = user_from_okta(read.value);
@@ -482,21 +517,24 @@ impl UserService for UsersApi {
             }
             let deactivated = self
                 .okta
-                .deactivate_user(&user_id, request.send_email)
+                .deactivate_user(cx.okta(), &user_id, request.send_email)
                 .await;
             self.reads.user_changed(user_id.as_str());
             if let Err(error) = deactivated {
                 let leads_to = Transition::Deactivate { send_email: false }.leads_to();
-                self.settle_transition(error, &user_id, leads_to, true)
+                self.settle_transition(&cx, error, &user_id, leads_to, true)
                     .await?;
             }
         }
-        let deleted = self.okta.delete_user(&user_id, request.send_email).await;
+        let deleted = self
+            .okta
+            .delete_user(cx.okta(), &user_id, request.send_email)
+            .await;
         self.reads.user_created_or_deleted();
         if let Err(error) = deleted {
             let check = format!("whether user {user_id} still exists");
             settle(error, OktaCall::Lifecycle, &check, async {
-                gone(self.okta.get_user(&user_id).await)
+                gone(self.okta.get_user(cx.okta(), &user_id).await)
             })
             .await?;
         }
@@ -507,20 +545,21 @@ impl UserService for UsersApi {
         &self,
         request: Request<ListUserGroupsRequest>,
     ) -> Result<Response<ListUserGroupsResponse>, Status> {
-        let user_id = parse_user_id(&request.into_inner().user_id).await?;
-        let okta = self.okta.clone();
+        let cx = RequestContext::of(&request);
+        let user_id = parse_user_id(&cx, &request.into_inner().user_id).await?;
+        let (okta, read_cx) = (self.okta.clone(), cx.clone());
         let groups = self
             .reads
             .user_groups
             .read(user_id.as_str().to_owned(), move || async move {
                 let groups = okta
-                    .list_user_groups(&user_id)
+                    .list_user_groups(read_cx.okta(), &user_id)
                     .await
                     .map_err(mapped(OktaCall::Read))?;
                 Ok(groups.into_iter().map(convert::group_from_okta).collect())
             })
             .await?;
-        let groups = scope::visible_groups(groups, |group| &group.name);
+        let groups = scope::visible_groups(&cx, groups, |group| &group.name);
         Ok(Response::new(ListUserGroupsResponse { groups }))
     }
 }
@@ -531,6 +570,7 @@ impl UsersApi {
     /// [`claim`]); another party's is ALREADY_EXISTS; no user means nothing was created.
     async fn reconcile_create(
         &self,
+        cx: &RequestContext,
         create: &okta::CreateUserRequest,
         departed: Option<OktaTime>,
         error: OktaError,
@@ -541,7 +581,7 @@ impl UsersApi {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
         let check = format!("whether a user with login {login} exists and is this call's");
-        let found = match self.okta.find_user_by_login(login).await {
+        let found = match self.okta.find_user_by_login(cx.okta(), login).await {
             Ok(Answered {
                 value: Some(user),
                 request_id,
@@ -567,6 +607,7 @@ impl UsersApi {
 
     async fn activation_response(
         &self,
+        cx: &RequestContext,
         user_id: &OktaId,
         token: Option<okta::ActivationToken>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
@@ -575,7 +616,7 @@ impl UsersApi {
             .map(|token| (token.activation_url, token.activation_token))
             .unwrap_or_default();
         Ok(Response::new(ActivateUserResponse {
-            user: Some(self.current_user(user_id).await?),
+            user: Some(self.current_user(cx, user_id).await?),
             activation_url,
             activation_token,
         }))
@@ -650,8 +691,8 @@ fn user_filter_expression(filter: &UserFilter, violations: &mut Violations) -> O
     clauses.into_iter().reduce(Expression::and)
 }
 
-async fn parse_user_id(value: &str) -> Result<OktaId, Status> {
-    parse_ids(&[("user_id", value)])
+async fn parse_user_id(cx: &RequestContext, value: &str) -> Result<OktaId, Status> {
+    parse_ids(cx, &[("user_id", value)])
         .await
         .map(|mut ids| ids.remove(0))
 }

@@ -8,6 +8,7 @@ use super::page_token::{self, PagePosition};
 use super::status::{internal, invalid_argument};
 use super::token_key::TokenKey;
 use crate::authz::scope::{Target, check_targets};
+use crate::context::RequestContext;
 use crate::okta::{Cursor, Expression, OktaId, Operator};
 
 /// Longest free-text value accepted (names, logins, prefixes); Okta's own limits are lower.
@@ -27,8 +28,9 @@ const MAX_DESCRIPTION_LENGTH: usize = 160;
 /// Collects field violations; turns into one INVALID_ARGUMENT status. It also collects the
 /// call's targets (valid ids and logins), which [`Violations::finish`] checks against a
 /// group-scoped caller's scope: every handler validates through here, so none can skip it.
-#[derive(Default)]
-pub struct Violations {
+pub struct Violations<'a> {
+    /// The call's context: its scope, and where valid ids are noted for its audit record.
+    cx: &'a RequestContext,
     reported: Vec<FieldViolation>,
     unreported: usize,
     targets: Vec<(TargetKind, String)>,
@@ -57,7 +59,17 @@ impl TargetKind {
     }
 }
 
-impl Violations {
+impl<'a> Violations<'a> {
+    /// Nothing recorded yet, for the call of `cx`.
+    pub fn new(cx: &'a RequestContext) -> Self {
+        Self {
+            cx,
+            reported: Vec::new(),
+            unreported: 0,
+            targets: Vec::new(),
+        }
+    }
+
     /// Records a bad field. Beyond [`MAX_REPORTED_VIOLATIONS`] only the count is kept.
     pub fn add(&mut self, field: &str, description: impl Into<String>) {
         if self.reported.len() < MAX_REPORTED_VIOLATIONS {
@@ -83,7 +95,7 @@ impl Violations {
     pub fn id(&mut self, field: &str, value: &str) -> Option<OktaId> {
         match OktaId::parse(value) {
             Ok(id) => {
-                super::audit::note_target(field, id.as_str());
+                self.cx.note_target(field, id.as_str());
                 self.targets
                     .push((TargetKind::of_field(field), id.as_str().to_owned()));
                 Some(id)
@@ -221,7 +233,7 @@ impl Violations {
                 TargetKind::Other => Target::Other(value),
             })
             .collect();
-        check_targets(&targets).await
+        check_targets(self.cx, &targets).await
     }
 }
 
@@ -244,8 +256,11 @@ pub fn checked<T>(value: Option<T>) -> Result<T, Status> {
 }
 
 /// Parses every (field, value) as an Okta id, reporting all bad ones in one status.
-pub async fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
-    let mut violations = Violations::default();
+pub async fn parse_ids(
+    cx: &RequestContext,
+    fields: &[(&str, &str)],
+) -> Result<Vec<OktaId>, Status> {
+    let mut violations = Violations::new(cx);
     let ids: Vec<Option<OktaId>> = fields
         .iter()
         .map(|(field, value)| violations.id(field, value))
@@ -262,7 +277,8 @@ mod tests {
 
     #[test]
     fn many_violations_are_counted_not_listed_and_long_ones_are_cut() {
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         for index in 0..25 {
             violations.add(&format!("field{index}"), "é".repeat(200));
         }
@@ -286,10 +302,12 @@ mod tests {
 
     #[test]
     fn counts_over_the_maximum_are_one_violation() {
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         assert!(violations.count("statuses", 16, MAX_STATUS_FILTERS));
         assert!(block_on(violations.finish()).is_ok());
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         assert!(!violations.count("statuses", 17, MAX_STATUS_FILTERS));
         let message = block_on(violations.finish())
             .unwrap_err()

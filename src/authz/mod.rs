@@ -21,6 +21,7 @@ use crate::api::named_ids::note_named_ids;
 use crate::api::status;
 use crate::auth::Authentication;
 use crate::config::{AuthSettings, AuthzSettings};
+use crate::context::RequestContext;
 use crate::methods;
 use crate::okta::OktaClient;
 use policy::{Decision, Policy};
@@ -174,10 +175,13 @@ where
         self.inner.poll_ready(context)
     }
 
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<RequestBody>) -> Self::Future {
         match self.authorizer.check(&request) {
             Ok(None) => Box::pin(self.inner.call(request)),
-            Ok(Some(scope)) => Box::pin(scope::with_scope(scope, self.inner.call(request))),
+            Ok(Some(scope)) => {
+                RequestContext::of_http(&mut request).set_scope(scope);
+                Box::pin(self.inner.call(request))
+            }
             Err(refusal) => {
                 tracing::warn!(rpc = request.uri().path(), code = ?refusal.code(),
                     message = refusal.message(), "refused before any Okta call");
@@ -187,9 +191,10 @@ where
                     Some(Authentication::Authenticated(_))
                 );
                 let path = request.uri().path().to_owned();
+                let cx = RequestContext::of_http(&mut request);
                 Box::pin(async move {
                     if identified {
-                        note_named_ids(&path, request.into_body()).await;
+                        note_named_ids(&cx, &path, request.into_body()).await;
                     }
                     Ok(refusal.into_http())
                 })

@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::okta::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
-use crate::okta::budget::{self, Budgets, Refusal};
-use crate::okta::clock::{self, OktaClock, OktaTime};
+use crate::okta::budget::{Budgets, Refusal};
+use crate::okta::clock::{OktaClock, OktaTime};
+use crate::okta::context::CallContext;
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::okta::instrumentation;
 use crate::okta::pagination::{self, Page};
@@ -275,9 +276,12 @@ impl OktaClient {
     /// Fetches one page of a list and the cursor of the next one.
     pub(crate) async fn get_page<T: DeserializeOwned>(
         &self,
+        cx: &CallContext,
         url: Url,
     ) -> Result<Page<T>, OktaError> {
-        let success = self.send(Method::GET, url, None, Retry::Idempotent).await?;
+        let success = self
+            .send(cx, Method::GET, url, None, Retry::Idempotent)
+            .await?;
         let items = success.json()?;
         let next = match pagination::next_link(&success.headers) {
             None => None,
@@ -295,6 +299,7 @@ impl OktaClient {
     /// our own origin: the token must never be sent anywhere else.
     pub(crate) async fn get_all<T: DeserializeOwned>(
         &self,
+        cx: &CallContext,
         first_page: Url,
     ) -> Result<Vec<T>, OktaError> {
         let mut all_items = Vec::new();
@@ -302,7 +307,9 @@ impl OktaClient {
         let mut followed_pages = 0;
         while let Some(url) = next_url_opt.take() {
             followed_pages += 1;
-            let success = self.send(Method::GET, url, None, Retry::Idempotent).await?;
+            let success = self
+                .send(cx, Method::GET, url, None, Retry::Idempotent)
+                .await?;
             let items: Vec<T> = success.json()?;
             all_items.extend(items);
             let Some(next_link) = pagination::next_link(&success.headers) else {
@@ -338,6 +345,7 @@ impl OktaClient {
     /// request id and rate-limit capture, status classification. Returns 2xx responses.
     pub(crate) async fn send(
         &self,
+        cx: &CallContext,
         method: Method,
         url: Url,
         body_opt: Option<&serde_json::Value>,
@@ -356,7 +364,7 @@ impl OktaClient {
             let auth = self.credentials.request_auth(&method, &url).await?;
             // The budget first: a wait for a spent bucket's reset must hold no slot, or it would
             // block every other bucket's requests.
-            match self.budgets.acquire(bucket).await {
+            match self.budgets.acquire(cx, bucket).await {
                 Ok(()) => {}
                 Err(Refusal::Deadline(wait)) => {
                     tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
@@ -378,7 +386,7 @@ impl OktaClient {
             }
             // A slot is held only while the request is on the wire; a unit taken for a request
             // that never leaves is settled as unanswered.
-            let Some(in_flight_slot) = self.in_flight_slot().await else {
+            let Some(in_flight_slot) = self.in_flight_slot(cx).await else {
                 self.budgets.settle(bucket, None);
                 return Err(OktaError::RateLimited {
                     retry_after: Some(std::time::Duration::from_secs(1)),
@@ -396,7 +404,7 @@ impl OktaClient {
             ));
             let may_retry = retry != Retry::Never && attempt < self.retry.max_retries;
             let started = Instant::now();
-            clock::departing(started);
+            cx.departing(started);
             let sent = request.send().await;
             self.budgets.settle(
                 bucket,
@@ -416,7 +424,7 @@ impl OktaClient {
                     if may_retry
                         && retry != Retry::WhenRefused
                         && matches!(error, OktaError::Connect(_))
-                        && !budget::outlasts_deadline(wait)
+                        && !cx.outlasts_deadline(wait)
                     {
                         tokio::time::sleep(wait).await;
                         attempt += 1;
@@ -445,6 +453,9 @@ impl OktaClient {
                 .map_err(OktaError::from_transport)?
                 .to_vec();
             span.record_response(&names, &meta, started.elapsed());
+            if let Some(request_id) = &meta.request_id {
+                cx.answered(request_id);
+            }
             drop(in_flight_slot);
 
             tracing::debug!(
@@ -480,7 +491,7 @@ impl OktaClient {
                     );
                 }
                 let wait = self.retry.wait_after_429(retry_after, attempt);
-                if may_retry && !budget::outlasts_deadline(wait) {
+                if may_retry && !cx.outlasts_deadline(wait) {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     retry_for_opt = meta.request_id;
@@ -494,7 +505,7 @@ impl OktaClient {
             }
             if status.is_server_error() {
                 let wait = self.retry.backoff(attempt);
-                if may_retry && retry != Retry::WhenRefused && !budget::outlasts_deadline(wait) {
+                if may_retry && retry != Retry::WhenRefused && !cx.outlasts_deadline(wait) {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     retry_for_opt = meta.request_id;
@@ -536,9 +547,9 @@ impl OktaClient {
     }
 
     /// A slot among the requests in flight, waited for no longer than the caller's deadline.
-    async fn in_flight_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    async fn in_flight_slot(&self, cx: &CallContext) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let acquire = self.in_flight.clone().acquire_owned();
-        match budget::time_left() {
+        match cx.time_left() {
             Some(left) => tokio::time::timeout(left, acquire)
                 .await
                 .ok()

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod budget;
 mod client;
 pub mod clock;
+mod context;
 mod devices;
 mod error;
 mod expression;
@@ -28,7 +29,8 @@ mod users;
 
 pub use auth::{OAuthSettings, SigningKey, default_scopes};
 pub use client::{Answered, OktaClient, OktaClientSettings};
-pub use clock::{OktaTime, noting_departure};
+pub use clock::OktaTime;
+pub use context::CallContext;
 pub use devices::{
     DeviceQuery, DeviceTransition, MAX_DEVICES_PAGE_SIZE, OktaDevice, OktaDeviceUser,
     OktaUserDevice,

@@ -13,6 +13,7 @@ use reqwest::Method;
 use url::Url;
 
 use crate::okta::client::{OktaClient, Retry, Success};
+use crate::okta::context::CallContext;
 use crate::okta::error::OktaError;
 
 impl OktaClient {
@@ -22,6 +23,7 @@ impl OktaClient {
     /// reads the current status to tell.
     pub(crate) async fn transition<Read, Reading>(
         &self,
+        cx: &CallContext,
         url: Url,
         retry: Retry,
         arrived: impl Fn(Option<&str>) -> Option<&'static [&'static str]>,
@@ -32,7 +34,7 @@ impl OktaClient {
         Reading: Future<Output = Result<String, OktaError>>,
     {
         let path = url.path().to_owned();
-        let error = match self.send(Method::POST, url, None, retry).await {
+        let error = match self.send(cx, Method::POST, url, None, retry).await {
             Ok(success) => return Ok(success),
             Err(error) => error,
         };

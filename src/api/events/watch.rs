@@ -21,8 +21,8 @@ use super::cursor::{self, Position, ResumePoint};
 use crate::api::status::{OktaCall, okta_error_status};
 use crate::api::token_key::TokenKey;
 use crate::okta::{
-    Expression, LogEvent, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, OktaError, Page,
-    PageRequest, RateLimitState,
+    CallContext, Expression, LogEvent, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient,
+    OktaError, Page, PageRequest, RateLimitState,
 };
 use crate::proto::watch_events_response::Message;
 use crate::proto::{Event, KeepAlive, WatchEventsResponse};
@@ -270,7 +270,10 @@ async fn fetch(
         keywords: None,
         sort_order: LogSortOrder::Ascending,
     };
+    // The poller and a watcher's catch-up run on after the RPC that started them answered:
+    // background work, which no caller's deadline bounds.
     okta.list_log_events(
+        &CallContext::background(),
         &query,
         &PageRequest {
             limit: MAX_LOG_PAGE_SIZE,
