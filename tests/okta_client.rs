@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use identity_gateway::okta::{
-    CallContext, CreateUserRequest, Cursor, Expression, GroupQuery, OktaClient, OktaClientSettings,
-    OktaError, OktaId, Operator, PageRequest, UserQuery,
+    CallContext, CreateUserRequest, Cursor, Expression, GroupQuery, OAuthSettings, OktaClient,
+    OktaClientSettings, OktaError, OktaId, Operator, PageRequest, SigningKey, UserQuery,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -1619,4 +1619,72 @@ async fn transport_errors_do_not_carry_query_values_or_the_token() {
     let rendered = format!("{error:?} {error}");
     assert!(!rendered.contains("private.person"), "{rendered}");
     assert!(!rendered.contains(TOKEN), "{rendered}");
+}
+
+// === token refresh under the client's retry policy ===
+
+/// A client authenticating as a service app at `server`'s token endpoint.
+fn oauth_client(server: &MockServer) -> OktaClient {
+    let pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let oauth = OAuthSettings {
+        client_id: "0oaservice".to_owned(),
+        key: SigningKey::parse(&pem, Some("kid-1")).unwrap(),
+        scopes: vec!["okta.users.read".to_owned()],
+        dpop: false,
+    };
+    OktaClient::with_oauth(settings_for(&server.uri()), oauth).unwrap()
+}
+
+fn token_request() -> MockBuilder {
+    Mock::given(method("POST")).and(path("/oauth2/v1/token"))
+}
+
+#[tokio::test]
+async fn a_token_request_okta_fails_with_a_503_is_sent_again_and_the_call_goes_through() {
+    let server = MockServer::start().await;
+    token_request()
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    token_request()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "access_token": "at-1", "expires_in": 3600,
+            "scope": "okta.users.read"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(USER_PATH))
+        .and(header("authorization", "Bearer at-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(recorded_user()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = oauth_client(&server);
+    let user = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
+    assert_eq!(user.id, USER_ID);
+}
+
+#[tokio::test]
+async fn a_token_request_okta_refuses_is_not_sent_again() {
+    let server = MockServer::start().await;
+    token_request()
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": "invalid_client", "error_description": "The client_assertion is invalid."
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = oauth_client(&server);
+    let error = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OktaError::OAuthRejected(_)), "{error:?}");
 }

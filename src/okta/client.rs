@@ -20,7 +20,8 @@ use crate::okta::context::CallContext;
 use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::okta::instrumentation;
 use crate::okta::pagination::{self, Page};
-use crate::okta::rate_limit::{self, RateLimitState, RetryParams};
+use crate::okta::rate_limit::{self, RateLimitState};
+use crate::okta::retry::{Failure, Retry, RetryPolicy};
 
 /// Sent on every request so Okta's System Log and support can tell our traffic apart.
 const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
@@ -43,8 +44,8 @@ pub struct OktaClientSettings {
     pub connect_timeout: std::time::Duration,
     /// Bound on one attempt of one request, connect to last body byte.
     pub request_timeout: std::time::Duration,
-    /// Retries of idempotent requests (GET, group membership PUT/DELETE) and user lifecycle
-    /// transitions; never of creates, updates or deletions.
+    /// Retries of idempotent requests (GET, group membership PUT/DELETE), user lifecycle
+    /// transitions and OAuth token requests; never of creates, updates or deletions.
     pub max_retries: u32,
     /// First step of the exponential backoff used when Okta gives no reset time.
     pub retry_base_delay: std::time::Duration,
@@ -83,7 +84,7 @@ pub struct OktaClient {
     /// The API token (`SSWS`, marked sensitive so reqwest/hyper never print it) or the OAuth
     /// service app's token source.
     credentials: Credentials,
-    retry: RetryParams,
+    retry: RetryPolicy,
     budgets: std::sync::Arc<Budgets>,
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     clock: std::sync::Arc<OktaClock>,
@@ -98,23 +99,6 @@ impl fmt::Debug for OktaClient {
             .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
-}
-
-/// Whether a request may be sent again after a 429, a 5xx or a connection error.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// GET and the idempotent membership PUT/DELETE.
-    Idempotent,
-    /// A user or device lifecycle transition: sent again like an idempotent request, because a
-    /// repeat after a lost answer cannot transition twice; `okta::transition` recognises Okta's
-    /// refusal of a repeat that finds it already where the transition leads.
-    Transition,
-    /// A transition that sends email: sent again only after a 429, which Okta answers without
-    /// carrying the request out, never after an answer that may have been lost (a repeat could
-    /// email twice).
-    WhenRefused,
-    /// Creates, updates, deletions.
-    Never,
 }
 
 /// A decoded answer with Okta's id of the request that gave it, for a refusal the gateway
@@ -212,7 +196,7 @@ impl OktaClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(OktaError::Connect)?;
-        let retry = RetryParams {
+        let retry = RetryPolicy {
             max_retries: settings.max_retries,
             base_delay: settings.retry_base_delay,
             max_delay: settings.retry_max_delay,
@@ -243,7 +227,7 @@ impl OktaClient {
             api_token: SecretString::from("unused"),
             ..settings
         })?;
-        let oauth = OAuthClient::new(client.http.clone(), &client.base_url, oauth);
+        let oauth = OAuthClient::new(client.http.clone(), &client.base_url, oauth, client.retry);
         client.credentials = Credentials::OAuth(std::sync::Arc::new(oauth));
         Ok(client)
     }
@@ -402,7 +386,6 @@ impl OktaClient {
                 retry_for_opt.as_deref(),
                 &auth,
             ));
-            let may_retry = retry != Retry::Never && attempt < self.retry.max_retries;
             let started = Instant::now();
             cx.departing(started);
             let sent = request.send().await;
@@ -420,12 +403,10 @@ impl OktaClient {
                     let error = OktaError::from_transport(transport_error);
                     span.record_transport_error(error.kind());
                     tracing::debug!(http.method = %method, url.path = url.path(), attempt, error = %error, "okta request failed");
-                    let wait = self.retry.backoff(attempt);
-                    if may_retry
-                        && retry != Retry::WhenRefused
-                        && matches!(error, OktaError::Connect(_))
-                        && !cx.outlasts_deadline(wait)
-                    {
+                    if let Some(wait) = Failure::of(&error).and_then(|failure| {
+                        self.retry
+                            .next_wait(retry, attempt, failure, cx.time_left())
+                    }) {
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                         retry_for_opt = None;
@@ -490,8 +471,13 @@ impl OktaClient {
                         "okta concurrent request limit exceeded"
                     );
                 }
-                let wait = self.retry.wait_after_429(retry_after, attempt);
-                if may_retry && !cx.outlasts_deadline(wait) {
+                let failure = Failure::RateLimited {
+                    reset_wait: retry_after,
+                };
+                if let Some(wait) = self
+                    .retry
+                    .next_wait(retry, attempt, failure, cx.time_left())
+                {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     retry_for_opt = meta.request_id;
@@ -504,8 +490,10 @@ impl OktaClient {
                 });
             }
             if status.is_server_error() {
-                let wait = self.retry.backoff(attempt);
-                if may_retry && retry != Retry::WhenRefused && !cx.outlasts_deadline(wait) {
+                if let Some(wait) =
+                    self.retry
+                        .next_wait(retry, attempt, Failure::ServerError, cx.time_left())
+                {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     retry_for_opt = meta.request_id;

@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 
-use crate::okta::client::{Answered, OktaClient, Retry};
+use crate::okta::client::{Answered, OktaClient};
 use crate::okta::context::CallContext;
 use crate::okta::error::OktaError;
 use crate::okta::expression::Expression;
 use crate::okta::ids::OktaId;
 use crate::okta::models::OktaUser;
 use crate::okta::pagination::{Page, PageRequest};
+use crate::okta::retry::Retry;
 use crate::okta::users::with_page;
 
 /// A JSON object, as Okta profiles are.

@@ -2,13 +2,14 @@
 
 use reqwest::Method;
 
-use crate::okta::client::{OktaClient, Retry};
+use crate::okta::client::OktaClient;
 use crate::okta::context::CallContext;
 use crate::okta::error::OktaError;
 use crate::okta::expression::Expression;
 use crate::okta::ids::OktaId;
 use crate::okta::models::{OktaGroup, OktaUser};
 use crate::okta::pagination::{Page, PageRequest};
+use crate::okta::retry::Retry;
 use crate::okta::users::with_page;
 
 /// Which groups `list_groups` returns.

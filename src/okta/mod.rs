@@ -24,6 +24,7 @@ mod logs;
 mod models;
 mod pagination;
 mod rate_limit;
+mod retry;
 mod transition;
 mod users;
 

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use secrecy::SecretString;
 
-use crate::okta::client::{Answered, OktaClient, Retry, Success, query_bool, with_query};
+use crate::okta::client::{Answered, OktaClient, Success, query_bool, with_query};
 use crate::okta::context::CallContext;
 use crate::okta::error::OktaError;
 use crate::okta::expression::{Expression, Operator};
@@ -13,6 +13,7 @@ use crate::okta::models::{
     ResetPasswordAnswer, TempPasswordAnswer,
 };
 use crate::okta::pagination::{Page, PageRequest};
+use crate::okta::retry::Retry;
 
 /// Which users `list_users` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
