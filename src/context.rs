@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use tokio::time::Instant;
 
 use crate::authz::scope::Scope;
-use crate::okta::CallContext;
+use okta_client::CallContext;
 
 /// One RPC's deadline, Okta budget share, group scope, audit targets and Okta request ids.
 #[derive(Debug, Default)]

@@ -23,7 +23,7 @@ use crate::authz::Authorizer;
 use crate::config::FairnessSettings;
 use crate::context::RequestContext;
 use crate::methods;
-use crate::okta::budget::CallerShare;
+use okta_client::budget::CallerShare;
 
 /// When a caller over its concurrency share may try again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);

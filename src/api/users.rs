@@ -14,10 +14,6 @@ use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::authz::scope;
 use crate::context::RequestContext;
-use crate::okta::{
-    self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
-    PageRequest, UserQuery,
-};
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
     ActivateUserRequest, ActivateUserResponse, CreateUserRequest, DeactivateUserRequest,
@@ -25,6 +21,10 @@ use crate::proto::{
     ListUserGroupsRequest, ListUserGroupsResponse, ListUsersRequest, ListUsersResponse,
     ReactivateUserRequest, ResetPasswordRequest, ResetPasswordResponse, UpdateUserRequest, User,
     UserFilter, UserLifecycleRequest, UserStatus, get_user_request,
+};
+use okta_client::{
+    self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
+    PageRequest, UserQuery,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -168,7 +168,7 @@ impl UserService for UsersApi {
             );
         }
         violations.finish().await?;
-        let create = okta::CreateUserRequest {
+        let create = okta_client::CreateUserRequest {
             profile: attributes,
             password: (!request.password.is_empty()).then(|| SecretString::from(request.password)),
             group_ids,
@@ -571,7 +571,7 @@ impl UsersApi {
     async fn reconcile_create(
         &self,
         cx: &RequestContext,
-        create: &okta::CreateUserRequest,
+        create: &okta_client::CreateUserRequest,
         departed: Option<OktaTime>,
         error: OktaError,
     ) -> Result<OktaUser, Status> {
@@ -609,7 +609,7 @@ impl UsersApi {
         &self,
         cx: &RequestContext,
         user_id: &OktaId,
-        token: Option<okta::ActivationToken>,
+        token: Option<okta_client::ActivationToken>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
         self.reads.user_changed(user_id.as_str());
         let (activation_url, activation_token) = token
@@ -639,7 +639,11 @@ enum Claim {
 /// status is what `activate` leads to, and Okta created it after the call's request left,
 /// judged on Okta's clock (`departed`). Okta stamps `created` in whole seconds, truncated: a user
 /// stamped a second or more before `departed.earliest` was created before the request left.
-fn claim(user: &OktaUser, create: &okta::CreateUserRequest, departed: Option<OktaTime>) -> Claim {
+fn claim(
+    user: &OktaUser,
+    create: &okta_client::CreateUserRequest,
+    departed: Option<OktaTime>,
+) -> Claim {
     let same_profile = create
         .profile
         .iter()
@@ -703,8 +707,8 @@ mod tests {
     use chrono::{TimeDelta, TimeZone, Utc};
     use serde_json::json;
 
-    fn request(activate: bool) -> okta::CreateUserRequest {
-        okta::CreateUserRequest {
+    fn request(activate: bool) -> okta_client::CreateUserRequest {
+        okta_client::CreateUserRequest {
             profile: json!({"login": "a@example.com", "firstName": "A"})
                 .as_object()
                 .unwrap()

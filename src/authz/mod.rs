@@ -23,7 +23,7 @@ use crate::auth::Authentication;
 use crate::config::{AuthSettings, AuthzSettings};
 use crate::context::RequestContext;
 use crate::methods;
-use crate::okta::OktaClient;
+use okta_client::OktaClient;
 use policy::{Decision, Policy};
 use scope::{Scope, ScopeIndex};
 use store::PolicyStore;

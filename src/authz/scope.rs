@@ -25,7 +25,7 @@ use crate::api::status::{
     OktaCall, internal, mapped, outside_scope, scope_loading, target_protected,
 };
 use crate::context::RequestContext;
-use crate::okta::{
+use okta_client::{
     CallContext, Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator,
     PageRequest,
 };

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use crate::okta::context::CallContext;
-use crate::okta::rate_limit::RateLimitState;
+use crate::context::CallContext;
+use crate::rate_limit::RateLimitState;
 
 /// The calling service's share of every bucket: fairness between the gateway's callers, so
 /// one cannot spend the budget the others depend on.

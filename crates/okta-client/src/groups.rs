@@ -2,15 +2,15 @@
 
 use reqwest::Method;
 
-use crate::okta::client::OktaClient;
-use crate::okta::context::CallContext;
-use crate::okta::error::OktaError;
-use crate::okta::expression::Expression;
-use crate::okta::ids::OktaId;
-use crate::okta::models::{OktaGroup, OktaUser};
-use crate::okta::pagination::{Page, PageRequest};
-use crate::okta::retry::Retry;
-use crate::okta::users::with_page;
+use crate::client::OktaClient;
+use crate::context::CallContext;
+use crate::error::OktaError;
+use crate::expression::Expression;
+use crate::ids::OktaId;
+use crate::models::{OktaGroup, OktaUser};
+use crate::pagination::{Page, PageRequest};
+use crate::retry::Retry;
+use crate::users::with_page;
 
 /// Which groups `list_groups` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]

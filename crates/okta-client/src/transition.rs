@@ -5,17 +5,17 @@
 //! transition leads. Such a refusal, on a retry only, is a success once a read confirms the
 //! status; the transition's own answer is then lost (`Success::without_body`). A refusal of the
 //! first attempt is always the caller's to see. A transition that sends email is not repeated
-//! after an answer that may have been lost ([`Retry::WhenRefused`](crate::okta::retry::Retry::WhenRefused)): it could email twice.
+//! after an answer that may have been lost ([`Retry::WhenRefused`](crate::retry::Retry::WhenRefused)): it could email twice.
 
 use std::future::Future;
 
 use reqwest::Method;
 use url::Url;
 
-use crate::okta::client::{OktaClient, Success};
-use crate::okta::context::CallContext;
-use crate::okta::error::OktaError;
-use crate::okta::retry::Retry;
+use crate::client::{OktaClient, Success};
+use crate::context::CallContext;
+use crate::error::OktaError;
+use crate::retry::Retry;
 
 impl OktaClient {
     /// Sends the transition at `url`, again after a lost answer when `retry` allows.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::okta::budget::CallerShare;
+use crate::budget::CallerShare;
 
 /// The deadline, budget share and records of one call's Okta requests; see the module docs.
 #[derive(Debug, Default)]

@@ -25,6 +25,7 @@ mod models;
 mod pagination;
 mod rate_limit;
 mod retry;
+pub mod trace_ids;
 mod transition;
 mod users;
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::okta::error::OktaError;
+use crate::error::OktaError;
 
 /// Whether a request may be sent again after a 429, a 5xx or a connection error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
