@@ -55,6 +55,12 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// Whether the failed attempt may have been carried out although its answer was lost: a
+    /// 5xx or a dropped connection; a 429 never was.
+    pub(crate) fn may_have_been_carried_out(self) -> bool {
+        !matches!(self, Self::RateLimited { .. })
+    }
+
     /// The failure an error stands for, when sending the request again might help: `None` for
     /// an answer that would be the same again (a 4xx, a bad body) or a local problem.
     pub(crate) fn of(error: &OktaError) -> Option<Self> {
