@@ -4,12 +4,12 @@
 //! group scope, audit what it collects); handlers take it from the request
 //! ([`RequestContext::of`]) and hand its Okta part to every Okta call explicitly.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 
 use tokio::time::Instant;
 
 use crate::authz::scope::Scope;
-use okta_client::CallContext;
+use okta_client::{CallContext, Notes};
 
 /// One RPC's deadline, Okta budget share, group scope, audit targets and Okta request ids.
 #[derive(Debug, Default)]
@@ -19,7 +19,7 @@ pub struct RequestContext {
     /// Set by the authorization layer when the caller's roles confine the call to groups.
     scope: OnceLock<Scope>,
     /// The ids the call acts on (`user_id=00u…`), while the audit layer collects them.
-    targets: Mutex<Option<Vec<String>>>,
+    targets: Notes,
 }
 
 impl RequestContext {
@@ -68,27 +68,18 @@ impl RequestContext {
     /// Starts keeping the ids the RPC notes ([`RequestContext::note_target`]), for its audit
     /// record.
     pub fn collect_targets(&self) {
-        let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        targets.get_or_insert_with(Vec::new);
+        self.targets.collect();
     }
 
     /// Notes an id the RPC acts on (`user_id=00u…`), for its audit record. Ids are validated
     /// before they are noted, so nothing a caller writes freely reaches the audit log.
     pub fn note_target(&self, field: &str, id: &str) {
-        let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(targets) = targets.as_mut() {
-            targets.push(format!("{field}={id}"));
-        }
+        self.targets.note(|| format!("{field}={id}"));
     }
 
     /// The ids noted since [`RequestContext::collect_targets`], leaving none behind.
     pub fn take_targets(&self) -> Vec<String> {
-        self.targets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        self.targets.take()
     }
 }
 

@@ -20,7 +20,7 @@ pub struct CallContext {
     /// Set once by the caller's fairness limits: the share of every bucket this call may spend.
     share: OnceLock<CallerShare>,
     /// The Okta request ids of the answers, while someone collects them.
-    request_ids: Mutex<Option<Vec<String>>>,
+    request_ids: Notes,
     /// While [`CallContext::noting_departure`] runs: when its first request left, if one did.
     departure: Mutex<Option<Option<std::time::Instant>>>,
 }
@@ -62,33 +62,18 @@ impl CallContext {
 
     /// Starts keeping the Okta request id of every answer from now on.
     pub fn collect_request_ids(&self) {
-        let mut ids = self
-            .request_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        ids.get_or_insert_with(Vec::new);
+        self.request_ids.collect();
     }
 
     /// The request ids kept since [`CallContext::collect_request_ids`] (none if it was not
     /// called), leaving none behind.
     pub fn take_request_ids(&self) -> Vec<String> {
-        self.request_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        self.request_ids.take()
     }
 
     /// Called by `send` for every answer with a request id.
     pub(crate) fn answered(&self, request_id: &str) {
-        let mut ids = self
-            .request_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(ids) = ids.as_mut() {
-            ids.push(request_id.to_owned());
-        }
+        self.request_ids.note(|| request_id.to_owned());
     }
 
     /// Runs `work` and returns when its first request to Okta left (`None`: none left), so a
@@ -121,6 +106,43 @@ impl CallContext {
         if let Some(first @ None) = departure.as_mut() {
             *first = Some(at);
         }
+    }
+}
+
+/// Text noted while someone collects it (audit records' ids): nothing is kept, or allocated,
+/// before [`Notes::collect`].
+#[derive(Debug, Default)]
+pub struct Notes(Mutex<Option<Vec<String>>>);
+
+impl Notes {
+    /// Starts keeping what is noted from now on.
+    pub fn collect(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(Vec::new);
+    }
+
+    /// Keeps the text `note` makes, if collecting (`note` runs only then).
+    pub fn note(&self, note: impl FnOnce() -> String) {
+        if let Some(notes) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            notes.push(note());
+        }
+    }
+
+    /// What was noted since [`Notes::collect`] (nothing if it was not called), leaving none.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 }
 

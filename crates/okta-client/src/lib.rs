@@ -32,7 +32,7 @@ mod users;
 pub use auth::{OAuthSettings, SigningKey, default_scopes};
 pub use client::{Answered, OktaClient, OktaClientSettings};
 pub use clock::OktaTime;
-pub use context::CallContext;
+pub use context::{CallContext, Notes};
 pub use devices::{
     DeviceQuery, DeviceTransition, MAX_DEVICES_PAGE_SIZE, OktaDevice, OktaDeviceUser,
     OktaUserDevice,

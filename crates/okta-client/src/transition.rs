@@ -5,7 +5,7 @@
 //! transition leads. Such a refusal, on a retry only, is a success once a read confirms the
 //! status; the transition's own answer is then lost (`Success::without_body`). A refusal of the
 //! first attempt is always the caller's to see. A transition that sends email is not repeated
-//! after an answer that may have been lost ([`Retry::WhenRefused`](crate::retry::Retry::WhenRefused)): it could email twice.
+//! after an answer that may have been lost ([`Retry::WhenRefused`]): it could email twice.
 
 use std::future::Future;
 
