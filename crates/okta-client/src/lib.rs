@@ -3,7 +3,9 @@
 //! [`OktaClient`] has one method per Okta endpoint the gateway uses; every request goes
 //! through one private `send` (auth, request id, rate limits, retries, errors). Values that
 //! reach Okta's URLs are validated first: ids as [`OktaId`], cursors as [`Cursor`], search
-//! and filter text as [`Expression`].
+//! and filter text as [`Expression`]. Every method takes the caller's [`CallContext`]
+//! explicitly (deadline and budget share in, request ids and departures out); nothing reaches
+//! the client through ambient state.
 
 // `OktaError` carries Okta's error body and response metadata inline, as the handlers'
 // contract requires; errors are rare next to the network round trip, so their size is fine.
