@@ -471,8 +471,8 @@ pub struct OktaSettings {
     pub connect_timeout_ms: u64,
     /// Timeout of one Okta HTTP request.
     pub request_timeout_ms: u64,
-    /// Retries of reads, membership changes and user lifecycle transitions on 429, 5xx and
-    /// connection errors (never of creates, profile updates or deletions).
+    /// Retries of reads, membership changes, user lifecycle transitions and OAuth token requests
+    /// on 429, 5xx and connection errors (never of creates, profile updates or deletions).
     pub max_retries: u32,
     /// First backoff step when Okta gives no reset time.
     pub retry_base_delay_ms: u64,

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod authz;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod edge;
 pub mod methods;
 pub mod proto;

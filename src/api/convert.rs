@@ -389,6 +389,7 @@ fn value_from_json(value: Value) -> prost_types::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::RequestContext;
     use futures::executor::block_on;
 
     fn string_value(text: &str) -> prost_types::Value {
@@ -415,7 +416,8 @@ mod tests {
 
     #[test]
     fn create_requires_the_four_okta_attributes_and_names_each_missing_one() {
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         profile_for_create(
             &UserProfile {
                 login: "x@example.com".into(),
@@ -446,7 +448,8 @@ mod tests {
                 "profile.custom_attributes.gone".into(),
             ],
         };
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         let update = profile_for_update(&profile, Some(&mask), &mut violations);
         block_on(violations.finish()).unwrap();
         assert_eq!(update["firstName"], "Grace");
@@ -455,7 +458,8 @@ mod tests {
         assert_eq!(update["gone"], Value::Null);
         assert!(!update.contains_key("lastName"));
 
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         let bad = FieldMask {
             paths: vec![
                 "profile.last_name".into(),
@@ -492,7 +496,8 @@ mod tests {
     }
 
     fn attribute(kind: Kind) -> (Option<Value>, Result<(), tonic::Status>) {
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         let value = prost_types::Value { kind: Some(kind) };
         let json = custom_attribute("badge", &value, &mut violations);
         (json, block_on(violations.finish()))
@@ -545,7 +550,8 @@ mod tests {
             custom_attributes: Some(Struct { fields }),
             ..Default::default()
         };
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         let attributes = profile_for_create(&profile, &mut violations);
         assert!(!attributes.keys().any(|name| name.starts_with('a')));
         let message = block_on(violations.finish())
@@ -560,7 +566,8 @@ mod tests {
         let mask = FieldMask {
             paths: vec!["profile.title".to_owned(); MAX_UPDATE_MASK_PATHS + 1],
         };
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         assert!(profile_for_update(&profile, Some(&mask), &mut violations).is_empty());
         let message = block_on(violations.finish())
             .unwrap_err()
@@ -572,7 +579,8 @@ mod tests {
 
     #[test]
     fn malformed_attribute_names_are_quoted_on_the_custom_map() {
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         assert!(!valid_attribute_name(&"n".repeat(5000), &mut violations));
         assert!(!valid_attribute_name("a/b", &mut violations));
         let status = block_on(violations.finish()).unwrap_err();

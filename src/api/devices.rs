@@ -10,6 +10,7 @@ use super::settle::{found, gone, settle};
 use super::status::{OktaCall, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_id};
+use crate::context::RequestContext;
 use crate::proto::device_service_server::DeviceService;
 use crate::proto::{
     DeleteDeviceRequest, Device, DeviceFilter, DeviceLifecycleRequest, DevicePlatform,
@@ -36,10 +37,14 @@ impl DevicesApi {
         Self { okta, token_key }
     }
 
-    async fn current_device(&self, device_id: &OktaId) -> Result<Device, Status> {
+    async fn current_device(
+        &self,
+        cx: &RequestContext,
+        device_id: &OktaId,
+    ) -> Result<Device, Status> {
         let device = self
             .okta
-            .get_device(device_id)
+            .get_device(cx.okta(), device_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(device_from_okta(device))
@@ -51,18 +56,23 @@ impl DevicesApi {
         request: Request<DeviceLifecycleRequest>,
         transition: DeviceTransition,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_id("device_id", &request.into_inner().device_id).await?;
-        if let Err(error) = self.okta.device_lifecycle(&device_id, transition).await {
+        let cx = RequestContext::of(&request);
+        let device_id = parse_id(&cx, "device_id", &request.into_inner().device_id).await?;
+        if let Err(error) = self
+            .okta
+            .device_lifecycle(cx.okta(), &device_id, transition)
+            .await
+        {
             let check = format!("the status of device {device_id}");
             let device = settle(error, OktaCall::Lifecycle, &check, async {
-                let device = self.okta.get_device(&device_id).await?;
+                let device = self.okta.get_device(cx.okta(), &device_id).await?;
                 let done = transition.leads_to().contains(&device.status.as_str());
                 Ok(found(device, done))
             })
             .await?;
             return Ok(Response::new(device_from_okta(device)));
         }
-        Ok(Response::new(self.current_device(&device_id).await?))
+        Ok(Response::new(self.current_device(&cx, &device_id).await?))
     }
 }
 
@@ -72,8 +82,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListDevicesRequest>,
     ) -> Result<Response<ListDevicesResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let limit = violations.page_size("page_size", request.page_size, MAX_DEVICES_PAGE_SIZE);
         let filter = request
             .filter
@@ -99,7 +110,7 @@ impl DeviceService for DevicesApi {
         violations.finish().await?;
         let page = self
             .okta
-            .list_devices(&checked(query)?, &PageRequest { limit, after })
+            .list_devices(cx.okta(), &checked(query)?, &PageRequest { limit, after })
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListDevicesResponse {
@@ -112,8 +123,9 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<GetDeviceRequest>,
     ) -> Result<Response<Device>, Status> {
-        let device_id = parse_id("device_id", &request.into_inner().device_id).await?;
-        Ok(Response::new(self.current_device(&device_id).await?))
+        let cx = RequestContext::of(&request);
+        let device_id = parse_id(&cx, "device_id", &request.into_inner().device_id).await?;
+        Ok(Response::new(self.current_device(&cx, &device_id).await?))
     }
 
     async fn activate_device(
@@ -148,10 +160,11 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<DeleteDeviceRequest>,
     ) -> Result<Response<()>, Status> {
-        let device_id = parse_id("device_id", &request.into_inner().device_id).await?;
+        let cx = RequestContext::of(&request);
+        let device_id = parse_id(&cx, "device_id", &request.into_inner().device_id).await?;
         let read = self
             .okta
-            .get_device_answered(&device_id)
+            .get_device_answered(cx.okta(), &device_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         let device = read.value;
@@ -166,10 +179,10 @@ impl DeviceService for DevicesApi {
                 read.request_id.as_deref(),
             ));
         }
-        if let Err(error) = self.okta.delete_device(&device_id).await {
+        if let Err(error) = self.okta.delete_device(cx.okta(), &device_id).await {
             let check = format!("whether device {device_id} still exists");
             settle(error, OktaCall::Lifecycle, &check, async {
-                gone(self.okta.get_device(&device_id).await)
+                gone(self.okta.get_device(cx.okta(), &device_id).await)
             })
             .await?;
         }
@@ -180,10 +193,11 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListDeviceUsersRequest>,
     ) -> Result<Response<ListDeviceUsersResponse>, Status> {
-        let device_id = parse_id("device_id", &request.into_inner().device_id).await?;
+        let cx = RequestContext::of(&request);
+        let device_id = parse_id(&cx, "device_id", &request.into_inner().device_id).await?;
         let users = self
             .okta
-            .list_device_users(&device_id)
+            .list_device_users(cx.okta(), &device_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListDeviceUsersResponse {
@@ -195,10 +209,11 @@ impl DeviceService for DevicesApi {
         &self,
         request: Request<ListUserDevicesRequest>,
     ) -> Result<Response<ListUserDevicesResponse>, Status> {
-        let user_id = parse_id("user_id", &request.into_inner().user_id).await?;
+        let cx = RequestContext::of(&request);
+        let user_id = parse_id(&cx, "user_id", &request.into_inner().user_id).await?;
         let devices = self
             .okta
-            .list_user_devices(&user_id)
+            .list_user_devices(cx.okta(), &user_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListUserDevicesResponse {

@@ -16,6 +16,7 @@ use super::status::{OktaCall, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_id, parse_ids};
 use crate::authz::scope::ScopeIndex;
+use crate::context::RequestContext;
 use crate::proto::group_service_server::GroupService;
 use crate::proto::{
     GetGroupRequest, Group, GroupMemberRequest, ListGroupMembersRequest, ListGroupMembersResponse,
@@ -71,14 +72,15 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<GetGroupRequest>,
     ) -> Result<Response<Group>, Status> {
-        let group_id = parse_id("group_id", &request.into_inner().group_id).await?;
+        let cx = RequestContext::of(&request);
+        let group_id = parse_id(&cx, "group_id", &request.into_inner().group_id).await?;
         let okta = self.okta.clone();
         let group = self
             .reads
             .groups
             .read(group_id.as_str().to_owned(), move || async move {
                 let group = okta
-                    .get_group(&group_id)
+                    .get_group(cx.okta(), &group_id)
                     .await
                     .map_err(mapped(OktaCall::Read))?;
                 Ok(group_from_okta(group))
@@ -91,8 +93,9 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<ListGroupsRequest>,
     ) -> Result<Response<ListGroupsResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let limit = violations.page_size("page_size", request.page_size, MAX_GROUPS_PAGE_SIZE);
         let query = match (request.name_prefix.is_empty(), request.search.is_empty()) {
             (false, false) => {
@@ -126,7 +129,7 @@ impl GroupService for GroupsApi {
             .reads
             .group_lists
             .read(key, move || async move {
-                let answer = okta.list_groups(&query, &page_request).await;
+                let answer = okta.list_groups(cx.okta(), &query, &page_request).await;
                 ListedPage::from_okta(answer, group_from_okta)
             })
             .await?;
@@ -140,15 +143,16 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<ListGroupMembersRequest>,
     ) -> Result<Response<ListGroupMembersResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let group_id = violations.id("group_id", &request.group_id);
         let limit = violations.page_size("page_size", request.page_size, MAX_GROUPS_PAGE_SIZE);
         let fingerprint = page_token::query_fingerprint(&["group-members", &request.group_id]);
         let after = violations.page_cursor(&self.token_key, &request.page_token, &fingerprint);
         violations.finish().await?;
         let page = self
-            .member_page(checked(group_id)?, PageRequest { limit, after })
+            .member_page(&cx, checked(group_id)?, PageRequest { limit, after })
             .await?;
         Ok(Response::new(ListGroupMembersResponse {
             next_page_token: page_token::encode(&self.token_key, page.next.as_ref(), &fingerprint),
@@ -162,15 +166,20 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<StreamGroupMembersRequest>,
     ) -> Result<Response<UserStream>, Status> {
-        let group_id = parse_id("group_id", &request.into_inner().group_id).await?;
+        let cx = RequestContext::of(&request);
+        let group_id = parse_id(&cx, "group_id", &request.into_inner().group_id).await?;
         let first_request = PageRequest {
             limit: MAX_GROUPS_PAGE_SIZE,
             after: None,
         };
         // The first page is fetched before answering, so an unknown group is a plain NOT_FOUND.
-        let mut page = self.member_page(group_id.clone(), first_request).await?;
+        let mut page = self
+            .member_page(&cx, group_id.clone(), first_request)
+            .await?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let api = self.clone();
+        // The rest of the stream outlives the RPC's deadline: it reads on as background work.
+        let cx = Arc::new(RequestContext::default());
         tokio::spawn(async move {
             loop {
                 for user in page.items.drain(..) {
@@ -185,7 +194,7 @@ impl GroupService for GroupsApi {
                     limit: MAX_GROUPS_PAGE_SIZE,
                     after: Some(after),
                 };
-                match api.member_page(group_id.clone(), next_request).await {
+                match api.member_page(&cx, group_id.clone(), next_request).await {
                     Ok(next_page) => page = next_page,
                     Err(status) => {
                         let _ = sender.send(Err(status)).await;
@@ -201,7 +210,8 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<GroupMemberRequest>,
     ) -> Result<Response<()>, Status> {
-        self.change_membership(request.into_inner(), MembershipChange::Add)
+        let cx = RequestContext::of(&request);
+        self.change_membership(&cx, request.into_inner(), MembershipChange::Add)
             .await
     }
 
@@ -209,7 +219,8 @@ impl GroupService for GroupsApi {
         &self,
         request: Request<GroupMemberRequest>,
     ) -> Result<Response<()>, Status> {
-        self.change_membership(request.into_inner(), MembershipChange::Remove)
+        let cx = RequestContext::of(&request);
+        self.change_membership(&cx, request.into_inner(), MembershipChange::Remove)
             .await
     }
 }
@@ -219,15 +230,18 @@ impl GroupsApi {
     /// identical concurrent page reads share one Okta call.
     async fn member_page(
         &self,
+        cx: &Arc<RequestContext>,
         group_id: OktaId,
         page_request: PageRequest,
     ) -> Result<ListedPage<User>, Status> {
         let key = member_page_key(group_id.as_str(), &page_request);
-        let okta = self.okta.clone();
+        let (okta, cx) = (self.okta.clone(), cx.clone());
         self.reads
             .member_pages
             .read(key, move || async move {
-                let answer = okta.list_group_members(&group_id, &page_request).await;
+                let answer = okta
+                    .list_group_members(cx.okta(), &group_id, &page_request)
+                    .await;
                 ListedPage::from_okta(answer, user_from_okta)
             })
             .await
@@ -236,17 +250,29 @@ impl GroupsApi {
     /// Adds or removes one membership.
     async fn change_membership(
         &self,
+        cx: &RequestContext,
         request: GroupMemberRequest,
         change: MembershipChange,
     ) -> Result<Response<()>, Status> {
-        let ids = parse_ids(&[
-            ("group_id", &request.group_id),
-            ("user_id", &request.user_id),
-        ])
+        let ids = parse_ids(
+            cx,
+            &[
+                ("group_id", &request.group_id),
+                ("user_id", &request.user_id),
+            ],
+        )
         .await?;
         let result = match change {
-            MembershipChange::Add => self.okta.add_group_member(&ids[0], &ids[1]).await,
-            MembershipChange::Remove => self.okta.remove_group_member(&ids[0], &ids[1]).await,
+            MembershipChange::Add => {
+                self.okta
+                    .add_group_member(cx.okta(), &ids[0], &ids[1])
+                    .await
+            }
+            MembershipChange::Remove => {
+                self.okta
+                    .remove_group_member(cx.okta(), &ids[0], &ids[1])
+                    .await
+            }
         };
         self.reads.membership_changed(ids[0].as_str());
         if let Err(error) = result {
@@ -259,7 +285,7 @@ impl GroupsApi {
             }
             let check = format!("whether user {} is a member of group {}", ids[1], ids[0]);
             settle(error, OktaCall::Membership, &check, async {
-                let groups = self.okta.list_user_groups(&ids[1]).await?;
+                let groups = self.okta.list_user_groups(cx.okta(), &ids[1]).await?;
                 let member = groups.iter().any(|group| group.id == ids[0].as_str());
                 Ok(found((), member == adding))
             })

@@ -10,6 +10,7 @@ use super::status::{OktaCall, mapped, outcome_unknown};
 use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_id};
 use crate::authz::scope;
+use crate::context::RequestContext;
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
     ActivateUserRequest, ActivateUserResponse, CreateUserRequest, DeactivateUserRequest,
@@ -48,10 +49,10 @@ impl UsersApi {
         }
     }
 
-    async fn current_user(&self, user_id: &OktaId) -> Result<User, Status> {
+    async fn current_user(&self, cx: &RequestContext, user_id: &OktaId) -> Result<User, Status> {
         let user = self
             .okta
-            .get_user(user_id)
+            .get_user(cx.okta(), user_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(user_from_okta(user))
@@ -60,24 +61,27 @@ impl UsersApi {
     /// Runs a transition that returns nothing, then reports the user's new state.
     async fn transition(
         &self,
+        cx: &RequestContext,
         user_id: &str,
         transition: Transition,
     ) -> Result<Response<User>, Status> {
-        let user_id = parse_id("user_id", user_id).await?;
+        let user_id = parse_id(cx, "user_id", user_id).await?;
         let result = match transition {
-            Transition::Suspend => self.okta.suspend_user(&user_id).await,
-            Transition::Unsuspend => self.okta.unsuspend_user(&user_id).await,
-            Transition::Unlock => self.okta.unlock_user(&user_id).await,
+            Transition::Suspend => self.okta.suspend_user(cx.okta(), &user_id).await,
+            Transition::Unsuspend => self.okta.unsuspend_user(cx.okta(), &user_id).await,
+            Transition::Unlock => self.okta.unlock_user(cx.okta(), &user_id).await,
             Transition::Deactivate { send_email } => {
-                self.okta.deactivate_user(&user_id, send_email).await
+                self.okta
+                    .deactivate_user(cx.okta(), &user_id, send_email)
+                    .await
             }
         };
         self.reads.user_changed(user_id.as_str());
         match result {
-            Ok(()) => Ok(Response::new(self.current_user(&user_id).await?)),
+            Ok(()) => Ok(Response::new(self.current_user(cx, &user_id).await?)),
             Err(error) => {
                 let user = self
-                    .settle_transition(error, &user_id, transition.leads_to(), true)
+                    .settle_transition(cx, error, &user_id, transition.leads_to(), true)
                     .await?;
                 Ok(Response::new(user_from_okta(user)))
             }
@@ -88,6 +92,7 @@ impl UsersApi {
     /// is done when `proves` (the transition cannot start from there), else cannot be told.
     async fn settle_transition(
         &self,
+        cx: &RequestContext,
         error: OktaError,
         user_id: &OktaId,
         statuses: &[&str],
@@ -95,7 +100,7 @@ impl UsersApi {
     ) -> Result<OktaUser, Status> {
         let check = format!("the status of user {user_id}");
         settle(error, OktaCall::Lifecycle, &check, async {
-            let user = self.okta.get_user(user_id).await?;
+            let user = self.okta.get_user(cx.okta(), user_id).await?;
             Ok(match statuses.contains(&user.status.as_str()) {
                 false => Found::NotDone,
                 true if proves => Found::Done(user),
@@ -135,8 +140,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<CreateUserRequest>,
     ) -> Result<Response<User>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let profile = request.profile.unwrap_or_default();
         let attributes = convert::profile_for_create(&profile, &mut violations);
         let group_ids: Vec<OktaId> =
@@ -167,32 +173,36 @@ impl UserService for UsersApi {
             activate: request.activate,
             expire_password_on_create: request.require_password_change,
         };
-        let (created, departed) =
-            okta_client::noting_departure(self.okta.create_user(&create)).await;
+        let (created, departed) = cx
+            .okta()
+            .noting_departure(self.okta.create_user(cx.okta(), &create))
+            .await;
         self.reads.user_created_or_deleted();
         let user = match created {
             Ok(user) => user,
             Err(error) if outcome_open(&error) => {
                 let departed = departed.and_then(|at| self.okta.okta_time_at(at));
-                self.reconcile_create(&create, departed, error).await?
+                self.reconcile_create(&cx, &create, departed, error).await?
             }
             Err(error) => return Err(mapped(OktaCall::Write)(error)),
         };
-        crate::edge::audit::note_target("created_user_id", &user.id);
+        cx.note_target("created_user_id", &user.id);
         Ok(Response::new(user_from_okta(user)))
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        let cx = RequestContext::of(&request);
         match request.into_inner().user {
             Some(get_user_request::User::Id(id)) => {
-                let user_id = parse_id("id", &id).await?;
+                let user_id = parse_id(&cx, "id", &id).await?;
                 let okta = self.okta.clone();
+                // A shared read runs under the context of the caller that starts it.
                 let user = self
                     .reads
                     .users
                     .read(user_id.as_str().to_owned(), move || async move {
                         let user = okta
-                            .get_user(&user_id)
+                            .get_user(cx.okta(), &user_id)
                             .await
                             .map_err(mapped(OktaCall::Read))?;
                         Ok(user_from_okta(user))
@@ -201,12 +211,12 @@ impl UserService for UsersApi {
                 Ok(Response::new(user))
             }
             Some(get_user_request::User::Login(login)) => {
-                let mut violations = Violations::default();
+                let mut violations = Violations::new(&cx);
                 violations.login("login", &login);
                 violations.finish().await?;
                 let found = self
                     .okta
-                    .find_user_by_login(&login)
+                    .find_user_by_login(cx.okta(), &login)
                     .await
                     .map_err(mapped(OktaCall::Read))?;
                 let request_id = found.request_id;
@@ -226,8 +236,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let limit = violations.page_size("page_size", request.page_size, MAX_USERS_PAGE_SIZE);
         let queries_set = [
             !request.search.is_empty(),
@@ -272,7 +283,7 @@ impl UserService for UsersApi {
         let query = checked(query)?;
         let page = self
             .okta
-            .list_users(&query, &PageRequest { limit, after })
+            .list_users(cx.okta(), &query, &PageRequest { limit, after })
             .await
             .map_err(mapped(OktaCall::Read))?;
         Ok(Response::new(ListUsersResponse {
@@ -285,8 +296,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<UpdateUserRequest>,
     ) -> Result<Response<User>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let user = request.user.unwrap_or_default();
         let user_id = violations.id("user.id", &user.id);
         let profile = user.profile.unwrap_or_default();
@@ -294,14 +306,17 @@ impl UserService for UsersApi {
             convert::profile_for_update(&profile, request.update_mask.as_ref(), &mut violations);
         violations.finish().await?;
         let user_id = checked(user_id)?;
-        let result = self.okta.update_user_profile(&user_id, &attributes).await;
+        let result = self
+            .okta
+            .update_user_profile(cx.okta(), &user_id, &attributes)
+            .await;
         self.reads.user_changed(user_id.as_str());
         let updated = match result {
             Ok(updated) => updated,
             Err(error) => {
                 let check = format!("the profile of user {user_id}");
                 settle(error, OktaCall::Write, &check, async {
-                    let user = self.okta.get_user(&user_id).await?;
+                    let user = self.okta.get_user(cx.okta(), &user_id).await?;
                     let done = attributes.iter().all(|(name, value)| {
                         user.profile.get(name).unwrap_or(&serde_json::Value::Null) == value
                     });
@@ -317,49 +332,57 @@ impl UserService for UsersApi {
         &self,
         request: Request<ActivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_id("user_id", &request.user_id).await?;
-        let token = match self.okta.activate_user(&user_id, request.send_email).await {
+        let user_id = parse_id(&cx, "user_id", &request.user_id).await?;
+        let token = match self
+            .okta
+            .activate_user(cx.okta(), &user_id, request.send_email)
+            .await
+        {
             Ok(token) => token,
             Err(error) => {
                 self.reads.user_changed(user_id.as_str());
-                self.settle_transition(error, &user_id, ACTIVATED, true)
+                self.settle_transition(&cx, error, &user_id, ACTIVATED, true)
                     .await?;
                 None
             }
         };
-        self.activation_response(&user_id, token).await
+        self.activation_response(&cx, &user_id, token).await
     }
 
     async fn reactivate_user(
         &self,
         request: Request<ReactivateUserRequest>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_id("user_id", &request.user_id).await?;
+        let user_id = parse_id(&cx, "user_id", &request.user_id).await?;
         let token = match self
             .okta
-            .reactivate_user(&user_id, request.send_email)
+            .reactivate_user(cx.okta(), &user_id, request.send_email)
             .await
         {
             Ok(token) => token,
             Err(error) => {
                 // Reactivation is allowed again from where it leads: a read cannot prove it.
                 self.reads.user_changed(user_id.as_str());
-                self.settle_transition(error, &user_id, &["PROVISIONED"], false)
+                self.settle_transition(&cx, error, &user_id, &["PROVISIONED"], false)
                     .await?;
                 None
             }
         };
-        self.activation_response(&user_id, token).await
+        self.activation_response(&cx, &user_id, token).await
     }
 
     async fn deactivate_user(
         &self,
         request: Request<DeactivateUserRequest>,
     ) -> Result<Response<User>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
         self.transition(
+            &cx,
             &request.user_id,
             Transition::Deactivate {
                 send_email: request.send_email,
@@ -372,7 +395,8 @@ impl UserService for UsersApi {
         &self,
         request: Request<UserLifecycleRequest>,
     ) -> Result<Response<User>, Status> {
-        self.transition(&request.into_inner().user_id, Transition::Suspend)
+        let cx = RequestContext::of(&request);
+        self.transition(&cx, &request.into_inner().user_id, Transition::Suspend)
             .await
     }
 
@@ -380,7 +404,8 @@ impl UserService for UsersApi {
         &self,
         request: Request<UserLifecycleRequest>,
     ) -> Result<Response<User>, Status> {
-        self.transition(&request.into_inner().user_id, Transition::Unsuspend)
+        let cx = RequestContext::of(&request);
+        self.transition(&cx, &request.into_inner().user_id, Transition::Unsuspend)
             .await
     }
 
@@ -388,7 +413,8 @@ impl UserService for UsersApi {
         &self,
         request: Request<UserLifecycleRequest>,
     ) -> Result<Response<User>, Status> {
-        self.transition(&request.into_inner().user_id, Transition::Unlock)
+        let cx = RequestContext::of(&request);
+        self.transition(&cx, &request.into_inner().user_id, Transition::Unlock)
             .await
     }
 
@@ -396,24 +422,30 @@ impl UserService for UsersApi {
         &self,
         request: Request<ResetPasswordRequest>,
     ) -> Result<Response<ResetPasswordResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_id("user_id", &request.user_id).await?;
+        let user_id = parse_id(&cx, "user_id", &request.user_id).await?;
         let reset = self
             .okta
-            .reset_password(&user_id, request.send_email, request.revoke_sessions)
+            .reset_password(
+                cx.okta(),
+                &user_id,
+                request.send_email,
+                request.revoke_sessions,
+            )
             .await;
         self.reads.user_changed(user_id.as_str());
         let reset_password_url = match reset {
             Ok(url) => url,
             Err(error) => {
                 // A reset is allowed again from RECOVERY: a read cannot prove it.
-                self.settle_transition(error, &user_id, &["RECOVERY"], false)
+                self.settle_transition(&cx, error, &user_id, &["RECOVERY"], false)
                     .await?;
                 None
             }
         };
         Ok(Response::new(ResetPasswordResponse {
-            user: Some(self.current_user(&user_id).await?),
+            user: Some(self.current_user(&cx, &user_id).await?),
             reset_password_url: reset_password_url.unwrap_or_default(),
         }))
     }
@@ -422,16 +454,17 @@ impl UserService for UsersApi {
         &self,
         request: Request<ExpirePasswordRequest>,
     ) -> Result<Response<ExpirePasswordResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_id("user_id", &request.user_id).await?;
+        let user_id = parse_id(&cx, "user_id", &request.user_id).await?;
         let expired = if request.issue_temporary_password {
             self.okta
-                .expire_password_with_temp_password(&user_id)
+                .expire_password_with_temp_password(cx.okta(), &user_id)
                 .await
                 .map(|password| (None, password.expose_secret().to_owned()))
         } else {
             self.okta
-                .expire_password(&user_id)
+                .expire_password(cx.okta(), &user_id)
                 .await
                 .map(|user| (Some(user_from_okta(user)), String::new()))
         };
@@ -440,14 +473,14 @@ impl UserService for UsersApi {
             Ok(expired) => expired,
             Err(error) => {
                 // Expiry is allowed again from PASSWORD_EXPIRED: a read cannot prove it.
-                self.settle_transition(error, &user_id, &["PASSWORD_EXPIRED"], false)
+                self.settle_transition(&cx, error, &user_id, &["PASSWORD_EXPIRED"], false)
                     .await?;
                 (None, String::new())
             }
         };
         let user = match user_opt {
             Some(user) => user,
-            None => self.current_user(&user_id).await?,
+            None => self.current_user(&cx, &user_id).await?,
         };
         Ok(Response::new(ExpirePasswordResponse {
             user: Some(user),
@@ -459,11 +492,12 @@ impl UserService for UsersApi {
         &self,
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let user_id = parse_id("user_id", &request.user_id).await?;
+        let user_id = parse_id(&cx, "user_id", &request.user_id).await?;
         let read = self
             .okta
-            .get_user_answered(&user_id)
+            .get_user_answered(cx.okta(), &user_id)
             .await
             .map_err(mapped(OktaCall::Read))?;
         let user = user_from_okta(read.value);
@@ -481,21 +515,24 @@ impl UserService for UsersApi {
             }
             let deactivated = self
                 .okta
-                .deactivate_user(&user_id, request.send_email)
+                .deactivate_user(cx.okta(), &user_id, request.send_email)
                 .await;
             self.reads.user_changed(user_id.as_str());
             if let Err(error) = deactivated {
                 let leads_to = Transition::Deactivate { send_email: false }.leads_to();
-                self.settle_transition(error, &user_id, leads_to, true)
+                self.settle_transition(&cx, error, &user_id, leads_to, true)
                     .await?;
             }
         }
-        let deleted = self.okta.delete_user(&user_id, request.send_email).await;
+        let deleted = self
+            .okta
+            .delete_user(cx.okta(), &user_id, request.send_email)
+            .await;
         self.reads.user_created_or_deleted();
         if let Err(error) = deleted {
             let check = format!("whether user {user_id} still exists");
             settle(error, OktaCall::Lifecycle, &check, async {
-                gone(self.okta.get_user(&user_id).await)
+                gone(self.okta.get_user(cx.okta(), &user_id).await)
             })
             .await?;
         }
@@ -506,20 +543,21 @@ impl UserService for UsersApi {
         &self,
         request: Request<ListUserGroupsRequest>,
     ) -> Result<Response<ListUserGroupsResponse>, Status> {
-        let user_id = parse_id("user_id", &request.into_inner().user_id).await?;
-        let okta = self.okta.clone();
+        let cx = RequestContext::of(&request);
+        let user_id = parse_id(&cx, "user_id", &request.into_inner().user_id).await?;
+        let (okta, read_cx) = (self.okta.clone(), cx.clone());
         let groups = self
             .reads
             .user_groups
             .read(user_id.as_str().to_owned(), move || async move {
                 let groups = okta
-                    .list_user_groups(&user_id)
+                    .list_user_groups(read_cx.okta(), &user_id)
                     .await
                     .map_err(mapped(OktaCall::Read))?;
                 Ok(groups.into_iter().map(convert::group_from_okta).collect())
             })
             .await?;
-        let groups = scope::visible_groups(groups, |group| &group.name);
+        let groups = scope::visible_groups(&cx, groups, |group| &group.name);
         Ok(Response::new(ListUserGroupsResponse { groups }))
     }
 }
@@ -530,6 +568,7 @@ impl UsersApi {
     /// [`claim`]); another party's is ALREADY_EXISTS; no user means nothing was created.
     async fn reconcile_create(
         &self,
+        cx: &RequestContext,
         create: &okta_client::CreateUserRequest,
         departed: Option<OktaTime>,
         error: OktaError,
@@ -540,7 +579,7 @@ impl UsersApi {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
         let check = format!("whether a user with login {login} exists and is this call's");
-        let found = match self.okta.find_user_by_login(login).await {
+        let found = match self.okta.find_user_by_login(cx.okta(), login).await {
             Ok(Answered {
                 value: Some(user),
                 request_id,
@@ -566,6 +605,7 @@ impl UsersApi {
 
     async fn activation_response(
         &self,
+        cx: &RequestContext,
         user_id: &OktaId,
         token: Option<okta_client::ActivationToken>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
@@ -574,7 +614,7 @@ impl UsersApi {
             .map(|token| (token.activation_url, token.activation_token))
             .unwrap_or_default();
         Ok(Response::new(ActivateUserResponse {
-            user: Some(self.current_user(user_id).await?),
+            user: Some(self.current_user(cx, user_id).await?),
             activation_url,
             activation_token,
         }))

@@ -8,6 +8,7 @@ use super::page_token::{self, PagePosition};
 use super::status::{OktaCall, okta_error_status};
 use super::token_key::TokenKey;
 use crate::authz::scope::{Refusal, Target, check_targets};
+use crate::context::RequestContext;
 use crate::status::{internal, invalid_argument};
 use okta_client::{Cursor, Expression, OktaId, Operator};
 
@@ -28,8 +29,9 @@ const MAX_DESCRIPTION_LENGTH: usize = 160;
 /// Collects field violations; turns into one INVALID_ARGUMENT status. It also collects the
 /// call's targets (valid ids and logins), which [`Violations::finish`] checks against a
 /// group-scoped caller's scope: every handler validates through here, so none can skip it.
-#[derive(Default)]
-pub struct Violations {
+pub struct Violations<'a> {
+    /// The call's context: its scope, and where valid ids are noted for its audit record.
+    cx: &'a RequestContext,
     reported: Vec<FieldViolation>,
     unreported: usize,
     targets: Vec<(TargetKind, String)>,
@@ -58,7 +60,17 @@ impl TargetKind {
     }
 }
 
-impl Violations {
+impl<'a> Violations<'a> {
+    /// Nothing recorded yet, for the call of `cx`.
+    pub fn new(cx: &'a RequestContext) -> Self {
+        Self {
+            cx,
+            reported: Vec::new(),
+            unreported: 0,
+            targets: Vec::new(),
+        }
+    }
+
     /// Records a bad field. Beyond [`MAX_REPORTED_VIOLATIONS`] only the count is kept.
     pub fn add(&mut self, field: &str, description: impl Into<String>) {
         if self.reported.len() < MAX_REPORTED_VIOLATIONS {
@@ -84,7 +96,7 @@ impl Violations {
     pub fn id(&mut self, field: &str, value: &str) -> Option<OktaId> {
         match OktaId::parse(value) {
             Ok(id) => {
-                crate::edge::audit::note_target(field, id.as_str());
+                self.cx.note_target(field, id.as_str());
                 self.targets
                     .push((TargetKind::of_field(field), id.as_str().to_owned()));
                 Some(id)
@@ -222,7 +234,7 @@ impl Violations {
                 TargetKind::Other => Target::Other(value),
             })
             .collect();
-        check_targets(&targets)
+        check_targets(self.cx, &targets)
             .await
             .map_err(|refusal| match refusal {
                 Refusal::Refused(status) => status,
@@ -250,8 +262,11 @@ pub fn checked<T>(value: Option<T>) -> Result<T, Status> {
 }
 
 /// Parses every (field, value) as an Okta id, reporting all bad ones in one status.
-pub async fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
-    let mut violations = Violations::default();
+pub async fn parse_ids(
+    cx: &RequestContext,
+    fields: &[(&str, &str)],
+) -> Result<Vec<OktaId>, Status> {
+    let mut violations = Violations::new(cx);
     let ids: Vec<Option<OktaId>> = fields
         .iter()
         .map(|(field, value)| violations.id(field, value))
@@ -262,8 +277,8 @@ pub async fn parse_ids(fields: &[(&str, &str)]) -> Result<Vec<OktaId>, Status> {
 
 /// [`parse_ids`] for a request naming one id: the id in `value`, or INVALID_ARGUMENT naming
 /// `field`.
-pub async fn parse_id(field: &str, value: &str) -> Result<OktaId, Status> {
-    let mut violations = Violations::default();
+pub async fn parse_id(cx: &RequestContext, field: &str, value: &str) -> Result<OktaId, Status> {
+    let mut violations = Violations::new(cx);
     let id = violations.id(field, value);
     violations.finish().await?;
     checked(id)
@@ -277,7 +292,8 @@ mod tests {
 
     #[test]
     fn many_violations_are_counted_not_listed_and_long_ones_are_cut() {
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         for index in 0..25 {
             violations.add(&format!("field{index}"), "é".repeat(200));
         }
@@ -301,10 +317,12 @@ mod tests {
 
     #[test]
     fn counts_over_the_maximum_are_one_violation() {
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         assert!(violations.count("statuses", 16, MAX_STATUS_FILTERS));
         assert!(block_on(violations.finish()).is_ok());
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         assert!(!violations.count("statuses", 17, MAX_STATUS_FILTERS));
         let message = block_on(violations.finish())
             .unwrap_err()
@@ -318,9 +336,10 @@ mod tests {
 
     #[test]
     fn one_id_parses_or_is_refused_naming_its_field() {
-        let id = block_on(parse_id("device_id", "guo1a2b3c4d5e6f7g8h9")).unwrap();
+        let cx = RequestContext::default();
+        let id = block_on(parse_id(&cx, "device_id", "guo1a2b3c4d5e6f7g8h9")).unwrap();
         assert_eq!(id.as_str(), "guo1a2b3c4d5e6f7g8h9");
-        let refusal = block_on(parse_id("device_id", "../users")).unwrap_err();
+        let refusal = block_on(parse_id(&cx, "device_id", "../users")).unwrap_err();
         assert_eq!(refusal.code(), tonic::Code::InvalidArgument);
         let fields: Vec<String> = refusal
             .get_details_bad_request()

@@ -10,21 +10,22 @@
 //! The index may be stale, so it only ever refuses: a call the index lets through is then
 //! confirmed against Okta (each group's name, each user's groups), so a membership or a name
 //! changed elsewhere since the last refresh (into a protected group, out of the scope) counts
-//! at once. The authorization layer puts the call's scope in a task-local ([`with_scope`]); the
+//! at once. The authorization layer puts the call's scope in its [`RequestContext`]; the
 //! handlers' one validation step ([`crate::api::validate`]) hands every parsed target to
 //! [`check_targets`] before anything reaches Okta.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tonic::Status;
 
 use super::pattern::Pattern;
+use crate::context::RequestContext;
 use crate::status::{internal, outside_scope, scope_loading, target_protected};
 use okta_client::{
-    Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator, PageRequest,
+    CallContext, Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator,
+    PageRequest,
 };
 
 /// Largest page the index reads.
@@ -95,8 +96,9 @@ impl Scope {
         )
     }
 
-    /// Checks `targets` against the index, then each group and user against Okta.
-    async fn check(&self, targets: &[Target<'_>]) -> Result<(), Refusal> {
+    /// Checks `targets` against the index, then each group and user against Okta (within the
+    /// call's `cx`).
+    async fn check(&self, cx: &CallContext, targets: &[Target<'_>]) -> Result<(), Refusal> {
         if targets.is_empty() {
             return Err(self
                 .outside("the org", "this call names no group or user")
@@ -140,10 +142,10 @@ impl Scope {
             }
         }
         for group in groups {
-            self.confirm_group(group).await?;
+            self.confirm_group(cx, group).await?;
         }
         for user in users {
-            self.confirm_user(&user).await?;
+            self.confirm_user(cx, &user).await?;
         }
         Ok(())
     }
@@ -162,12 +164,12 @@ impl Scope {
 
     /// Checks the group's name as Okta has it now: a group renamed since the index was read
     /// (into a protected name, out of the scope) counts at once.
-    async fn confirm_group(&self, group_id: &str) -> Result<(), Refusal> {
+    async fn confirm_group(&self, cx: &CallContext, group_id: &str) -> Result<(), Refusal> {
         let id = OktaId::parse(group_id).map_err(|_| internal("unchecked group id"))?;
         let group = self
             .index
             .okta
-            .get_group(&id)
+            .get_group(cx, &id)
             .await
             .map_err(|error| Refusal::Okta(Box::new(error)))?;
         Ok(self.check_group(group_id, group_name(&group))?)
@@ -176,12 +178,12 @@ impl Scope {
     /// Reads the user's groups from Okta (never from the index or a cache, which may be stale)
     /// and refuses a member of a protected group, and a user in none of the scope's groups
     /// unless this call adds a new hire.
-    async fn confirm_user(&self, user_id: &str) -> Result<(), Refusal> {
+    async fn confirm_user(&self, cx: &CallContext, user_id: &str) -> Result<(), Refusal> {
         let id = OktaId::parse(user_id).map_err(|_| internal("unchecked user id"))?;
         let groups = self
             .index
             .okta
-            .list_user_groups(&id)
+            .list_user_groups(cx, &id)
             .await
             .map_err(|error| Refusal::Okta(Box::new(error)))?;
         Ok(self.check_user_groups(user_id, &groups)?)
@@ -251,28 +253,23 @@ pub enum Target<'a> {
     Other(&'a str),
 }
 
-tokio::task_local! {
-    static SCOPE: Scope;
-}
-
-/// Runs `work` (one RPC) confined to `scope`.
-pub async fn with_scope<F: Future>(scope: Scope, work: F) -> F::Output {
-    SCOPE.scope(scope, work).await
-}
-
-/// PERMISSION_DENIED unless every target of the current call is inside its scope; `Ok` for
-/// unscoped calls. A scoped call with no target at all is refused: it would act org-wide.
-pub async fn check_targets(targets: &[Target<'_>]) -> Result<(), Refusal> {
-    match SCOPE.try_with(Clone::clone) {
-        Ok(scope) => scope.check(targets).await,
-        Err(_) => Ok(()),
+/// PERMISSION_DENIED unless every target of the call is inside its scope; `Ok` for unscoped
+/// calls. A scoped call with no target at all is refused: it would act org-wide.
+pub async fn check_targets(cx: &RequestContext, targets: &[Target<'_>]) -> Result<(), Refusal> {
+    match cx.scope() {
+        Some(scope) => scope.check(cx.okta(), targets).await,
+        None => Ok(()),
     }
 }
 
-/// The items whose group name (`name`) the current call's scope covers: all of them for an
-/// unscoped call. A scoped caller listing a user's groups sees only its own.
-pub fn visible_groups<T>(mut groups: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
-    if let Ok(scope) = SCOPE.try_with(Clone::clone) {
+/// The items whose group name (`name`) the call's scope covers: all of them for an unscoped
+/// call. A scoped caller listing a user's groups sees only its own.
+pub fn visible_groups<T>(
+    cx: &RequestContext,
+    mut groups: Vec<T>,
+    name: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    if let Some(scope) = cx.scope() {
         groups.retain(|group| scope.covers(name(group)));
     }
     groups
@@ -337,8 +334,10 @@ impl ScopeIndex {
     }
 
     /// Reads every group matching `patterns`, and their members, from Okta, then swaps the
-    /// index in whole. On failure the previous index stays.
+    /// index in whole. On failure the previous index stays. Background work: no caller's
+    /// deadline or budget share applies.
     pub async fn refresh(&self, patterns: &[Pattern]) -> Result<(), OktaError> {
+        let cx = CallContext::background();
         let mut snapshot = Snapshot::default();
         for pattern in patterns {
             let prefix = pattern.literal_prefix();
@@ -352,6 +351,7 @@ impl ScopeIndex {
                 let page = self
                     .okta
                     .list_groups(
+                        &cx,
                         &query,
                         &PageRequest {
                             limit: PAGE_SIZE,
@@ -381,6 +381,7 @@ impl ScopeIndex {
                 let page = self
                     .okta
                     .list_group_members(
+                        &cx,
                         &id,
                         &PageRequest {
                             limit: PAGE_SIZE,

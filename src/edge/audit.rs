@@ -4,29 +4,19 @@
 //! ids. No profile data beyond ids, never a secret. A change dropped before it is answered (the
 //! deadline layer sits outside this one, and a caller may go away) is recorded as it ends.
 
-use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::{Answer, Inner, Next, Request, Step};
 use crate::auth::{Authentication, escaped_for_log, peer_addr};
+use crate::context::RequestContext;
 use crate::methods;
-use okta_client::instrumentation::collecting_request_ids;
-
-tokio::task_local! {
-    static TARGETS: RefCell<Vec<String>>;
-}
-
-/// Notes an id the current RPC acts on (`user_id=00u…`), for its audit record. Ids are
-/// validated before they are noted, so nothing a caller writes freely reaches the audit log.
-pub fn note_target(field: &str, id: &str) {
-    let _ = TARGETS.try_with(|targets| targets.borrow_mut().push(format!("{field}={id}")));
-}
 
 /// Writes the audit record of each mutating RPC; see the module docs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Audit;
 
 impl Step for Audit {
-    fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
+    fn handle<S: Inner>(&self, mut request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let path = request.uri().path().to_owned();
         let mutating = methods::of(&path).changes_okta();
         let authentication = request.extensions().get::<Authentication>().cloned();
@@ -39,24 +29,26 @@ impl Step for Audit {
         };
         let peer = peer_addr(request.extensions())
             .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
+        let cx = RequestContext::of_http(&mut request);
+        cx.collect_targets();
+        if mutating {
+            cx.okta().collect_request_ids();
+        }
         let record = Record {
             caller,
             mechanism,
             peer,
             path,
+            cx,
         };
         let response = next.call(request);
-        Box::pin(TARGETS.scope(RefCell::new(Vec::new()), async move {
+        Box::pin(async move {
             // A change dropped before its answer is still recorded.
             let mut unanswered = Unanswered {
                 record: Some(record),
                 mutating,
             };
-            let (result, okta_request_ids) = if mutating {
-                collecting_request_ids(response).await
-            } else {
-                (response.await, Vec::new())
-            };
+            let result = response.await;
             let answered = unanswered.record.take();
             let outcome = match &result {
                 Ok(response) => response
@@ -72,10 +64,10 @@ impl Step for Audit {
                 tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
             );
             if let Some(record) = answered.filter(|_| mutating || denied) {
-                record.write(outcome, &okta_request_ids);
+                record.write(outcome);
             }
             result
-        }))
+        })
     }
 }
 
@@ -85,15 +77,15 @@ struct Record {
     mechanism: &'static str,
     peer: String,
     path: String,
+    /// Where the call notes its targets and the Okta client its request ids.
+    cx: Arc<RequestContext>,
 }
 
 impl Record {
-    /// Writes the record with the ids the call noted.
-    fn write(&self, outcome: tonic::Code, okta_request_ids: &[String]) {
-        let targets = TARGETS
-            .try_with(|targets| targets.take())
-            .unwrap_or_default()
-            .join(" ");
+    /// Writes the record with the ids the call noted and the Okta request ids of its answers.
+    fn write(&self, outcome: tonic::Code) {
+        let targets = self.cx.take_targets().join(" ");
+        let okta_request_ids = self.cx.okta().take_request_ids();
         tracing::info!(
             target: "audit",
             caller = &*escaped_for_log(&self.caller),
@@ -119,12 +111,12 @@ struct Unanswered {
 impl Drop for Unanswered {
     fn drop(&mut self) {
         if let Some(record) = self.record.take().filter(|_| self.mutating) {
-            let outcome = if okta_client::budget::time_left() == Some(std::time::Duration::ZERO) {
+            let outcome = if record.cx.okta().time_left() == Some(std::time::Duration::ZERO) {
                 tonic::Code::DeadlineExceeded
             } else {
                 tonic::Code::Cancelled
             };
-            record.write(outcome, &[]);
+            record.write(outcome);
         }
     }
 }

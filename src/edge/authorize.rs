@@ -8,7 +8,7 @@ use super::named_ids::note_named_ids;
 use super::{Answer, Inner, Next, Request, Step};
 use crate::auth::Authentication;
 use crate::authz::Authorizer;
-use crate::authz::scope;
+use crate::context::RequestContext;
 
 /// Applies the [`Authorizer`]'s decision to every request; see the module docs.
 #[derive(Clone, Debug)]
@@ -24,10 +24,13 @@ impl Authorize {
 }
 
 impl Step for Authorize {
-    fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
+    fn handle<S: Inner>(&self, mut request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         match self.authorizer.check(&request) {
             Ok(None) => Box::pin(next.call(request)),
-            Ok(Some(scope)) => Box::pin(scope::with_scope(scope, next.call(request))),
+            Ok(Some(scope)) => {
+                RequestContext::of_http(&mut request).set_scope(scope);
+                Box::pin(next.call(request))
+            }
             Err(refusal) => {
                 tracing::warn!(rpc = request.uri().path(), code = ?refusal.code(),
                     message = refusal.message(), "refused before any Okta call");
@@ -37,9 +40,10 @@ impl Step for Authorize {
                     Some(Authentication::Authenticated(_))
                 );
                 let path = request.uri().path().to_owned();
+                let cx = RequestContext::of_http(&mut request);
                 Box::pin(async move {
                     if identified {
-                        note_named_ids(&path, request.into_body()).await;
+                        note_named_ids(&cx, &path, request.into_body()).await;
                     }
                     Ok(refusal.into_http())
                 })

@@ -4,9 +4,11 @@
 //! tonic enforces `grpc-timeout` too, but answers CANCELLED; this layer fires a moment earlier so
 //! callers see the status gRPC prescribes, and get it before their own deadline passes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Answer, Inner, Next, Request, Step};
+use crate::context::RequestContext;
 use crate::status::deadline_expired;
 
 /// How much earlier than the caller's deadline the gateway gives up, so its answer arrives
@@ -27,7 +29,7 @@ impl Deadline {
 }
 
 impl Step for Deadline {
-    fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
+    fn handle<S: Inner>(&self, mut request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let caller_timeout = request
             .headers()
             .get("grpc-timeout")
@@ -41,10 +43,13 @@ impl Step for Deadline {
         // The deadline is fixed now, when the call arrives, like tonic's own timer: the future
         // below may be first polled much later under load.
         let deadline = tokio::time::Instant::now() + budget;
+        // The request's context starts here, with the deadline: the Okta client sees it too and
+        // never waits for budget past it.
+        request
+            .extensions_mut()
+            .insert(Arc::new(RequestContext::until(deadline)));
         let response = next.call(request);
         Box::pin(async move {
-            // The Okta client sees the deadline too: it never waits for budget past it.
-            let response = okta_client::budget::with_deadline(deadline, response);
             match tokio::time::timeout_at(deadline, response).await {
                 Ok(result) => result,
                 Err(_) => Ok(deadline_expired().into_http()),

@@ -19,9 +19,10 @@ use super::{Answer, Inner, Next, Request, Step};
 use crate::auth::{Authentication, Mechanism};
 use crate::authz::Authorizer;
 use crate::config::FairnessSettings;
+use crate::context::RequestContext;
 use crate::methods;
 use crate::status;
-use okta_client::budget::{CallerShare, with_share};
+use okta_client::budget::CallerShare;
 
 /// When a caller over its concurrency share may try again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
@@ -85,7 +86,7 @@ impl Fairness {
 }
 
 impl Step for Fairness {
-    fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
+    fn handle<S: Inner>(&self, mut request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let caller = match request.extensions().get::<Authentication>() {
             Some(Authentication::Authenticated(caller))
                 if caller.mechanism != Mechanism::Insecure =>
@@ -118,15 +119,17 @@ impl Step for Fairness {
             );
             return Box::pin(async move { Ok(refusal.into_http()) });
         };
-        let share = CallerShare {
-            caller,
-            percent: roles
-                .okta_budget_percent
-                .unwrap_or(settings.okta_budget_percent_per_caller),
-        };
+        RequestContext::of_http(&mut request)
+            .okta()
+            .set_share(CallerShare {
+                caller,
+                percent: roles
+                    .okta_budget_percent
+                    .unwrap_or(settings.okta_budget_percent_per_caller),
+            });
         let response = next.call(request);
         Box::pin(async move {
-            let response = with_share(share, response).await?;
+            let response = response.await?;
             if !stream {
                 // A unary call is done once its answer is ready: its slot is free now.
                 drop(slot);

@@ -1,6 +1,6 @@
 //! The ids a request names, read from its encoded message by the served descriptors: for the
 //! audit record of a call refused before any handler parsed it (by the policy, or read-only
-//! mode). Handlers note the ids they parse themselves ([`super::audit::note_target`]).
+//! mode). Handlers note the ids they parse themselves ([`RequestContext::note_target`]).
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use tonic::Status;
 use tonic::codec::{DecodeBuf, Decoder, Streaming};
 use tonic_types::FieldViolation;
 
-use super::audit::note_target;
+use crate::context::RequestContext;
 use crate::status::invalid_argument;
 use okta_client::OktaId;
 
@@ -28,7 +28,7 @@ static SERVED: LazyLock<Option<DescriptorPool>> =
 /// Reads the request message of the RPC at `path` (`/identity.v1.UserService/GetUser`) from
 /// `body` and notes each valid Okta id it names, by field: `user_id=00u…`, `user.id=00u…`,
 /// `group_ids[0]=00g…`, as the handlers would have. Anything unreadable notes nothing.
-pub async fn note_named_ids<B>(path: &str, body: B)
+pub async fn note_named_ids<B>(cx: &RequestContext, path: &str, body: B)
 where
     B: http_body::Body + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
@@ -39,7 +39,7 @@ where
     let mut messages =
         Streaming::new_request(DynamicDecoder(input), body, None, Some(MAX_MESSAGE_BYTES));
     if let Ok(Ok(Some(message))) = tokio::time::timeout(READ_TIMEOUT, messages.message()).await {
-        note_ids(&message, "", 0);
+        note_ids(cx, &message, "", 0);
     }
 }
 
@@ -51,22 +51,22 @@ fn request_message(path: &str) -> Option<MessageDescriptor> {
     Some(method.input())
 }
 
-fn note_ids(message: &DynamicMessage, prefix: &str, depth: usize) {
+fn note_ids(cx: &RequestContext, message: &DynamicMessage, prefix: &str, depth: usize) {
     for (field, value) in message.fields() {
         let name = format!("{prefix}{}", field.name());
         match value {
             Value::String(text) if field.name() == "id" || field.name().ends_with("_id") => {
-                note_id(&name, text);
+                note_id(cx, &name, text);
             }
             Value::List(items) if field.name().ends_with("_ids") => {
                 for (index, item) in items.iter().enumerate() {
                     if let Value::String(text) = item {
-                        note_id(&format!("{name}[{index}]"), text);
+                        note_id(cx, &format!("{name}[{index}]"), text);
                     }
                 }
             }
             Value::Message(inner) if depth < MAX_DEPTH => {
-                note_ids(inner, &format!("{name}."), depth + 1);
+                note_ids(cx, inner, &format!("{name}."), depth + 1);
             }
             _ => {}
         }
@@ -74,9 +74,9 @@ fn note_ids(message: &DynamicMessage, prefix: &str, depth: usize) {
 }
 
 /// Notes `text` when it is an Okta id: nothing a caller writes freely reaches the audit log.
-fn note_id(field: &str, text: &str) {
+fn note_id(cx: &RequestContext, field: &str, text: &str) {
     if let Ok(id) = OktaId::parse(text) {
-        note_target(field, id.as_str());
+        cx.note_target(field, id.as_str());
     }
 }
 

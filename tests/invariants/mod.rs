@@ -12,6 +12,7 @@ use identity_gateway::api::events::{cursor, query};
 use identity_gateway::api::token_key::TokenKey;
 use identity_gateway::api::validate::{MAX_EXPRESSION_LENGTH, Violations};
 use identity_gateway::api::{convert, page_token};
+use identity_gateway::context::RequestContext;
 use identity_gateway::proto::{EventFilter, UserProfile};
 use okta_client::{Expression, OktaId, OktaUser, Operator};
 use okta_sim::expr::{self, Expr, Literal, Op};
@@ -190,7 +191,8 @@ fn finished(violations: Violations) -> Result<(), tonic::Status> {
 /// The System Log filter built from a valid structured filter compares each caller value, as
 /// one string literal, with its own attribute, and with nothing else.
 pub fn check_event_filter(filter: &EventFilter) {
-    let mut violations = Violations::default();
+    let cx = RequestContext::default();
+    let mut violations = Violations::new(&cx);
     let built = query::event_filter_expression(filter, "filter", &mut violations);
     let status = finished(violations);
     assert_small_invalid_argument(&status);
@@ -321,7 +323,8 @@ pub fn profile_with(
 /// A profile CreateUser accepts comes back unchanged from the Okta user it creates; one it
 /// refuses gets a small INVALID_ARGUMENT.
 pub fn check_profile_for_create(profile: &UserProfile) {
-    let mut violations = Violations::default();
+    let cx = RequestContext::default();
+    let mut violations = Violations::new(&cx);
     let attributes = convert::profile_for_create(profile, &mut violations);
     let status = finished(violations);
     assert_small_invalid_argument(&status);
@@ -338,7 +341,8 @@ pub fn check_profile_for_update(
     mask: &FieldMask,
 ) {
     let profile = profile_with(standard, custom);
-    let mut violations = Violations::default();
+    let cx = RequestContext::default();
+    let mut violations = Violations::new(&cx);
     let attributes = convert::profile_for_update(&profile, Some(mask), &mut violations);
     let status = finished(violations);
     assert_small_invalid_argument(&status);

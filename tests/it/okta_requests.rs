@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use okta_client::{
-    CreateUserRequest, Cursor, Expression, GroupQuery, OktaClient, OktaClientSettings, OktaError,
-    OktaId, Operator, PageRequest, UserQuery,
+    CallContext, CreateUserRequest, Cursor, Expression, GroupQuery, OAuthSettings, OktaClient,
+    OktaClientSettings, OktaError, OktaId, Operator, PageRequest, SigningKey, UserQuery,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -154,7 +154,10 @@ async fn get_user_sends_ssws_accept_and_user_agent_and_decodes_the_recorded_user
         .mount(&server)
         .await;
     // Act
-    let user = client.get_user(&user_id()).await.unwrap();
+    let user = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
     // Assert
     assert_eq!(user.id, USER_ID);
     assert_eq!(user.status, "ACTIVE");
@@ -192,7 +195,10 @@ async fn create_user_sends_the_documented_query_and_body_and_is_not_retried() {
         expire_password_on_create: true,
     };
     // Act
-    let user = client.create_user(&request).await.unwrap();
+    let user = client
+        .create_user(&CallContext::background(), &request)
+        .await
+        .unwrap();
     // Assert
     assert_eq!(user.id, USER_ID);
     let requests = received_with_standard_headers(&server).await;
@@ -230,7 +236,10 @@ async fn create_user_without_password_or_groups_sends_only_the_profile() {
         expire_password_on_create: false,
     };
     // Act
-    let user = client.create_user(&request).await.unwrap();
+    let user = client
+        .create_user(&CallContext::background(), &request)
+        .await
+        .unwrap();
     // Assert
     assert_eq!(user.status, "STAGED");
 }
@@ -261,7 +270,10 @@ async fn create_user_reports_e0000001_with_its_causes() {
         expire_password_on_create: false,
     };
     // Act
-    let error = client.create_user(&request).await.unwrap_err();
+    let error = client
+        .create_user(&CallContext::background(), &request)
+        .await
+        .unwrap_err();
     // Assert
     assert_eq!(error.error_code(), Some("E0000001"));
     let OktaError::Api {
@@ -295,12 +307,15 @@ async fn find_user_by_login_filters_on_the_escaped_login_and_matches_case_insens
         .await;
     // Act
     let found = client
-        .find_user_by_login("JOHN.Doe-Comprehensive@example.com")
+        .find_user_by_login(
+            &CallContext::background(),
+            "JOHN.Doe-Comprehensive@example.com",
+        )
         .await
         .unwrap()
         .value;
     let not_found = client
-        .find_user_by_login("a\"b@example.com")
+        .find_user_by_login(&CallContext::background(), "a\"b@example.com")
         .await
         .unwrap()
         .value;
@@ -345,6 +360,7 @@ async fn list_users_sends_search_filter_or_q_with_limit_and_after() {
     // Act
     let page = client
         .list_users(
+            &CallContext::background(),
             &UserQuery::Search(status.clone()),
             &PageRequest {
                 limit: 10,
@@ -355,6 +371,7 @@ async fn list_users_sends_search_filter_or_q_with_limit_and_after() {
         .unwrap();
     client
         .list_users(
+            &CallContext::background(),
             &UserQuery::Filter(status),
             &PageRequest {
                 limit: 0,
@@ -365,6 +382,7 @@ async fn list_users_sends_search_filter_or_q_with_limit_and_after() {
         .unwrap();
     client
         .list_users(
+            &CallContext::background(),
             &UserQuery::Prefix("Jo hn&x=1".into()),
             &PageRequest {
                 limit: 5,
@@ -375,6 +393,7 @@ async fn list_users_sends_search_filter_or_q_with_limit_and_after() {
         .unwrap();
     client
         .list_users(
+            &CallContext::background(),
             &UserQuery::All,
             &PageRequest {
                 limit: 200,
@@ -427,6 +446,7 @@ async fn a_search_value_with_query_syntax_stays_inside_one_query_value() {
     // Act
     client
         .list_users(
+            &CallContext::background(),
             &UserQuery::Search(injected),
             &PageRequest {
                 limit: 5,
@@ -437,6 +457,7 @@ async fn a_search_value_with_query_syntax_stays_inside_one_query_value() {
         .unwrap();
     client
         .list_users(
+            &CallContext::background(),
             &UserQuery::Search(caller_written),
             &PageRequest {
                 limit: 5,
@@ -488,7 +509,7 @@ async fn update_user_profile_posts_a_partial_profile_with_nulls() {
     profile.insert("mobilePhone".into(), Value::Null);
     // Act
     let user = client
-        .update_user_profile(&user_id(), &profile)
+        .update_user_profile(&CallContext::background(), &user_id(), &profile)
         .await
         .unwrap();
     // Assert
@@ -516,11 +537,14 @@ async fn activate_user_returns_the_token_without_email_and_none_with_email() {
         .await;
     // Act
     let token = client
-        .activate_user(&user_id(), false)
+        .activate_user(&CallContext::background(), &user_id(), false)
         .await
         .unwrap()
         .unwrap();
-    let emailed = client.activate_user(&user_id(), true).await.unwrap();
+    let emailed = client
+        .activate_user(&CallContext::background(), &user_id(), true)
+        .await
+        .unwrap();
     // Assert
     assert_eq!(token.activation_token, "U_YIAd2GM4DJ8ZDkH7Qv");
     assert_eq!(
@@ -551,7 +575,7 @@ async fn reactivate_user_accepts_a_token_or_an_empty_204() {
     // Act / Assert
     assert_eq!(
         client
-            .reactivate_user(&user_id(), false)
+            .reactivate_user(&CallContext::background(), &user_id(), false)
             .await
             .unwrap()
             .unwrap()
@@ -560,7 +584,7 @@ async fn reactivate_user_accepts_a_token_or_an_empty_204() {
     );
     assert!(
         client
-            .reactivate_user(&user_id(), true)
+            .reactivate_user(&CallContext::background(), &user_id(), true)
             .await
             .unwrap()
             .is_none()
@@ -585,8 +609,14 @@ async fn deactivate_user_accepts_200_with_an_empty_object_and_204() {
         .mount(&server)
         .await;
     // Act / Assert
-    client.deactivate_user(&user_id(), false).await.unwrap();
-    client.deactivate_user(&user_id(), true).await.unwrap();
+    client
+        .deactivate_user(&CallContext::background(), &user_id(), false)
+        .await
+        .unwrap();
+    client
+        .deactivate_user(&CallContext::background(), &user_id(), true)
+        .await
+        .unwrap();
     received_with_standard_headers(&server).await;
 }
 
@@ -602,9 +632,18 @@ async fn suspend_unsuspend_and_unlock_post_with_content_length_zero() {
             .await;
     }
     // Act
-    client.suspend_user(&user_id()).await.unwrap();
-    client.unsuspend_user(&user_id()).await.unwrap();
-    client.unlock_user(&user_id()).await.unwrap();
+    client
+        .suspend_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
+    client
+        .unsuspend_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
+    client
+        .unlock_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
     // Assert
     for request in received_with_standard_headers(&server).await {
         assert_eq!(header_value(&request, "content-length"), Some("0"));
@@ -631,7 +670,10 @@ async fn unlock_user_reports_e0000032_as_a_403_api_error() {
         .mount(&server)
         .await;
     // Act
-    let error = client.unlock_user(&user_id()).await.unwrap_err();
+    let error = client
+        .unlock_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert_eq!(error.error_code(), Some("E0000032"));
     assert_eq!(
@@ -670,11 +712,11 @@ async fn reset_password_sends_both_flags_and_returns_the_url_when_given() {
         .await;
     // Act
     let url = client
-        .reset_password(&user_id(), false, true)
+        .reset_password(&CallContext::background(), &user_id(), false, true)
         .await
         .unwrap();
     let emailed = client
-        .reset_password(&user_id(), true, false)
+        .reset_password(&CallContext::background(), &user_id(), true, false)
         .await
         .unwrap();
     // Assert
@@ -713,9 +755,12 @@ async fn expire_password_returns_the_user_and_the_temp_password_variant_a_secret
         .mount(&server)
         .await;
     // Act
-    let user = client.expire_password(&user_id()).await.unwrap();
+    let user = client
+        .expire_password(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
     let temp_password = client
-        .expire_password_with_temp_password(&user_id())
+        .expire_password_with_temp_password(&CallContext::background(), &user_id())
         .await
         .unwrap();
     // Assert
@@ -737,7 +782,10 @@ async fn delete_user_sends_delete_with_send_email_and_accepts_204() {
         .mount(&server)
         .await;
     // Act / Assert
-    client.delete_user(&user_id(), false).await.unwrap();
+    client
+        .delete_user(&CallContext::background(), &user_id(), false)
+        .await
+        .unwrap();
     received_with_standard_headers(&server).await;
 }
 
@@ -752,7 +800,10 @@ async fn delete_user_is_not_retried_on_503() {
         .mount(&server)
         .await;
     // Act
-    let error = client.delete_user(&user_id(), true).await.unwrap_err();
+    let error = client
+        .delete_user(&CallContext::background(), &user_id(), true)
+        .await
+        .unwrap_err();
     // Assert
     assert!(
         matches!(
@@ -788,11 +839,15 @@ async fn get_group_and_list_groups_decode_recorded_groups() {
     let search = Expression::compare("profile.name", Operator::Sw, "Every");
     // Act
     let group = client
-        .get_group(&OktaId::parse("00gnwlw0pbm3qMcXs5d7").unwrap())
+        .get_group(
+            &CallContext::background(),
+            &OktaId::parse("00gnwlw0pbm3qMcXs5d7").unwrap(),
+        )
         .await
         .unwrap();
     let page = client
         .list_groups(
+            &CallContext::background(),
             &GroupQuery::Search(search),
             &PageRequest {
                 limit: 20,
@@ -802,7 +857,11 @@ async fn get_group_and_list_groups_decode_recorded_groups() {
         .await
         .unwrap();
     client
-        .list_groups(&GroupQuery::All, &PageRequest::default())
+        .list_groups(
+            &CallContext::background(),
+            &GroupQuery::All,
+            &PageRequest::default(),
+        )
         .await
         .unwrap();
     // Assert
@@ -836,6 +895,7 @@ async fn list_group_members_sends_limit_and_after() {
     // Act
     let page = client
         .list_group_members(
+            &CallContext::background(),
             &group_id(),
             &PageRequest {
                 limit: 200,
@@ -869,11 +929,11 @@ async fn group_membership_changes_send_put_and_delete_and_accept_204() {
         .await;
     // Act / Assert
     client
-        .add_group_member(&group_id(), &user_id())
+        .add_group_member(&CallContext::background(), &group_id(), &user_id())
         .await
         .unwrap();
     client
-        .remove_group_member(&group_id(), &user_id())
+        .remove_group_member(&CallContext::background(), &group_id(), &user_id())
         .await
         .unwrap();
     received_with_standard_headers(&server).await;
@@ -901,7 +961,7 @@ async fn add_group_member_is_retried_after_a_503() {
         .await;
     // Act / Assert
     client
-        .add_group_member(&group_id(), &user_id())
+        .add_group_member(&CallContext::background(), &group_id(), &user_id())
         .await
         .unwrap();
 }
@@ -931,7 +991,10 @@ async fn get_user_reports_e0000007_not_found() {
         .await;
     // Act
     let error = client
-        .get_user(&OktaId::parse("00usfgmn9xhwtA6f74x6").unwrap())
+        .get_user(
+            &CallContext::background(),
+            &OktaId::parse("00usfgmn9xhwtA6f74x6").unwrap(),
+        )
         .await
         .unwrap_err();
     // Assert
@@ -969,7 +1032,10 @@ async fn a_401_is_reported_as_an_api_error_with_e0000011() {
         .mount(&server)
         .await;
     // Act
-    let error = client.get_user(&user_id()).await.unwrap_err();
+    let error = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert_eq!(error.error_code(), Some("E0000011"));
     assert!(matches!(error, OktaError::Api { status: 401, .. }));
@@ -989,7 +1055,11 @@ async fn a_403_with_an_empty_body_keeps_the_www_authenticate_header() {
         .await;
     // Act
     let error = client
-        .list_groups(&GroupQuery::All, &PageRequest::default())
+        .list_groups(
+            &CallContext::background(),
+            &GroupQuery::All,
+            &PageRequest::default(),
+        )
         .await
         .unwrap_err();
     // Assert
@@ -1017,7 +1087,10 @@ async fn a_2xx_body_that_does_not_decode_is_an_unexpected_response() {
         .mount(&server)
         .await;
     // Act
-    let error = client.get_user(&user_id()).await.unwrap_err();
+    let error = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert!(
         matches!(error, OktaError::UnexpectedResponse { status: 200, .. }),
@@ -1060,7 +1133,10 @@ async fn a_429_is_retried_after_the_capped_reset_wait_with_retry_headers() {
         .await;
     // Act
     let started = Instant::now();
-    let user = client.get_user(&user_id()).await.unwrap();
+    let user = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
     // Assert: the ~1 s wait (Reset = Date) was capped at retry_max_delay = 50 ms.
     assert_eq!(user.id, USER_ID);
     assert!(
@@ -1101,7 +1177,10 @@ async fn a_429_that_persists_becomes_rate_limited_with_retry_after() {
         .mount(&server)
         .await;
     // Act
-    let error = client.get_user(&user_id()).await.unwrap_err();
+    let error = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert_eq!(error.error_code(), Some("E0000047"));
     let OktaError::RateLimited {
@@ -1130,7 +1209,10 @@ async fn a_429_without_reset_headers_is_retried_with_backoff() {
         .mount(&server)
         .await;
     // Act / Assert
-    client.get_user(&user_id()).await.unwrap();
+    client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
     let requests = received_with_standard_headers(&server).await;
     assert_eq!(header_value(&requests[1], "x-okta-retry-count"), Some("1"));
 }
@@ -1152,7 +1234,10 @@ async fn a_429_on_a_create_is_not_retried() {
         .await;
     let request = empty_create_request();
     // Act
-    let error = client.create_user(&request).await.unwrap_err();
+    let error = client
+        .create_user(&CallContext::background(), &request)
+        .await
+        .unwrap_err();
     // Assert
     assert!(
         matches!(error, OktaError::RateLimited { retry_after: Some(wait), body: None, .. } if wait == Duration::from_secs(1))
@@ -1189,7 +1274,9 @@ async fn a_transition_is_retried_and_a_repeat_refused_as_already_done_is_a_succe
         .mount(&server)
         .await;
     // Act
-    let outcome = client.suspend_user(&user_id()).await;
+    let outcome = client
+        .suspend_user(&CallContext::background(), &user_id())
+        .await;
     // Assert
     assert!(outcome.is_ok(), "{outcome:?}");
 }
@@ -1208,7 +1295,10 @@ async fn a_transition_refused_on_its_first_attempt_stays_refused_without_a_read(
         .mount(&server)
         .await;
     // Act
-    let error = client.unlock_user(&user_id()).await.unwrap_err();
+    let error = client
+        .unlock_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert_eq!(error.error_code(), Some("E0000032"));
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
@@ -1236,7 +1326,14 @@ async fn a_5xx_on_get_is_retried_and_then_succeeds() {
         .mount(&server)
         .await;
     // Act / Assert
-    assert_eq!(client.get_user(&user_id()).await.unwrap().id, USER_ID);
+    assert_eq!(
+        client
+            .get_user(&CallContext::background(), &user_id())
+            .await
+            .unwrap()
+            .id,
+        USER_ID
+    );
 }
 
 #[tokio::test]
@@ -1253,7 +1350,10 @@ async fn a_5xx_that_persists_becomes_unavailable_after_max_retries() {
         .mount(&server)
         .await;
     // Act
-    let error = client.get_user(&user_id()).await.unwrap_err();
+    let error = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert_eq!(error.error_code(), Some("E0000010"));
     assert!(
@@ -1273,7 +1373,10 @@ async fn a_5xx_on_a_post_is_not_retried() {
         .await;
     let request = empty_create_request();
     // Act
-    let create_error = client.create_user(&request).await.unwrap_err();
+    let create_error = client
+        .create_user(&CallContext::background(), &request)
+        .await
+        .unwrap_err();
     // Assert
     assert!(
         matches!(create_error, OktaError::Unavailable { status: 502, .. }),
@@ -1299,7 +1402,10 @@ async fn a_slow_response_is_a_timeout() {
         .mount(&server)
         .await;
     // Act
-    let error = client.get_user(&user_id()).await.unwrap_err();
+    let error = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert!(matches!(error, OktaError::Timeout(_)), "{error:?}");
     assert!(error.meta().is_none());
@@ -1313,7 +1419,10 @@ async fn a_refused_connection_is_a_connect_error_after_retries() {
     drop(listener);
     let client = OktaClient::new(settings_for(&format!("http://{address}"))).unwrap();
     // Act
-    let error = client.get_user(&user_id()).await.unwrap_err();
+    let error = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert!(matches!(error, OktaError::Connect(_)), "{error:?}");
 }
@@ -1366,6 +1475,7 @@ async fn list_users_returns_the_cursor_from_separate_link_header_lines() {
     // Act
     let first = client
         .list_users(
+            &CallContext::background(),
             &UserQuery::All,
             &PageRequest {
                 limit: 1,
@@ -1376,6 +1486,7 @@ async fn list_users_returns_the_cursor_from_separate_link_header_lines() {
         .unwrap();
     let second = client
         .list_users(
+            &CallContext::background(),
             &UserQuery::All,
             &PageRequest {
                 limit: 1,
@@ -1425,7 +1536,10 @@ async fn list_user_groups_follows_next_links_in_one_comma_separated_header() {
         .mount(&server)
         .await;
     // Act
-    let groups = client.list_user_groups(&user_id()).await.unwrap();
+    let groups = client
+        .list_user_groups(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
     // Assert
     let ids: Vec<&str> = groups.iter().map(|group| group.id.as_str()).collect();
     assert_eq!(ids, ["00gnwlw0pbm3qMcXs5d7", "00gsf7bj3rH2d9PvL4x6"]);
@@ -1446,7 +1560,10 @@ async fn list_user_groups_does_not_follow_a_next_link_to_another_origin() {
         .mount(&server)
         .await;
     // Act
-    let error = client.list_user_groups(&user_id()).await.unwrap_err();
+    let error = client
+        .list_user_groups(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
     // Assert
     assert!(
         matches!(error, OktaError::UnexpectedResponse { status: 200, .. }),
@@ -1472,7 +1589,11 @@ async fn a_next_link_with_an_invalid_cursor_is_an_unexpected_response() {
         .await;
     // Act
     let error = client
-        .list_users(&UserQuery::All, &PageRequest::default())
+        .list_users(
+            &CallContext::background(),
+            &UserQuery::All,
+            &PageRequest::default(),
+        )
         .await
         .unwrap_err();
     // Assert
@@ -1491,11 +1612,79 @@ async fn transport_errors_do_not_carry_query_values_or_the_token() {
     let client = OktaClient::new(settings_for(&format!("http://{address}"))).unwrap();
     // Act
     let error = client
-        .find_user_by_login("private.person@example.com")
+        .find_user_by_login(&CallContext::background(), "private.person@example.com")
         .await
         .unwrap_err();
     // Assert
     let rendered = format!("{error:?} {error}");
     assert!(!rendered.contains("private.person"), "{rendered}");
     assert!(!rendered.contains(TOKEN), "{rendered}");
+}
+
+// === token refresh under the client's retry policy ===
+
+/// A client authenticating as a service app at `server`'s token endpoint.
+fn oauth_client(server: &MockServer) -> OktaClient {
+    let pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let oauth = OAuthSettings {
+        client_id: "0oaservice".to_owned(),
+        key: SigningKey::parse(&pem, Some("kid-1")).unwrap(),
+        scopes: vec!["okta.users.read".to_owned()],
+        dpop: false,
+    };
+    OktaClient::with_oauth(settings_for(&server.uri()), oauth).unwrap()
+}
+
+fn token_request() -> MockBuilder {
+    Mock::given(method("POST")).and(path("/oauth2/v1/token"))
+}
+
+#[tokio::test]
+async fn a_token_request_okta_fails_with_a_503_is_sent_again_and_the_call_goes_through() {
+    let server = MockServer::start().await;
+    token_request()
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    token_request()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "access_token": "at-1", "expires_in": 3600,
+            "scope": "okta.users.read"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(USER_PATH))
+        .and(header("authorization", "Bearer at-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(recorded_user()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = oauth_client(&server);
+    let user = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap();
+    assert_eq!(user.id, USER_ID);
+}
+
+#[tokio::test]
+async fn a_token_request_okta_refuses_is_not_sent_again() {
+    let server = MockServer::start().await;
+    token_request()
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": "invalid_client", "error_description": "The client_assertion is invalid."
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = oauth_client(&server);
+    let error = client
+        .get_user(&CallContext::background(), &user_id())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OktaError::OAuthRejected(_)), "{error:?}");
 }

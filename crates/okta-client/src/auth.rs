@@ -32,6 +32,7 @@ use url::Url;
 
 use crate::error::{OAuthFailure, OktaError, ResponseMeta};
 use crate::rate_limit::{self, RateLimitState};
+use crate::retry::{Failure, Retry, RetryPolicy};
 
 /// The Okta scopes behind the gateway's services, as (read, manage) pairs: users, groups, the
 /// System Log (read only) and devices. The gateway requests exactly these (least privilege),
@@ -434,6 +435,8 @@ pub(crate) struct OAuthClient {
     /// When Okta last refused a token request, and its answer: callers in the following
     /// [`REFUSAL_HOLDOFF`] share it instead of asking again one after the other.
     last_refusal: Mutex<Option<(Instant, OAuthFailure)>>,
+    /// The client's retry policy, for token requests that got no answer or a 5xx or 429.
+    retry: RetryPolicy,
 }
 
 /// How long a refused token request is answered from memory (bad credentials would otherwise
@@ -468,7 +471,12 @@ struct OAuthErrorBody {
 }
 
 impl OAuthClient {
-    pub(crate) fn new(http: reqwest::Client, base_url: &Url, settings: OAuthSettings) -> Self {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base_url: &Url,
+        settings: OAuthSettings,
+        retry: RetryPolicy,
+    ) -> Self {
         let mut token_url = base_url.clone();
         token_url.set_path(TOKEN_PATH);
         token_url.set_query(None);
@@ -485,6 +493,7 @@ impl OAuthClient {
             refresh: tokio::sync::Mutex::new(()),
             generations: AtomicU64::new(0),
             last_refusal: Mutex::new(None),
+            retry,
         }
     }
 
@@ -594,8 +603,35 @@ impl OAuthClient {
             .jws(json!({ "typ": "JWT", "kid": self.key.key_id() }), &claims)
     }
 
-    /// One refresh: token requests until Okta issues a token, answering its DPoP demands.
+    /// One refresh: sent again, under the client's retry policy, after a connection error, a 5xx
+    /// or a 429. A token request is safe to repeat (each carries a fresh assertion and asks for
+    /// a new token); the refresh is background work shared by every caller waiting for it, so no
+    /// one caller's deadline bounds its waits.
     async fn fetch_token(&self) -> Result<AccessToken, OktaError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.negotiate_token().await;
+            let Some(failure) = result.as_ref().err().and_then(Failure::of) else {
+                return result;
+            };
+            let Some(wait) = self
+                .retry
+                .next_wait(Retry::Idempotent, attempt, failure, None)
+            else {
+                return result;
+            };
+            tracing::debug!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "okta token request failed; sending it again"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// Token requests until Okta issues a token, answering its DPoP demands.
+    async fn negotiate_token(&self) -> Result<AccessToken, OktaError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -941,6 +977,11 @@ mod tests {
                 key,
                 scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                 dpop: false,
+            },
+            RetryPolicy {
+                max_retries: 0,
+                base_delay: Duration::ZERO,
+                max_delay: Duration::ZERO,
             },
         )
     }

@@ -3,23 +3,18 @@
 //! Every answer's `X-Rate-Limit-Limit/Remaining/Reset` updates the budget of its bucket (Okta
 //! groups endpoints by method and path; the gateway keys buckets by method and endpoint template).
 //! Before a request is sent, one unit is taken from its bucket; when only the reserve is left the
-//! request waits for the window to reset instead of drawing a 429. A caller's deadline (set for
-//! the task by [`with_deadline`]) bounds every wait: a wait that would outlast it fails at once,
-//! so the caller can be told when to retry rather than kept waiting past its deadline.
+//! request waits for the window to reset instead of drawing a 429. A caller's deadline (in its
+//! [`CallContext`]) bounds every wait: a wait that would outlast it fails at once, so the caller
+//! can be told when to retry rather than kept waiting past its deadline.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
+use crate::context::CallContext;
 use crate::rate_limit::RateLimitState;
-
-tokio::task_local! {
-    static DEADLINE: Instant;
-    static SHARE: CallerShare;
-}
 
 /// The calling service's share of every bucket: fairness between the gateway's callers, so
 /// one cannot spend the budget the others depend on.
@@ -31,11 +26,6 @@ pub struct CallerShare {
     pub percent: u32,
 }
 
-/// Runs `work` with every Okta request inside it counted against `share`.
-pub async fn with_share<F: Future>(share: CallerShare, work: F) -> F::Output {
-    SHARE.scope(share, work).await
-}
-
 /// Why [`Budgets::acquire`] sent nothing.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -43,23 +33,6 @@ pub(crate) enum Refusal {
     Deadline(Duration),
     /// The caller has spent its share of the bucket for this window; retry after this long.
     CallerShareSpent(Duration),
-}
-
-/// Runs `work` with `deadline` as the limit for every Okta wait inside it.
-pub async fn with_deadline<F: Future>(deadline: Instant, work: F) -> F::Output {
-    DEADLINE.scope(deadline, work).await
-}
-
-/// Time left before the current task's deadline, if it has one.
-pub fn time_left() -> Option<Duration> {
-    DEADLINE
-        .try_with(|deadline| deadline.saturating_duration_since(Instant::now()))
-        .ok()
-}
-
-/// True when waiting `wait` would outlast the current deadline.
-pub(crate) fn outlasts_deadline(wait: Duration) -> bool {
-    time_left().is_some_and(|left| wait > left)
 }
 
 /// One bucket's budget as last reported, less what was sent since; or a probe in flight.
@@ -103,10 +76,10 @@ impl Budgets {
 
     /// Takes one unit of `bucket`, waiting for its reset when only the reserve is left, or for
     /// the probe of an unknown bucket. Refused, with nothing sent, when a wait would outlast
-    /// the caller's deadline or the caller's share of the window is spent. Every `Ok` must be
-    /// followed by [`Budgets::settle`].
-    pub(crate) async fn acquire(&self, bucket: &str) -> Result<(), Refusal> {
-        let share = SHARE.try_with(Clone::clone).ok();
+    /// the deadline of `cx` or its share of the window is spent. Every `Ok` must be followed by
+    /// [`Budgets::settle`].
+    pub(crate) async fn acquire(&self, cx: &CallContext, bucket: &str) -> Result<(), Refusal> {
+        let share = cx.share();
         loop {
             let settled = self.settled.notified();
             let wait = {
@@ -123,7 +96,7 @@ impl Budgets {
                             buckets.insert(bucket.to_owned(), BucketState::Probing);
                             return Ok(());
                         }
-                        if let Some(share) = &share {
+                        if let Some(share) = share {
                             let allowed = (state.limit * u64::from(share.percent) / 100).max(1);
                             let spent = state.spent_by.entry(share.caller.clone()).or_insert(0);
                             if *spent >= allowed {
@@ -145,7 +118,7 @@ impl Budgets {
                 }
             };
             match wait {
-                None => match time_left() {
+                None => match cx.time_left() {
                     Some(left) => {
                         if tokio::time::timeout(left, settled).await.is_err() {
                             return Err(Refusal::Deadline(Duration::from_secs(1)));
@@ -154,7 +127,7 @@ impl Budgets {
                     None => settled.await,
                 },
                 Some(wait) => {
-                    if outlasts_deadline(wait) {
+                    if cx.outlasts_deadline(wait) {
                         return Err(Refusal::Deadline(wait));
                     }
                     tracing::info!(
@@ -248,27 +221,28 @@ mod tests {
         }
     }
 
+    /// A call bounded by a deadline `after` from now.
+    fn until(after: Duration) -> CallContext {
+        CallContext::until(Instant::now() + after)
+    }
+
     #[tokio::test]
     async fn the_budget_is_spent_down_to_the_reserve_then_waits_fail_past_the_deadline() {
         let budgets = Budgets::new(10);
+        let unbounded = CallContext::background();
         assert_eq!(
-            budgets.acquire("GET /api/v1/users/{id}").await,
+            budgets.acquire(&unbounded, "GET /api/v1/users/{id}").await,
             Ok(()),
             "the first request probes"
         );
         budgets.settle("GET /api/v1/users/{id}", Some(&state(20, 5, 60)));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let outcome = with_deadline(deadline, async {
-            let mut sent = 0;
-            while budgets.acquire("GET /api/v1/users/{id}").await.is_ok() {
-                sent += 1;
-            }
-            sent
-        })
-        .await;
-        assert_eq!(outcome, 3, "5 left, 2 kept in reserve");
-        let Err(Refusal::Deadline(wait)) =
-            with_deadline(deadline, budgets.acquire("GET /api/v1/users/{id}")).await
+        let cx = until(Duration::from_secs(2));
+        let mut sent = 0;
+        while budgets.acquire(&cx, "GET /api/v1/users/{id}").await.is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 3, "5 left, 2 kept in reserve");
+        let Err(Refusal::Deadline(wait)) = budgets.acquire(&cx, "GET /api/v1/users/{id}").await
         else {
             panic!("refused for the deadline")
         };
@@ -281,15 +255,20 @@ mod tests {
     #[tokio::test]
     async fn while_a_probe_is_out_others_wait_for_it_within_their_deadline() {
         let budgets = std::sync::Arc::new(Budgets::new(0));
-        budgets.acquire("b").await.unwrap();
-        let short = Instant::now() + Duration::from_millis(20);
+        budgets
+            .acquire(&CallContext::background(), "b")
+            .await
+            .unwrap();
         assert!(
-            with_deadline(short, budgets.acquire("b")).await.is_err(),
+            budgets
+                .acquire(&until(Duration::from_millis(20)), "b")
+                .await
+                .is_err(),
             "the probe is still out"
         );
         let waiter = {
             let budgets = budgets.clone();
-            tokio::spawn(async move { budgets.acquire("b").await })
+            tokio::spawn(async move { budgets.acquire(&CallContext::background(), "b").await })
         };
         tokio::task::yield_now().await;
         budgets.settle("b", Some(&state(10, 9, 60)));
@@ -300,30 +279,28 @@ mod tests {
     async fn a_caller_over_its_share_is_refused_while_others_still_spend() {
         let budgets = Budgets::new(0);
         budgets.settle("b", Some(&state(10, 10, 60)));
-        let share = |caller: &str| CallerShare {
-            caller: caller.into(),
-            percent: 30,
+        let sharing = |caller: &str| {
+            let cx = CallContext::background();
+            cx.set_share(CallerShare {
+                caller: caller.into(),
+                percent: 30,
+            });
+            cx
         };
-        let taken = with_share(share("flood"), async {
-            let mut taken = 0;
-            while budgets.acquire("b").await.is_ok() {
-                taken += 1;
-            }
-            taken
-        })
-        .await;
+        let flood = sharing("flood");
+        let mut taken = 0;
+        while budgets.acquire(&flood, "b").await.is_ok() {
+            taken += 1;
+        }
         assert_eq!(taken, 3, "30% of a limit of 10");
-        let refusal = with_share(share("flood"), budgets.acquire("b")).await;
+        let refusal = budgets.acquire(&sharing("flood"), "b").await;
         assert!(
             matches!(refusal, Err(Refusal::CallerShareSpent(wait)) if wait > Duration::from_secs(50)),
             "{refusal:?}"
         );
+        assert_eq!(budgets.acquire(&sharing("quiet"), "b").await, Ok(()));
         assert_eq!(
-            with_share(share("quiet"), budgets.acquire("b")).await,
-            Ok(())
-        );
-        assert_eq!(
-            budgets.acquire("b").await,
+            budgets.acquire(&CallContext::background(), "b").await,
             Ok(()),
             "no share: only the bucket counts"
         );
@@ -345,15 +322,11 @@ mod tests {
         let budgets = Budgets::new(0);
         budgets.settle("b", Some(&state(10, 1, 60)));
         budgets.settle("b", Some(&state(10, 9, 120)));
-        let deadline = Instant::now() + Duration::from_millis(10);
-        let sent = with_deadline(deadline, async {
-            let mut sent = 0;
-            while budgets.acquire("b").await.is_ok() {
-                sent += 1;
-            }
-            sent
-        })
-        .await;
+        let cx = until(Duration::from_millis(10));
+        let mut sent = 0;
+        while budgets.acquire(&cx, "b").await.is_ok() {
+            sent += 1;
+        }
         assert_eq!(sent, 8, "9 left, a reserve of at least 1");
     }
 }

@@ -1,5 +1,7 @@
 //! [`OktaClient`]: one reqwest client for the process and the one place (`send`) where
-//! requests get their auth header and responses become values or [`OktaError`]s.
+//! requests get their auth header and responses become values or [`OktaError`]s. `send` is a
+//! loop over small steps: budget, slot, [`OktaClient::attempt`], [`classify`], and the retry
+//! decision of [`crate::retry`].
 
 use std::fmt;
 use std::time::Instant;
@@ -14,12 +16,14 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
-use crate::budget::{self, Budgets, Refusal};
-use crate::clock::{self, OktaClock, OktaTime};
+use crate::budget::{Budgets, Refusal};
+use crate::clock::{OktaClock, OktaTime};
+use crate::context::CallContext;
 use crate::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::instrumentation;
 use crate::pagination::{self, Page};
-use crate::rate_limit::{self, RateLimitState, RetryParams};
+use crate::rate_limit::{self, RateLimitState};
+use crate::retry::{Failure, Retry, RetryPolicy};
 
 const JSON: &str = "application/json";
 const REQUEST_ID_HEADER: &str = "x-okta-request-id";
@@ -40,8 +44,8 @@ pub struct OktaClientSettings {
     pub connect_timeout: std::time::Duration,
     /// Bound on one attempt of one request, connect to last body byte.
     pub request_timeout: std::time::Duration,
-    /// Retries of idempotent requests (GET, group membership PUT/DELETE) and user lifecycle
-    /// transitions; never of creates, updates or deletions.
+    /// Retries of idempotent requests (GET, group membership PUT/DELETE), user lifecycle
+    /// transitions and OAuth token requests; never of creates, updates or deletions.
     pub max_retries: u32,
     /// First step of the exponential backoff used when Okta gives no reset time.
     pub retry_base_delay: std::time::Duration,
@@ -84,7 +88,7 @@ pub struct OktaClient {
     /// The API token (`SSWS`, marked sensitive so reqwest/hyper never print it) or the OAuth
     /// service app's token source.
     credentials: Credentials,
-    retry: RetryParams,
+    retry: RetryPolicy,
     budgets: std::sync::Arc<Budgets>,
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     clock: std::sync::Arc<OktaClock>,
@@ -99,23 +103,6 @@ impl fmt::Debug for OktaClient {
             .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
-}
-
-/// Whether a request may be sent again after a 429, a 5xx or a connection error.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// GET and the idempotent membership PUT/DELETE.
-    Idempotent,
-    /// A user or device lifecycle transition: sent again like an idempotent request, because a
-    /// repeat after a lost answer cannot transition twice; `okta::transition` recognises Okta's
-    /// refusal of a repeat that finds it already where the transition leads.
-    Transition,
-    /// A transition that sends email: sent again only after a 429, which Okta answers without
-    /// carrying the request out, never after an answer that may have been lost (a repeat could
-    /// email twice).
-    WhenRefused,
-    /// Creates, updates, deletions.
-    Never,
 }
 
 /// A decoded answer with Okta's id of the request that gave it, for a refusal the gateway
@@ -213,7 +200,7 @@ impl OktaClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(OktaError::Connect)?;
-        let retry = RetryParams {
+        let retry = RetryPolicy {
             max_retries: settings.max_retries,
             base_delay: settings.retry_base_delay,
             max_delay: settings.retry_max_delay,
@@ -244,7 +231,7 @@ impl OktaClient {
             api_token: SecretString::from("unused"),
             ..settings
         })?;
-        let oauth = OAuthClient::new(client.http.clone(), &client.base_url, oauth);
+        let oauth = OAuthClient::new(client.http.clone(), &client.base_url, oauth, client.retry);
         client.credentials = Credentials::OAuth(std::sync::Arc::new(oauth));
         Ok(client)
     }
@@ -277,9 +264,12 @@ impl OktaClient {
     /// Fetches one page of a list and the cursor of the next one.
     pub(crate) async fn get_page<T: DeserializeOwned>(
         &self,
+        cx: &CallContext,
         url: Url,
     ) -> Result<Page<T>, OktaError> {
-        let success = self.send(Method::GET, url, None, Retry::Idempotent).await?;
+        let success = self
+            .send(cx, Method::GET, url, None, Retry::Idempotent)
+            .await?;
         let items = success.json()?;
         let next = match pagination::next_link(&success.headers) {
             None => None,
@@ -297,6 +287,7 @@ impl OktaClient {
     /// our own origin: the token must never be sent anywhere else.
     pub(crate) async fn get_all<T: DeserializeOwned>(
         &self,
+        cx: &CallContext,
         first_page: Url,
     ) -> Result<Vec<T>, OktaError> {
         let mut all_items = Vec::new();
@@ -304,7 +295,9 @@ impl OktaClient {
         let mut followed_pages = 0;
         while let Some(url) = next_url_opt.take() {
             followed_pages += 1;
-            let success = self.send(Method::GET, url, None, Retry::Idempotent).await?;
+            let success = self
+                .send(cx, Method::GET, url, None, Retry::Idempotent)
+                .await?;
             let items: Vec<T> = success.json()?;
             all_items.extend(items);
             let Some(next_link) = pagination::next_link(&success.headers) else {
@@ -336,10 +329,12 @@ impl OktaClient {
         Ok(all_items)
     }
 
-    /// Sends one logical request: auth and content headers, retries when `retry` allows,
-    /// request id and rate-limit capture, status classification. Returns 2xx responses.
+    /// Sends one logical request, step by step: auth headers, budget, a connection slot (taken
+    /// last), the attempt, classification of the answer, the retry decision. Returns 2xx
+    /// responses.
     pub(crate) async fn send(
         &self,
+        cx: &CallContext,
         method: Method,
         url: Url,
         body_opt: Option<&serde_json::Value>,
@@ -348,216 +343,180 @@ impl OktaClient {
         let body_bytes_opt = body_opt.map(|body| body.to_string().into_bytes());
         let names = instrumentation::RequestNames::new(&method, &url);
         let bucket = names.operation.as_str();
-        let mut attempt: u32 = 0;
-        let mut retry_for_opt: Option<String> = None;
+        let mut attempt = Attempt {
+            method: &method,
+            url: &url,
+            body_opt: body_bytes_opt.as_deref(),
+            number: 0,
+            retry_for_opt: None,
+            after_unanswered: false,
+        };
         let mut reauthenticated = false;
-        // Whether an earlier attempt may have been carried out although its answer was lost.
-        let mut unanswered = false;
         loop {
-            let mut span = instrumentation::AttemptSpan::start(&names, &url, attempt);
+            let mut span = instrumentation::AttemptSpan::start(&names, &url, attempt.number);
             let auth = self.credentials.request_auth(&method, &url).await?;
             // The budget first: a wait for a spent bucket's reset must hold no slot, or it would
             // block every other bucket's requests.
-            match self.budgets.acquire(bucket).await {
-                Ok(()) => {}
-                Err(Refusal::Deadline(wait)) => {
-                    tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
-                        "okta rate-limit budget cannot recover before the caller's deadline");
-                    return Err(OktaError::RateLimited {
-                        retry_after: Some(wait),
-                        body: None,
-                        meta: ResponseMeta::default(),
-                    });
-                }
-                Err(Refusal::CallerShareSpent(retry_after)) => {
-                    tracing::warn!(okta.bucket = %bucket, retry_after_ms = retry_after.as_millis() as u64,
-                        "the caller has spent its share of this okta rate-limit bucket");
-                    return Err(OktaError::CallerShareSpent {
-                        retry_after,
-                        bucket: bucket.to_string(),
-                    });
-                }
-            }
-            // A slot is held only while the request is on the wire; a unit taken for a request
-            // that never leaves is settled as unanswered.
-            let Some(in_flight_slot) = self.in_flight_slot().await else {
-                self.budgets.settle(bucket, None);
-                return Err(OktaError::RateLimited {
-                    retry_after: Some(std::time::Duration::from_secs(1)),
-                    body: None,
-                    meta: ResponseMeta::default(),
-                });
-            };
-            let request = span.with_trace_context(self.build_request(
-                &method,
-                &url,
-                body_bytes_opt.as_deref(),
-                attempt,
-                retry_for_opt.as_deref(),
-                &auth,
-            ));
-            let may_retry = retry != Retry::Never && attempt < self.retry.max_retries;
-            let started = Instant::now();
-            clock::departing(started);
-            let sent = request.send().await;
-            self.budgets.settle(
-                bucket,
-                sent.as_ref()
-                    .ok()
-                    .and_then(|response| RateLimitState::from_headers(response.headers()))
-                    .as_ref(),
-            );
-            let response = match sent {
-                Ok(response) => response,
-                Err(transport_error) => {
-                    drop(in_flight_slot);
-                    let error = OktaError::from_transport(transport_error);
-                    span.record_transport_error(error.kind());
-                    tracing::debug!(http.method = %method, url.path = url.path(), attempt, error = %error, "okta request failed");
-                    let wait = self.retry.backoff(attempt);
-                    if may_retry
-                        && retry != Retry::WhenRefused
-                        && matches!(error, OktaError::Connect(_))
-                        && !budget::outlasts_deadline(wait)
-                    {
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                        retry_for_opt = None;
-                        unanswered = true;
-                        continue;
-                    }
-                    return Err(error);
-                }
-            };
-            let status = response.status();
-            let headers = response.headers().clone();
-            if let Some(date) = header_string(&headers, DATE.as_str()) {
-                self.clock.observe(started, Instant::now(), &date);
-            }
-            let meta = ResponseMeta {
-                status: status.as_u16(),
-                request_id: header_string(&headers, REQUEST_ID_HEADER),
-                rate_limit: RateLimitState::from_headers(&headers),
-                retry_count: attempt,
-                after_unanswered: unanswered,
-            };
-            let body = response
-                .bytes()
+            self.budgets
+                .acquire(cx, bucket)
                 .await
-                .map_err(OktaError::from_transport)?
-                .to_vec();
-            span.record_response(&names, &meta, started.elapsed());
-            drop(in_flight_slot);
-
-            tracing::debug!(
-                http.method = %method,
-                url.path = url.path(),
-                http.status = status.as_u16(),
-                okta.request_id = meta.request_id.as_deref().unwrap_or_default(),
-                duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                attempt,
-                "okta request"
-            );
-            if status.is_success() {
-                return Ok(Success {
-                    status: status.as_u16(),
-                    headers,
-                    body,
-                    meta,
-                });
-            }
-            let error_body_opt = serde_json::from_slice::<OktaErrorBody>(&body).ok();
-            if let Some(error_body) = &error_body_opt {
-                span.record_error_code(&error_body.error_code);
-            }
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                let retry_after = rate_limit::backoff_after_429(&headers);
-                if meta
-                    .rate_limit
-                    .is_some_and(|state| state.is_concurrency_limit())
-                {
-                    tracing::warn!(
-                        okta.request_id = meta.request_id.as_deref().unwrap_or_default(),
-                        "okta concurrent request limit exceeded"
-                    );
+                .map_err(|refusal| refused(bucket, refusal))?;
+            let slot = self.in_flight_slot(cx, bucket).await?;
+            let (error, failure_opt) = match self
+                .attempt(cx, &attempt, &auth, bucket, slot, &mut span)
+                .await?
+            {
+                Attempted::Unanswered(error) => {
+                    let failure_opt = Failure::of(&error);
+                    (error, failure_opt)
                 }
-                let wait = self.retry.wait_after_429(retry_after, attempt);
-                if may_retry && !budget::outlasts_deadline(wait) {
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                    retry_for_opt = meta.request_id;
-                    continue;
+                Attempted::Answered(answer) => {
+                    span.record_response(&names, &answer.meta, answer.elapsed);
+                    match classify(answer) {
+                        Verdict::Success(success) => return Ok(success),
+                        Verdict::Failed { error, failure_opt } => (error, failure_opt),
+                        Verdict::Unauthorized(error) => {
+                            if let Some(code) = error.error_code() {
+                                span.record_error_code(code);
+                            }
+                            if !self.credentials.refreshable() {
+                                return Err(error);
+                            }
+                            // An expired or revoked access token: one new token, one more try.
+                            if !reauthenticated {
+                                reauthenticated = true;
+                                self.credentials.invalidate(&auth);
+                                continue;
+                            }
+                            let meta = error.meta().cloned().unwrap_or_default();
+                            return Err(self
+                                .credentials
+                                .rejected_after_refresh(meta)
+                                .unwrap_or(error));
+                        }
+                    }
                 }
-                return Err(OktaError::RateLimited {
-                    retry_after,
-                    body: error_body_opt,
-                    meta,
-                });
+            };
+            if let Some(code) = error.error_code() {
+                span.record_error_code(code);
             }
-            if status.is_server_error() {
-                let wait = self.retry.backoff(attempt);
-                if may_retry && retry != Retry::WhenRefused && !budget::outlasts_deadline(wait) {
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                    retry_for_opt = meta.request_id;
-                    unanswered = true;
-                    continue;
-                }
-                return Err(OktaError::Unavailable {
-                    status: status.as_u16(),
-                    body: error_body_opt,
-                    meta,
-                });
-            }
-            if status == StatusCode::UNAUTHORIZED && self.credentials.refreshable() {
-                // An expired or revoked access token: one new token, one more try.
-                if !reauthenticated {
-                    reauthenticated = true;
-                    self.credentials.invalidate(&auth);
-                    continue;
-                }
-                if let Some(error) = self.credentials.rejected_after_refresh(meta.clone()) {
-                    return Err(error);
-                }
-            }
-            if status.is_client_error() {
-                let www_authenticate = header_string(&headers, WWW_AUTHENTICATE.as_str());
-                return Err(OktaError::Api {
-                    status: status.as_u16(),
-                    body: error_body_opt,
-                    meta,
-                    www_authenticate,
-                });
-            }
-            return Err(OktaError::unexpected(
-                status.as_u16(),
-                "unexpected http status",
-                &meta,
-            ));
+            let Some(failure) = failure_opt else {
+                return Err(error);
+            };
+            let Some(wait) = self
+                .retry
+                .next_wait(retry, attempt.number, failure, cx.time_left())
+            else {
+                return Err(error);
+            };
+            tokio::time::sleep(wait).await;
+            attempt.again(failure, &error);
         }
     }
 
+    /// One attempt on the wire, holding `slot` only until its answer is read: sends the request
+    /// and settles the budget unit taken for it, measures Okta's clock, notes the departure and
+    /// the request id in `cx`. `Err` only when an answer began but its body was lost.
+    async fn attempt(
+        &self,
+        cx: &CallContext,
+        attempt: &Attempt<'_>,
+        auth: &RequestAuth,
+        bucket: &str,
+        slot: tokio::sync::OwnedSemaphorePermit,
+        span: &mut instrumentation::AttemptSpan,
+    ) -> Result<Attempted, OktaError> {
+        let request = span.with_trace_context(self.build_request(attempt, auth));
+        let started = Instant::now();
+        cx.departing(started);
+        let sent = request.send().await;
+        self.budgets.settle(
+            bucket,
+            sent.as_ref()
+                .ok()
+                .and_then(|response| RateLimitState::from_headers(response.headers()))
+                .as_ref(),
+        );
+        let response = match sent {
+            Ok(response) => response,
+            Err(transport_error) => {
+                drop(slot);
+                let error = OktaError::from_transport(transport_error);
+                span.record_transport_error(error.kind());
+                tracing::debug!(http.method = %attempt.method, url.path = attempt.url.path(),
+                    attempt = attempt.number, error = %error, "okta request failed");
+                return Ok(Attempted::Unanswered(error));
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        if let Some(date) = header_string(&headers, DATE.as_str()) {
+            self.clock.observe(started, Instant::now(), &date);
+        }
+        let meta = ResponseMeta {
+            status: status.as_u16(),
+            request_id: header_string(&headers, REQUEST_ID_HEADER),
+            rate_limit: RateLimitState::from_headers(&headers),
+            retry_count: attempt.number,
+            after_unanswered: attempt.after_unanswered,
+        };
+        let body = response
+            .bytes()
+            .await
+            .map_err(OktaError::from_transport)?
+            .to_vec();
+        drop(slot);
+        if let Some(request_id) = &meta.request_id {
+            cx.answered(request_id);
+        }
+        let elapsed = started.elapsed();
+        tracing::debug!(
+            http.method = %attempt.method,
+            url.path = attempt.url.path(),
+            http.status = status.as_u16(),
+            okta.request_id = meta.request_id.as_deref().unwrap_or_default(),
+            duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            attempt = attempt.number,
+            "okta request"
+        );
+        Ok(Attempted::Answered(Answer {
+            status,
+            headers,
+            body,
+            meta,
+            elapsed,
+        }))
+    }
+
     /// A slot among the requests in flight, waited for no longer than the caller's deadline.
-    async fn in_flight_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    /// Taken last, after the budget, and held only while the request is on the wire; without
+    /// one the budget unit taken for `bucket` is settled as unanswered.
+    async fn in_flight_slot(
+        &self,
+        cx: &CallContext,
+        bucket: &str,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, OktaError> {
         let acquire = self.in_flight.clone().acquire_owned();
-        match budget::time_left() {
+        let slot_opt = match cx.time_left() {
             Some(left) => tokio::time::timeout(left, acquire)
                 .await
                 .ok()
                 .and_then(Result::ok),
             None => acquire.await.ok(),
-        }
+        };
+        slot_opt.ok_or_else(|| {
+            self.budgets.settle(bucket, None);
+            OktaError::RateLimited {
+                retry_after: Some(std::time::Duration::from_secs(1)),
+                body: None,
+                meta: ResponseMeta::default(),
+            }
+        })
     }
 
-    fn build_request(
-        &self,
-        method: &Method,
-        url: &Url,
-        body_opt: Option<&[u8]>,
-        attempt: u32,
-        retry_for_opt: Option<&str>,
-        auth: &RequestAuth,
-    ) -> reqwest::RequestBuilder {
+    /// The HTTP request of `attempt`: auth, content and retry headers.
+    fn build_request(&self, attempt: &Attempt<'_>, auth: &RequestAuth) -> reqwest::RequestBuilder {
+        let (method, url, body_opt) = (attempt.method, attempt.url, attempt.body_opt);
         let mut request = self
             .http
             .request(method.clone(), url.clone())
@@ -574,15 +533,166 @@ impl OktaClient {
             }
             None => request,
         };
-        if attempt > 0 {
-            if let Some(retry_for) =
-                retry_for_opt.and_then(|value| HeaderValue::from_str(value).ok())
+        if attempt.number > 0 {
+            if let Some(retry_for) = attempt
+                .retry_for_opt
+                .as_deref()
+                .and_then(|value| HeaderValue::from_str(value).ok())
             {
                 request = request.header(RETRY_FOR_HEADER, retry_for);
             }
-            request = request.header(RETRY_COUNT_HEADER, attempt.to_string());
+            request = request.header(RETRY_COUNT_HEADER, attempt.number.to_string());
         }
         request
+    }
+}
+
+/// What one attempt sends, and what the attempts before it left for it to say.
+struct Attempt<'a> {
+    method: &'a Method,
+    url: &'a Url,
+    body_opt: Option<&'a [u8]>,
+    /// 0 for the first attempt.
+    number: u32,
+    /// Okta's id of the failed answer this attempt repeats (`X-Okta-Retry-For`).
+    retry_for_opt: Option<String>,
+    /// An earlier attempt may have been carried out although its answer was lost.
+    after_unanswered: bool,
+}
+
+impl Attempt<'_> {
+    /// Turns this into the next attempt, after `failure` ended it with `error`.
+    fn again(&mut self, failure: Failure, error: &OktaError) {
+        self.number += 1;
+        self.retry_for_opt = error.meta().and_then(|meta| meta.request_id.clone());
+        self.after_unanswered |= failure.may_have_been_carried_out();
+    }
+}
+
+/// How an attempt on the wire ended.
+enum Attempted {
+    /// No answer (a connection error or a timeout).
+    Unanswered(OktaError),
+    /// An answer, body read.
+    Answered(Answer),
+}
+
+/// One answer, as read off the wire.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    meta: ResponseMeta,
+    /// From sending to the last body byte.
+    elapsed: std::time::Duration,
+}
+
+/// What an answer means for the request.
+enum Verdict {
+    /// 2xx: done.
+    Success(Success),
+    /// A failure; `failure_opt` says what kind, when sending again might help.
+    Failed {
+        error: OktaError,
+        failure_opt: Option<Failure>,
+    },
+    /// 401: with OAuth credentials, the access token may have expired or been revoked.
+    Unauthorized(OktaError),
+}
+
+/// Classifies an answer by its status: success, a failure sending again might cure (429,
+/// 5xx), 401, or a failure that stays (other 4xx, anything else).
+fn classify(answer: Answer) -> Verdict {
+    let Answer {
+        status,
+        headers,
+        body,
+        meta,
+        ..
+    } = answer;
+    if status.is_success() {
+        return Verdict::Success(Success {
+            status: status.as_u16(),
+            headers,
+            body,
+            meta,
+        });
+    }
+    let body_opt = serde_json::from_slice::<OktaErrorBody>(&body).ok();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let retry_after = rate_limit::backoff_after_429(&headers);
+        if meta
+            .rate_limit
+            .is_some_and(|state| state.is_concurrency_limit())
+        {
+            tracing::warn!(
+                okta.request_id = meta.request_id.as_deref().unwrap_or_default(),
+                "okta concurrent request limit exceeded"
+            );
+        }
+        return Verdict::Failed {
+            error: OktaError::RateLimited {
+                retry_after,
+                body: body_opt,
+                meta,
+            },
+            failure_opt: Some(Failure::RateLimited {
+                reset_wait: retry_after,
+            }),
+        };
+    }
+    if status.is_server_error() {
+        return Verdict::Failed {
+            error: OktaError::Unavailable {
+                status: status.as_u16(),
+                body: body_opt,
+                meta,
+            },
+            failure_opt: Some(Failure::ServerError),
+        };
+    }
+    if status.is_client_error() {
+        let error = OktaError::Api {
+            status: status.as_u16(),
+            body: body_opt,
+            meta,
+            www_authenticate: header_string(&headers, WWW_AUTHENTICATE.as_str()),
+        };
+        return if status == StatusCode::UNAUTHORIZED {
+            Verdict::Unauthorized(error)
+        } else {
+            Verdict::Failed {
+                error,
+                failure_opt: None,
+            }
+        };
+    }
+    Verdict::Failed {
+        error: OktaError::unexpected(status.as_u16(), "unexpected http status", &meta),
+        failure_opt: None,
+    }
+}
+
+/// The error of a request the budget refused to send.
+fn refused(bucket: &str, refusal: Refusal) -> OktaError {
+    match refusal {
+        Refusal::Deadline(wait) => {
+            tracing::warn!(okta.bucket = %bucket, wait_ms = wait.as_millis() as u64,
+                "okta rate-limit budget cannot recover before the caller's deadline");
+            OktaError::RateLimited {
+                retry_after: Some(wait),
+                body: None,
+                meta: ResponseMeta::default(),
+            }
+        }
+        Refusal::CallerShareSpent(retry_after) => {
+            tracing::warn!(okta.bucket = %bucket, retry_after_ms = retry_after.as_millis() as u64,
+                "the caller has spent its share of this okta rate-limit bucket");
+            OktaError::CallerShareSpent {
+                retry_after,
+                bucket: bucket.to_string(),
+            }
+        }
     }
 }
 
@@ -652,5 +762,144 @@ mod tests {
             client.endpoint(&["api", "v1", "groups"]).unwrap().as_str(),
             "https://acme.okta.com/api/v1/groups"
         );
+    }
+
+    /// An answer with `status`, `headers` and `body`, as the attempt step reads it.
+    fn answer(status: u16, headers: &[(&'static str, &'static str)], body: &str) -> Answer {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            meta: ResponseMeta {
+                status,
+                request_id: Some("req-1".to_owned()),
+                rate_limit: RateLimitState::from_headers(&map),
+                ..ResponseMeta::default()
+            },
+            headers: map,
+            body: body.as_bytes().to_vec(),
+            elapsed: Duration::from_millis(3),
+        }
+    }
+
+    const NOT_FOUND: &str =
+        r#"{"errorCode":"E0000007","errorSummary":"Not found: Resource not found: x (User)"}"#;
+
+    #[test]
+    fn a_2xx_is_a_success_with_its_body() {
+        let Verdict::Success(success) = classify(answer(200, &[], r#"{"id":"00u1"}"#)) else {
+            panic!("a success")
+        };
+        assert_eq!(success.status, 200);
+        assert_eq!(success.body, br#"{"id":"00u1"}"#);
+        assert_eq!(success.meta.request_id.as_deref(), Some("req-1"));
+    }
+
+    #[test]
+    fn a_429_is_a_failure_worth_retrying_after_okta_s_reset() {
+        let verdict = classify(answer(
+            429,
+            &[
+                ("x-rate-limit-limit", "600"),
+                ("x-rate-limit-remaining", "0"),
+                ("x-rate-limit-reset", "1598552424"),
+                ("date", "Thu, 27 Aug 2020 18:20:20 GMT"),
+            ],
+            "",
+        ));
+        let Verdict::Failed {
+            error: OktaError::RateLimited { retry_after, .. },
+            failure_opt,
+        } = verdict
+        else {
+            panic!("rate limited")
+        };
+        assert_eq!(retry_after, Some(Duration::from_secs(5)));
+        assert_eq!(
+            failure_opt,
+            Some(Failure::RateLimited {
+                reset_wait: Some(Duration::from_secs(5))
+            })
+        );
+    }
+
+    #[test]
+    fn a_5xx_is_a_server_error_and_other_statuses_are_final() {
+        let Verdict::Failed {
+            error: OktaError::Unavailable { status: 503, .. },
+            failure_opt: Some(Failure::ServerError),
+        } = classify(answer(503, &[], ""))
+        else {
+            panic!("unavailable, worth retrying")
+        };
+        let Verdict::Failed {
+            error,
+            failure_opt: None,
+        } = classify(answer(404, &[], NOT_FOUND))
+        else {
+            panic!("a final 404")
+        };
+        assert_eq!(error.error_code(), Some("E0000007"));
+        assert!(matches!(
+            classify(answer(302, &[], "")),
+            Verdict::Failed {
+                error: OktaError::UnexpectedResponse { .. },
+                failure_opt: None
+            }
+        ));
+        let Verdict::Unauthorized(OktaError::Api {
+            www_authenticate, ..
+        }) = classify(answer(
+            401,
+            &[("www-authenticate", "Bearer error=\"invalid_token\"")],
+            "",
+        ))
+        else {
+            panic!("unauthorized")
+        };
+        assert_eq!(
+            www_authenticate.as_deref(),
+            Some("Bearer error=\"invalid_token\"")
+        );
+    }
+
+    #[test]
+    fn a_repeat_names_the_failed_answer_and_remembers_a_possibly_lost_one() {
+        let (method, url) = (Method::POST, Url::parse("https://acme.okta.com/x").unwrap());
+        let mut attempt = Attempt {
+            method: &method,
+            url: &url,
+            body_opt: None,
+            number: 0,
+            retry_for_opt: None,
+            after_unanswered: false,
+        };
+        let Verdict::Failed { error, failure_opt } = classify(answer(429, &[], "")) else {
+            panic!("rate limited")
+        };
+        attempt.again(failure_opt.unwrap(), &error);
+        assert_eq!(attempt.number, 1);
+        assert_eq!(attempt.retry_for_opt.as_deref(), Some("req-1"));
+        assert!(!attempt.after_unanswered, "a 429 was never carried out");
+        let Verdict::Failed { error, failure_opt } = classify(answer(502, &[], "")) else {
+            panic!("unavailable")
+        };
+        attempt.again(failure_opt.unwrap(), &error);
+        assert_eq!(attempt.number, 2);
+        assert!(attempt.after_unanswered, "a 5xx may have been carried out");
+    }
+
+    #[test]
+    fn budget_refusals_become_the_errors_callers_are_told() {
+        assert!(matches!(
+            refused("b", Refusal::Deadline(Duration::from_secs(7))),
+            OktaError::RateLimited { retry_after: Some(wait), .. } if wait == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            refused("b", Refusal::CallerShareSpent(Duration::from_secs(3))),
+            OktaError::CallerShareSpent { ref bucket, .. } if bucket == "b"
+        ));
     }
 }

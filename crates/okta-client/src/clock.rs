@@ -5,8 +5,6 @@
 //! the tightest bounds seen are kept, widened with age by the most two clocks may drift apart.
 //! Local time is the monotonic clock, so a step of our wall clock cannot move the bounds.
 
-use std::cell::Cell;
-use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
@@ -134,30 +132,6 @@ impl OktaClock {
     }
 }
 
-tokio::task_local! {
-    static DEPARTURE: Cell<Option<Instant>>;
-}
-
-/// Runs `work` and returns when its first request to Okta left (`None`: none left), so a write
-/// whose answer was lost can be compared with what Okta stamped afterwards.
-pub async fn noting_departure<F: Future>(work: F) -> (F::Output, Option<Instant>) {
-    DEPARTURE
-        .scope(Cell::new(None), async {
-            let output = work.await;
-            (output, DEPARTURE.with(Cell::get))
-        })
-        .await
-}
-
-/// Called by `send` as each request leaves; the first one inside [`noting_departure`] counts.
-pub(crate) fn departing(at: Instant) {
-    let _ = DEPARTURE.try_with(|departure| {
-        if departure.get().is_none() {
-            departure.set(Some(at));
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,19 +171,5 @@ mod tests {
         let now = Instant::now();
         clock.observe(now, now, "yesterday");
         assert!(clock.okta_time_at(now).is_none());
-    }
-
-    #[test]
-    fn the_departure_of_the_first_request_is_noted() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let first = Instant::now();
-        let ((), departure) = runtime.block_on(noting_departure(async move {
-            departing(first);
-            departing(first + Duration::from_secs(1));
-        }));
-        assert_eq!(departure, Some(first));
-        departing(first); // outside a scope: ignored
     }
 }

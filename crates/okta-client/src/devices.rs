@@ -5,12 +5,14 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 
-use crate::client::{Answered, OktaClient, Retry};
+use crate::client::{Answered, OktaClient};
+use crate::context::CallContext;
 use crate::error::OktaError;
 use crate::expression::Expression;
 use crate::ids::OktaId;
 use crate::models::OktaUser;
 use crate::pagination::{Page, PageRequest};
+use crate::retry::Retry;
 use crate::users::with_page;
 
 /// A JSON object, as Okta profiles are.
@@ -117,6 +119,7 @@ impl OktaClient {
     /// Lists one page of devices (`GET /api/v1/devices`, optionally with `search`).
     pub async fn list_devices(
         &self,
+        cx: &CallContext,
         query: &DeviceQuery,
         page: &PageRequest,
     ) -> Result<Page<OktaDevice>, OktaError> {
@@ -125,21 +128,26 @@ impl OktaClient {
             DeviceQuery::Search(expression) => vec![("search", expression.as_str())],
         };
         let url = with_page(self.endpoint(&["api", "v1", "devices"])?, &pairs, page);
-        self.get_page(url).await
+        self.get_page(cx, url).await
     }
 
     /// Fetches one device (`GET /api/v1/devices/{deviceId}`).
-    pub async fn get_device(&self, device_id: &OktaId) -> Result<OktaDevice, OktaError> {
-        Ok(self.get_device_answered(device_id).await?.value)
+    pub async fn get_device(
+        &self,
+        cx: &CallContext,
+        device_id: &OktaId,
+    ) -> Result<OktaDevice, OktaError> {
+        Ok(self.get_device_answered(cx, device_id).await?.value)
     }
 
     /// [`Self::get_device`] with the request id, for a refusal decided on the device's status.
     pub async fn get_device_answered(
         &self,
+        cx: &CallContext,
         device_id: &OktaId,
     ) -> Result<Answered<OktaDevice>, OktaError> {
         let url = self.endpoint(&["api", "v1", "devices", device_id.as_str()])?;
-        self.send(Method::GET, url, None, Retry::Idempotent)
+        self.send(cx, Method::GET, url, None, Retry::Idempotent)
             .await?
             .answered()
     }
@@ -150,6 +158,7 @@ impl OktaClient {
     /// tell.
     pub async fn device_lifecycle(
         &self,
+        cx: &CallContext,
         device_id: &OktaId,
         transition: DeviceTransition,
     ) -> Result<(), OktaError> {
@@ -164,8 +173,8 @@ impl OktaClient {
         let url = self.endpoint(&segments)?;
         let arrived =
             |code: Option<&str>| (code == Some("E0000152")).then(|| transition.leads_to());
-        self.transition(url, Retry::Transition, arrived, || async {
-            Ok(self.get_device(device_id).await?.status)
+        self.transition(cx, url, Retry::Transition, arrived, || async {
+            Ok(self.get_device(cx, device_id).await?.status)
         })
         .await
         .map(drop)
@@ -173,9 +182,13 @@ impl OktaClient {
 
     /// Deletes a DEACTIVATED device permanently (`DELETE /api/v1/devices/{deviceId}`, 204).
     /// Not retried.
-    pub async fn delete_device(&self, device_id: &OktaId) -> Result<(), OktaError> {
+    pub async fn delete_device(
+        &self,
+        cx: &CallContext,
+        device_id: &OktaId,
+    ) -> Result<(), OktaError> {
         let url = self.endpoint(&["api", "v1", "devices", device_id.as_str()])?;
-        self.send(Method::DELETE, url, None, Retry::Never)
+        self.send(cx, Method::DELETE, url, None, Retry::Never)
             .await
             .map(drop)
     }
@@ -184,19 +197,21 @@ impl OktaClient {
     /// (`GET /api/v1/devices/{deviceId}/users`; follows `next` links should Okta send any).
     pub async fn list_device_users(
         &self,
+        cx: &CallContext,
         device_id: &OktaId,
     ) -> Result<Vec<OktaDeviceUser>, OktaError> {
         let url = self.endpoint(&["api", "v1", "devices", device_id.as_str(), "users"])?;
-        self.get_all(url).await
+        self.get_all(cx, url).await
     }
 
     /// Lists the devices a user enrolled (`GET /api/v1/users/{userId}/devices`).
     pub async fn list_user_devices(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
     ) -> Result<Vec<OktaUserDevice>, OktaError> {
         let url = self.endpoint(&["api", "v1", "users", user_id.as_str(), "devices"])?;
-        self.get_all(url).await
+        self.get_all(cx, url).await
     }
 }
 

@@ -2,12 +2,14 @@
 
 use reqwest::Method;
 
-use crate::client::{OktaClient, Retry};
+use crate::client::OktaClient;
+use crate::context::CallContext;
 use crate::error::OktaError;
 use crate::expression::Expression;
 use crate::ids::OktaId;
 use crate::models::{OktaGroup, OktaUser};
 use crate::pagination::{Page, PageRequest};
+use crate::retry::Retry;
 use crate::users::with_page;
 
 /// Which groups `list_groups` returns.
@@ -21,9 +23,13 @@ pub enum GroupQuery {
 
 impl OktaClient {
     /// Fetches one group by id (`GET /api/v1/groups/{groupId}`).
-    pub async fn get_group(&self, group_id: &OktaId) -> Result<OktaGroup, OktaError> {
+    pub async fn get_group(
+        &self,
+        cx: &CallContext,
+        group_id: &OktaId,
+    ) -> Result<OktaGroup, OktaError> {
         let url = self.endpoint(&["api", "v1", "groups", group_id.as_str()])?;
-        self.send(Method::GET, url, None, Retry::Idempotent)
+        self.send(cx, Method::GET, url, None, Retry::Idempotent)
             .await?
             .json()
     }
@@ -31,6 +37,7 @@ impl OktaClient {
     /// Lists one page of groups (`GET /api/v1/groups`, optionally with `search`).
     pub async fn list_groups(
         &self,
+        cx: &CallContext,
         query: &GroupQuery,
         page: &PageRequest,
     ) -> Result<Page<OktaGroup>, OktaError> {
@@ -38,45 +45,49 @@ impl OktaClient {
             GroupQuery::All => Vec::new(),
             GroupQuery::Search(expression) => vec![("search", expression.as_str())],
         };
-        self.get_page(with_page(
-            self.endpoint(&["api", "v1", "groups"])?,
-            &pairs,
-            page,
-        ))
+        self.get_page(
+            cx,
+            with_page(self.endpoint(&["api", "v1", "groups"])?, &pairs, page),
+        )
         .await
     }
 
     /// Lists one page of a group's members (`GET /api/v1/groups/{groupId}/users`).
     pub async fn list_group_members(
         &self,
+        cx: &CallContext,
         group_id: &OktaId,
         page: &PageRequest,
     ) -> Result<Page<OktaUser>, OktaError> {
         let url = self.endpoint(&["api", "v1", "groups", group_id.as_str(), "users"])?;
-        self.get_page(with_page(url, &[], page)).await
+        self.get_page(cx, with_page(url, &[], page)).await
     }
 
     /// Adds a user to an `OKTA_GROUP` (`PUT …/users/{userId}`, 204). Idempotent, so retried.
     pub async fn add_group_member(
         &self,
+        cx: &CallContext,
         group_id: &OktaId,
         user_id: &OktaId,
     ) -> Result<(), OktaError> {
-        self.send_membership(Method::PUT, group_id, user_id).await
+        self.send_membership(cx, Method::PUT, group_id, user_id)
+            .await
     }
 
     /// Removes a user from an `OKTA_GROUP` (`DELETE …/users/{userId}`, 204). Idempotent, so retried.
     pub async fn remove_group_member(
         &self,
+        cx: &CallContext,
         group_id: &OktaId,
         user_id: &OktaId,
     ) -> Result<(), OktaError> {
-        self.send_membership(Method::DELETE, group_id, user_id)
+        self.send_membership(cx, Method::DELETE, group_id, user_id)
             .await
     }
 
     async fn send_membership(
         &self,
+        cx: &CallContext,
         method: Method,
         group_id: &OktaId,
         user_id: &OktaId,
@@ -90,7 +101,7 @@ impl OktaClient {
             user_id.as_str(),
         ];
         let url = self.endpoint(&segments)?;
-        self.send(method, url, None, Retry::Idempotent)
+        self.send(cx, method, url, None, Retry::Idempotent)
             .await
             .map(drop)
     }

@@ -1,14 +1,11 @@
 //! Tracing and metrics for Okta HTTP requests: a client span per attempt (OpenTelemetry's HTTP
 //! client conventions plus Okta's request id, the retry count and the rate-limit state), W3C
-//! trace context on every request so Okta-side ids and the trace connect, request metrics, and
-//! collection of Okta request ids for audit records.
+//! trace context on every request so Okta-side ids and the trace connect, and request metrics.
 //!
 //! The client span is an OpenTelemetry span, child of the current OpenTelemetry context (the
 //! RPC's server span), made only while traces are exported ([`export_spans_with`]): an
 //! OpenTelemetry span rather than a `tracing` span, since bridging cost more than the span.
 
-use std::cell::RefCell;
-use std::future::Future;
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
@@ -83,22 +80,6 @@ pub(crate) fn observe_rate_limits(budgets: &Arc<Budgets>) {
             }
         })
         .build();
-}
-
-tokio::task_local! {
-    static REQUEST_IDS: RefCell<Vec<String>>;
-}
-
-/// Runs `work` and returns the Okta request ids of every response it received, for audit
-/// records (the Okta request id is what Okta support and Okta's System Log know a call by).
-pub async fn collecting_request_ids<F: Future>(work: F) -> (F::Output, Vec<String>) {
-    REQUEST_IDS
-        .scope(RefCell::new(Vec::new()), async {
-            let output = work.await;
-            let ids = REQUEST_IDS.with(|ids| ids.take());
-            (output, ids)
-        })
-        .await
 }
 
 /// The endpoint of a path with ids replaced, for low-cardinality metric labels:
@@ -204,9 +185,6 @@ impl AttemptSpan {
         meta: &ResponseMeta,
         elapsed: Duration,
     ) {
-        if let Some(request_id) = &meta.request_id {
-            let _ = REQUEST_IDS.try_with(|ids| ids.borrow_mut().push(request_id.clone()));
-        }
         METRICS.duration.record(
             elapsed.as_secs_f64() * 1000.0,
             &[

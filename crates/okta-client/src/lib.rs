@@ -3,7 +3,9 @@
 //! [`OktaClient`] has one method per Okta endpoint the gateway uses; every request goes
 //! through one private `send` (auth, request id, rate limits, retries, errors). Values that
 //! reach Okta's URLs are validated first: ids as [`OktaId`], cursors as [`Cursor`], search
-//! and filter text as [`Expression`].
+//! and filter text as [`Expression`]. Every method takes the caller's [`CallContext`]
+//! explicitly (deadline and budget share in, request ids and departures out); nothing reaches
+//! the client through ambient state.
 
 // `OktaError` carries Okta's error body and response metadata inline, as the handlers'
 // contract requires; errors are rare next to the network round trip, so their size is fine.
@@ -13,6 +15,7 @@ pub mod auth;
 pub mod budget;
 mod client;
 pub mod clock;
+mod context;
 mod devices;
 mod error;
 mod expression;
@@ -23,13 +26,15 @@ mod logs;
 mod models;
 mod pagination;
 mod rate_limit;
+mod retry;
 pub mod trace_ids;
 mod transition;
 mod users;
 
 pub use auth::{OAuthSettings, SigningKey, default_scopes};
 pub use client::{Answered, OktaClient, OktaClientSettings};
-pub use clock::{OktaTime, noting_departure};
+pub use clock::OktaTime;
+pub use context::{CallContext, Notes};
 pub use devices::{
     DeviceQuery, DeviceTransition, MAX_DEVICES_PAGE_SIZE, OktaDevice, OktaDeviceUser,
     OktaUserDevice,

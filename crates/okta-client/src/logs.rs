@@ -5,6 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::client::OktaClient;
+use crate::context::CallContext;
 use crate::error::OktaError;
 use crate::expression::Expression;
 use crate::pagination::{Page, PageRequest};
@@ -50,6 +51,7 @@ impl OktaClient {
     /// Reads one page of System Log events. Retried like every read.
     pub async fn list_log_events(
         &self,
+        cx: &CallContext,
         query: &LogQuery,
         page: &PageRequest,
     ) -> Result<Page<LogEvent>, OktaError> {
@@ -76,6 +78,6 @@ impl OktaClient {
             },
         ));
         let url = with_page(self.endpoint(&["api", "v1", "logs"])?, &pairs, page);
-        self.get_page(url).await
+        self.get_page(cx, url).await
     }
 }

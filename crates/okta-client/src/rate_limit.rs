@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 use reqwest::header::{DATE, HeaderMap};
 
 const LIMIT_HEADER: &str = "x-rate-limit-limit";
@@ -56,45 +54,6 @@ pub(crate) fn backoff_after_429(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(
         u64::try_from(wait_seconds).unwrap_or(0),
     ))
-}
-
-/// Retry policy as data (quickwit `RetryParams`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RetryParams {
-    pub(crate) max_retries: u32,
-    pub(crate) base_delay: Duration,
-    pub(crate) max_delay: Duration,
-}
-
-impl RetryParams {
-    /// Exponential backoff with full jitter: uniform in `[0, min(base · 2^attempt, max)]`.
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .base_delay
-            .saturating_mul(2_u32.saturating_pow(attempt));
-        random_up_to(exponential.min(self.max_delay))
-    }
-
-    /// After a 429: Okta's reset time plus a little jitter (so clients do not retry in
-    /// lockstep), capped; exponential backoff when Okta sent no usable headers.
-    pub(crate) fn wait_after_429(
-        &self,
-        reset_wait_opt: Option<Duration>,
-        attempt: u32,
-    ) -> Duration {
-        match reset_wait_opt {
-            Some(reset_wait) => {
-                let jitter = random_up_to((reset_wait / 10).min(Duration::from_secs(1)));
-                reset_wait.saturating_add(jitter).min(self.max_delay)
-            }
-            None => self.backoff(attempt),
-        }
-    }
-}
-
-fn random_up_to(cap: Duration) -> Duration {
-    let cap_millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::rng().random_range(0..=cap_millis))
 }
 
 fn first_number(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -182,22 +141,5 @@ mod tests {
             ("date", "Thu, 27 Aug 2020 18:20:20 GMT"),
         ]);
         assert_eq!(backoff_after_429(&equal), Some(Duration::from_secs(1)));
-    }
-
-    #[test]
-    fn waits_are_capped_by_the_max_delay() {
-        let retry = RetryParams {
-            max_retries: 3,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-        };
-        for attempt in 0..40 {
-            assert!(retry.backoff(attempt) <= Duration::from_millis(50));
-        }
-        assert_eq!(
-            retry.wait_after_429(Some(Duration::from_secs(1)), 0),
-            Duration::from_millis(50)
-        );
-        assert!(retry.wait_after_429(None, 0) <= Duration::from_millis(10));
     }
 }

@@ -12,8 +12,10 @@ use std::future::Future;
 use reqwest::Method;
 use url::Url;
 
-use crate::client::{OktaClient, Retry, Success};
+use crate::client::{OktaClient, Success};
+use crate::context::CallContext;
 use crate::error::OktaError;
+use crate::retry::Retry;
 
 impl OktaClient {
     /// Sends the transition at `url`, again after a lost answer when `retry` allows.
@@ -22,6 +24,7 @@ impl OktaClient {
     /// reads the current status to tell.
     pub(crate) async fn transition<Read, Reading>(
         &self,
+        cx: &CallContext,
         url: Url,
         retry: Retry,
         arrived: impl Fn(Option<&str>) -> Option<&'static [&'static str]>,
@@ -32,7 +35,7 @@ impl OktaClient {
         Reading: Future<Output = Result<String, OktaError>>,
     {
         let path = url.path().to_owned();
-        let error = match self.send(Method::POST, url, None, retry).await {
+        let error = match self.send(cx, Method::POST, url, None, retry).await {
             Ok(success) => return Ok(success),
             Err(error) => error,
         };

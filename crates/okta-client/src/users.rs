@@ -3,7 +3,8 @@
 use reqwest::Method;
 use secrecy::SecretString;
 
-use crate::client::{Answered, OktaClient, Retry, Success, query_bool, with_query};
+use crate::client::{Answered, OktaClient, Success, query_bool, with_query};
+use crate::context::CallContext;
 use crate::error::OktaError;
 use crate::expression::{Expression, Operator};
 use crate::ids::OktaId;
@@ -12,6 +13,7 @@ use crate::models::{
     ResetPasswordAnswer, TempPasswordAnswer,
 };
 use crate::pagination::{Page, PageRequest};
+use crate::retry::Retry;
 
 /// Which users `list_users` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,30 +33,39 @@ const LOGIN_LOOKUP_LIMIT: &str = "2";
 
 impl OktaClient {
     /// Creates a user (`POST /api/v1/users`). Never retried: a retry could create twice.
-    pub async fn create_user(&self, request: &CreateUserRequest) -> Result<OktaUser, OktaError> {
+    pub async fn create_user(
+        &self,
+        cx: &CallContext,
+        request: &CreateUserRequest,
+    ) -> Result<OktaUser, OktaError> {
         let mut query = vec![("activate", query_bool(request.activate))];
         if request.expire_password_on_create {
             query.push(("nextLogin", "changePassword"));
         }
         let url = with_query(self.endpoint(&["api", "v1", "users"])?, &query);
         let body = request.to_body();
-        self.send(Method::POST, url, Some(&body), Retry::Never)
+        self.send(cx, Method::POST, url, Some(&body), Retry::Never)
             .await?
             .json()
     }
 
     /// Fetches one user by id (`GET /api/v1/users/{id}`).
-    pub async fn get_user(&self, user_id: &OktaId) -> Result<OktaUser, OktaError> {
-        Ok(self.get_user_answered(user_id).await?.value)
+    pub async fn get_user(
+        &self,
+        cx: &CallContext,
+        user_id: &OktaId,
+    ) -> Result<OktaUser, OktaError> {
+        Ok(self.get_user_answered(cx, user_id).await?.value)
     }
 
     /// [`Self::get_user`] with the request id, for a refusal decided on the user's status.
     pub async fn get_user_answered(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
     ) -> Result<Answered<OktaUser>, OktaError> {
         let url = self.endpoint(&["api", "v1", "users", user_id.as_str()])?;
-        self.send(Method::GET, url, None, Retry::Idempotent)
+        self.send(cx, Method::GET, url, None, Retry::Idempotent)
             .await?
             .answered()
     }
@@ -64,6 +75,7 @@ impl OktaClient {
     /// id of the search that found none.
     pub async fn find_user_by_login(
         &self,
+        cx: &CallContext,
         login: &str,
     ) -> Result<Answered<Option<OktaUser>>, OktaError> {
         let filter = Expression::compare("profile.login", Operator::Eq, login);
@@ -71,7 +83,9 @@ impl OktaClient {
             self.endpoint(&["api", "v1", "users"])?,
             &[("filter", filter.as_str()), ("limit", LOGIN_LOOKUP_LIMIT)],
         );
-        let success = self.send(Method::GET, url, None, Retry::Idempotent).await?;
+        let success = self
+            .send(cx, Method::GET, url, None, Retry::Idempotent)
+            .await?;
         let users: Vec<OktaUser> = success.json()?;
         let wanted = login.to_lowercase();
         let mut matches = users.into_iter().filter(|user| {
@@ -97,6 +111,7 @@ impl OktaClient {
     /// Lists one page of users (`GET /api/v1/users` with `search`, `filter` or `q`).
     pub async fn list_users(
         &self,
+        cx: &CallContext,
         query: &UserQuery,
         page: &PageRequest,
     ) -> Result<Page<OktaUser>, OktaError> {
@@ -108,19 +123,20 @@ impl OktaClient {
             UserQuery::Prefix(prefix) => pairs.push(("q", prefix.as_str())),
         }
         let url = with_page(self.endpoint(&["api", "v1", "users"])?, &pairs, page);
-        self.get_page(url).await
+        self.get_page(cx, url).await
     }
 
     /// Partially updates a profile (`POST /api/v1/users/{id}`): attributes not sent are kept,
     /// a JSON `null` clears one. Not retried.
     pub async fn update_user_profile(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
         profile: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<OktaUser, OktaError> {
         let url = self.endpoint(&["api", "v1", "users", user_id.as_str()])?;
         let body = serde_json::json!({ "profile": profile });
-        self.send(Method::POST, url, Some(&body), Retry::Never)
+        self.send(cx, Method::POST, url, Some(&body), Retry::Never)
             .await?
             .json()
     }
@@ -129,11 +145,13 @@ impl OktaClient {
     /// the activation link instead of emailing it.
     pub async fn activate_user(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
         send_email: bool,
     ) -> Result<Option<ActivationToken>, OktaError> {
         let success = self
             .lifecycle(
+                cx,
                 user_id,
                 "activate",
                 &[("sendEmail", query_bool(send_email))],
@@ -145,11 +163,13 @@ impl OktaClient {
     /// Restarts activation of a `PROVISIONED` or `RECOVERY` user; like `activate_user`.
     pub async fn reactivate_user(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
         send_email: bool,
     ) -> Result<Option<ActivationToken>, OktaError> {
         let success = self
             .lifecycle(
+                cx,
                 user_id,
                 "reactivate",
                 &[("sendEmail", query_bool(send_email))],
@@ -161,10 +181,12 @@ impl OktaClient {
     /// Deactivates a user (→ `DEPROVISIONED`); Okta answers 200 `{}` or 204.
     pub async fn deactivate_user(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
         send_email: bool,
     ) -> Result<(), OktaError> {
         self.lifecycle(
+            cx,
             user_id,
             "deactivate",
             &[("sendEmail", query_bool(send_email))],
@@ -174,24 +196,31 @@ impl OktaClient {
     }
 
     /// Suspends an `ACTIVE` user.
-    pub async fn suspend_user(&self, user_id: &OktaId) -> Result<(), OktaError> {
-        self.lifecycle(user_id, "suspend", &[]).await.map(drop)
+    pub async fn suspend_user(&self, cx: &CallContext, user_id: &OktaId) -> Result<(), OktaError> {
+        self.lifecycle(cx, user_id, "suspend", &[]).await.map(drop)
     }
 
     /// Returns a `SUSPENDED` user to `ACTIVE`.
-    pub async fn unsuspend_user(&self, user_id: &OktaId) -> Result<(), OktaError> {
-        self.lifecycle(user_id, "unsuspend", &[]).await.map(drop)
+    pub async fn unsuspend_user(
+        &self,
+        cx: &CallContext,
+        user_id: &OktaId,
+    ) -> Result<(), OktaError> {
+        self.lifecycle(cx, user_id, "unsuspend", &[])
+            .await
+            .map(drop)
     }
 
     /// Unlocks a `LOCKED_OUT` user (Okta answers 403 E0000032 when the user is not locked).
-    pub async fn unlock_user(&self, user_id: &OktaId) -> Result<(), OktaError> {
-        self.lifecycle(user_id, "unlock", &[]).await.map(drop)
+    pub async fn unlock_user(&self, cx: &CallContext, user_id: &OktaId) -> Result<(), OktaError> {
+        self.lifecycle(cx, user_id, "unlock", &[]).await.map(drop)
     }
 
     /// Starts a password reset (→ `RECOVERY`); with `send_email = false` Okta returns the
     /// reset link instead of emailing it.
     pub async fn reset_password(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
         send_email: bool,
         revoke_sessions: bool,
@@ -200,14 +229,20 @@ impl OktaClient {
             ("sendEmail", query_bool(send_email)),
             ("revokeSessions", query_bool(revoke_sessions)),
         ];
-        let success = self.lifecycle(user_id, "reset_password", &query).await?;
+        let success = self
+            .lifecycle(cx, user_id, "reset_password", &query)
+            .await?;
         let answer_opt: Option<ResetPasswordAnswer> = success.json_opt()?;
         Ok(answer_opt.and_then(|answer| answer.reset_password_url))
     }
 
     /// Expires the password (→ `PASSWORD_EXPIRED`); the user must change it at next sign-in.
-    pub async fn expire_password(&self, user_id: &OktaId) -> Result<OktaUser, OktaError> {
-        self.lifecycle(user_id, "expire_password", &[])
+    pub async fn expire_password(
+        &self,
+        cx: &CallContext,
+        user_id: &OktaId,
+    ) -> Result<OktaUser, OktaError> {
+        self.lifecycle(cx, user_id, "expire_password", &[])
             .await?
             .json()
     }
@@ -215,10 +250,11 @@ impl OktaClient {
     /// Expires the password and sets a temporary one, which Okta returns (a secret).
     pub async fn expire_password_with_temp_password(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
     ) -> Result<SecretString, OktaError> {
         let success = self
-            .lifecycle(user_id, "expire_password_with_temp_password", &[])
+            .lifecycle(cx, user_id, "expire_password_with_temp_password", &[])
             .await?;
         let answer: TempPasswordAnswer = success.json()?;
         Ok(SecretString::from(answer.temp_password))
@@ -226,20 +262,29 @@ impl OktaClient {
 
     /// Deletes a user (`DELETE /api/v1/users/{id}`): deactivates first unless the user is
     /// already `DEPROVISIONED`, so a full delete takes two calls. Never retried.
-    pub async fn delete_user(&self, user_id: &OktaId, send_email: bool) -> Result<(), OktaError> {
+    pub async fn delete_user(
+        &self,
+        cx: &CallContext,
+        user_id: &OktaId,
+        send_email: bool,
+    ) -> Result<(), OktaError> {
         let url = with_query(
             self.endpoint(&["api", "v1", "users", user_id.as_str()])?,
             &[("sendEmail", query_bool(send_email))],
         );
-        self.send(Method::DELETE, url, None, Retry::Never)
+        self.send(cx, Method::DELETE, url, None, Retry::Never)
             .await
             .map(drop)
     }
 
     /// Every group the user belongs to, following all `next` links.
-    pub async fn list_user_groups(&self, user_id: &OktaId) -> Result<Vec<OktaGroup>, OktaError> {
+    pub async fn list_user_groups(
+        &self,
+        cx: &CallContext,
+        user_id: &OktaId,
+    ) -> Result<Vec<OktaGroup>, OktaError> {
         let url = self.endpoint(&["api", "v1", "users", user_id.as_str(), "groups"])?;
-        self.get_all(url).await
+        self.get_all(cx, url).await
     }
 
     /// `POST /api/v1/users/{id}/lifecycle/{action}`, a transition (see
@@ -248,6 +293,7 @@ impl OktaClient {
     /// repeat could email the user twice.
     async fn lifecycle(
         &self,
+        cx: &CallContext,
         user_id: &OktaId,
         action: &str,
         query: &[(&str, &str)],
@@ -262,10 +308,11 @@ impl OktaClient {
             Retry::Transition
         };
         self.transition(
+            cx,
             url,
             retry,
             |code| already_there(action, code),
-            || async { Ok(self.get_user(user_id).await?.status) },
+            || async { Ok(self.get_user(cx, user_id).await?.status) },
         )
         .await
     }

@@ -16,6 +16,7 @@ use super::page_token;
 use super::status::{CauseFields, OktaCall, mapped_naming};
 use super::token_key::TokenKey;
 use super::validate::Violations;
+use crate::context::RequestContext;
 use crate::proto::event_service_server::EventService;
 use crate::proto::{
     ListEventsResponse, ListLogonEventsRequest, SearchEventsRequest, SortOrder, WatchEventsRequest,
@@ -62,11 +63,12 @@ impl EventsApi {
     /// Runs a bounded query page; the page token remembers the window end chosen on page one.
     async fn read_page(
         &self,
+        cx: &RequestContext,
         mut query: LogQuery,
         page_size: u32,
         page_token: &str,
         fingerprint: &str,
-        mut violations: Violations,
+        mut violations: Violations<'_>,
     ) -> Result<Response<ListEventsResponse>, Status> {
         let position = violations.page_position(&self.token_key, page_token, fingerprint);
         violations.finish().await?;
@@ -78,6 +80,7 @@ impl EventsApi {
         let page = self
             .okta
             .list_log_events(
+                cx.okta(),
                 &query,
                 &PageRequest {
                     limit: page_size,
@@ -122,8 +125,9 @@ impl EventService for EventsApi {
         &self,
         request: Request<ListLogonEventsRequest>,
     ) -> Result<Response<ListEventsResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let limit = page_size(&mut violations, request.page_size);
         let logons = Expression::compare("eventType", Operator::Eq, query::LOGON_EVENT_TYPE);
         let (subject_kind, subject_value, subject) = match &request.subject {
@@ -190,6 +194,7 @@ impl EventService for EventsApi {
             sort_order: LogSortOrder::Ascending,
         };
         self.read_page(
+            &cx,
             log_query,
             limit,
             &request.page_token,
@@ -203,8 +208,9 @@ impl EventService for EventsApi {
         &self,
         request: Request<SearchEventsRequest>,
     ) -> Result<Response<ListEventsResponse>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let limit = page_size(&mut violations, request.page_size);
         let structured = request
             .filter
@@ -247,6 +253,7 @@ impl EventService for EventsApi {
             sort_order,
         };
         self.read_page(
+            &cx,
             log_query,
             limit,
             &request.page_token,
@@ -262,8 +269,9 @@ impl EventService for EventsApi {
         &self,
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let cx = RequestContext::of(&request);
         let request = request.into_inner();
-        let mut violations = Violations::default();
+        let mut violations = Violations::new(&cx);
         let filter = request
             .filter
             .as_ref()

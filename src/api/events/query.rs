@@ -182,6 +182,7 @@ pub fn window(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::RequestContext;
     use futures::executor::block_on;
 
     #[test]
@@ -193,7 +194,8 @@ mod tests {
             outcome: EventOutcome::Failure as i32,
             ..Default::default()
         };
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         let expression = event_filter_expression(&filter, "filter", &mut violations).unwrap();
         block_on(violations.finish()).unwrap();
         let text = expression.as_str();
@@ -223,7 +225,8 @@ mod tests {
             ip_address: "10.0.0.1 or 1=1".into(),
             ..Default::default()
         };
-        let mut violations = Violations::default();
+        let cx = RequestContext::default();
+        let mut violations = Violations::new(&cx);
         event_filter_expression(&filter, "filter", &mut violations);
         keywords("keywords", &"k".repeat(41), &mut violations);
         let message = block_on(violations.finish())

@@ -23,8 +23,8 @@ use crate::api::token_key::TokenKey;
 use crate::proto::watch_events_response::Message;
 use crate::proto::{Event, KeepAlive, WatchEventsResponse};
 use okta_client::{
-    Expression, LogEvent, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, OktaError, Page,
-    PageRequest, RateLimitState,
+    CallContext, Expression, LogEvent, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient,
+    OktaError, Page, PageRequest, RateLimitState,
 };
 
 /// Pages a poller may broadcast ahead of its slowest watcher before that watcher must catch up
@@ -270,7 +270,10 @@ async fn fetch(
         keywords: None,
         sort_order: LogSortOrder::Ascending,
     };
+    // The poller and a watcher's catch-up run on after the RPC that started them answered:
+    // background work, which no caller's deadline bounds.
     okta.list_log_events(
+        &CallContext::background(),
         &query,
         &PageRequest {
             limit: MAX_LOG_PAGE_SIZE,
