@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::okta::ids::OktaId;
+use crate::ids::OktaId;
 
 /// A JSON object, as Okta profiles are (custom attributes included).
 type JsonObject = serde_json::Map<String, serde_json::Value>;

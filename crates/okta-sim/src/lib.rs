@@ -57,6 +57,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod routes;
 pub mod seed;
+pub mod standalone;
 pub mod state;
 pub mod users;
 pub mod views;
