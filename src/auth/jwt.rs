@@ -1,7 +1,7 @@
 //! Bearer JWTs (`authorization: Bearer <JWT>`): Kubernetes projected service-account tokens
-//! and OIDC workload tokens, verified with aws-lc-rs against the issuer's JWKS.
+//! and OIDC workload tokens, verified with jsonwebtoken (on aws-lc-rs) against the issuer's JWKS.
 //!
-//! A token is accepted when, in this order: it is a compact JWS; its `alg` is one of
+//! A token is accepted when: it is a compact JWS; its `alg` is one of
 //! `auth.jwt.algorithms` (`none` never is) and it has no `crit` header; its `kid` names a key of
 //! the JWKS (an unknown `kid` reloads the set once, see [`super::jwks`]) that verifies the
 //! signature; `iss` equals `auth.jwt.issuer`; `aud` (a string or an array) holds one of
@@ -12,19 +12,26 @@
 //! Kubernetes claims name that account: the `kubernetes.io` claim of projected tokens, the flat
 //! `kubernetes.io/serviceaccount/…` claims of legacy ones, or both, agreeing.
 //!
+//! The signature, `iss`, `aud`, `exp` and `nbf` are checked by jsonwebtoken's `decode` and
+//! `Validation`; what it does not check is checked around it, on the claims it decoded: that
+//! `exp` is present (required here rather than by the crate, so a string `exp` is named as not a
+//! NumericDate), that `iss` is one string, `iat`, and the subject rules. Keys named by the token
+//! itself (`jwk`, `jku`, `x5u`, `x5c` headers) are never used: only the `kid` is read, and only
+//! the JWKS is searched.
+//!
 //! Errors say which check failed and never contain the token or anything read from it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::{Error as JoseError, ErrorKind};
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::identity::{Form, identity_of, is_service_account};
 use super::jwks::{Jwks, JwksSource};
-use super::keys::{Algorithm, KeyCheck, KeySet};
+use super::keys::{KeySet, SUPPORTED, algorithm_name, algorithm_named};
 use crate::config::JwtSettings;
 
 /// The longest token accepted; real ones are one to two kilobytes.
@@ -145,13 +152,13 @@ impl JwtPolicy {
         let mut algorithms = Vec::new();
         let names = settings.algorithms.words();
         for name in &names {
-            match Algorithm::from_name(name) {
+            match algorithm_named(name) {
                 Some(algorithm) => algorithms.push(algorithm),
                 None if name.eq_ignore_ascii_case("none") => problems
                     .push("`auth.jwt.algorithms` must not hold `none`: tokens are signed".into()),
                 None => problems.push(format!(
                     "`auth.jwt.algorithms` holds `{name}`, which is not one of {}",
-                    algorithm_names(&Algorithm::ALL)
+                    algorithm_names(SUPPORTED.map(|(_, algorithm)| algorithm).as_slice())
                 )),
             }
         }
@@ -203,35 +210,94 @@ impl JwtPolicy {
         }
     }
 
-    /// The caller identity in `claims` of a token whose signature verified, checked at `now`
-    /// (seconds since the epoch).
+    /// The algorithm and key id of `token`, which is refused here when its header alone says so:
+    /// too long, not a JWS, unsigned, an algorithm not accepted, `crit`, no `kid`.
+    fn header(&self, token: &str) -> Result<(Algorithm, String), JwtError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(JwtError::Malformed);
+        }
+        let header = decode_header(token).map_err(|error| self.header_refusal(&error))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(self.algorithm_not_accepted());
+        }
+        if header.crit.is_some() {
+            return Err(JwtError::CriticalHeader);
+        }
+        let kid = header.kid.ok_or(JwtError::MissingKeyId)?;
+        Ok((header.alg, kid))
+    }
+
+    /// The caller identity of `token` (its header read by [`Self::header`]), verified with the
+    /// keys of `keys` that have its `kid` and fit its algorithm.
+    fn verify_with(
+        &self,
+        token: &str,
+        algorithm: Algorithm,
+        kid: &str,
+        keys: &KeySet,
+    ) -> Result<Arc<str>, JwtError> {
+        let candidates = keys.candidates(kid, algorithm);
+        if candidates.is_empty() {
+            return Err(JwtError::UnknownKeyId);
+        }
+        let validation = self.validation(algorithm);
+        for key in candidates {
+            match decode::<Map<String, Value>>(token, key, &validation) {
+                Ok(decoded) => return self.check_claims(&decoded.claims, unix_now()),
+                Err(error) if matches!(error.kind(), ErrorKind::InvalidSignature) => {}
+                Err(error) => return Err(claims_refusal(&error)),
+            }
+        }
+        Err(JwtError::BadSignature)
+    }
+
+    /// What jsonwebtoken checks for a token signed with `algorithm`: `iss` and `aud` (both
+    /// required), `exp` when present and `nbf`, with the leeway.
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = self.leeway_s;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&self.audiences);
+        validation.set_required_spec_claims(&["iss", "aud"]);
+        validation
+    }
+
+    /// Why the header could not be read. The crate reads `alg` into an enum of the algorithms
+    /// it knows, so `none` (or no `alg`) and unknown algorithms fail there; serde's error names
+    /// the unknown variant, which tells an unsigned token from another algorithm. Either way
+    /// the token is refused: this only picks the message.
+    fn header_refusal(&self, error: &JoseError) -> JwtError {
+        let ErrorKind::Json(json) = error.kind() else {
+            return JwtError::Malformed;
+        };
+        let message = json.to_string().to_ascii_lowercase();
+        if message.starts_with("unknown variant `none`")
+            || message.starts_with("missing field `alg`")
+        {
+            JwtError::Unsigned
+        } else if message.starts_with("unknown variant") {
+            self.algorithm_not_accepted()
+        } else {
+            JwtError::Malformed
+        }
+    }
+
+    fn algorithm_not_accepted(&self) -> JwtError {
+        JwtError::AlgorithmNotAccepted(algorithm_names(&self.algorithms))
+    }
+
+    /// The caller identity in `claims` of a token that jsonwebtoken verified and validated,
+    /// after the checks it does not make, at `now` (seconds since the epoch).
     fn check_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<Arc<str>, JwtError> {
-        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+        // The crate also accepts an array of issuers holding ours; `iss` is one string.
+        if !claims.get("iss").is_some_and(Value::is_string) {
             return Err(JwtError::WrongIssuer);
         }
-        let audience_accepted = |value: &Value| {
-            value
-                .as_str()
-                .is_some_and(|audience| self.audiences.iter().any(|wanted| wanted == audience))
-        };
-        let audience_ok = match claims.get("aud") {
-            Some(Value::Array(audiences)) => audiences.iter().any(audience_accepted),
-            Some(audience) => audience_accepted(audience),
-            None => false,
-        };
-        if !audience_ok {
-            return Err(JwtError::WrongAudience);
+        if !claims.contains_key("exp") {
+            return Err(JwtError::MissingExpiry);
         }
         let leeway = i64::try_from(self.leeway_s).unwrap_or(i64::MAX);
-        let expiry = numeric_date(claims, "exp")?.ok_or(JwtError::MissingExpiry)?;
-        if now >= expiry.saturating_add(leeway) {
-            return Err(JwtError::Expired);
-        }
-        if numeric_date(claims, "nbf")?
-            .is_some_and(|not_before| now < not_before.saturating_sub(leeway))
-        {
-            return Err(JwtError::NotYetValid);
-        }
         if numeric_date(claims, "iat")?.is_some_and(|issued| issued > now.saturating_add(leeway)) {
             return Err(JwtError::IssuedInFuture);
         }
@@ -245,6 +311,30 @@ impl JwtPolicy {
             None if is_service_account(&subject) => Err(JwtError::ServiceAccountWithoutClaim),
             _ => Ok(subject),
         }
+    }
+}
+
+/// Why jsonwebtoken refused a token whose header was accepted, as the check that failed.
+fn claims_refusal(error: &JoseError) -> JwtError {
+    match error.kind() {
+        ErrorKind::ExpiredSignature => JwtError::Expired,
+        ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+        ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+        ErrorKind::InvalidAudience => JwtError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) | ErrorKind::InvalidClaimFormat(claim) => {
+            match claim.as_str() {
+                "iss" => JwtError::WrongIssuer,
+                "aud" => JwtError::WrongAudience,
+                "exp" => JwtError::NotNumericDate("exp"),
+                "nbf" => JwtError::NotNumericDate("nbf"),
+                _ => JwtError::Malformed,
+            }
+        }
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_) => JwtError::Malformed,
+        _ => JwtError::BadSignature,
     }
 }
 
@@ -309,7 +399,7 @@ fn jwks_url(raw: &str) -> Result<Url, String> {
 fn algorithm_names(algorithms: &[Algorithm]) -> String {
     algorithms
         .iter()
-        .map(|algorithm| algorithm.name())
+        .map(|algorithm| algorithm_name(*algorithm))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -321,14 +411,6 @@ pub struct JwtVerifier {
     jwks: Arc<Jwks>,
 }
 
-/// A token split and decoded, its signature not yet checked.
-struct Parts<'token> {
-    header: Map<String, Value>,
-    claims: Map<String, Value>,
-    signing_input: &'token str,
-    signature: Vec<u8>,
-}
-
 impl JwtVerifier {
     /// Loads the JWKS (fail fast) and starts refreshing it; see [`super::jwks`].
     pub async fn new(policy: JwtPolicy) -> anyhow::Result<Self> {
@@ -338,71 +420,13 @@ impl JwtVerifier {
 
     /// The caller identity (`sub`) of a valid token.
     pub async fn verify(&self, token: &str) -> Result<Arc<str>, JwtError> {
-        let parts = split(token)?;
-        let algorithm = self.algorithm(&parts.header)?;
-        if parts.header.contains_key("crit") {
-            return Err(JwtError::CriticalHeader);
-        }
-        let kid = parts
-            .header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or(JwtError::MissingKeyId)?;
-        let check = |keys: &KeySet| {
-            keys.check(
-                kid,
-                algorithm,
-                parts.signing_input.as_bytes(),
-                &parts.signature,
-            )
-        };
-        let mut outcome = check(self.jwks.current().as_ref());
-        if outcome == KeyCheck::UnknownKey {
-            outcome = check(self.jwks.after_unknown_kid().await.as_ref());
-        }
-        match outcome {
-            KeyCheck::Verified => self.policy.check_claims(&parts.claims, unix_now()),
-            KeyCheck::BadSignature => Err(JwtError::BadSignature),
-            KeyCheck::UnknownKey => Err(JwtError::UnknownKeyId),
+        let (algorithm, kid) = self.policy.header(token)?;
+        let verify = |keys: &KeySet| self.policy.verify_with(token, algorithm, &kid, keys);
+        match verify(self.jwks.current().as_ref()) {
+            Err(JwtError::UnknownKeyId) => verify(self.jwks.after_unknown_kid().await.as_ref()),
+            outcome => outcome,
         }
     }
-
-    fn algorithm(&self, header: &Map<String, Value>) -> Result<Algorithm, JwtError> {
-        let name = header.get("alg").and_then(Value::as_str).unwrap_or("none");
-        if name.eq_ignore_ascii_case("none") {
-            return Err(JwtError::Unsigned);
-        }
-        Algorithm::from_name(name)
-            .filter(|algorithm| self.policy.algorithms.contains(algorithm))
-            .ok_or_else(|| JwtError::AlgorithmNotAccepted(algorithm_names(&self.policy.algorithms)))
-    }
-}
-
-fn split(token: &str) -> Result<Parts<'_>, JwtError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(JwtError::Malformed);
-    }
-    let mut pieces = token.split('.');
-    let (Some(header), Some(claims), Some(signature), None) =
-        (pieces.next(), pieces.next(), pieces.next(), pieces.next())
-    else {
-        return Err(JwtError::Malformed);
-    };
-    let decode = |piece: &str| {
-        URL_SAFE_NO_PAD
-            .decode(piece)
-            .map_err(|_| JwtError::Malformed)
-    };
-    let object = |piece: &str| match serde_json::from_slice(&decode(piece)?) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(JwtError::Malformed),
-    };
-    Ok(Parts {
-        header: object(header)?,
-        claims: object(claims)?,
-        signing_input: &token[..header.len() + 1 + claims.len()],
-        signature: decode(signature)?,
-    })
 }
 
 fn unix_now() -> i64 {
@@ -415,12 +439,16 @@ fn unix_now() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 
     use super::*;
     use crate::config::WordList;
 
-    const NOW: i64 = 1_750_000_000;
+    const KID: &str = "cluster-key";
 
     fn policy() -> JwtPolicy {
         let settings = JwtSettings {
@@ -433,13 +461,39 @@ mod tests {
         JwtPolicy::from_settings(&settings).unwrap().unwrap()
     }
 
+    /// A fresh P-256 key: the private half, and a JWKS of its public half under [`KID`].
+    fn key() -> (EncodingKey, KeySet) {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let private = EncodingKey::from_ec_der(pkcs8.as_ref());
+        let mut public = Jwk::from_encoding_key(&private, Algorithm::ES256).unwrap();
+        public.common.key_id = Some(KID.to_owned());
+        let jwks = json!({ "keys": [public] }).to_string();
+        (private, KeySet::parse(jwks.as_bytes()).unwrap())
+    }
+
+    fn sign(private: &EncodingKey, header: Value, claims: &Map<String, Value>) -> String {
+        let mut header = header;
+        header["alg"] = json!("ES256");
+        let header: Header = serde_json::from_value(header).unwrap();
+        encode(&header, claims, private).unwrap()
+    }
+
+    /// What the gateway makes of `token`, signed by a key of `keys`.
+    fn verified(policy: &JwtPolicy, token: &str, keys: &KeySet) -> Result<Arc<str>, JwtError> {
+        let (algorithm, kid) = policy.header(token)?;
+        policy.verify_with(token, algorithm, &kid, keys)
+    }
+
     /// The claims of a Kubernetes projected service-account token (Kubernetes 1.30).
     fn projected_token_claims() -> Map<String, Value> {
+        let now = unix_now();
         let claims = json!({
             "aud": ["identity-gateway"],
-            "exp": NOW + 3600,
-            "iat": NOW,
-            "nbf": NOW,
+            "exp": now + 3600,
+            "iat": now,
+            "nbf": now,
             "iss": "https://kubernetes.default.svc.cluster.local",
             "jti": "3f9a2f63-0f8c-4d3c-9b7e-0d9c3f2b1a77",
             "kubernetes.io": {
@@ -460,21 +514,36 @@ mod tests {
 
     #[test]
     fn a_projected_service_account_token_names_the_service_account() {
-        let identity = policy()
-            .check_claims(&projected_token_claims(), NOW)
-            .unwrap();
+        let (private, keys) = key();
+        let token = sign(&private, json!({"kid": KID}), &projected_token_claims());
+        let identity = verified(&policy(), &token, &keys).unwrap();
         assert_eq!(&*identity, "system:serviceaccount:payments:billing");
     }
 
     #[test]
     fn each_claim_check_refuses_with_its_own_reason() {
         let policy = policy();
+        let (private, keys) = key();
         let base = projected_token_claims;
+        let now = unix_now();
+        let mut no_expiry = base();
+        no_expiry.remove("exp");
+        let mut no_issuer = base();
+        no_issuer.remove("iss");
         let cases = [
             (
                 with(base(), "iss", json!("https://evil")),
                 JwtError::WrongIssuer,
             ),
+            (
+                with(
+                    base(),
+                    "iss",
+                    json!(["https://kubernetes.default.svc.cluster.local"]),
+                ),
+                JwtError::WrongIssuer,
+            ),
+            (no_issuer, JwtError::WrongIssuer),
             (
                 with(base(), "aud", json!("someone-else")),
                 JwtError::WrongAudience,
@@ -483,26 +552,30 @@ mod tests {
                 with(base(), "aud", json!([1, "x"])),
                 JwtError::WrongAudience,
             ),
-            (with(base(), "exp", json!(NOW - 31)), JwtError::Expired),
+            (with(base(), "exp", json!(now - 3600)), JwtError::Expired),
+            (no_expiry, JwtError::MissingExpiry),
             (
                 with(base(), "exp", json!("tomorrow")),
                 JwtError::NotNumericDate("exp"),
             ),
             (
-                with(base(), "nbf", json!((NOW + 3600).to_string())),
+                with(base(), "nbf", json!((now + 3600).to_string())),
                 JwtError::NotNumericDate("nbf"),
             ),
             (
-                with(base(), "iat", json!(NOW.to_string())),
+                with(base(), "iat", json!(now.to_string())),
                 JwtError::NotNumericDate("iat"),
             ),
             (
                 with(base(), LEGACY_NAMESPACE_CLAIM, json!("reports")),
                 JwtError::KubernetesMismatch,
             ),
-            (with(base(), "nbf", json!(NOW + 31)), JwtError::NotYetValid),
             (
-                with(base(), "iat", json!(NOW + 31)),
+                with(base(), "nbf", json!(now + 3600)),
+                JwtError::NotYetValid,
+            ),
+            (
+                with(base(), "iat", json!(now + 3600)),
                 JwtError::IssuedInFuture,
             ),
             (
@@ -515,28 +588,112 @@ mod tests {
             ),
         ];
         for (claims, expected) in cases {
+            let token = sign(&private, json!({"kid": KID}), &claims);
             assert_eq!(
-                policy.check_claims(&claims, NOW),
+                verified(&policy, &token, &keys),
                 Err(expected.clone()),
                 "{expected}"
             );
         }
-        let mut no_expiry = base();
-        no_expiry.remove("exp");
-        assert_eq!(
-            policy.check_claims(&no_expiry, NOW),
-            Err(JwtError::MissingExpiry)
-        );
     }
 
     #[test]
     fn the_leeway_tolerates_small_clock_skew_and_a_string_audience_counts() {
-        let claims = with(
-            with(projected_token_claims(), "exp", json!(NOW - 29)),
-            "aud",
-            json!("other"),
-        );
-        assert!(policy().check_claims(&claims, NOW).is_ok());
+        let (private, keys) = key();
+        let now = unix_now();
+        for (name, value) in [("exp", now - 10), ("nbf", now + 10), ("iat", now + 10)] {
+            let claims = with(
+                with(projected_token_claims(), name, json!(value)),
+                "aud",
+                json!("other"),
+            );
+            let token = sign(&private, json!({"kid": KID}), &claims);
+            assert!(verified(&policy(), &token, &keys).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_header_alone_refuses_unsigned_confused_and_key_carrying_tokens() {
+        let policy = policy();
+        let (private, keys) = key();
+        let claims = projected_token_claims();
+        let valid = sign(&private, json!({"kid": KID}), &claims);
+        let payload = valid.split('.').nth(1).unwrap();
+        let header = |header: Value| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string())
+        };
+        // The published public key used as an HMAC secret: alg confusion.
+        let public = Jwk::from_encoding_key(&private, Algorithm::ES256).unwrap();
+        let public = serde_json::to_string(&public).unwrap();
+        let confused = encode(
+            &Header {
+                kid: Some(KID.to_owned()),
+                ..Header::new(Algorithm::HS256)
+            },
+            &claims,
+            &EncodingKey::from_secret(public.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        for (token, expected) in [
+            (
+                format!("{}.{payload}.", header(json!({"alg": "none", "kid": KID}))),
+                JwtError::Unsigned,
+            ),
+            (
+                format!("{}.{payload}.", header(json!({"alg": "NONE", "kid": KID}))),
+                JwtError::Unsigned,
+            ),
+            (
+                format!("{}.{payload}.", header(json!({"kid": KID}))),
+                JwtError::Unsigned,
+            ),
+            (
+                confused,
+                JwtError::AlgorithmNotAccepted("RS256, ES256".to_owned()),
+            ),
+            (
+                format!("{}.{payload}.", header(json!({"alg": "XS999", "kid": KID}))),
+                JwtError::AlgorithmNotAccepted("RS256, ES256".to_owned()),
+            ),
+            (
+                sign(&private, json!({"kid": KID, "crit": ["exp"]}), &claims),
+                JwtError::CriticalHeader,
+            ),
+            (sign(&private, json!({}), &claims), JwtError::MissingKeyId),
+            (
+                sign(&private, json!({"kid": "elsewhere"}), &claims),
+                JwtError::UnknownKeyId,
+            ),
+        ] {
+            assert_eq!(
+                verified(&policy, &token, &keys),
+                Err(expected.clone()),
+                "{expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_the_token_names_or_carries_are_never_used() {
+        let policy = policy();
+        let (_, keys) = key();
+        let (attacker, _) = key();
+        let mut carried = Jwk::from_encoding_key(&attacker, Algorithm::ES256).unwrap();
+        carried.common.key_id = Some(KID.to_owned());
+        let claims = projected_token_claims();
+        for header in [
+            json!({"kid": KID, "jwk": carried}),
+            json!({"kid": KID, "jku": "https://attacker.example/jwks.json"}),
+            json!({"kid": KID, "x5u": "https://attacker.example/cert.pem"}),
+        ] {
+            let token = sign(&attacker, header.clone(), &claims);
+            assert_eq!(
+                verified(&policy, &token, &keys),
+                Err(JwtError::BadSignature),
+                "{header}"
+            );
+        }
     }
 
     #[test]
@@ -574,14 +731,24 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused_without_panicking() {
+        let policy = policy();
+        let (_, keys) = key();
         // `e30` is `{}` and `W10` is `[]`, base64url.
-        for token in ["", "a.b", "a.b.c.d", "!!.??.##", "W10.e30.AA", "e30.e30.*"] {
-            assert!(split(token).is_err(), "{token}");
+        for token in ["", "a.b", "a.b.c.d", "!!.??.##", "W10.e30.AA", "not-a-jwt"] {
+            assert_eq!(policy.header(token), Err(JwtError::Malformed), "{token}");
         }
-        assert!(split(&"a".repeat(MAX_TOKEN_BYTES + 1)).is_err());
-        assert!(
-            split("e30.e30.").is_ok(),
-            "an empty signature is left to the key check"
+        assert_eq!(
+            policy.header(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(JwtError::Malformed)
         );
+        // eyJhbGciOiJFUzI1NiIsImtpZCI6ImNsdXN0ZXIta2V5In0 is {"alg":"ES256","kid":"cluster-key"}.
+        let header = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImNsdXN0ZXIta2V5In0";
+        for (token, expected) in [
+            (format!("{header}.e30.*"), JwtError::Malformed),
+            (format!("{header}.!!.AA"), JwtError::BadSignature),
+            (format!("{header}.e30."), JwtError::BadSignature),
+        ] {
+            assert_eq!(verified(&policy, &token, &keys), Err(expected), "{token}");
+        }
     }
 }

@@ -16,14 +16,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RsaKeyPair,
-};
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RsaKeyPair};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode};
+use rustls_pki_types::pem::{PemObject as _, SectionKind};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -77,16 +78,14 @@ fn key_error(message: impl Into<String>) -> KeyError {
     KeyError(message.into())
 }
 
-enum KeyPair {
-    Rsa(RsaKeyPair),
-    Ec(EcdsaKeyPair),
-}
-
 /// The service app's private key (RSA or EC P-256) and its key id (`kid`), which Okta uses to
 /// find the registered public key. Prints as `[redacted]`; clones share the key.
 #[derive(Clone)]
 pub struct SigningKey {
-    pair: Arc<KeyPair>,
+    key: Arc<EncodingKey>,
+    alg: Algorithm,
+    /// The public half, for DPoP proofs and for registering the key with Okta.
+    public: Arc<Jwk>,
     key_id: String,
 }
 
@@ -101,6 +100,7 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// A private JWK: jsonwebtoken reads public JWKs only.
 #[derive(Deserialize)]
 struct PrivateJwk {
     kty: String,
@@ -118,13 +118,20 @@ struct PrivateJwk {
     qi: Option<String>,
 }
 
+/// A private key aws-lc-rs accepted, in the form jsonwebtoken signs with: RSA as PKCS#1
+/// `RSAPrivateKey`, EC as PKCS#8.
+enum CheckedKey {
+    Rsa(Vec<u8>),
+    Ec(Vec<u8>),
+}
+
 impl SigningKey {
     /// Parses a private key: PEM (`PRIVATE KEY` PKCS#8, `RSA PRIVATE KEY` PKCS#1, `EC PRIVATE
     /// KEY` SEC1) or a private JWK (RSA, or EC P-256). `key_id` (`okta.oauth.key_id`) wins over
     /// a JWK's own `kid`; one of them is required.
     pub fn parse(text: &str, key_id: Option<&str>) -> Result<Self, KeyError> {
         let text = text.trim();
-        let (pair, jwk_kid) = if text.starts_with('{') {
+        let (checked, jwk_kid) = if text.starts_with('{') {
             parse_jwk(text)?
         } else {
             (parse_pem(text)?, None)
@@ -140,8 +147,16 @@ impl SigningKey {
                      the public key registered on the service app",
                 )
             })?;
+        let (key, alg) = match checked {
+            CheckedKey::Rsa(pkcs1) => (EncodingKey::from_rsa_der(&pkcs1), Algorithm::RS256),
+            CheckedKey::Ec(pkcs8) => (EncodingKey::from_ec_der(&pkcs8), Algorithm::ES256),
+        };
+        let public = Jwk::from_encoding_key(&key, alg)
+            .map_err(|_| key_error("the public half of the private key could not be derived"))?;
         Ok(Self {
-            pair: Arc::new(pair),
+            key: Arc::new(key),
+            alg,
+            public: Arc::new(public),
             key_id,
         })
     }
@@ -153,116 +168,107 @@ impl SigningKey {
 
     /// `RS256` or `ES256`.
     pub fn alg(&self) -> &'static str {
-        match *self.pair {
-            KeyPair::Rsa(_) => "RS256",
-            KeyPair::Ec(_) => "ES256",
+        if self.alg == Algorithm::RS256 {
+            "RS256"
+        } else {
+            "ES256"
         }
     }
 
     /// The public half as a JWK (for DPoP proofs and for registering the key with Okta).
     pub fn public_jwk(&self) -> Value {
-        match &*self.pair {
-            KeyPair::Rsa(pair) => {
-                let public = pair.public_key();
-                json!({
-                    "kty": "RSA",
-                    "e": b64(public.exponent().big_endian_without_leading_zero()),
-                    "n": b64(public.modulus().big_endian_without_leading_zero()),
-                })
-            }
-            KeyPair::Ec(pair) => {
-                let point = pair.public_key().as_ref();
-                let (x, y) = point
-                    .get(1..)
-                    .unwrap_or_default()
-                    .split_at(32.min(point.len()));
-                json!({ "kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y) })
-            }
-        }
+        serde_json::to_value(&*self.public).unwrap_or_default()
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, OktaError> {
-        let failed = || local_error("signing with the configured private key failed");
-        let rng = SystemRandom::new();
-        match &*self.pair {
-            KeyPair::Rsa(pair) => {
-                let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
-                    .map_err(|_| failed())?;
-                Ok(signature)
-            }
-            KeyPair::Ec(pair) => pair
-                .sign(&rng, message)
-                .map(|signature| signature.as_ref().to_vec())
-                .map_err(|_| failed()),
-        }
-    }
-
-    /// A compact JWS of `header` (with `alg` added) and `claims`.
-    fn jws(&self, mut header: Value, claims: &Value) -> Result<String, OktaError> {
-        header["alg"] = Value::from(self.alg());
-        let signing_input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
-        let signature = self.sign(signing_input.as_bytes())?;
-        Ok(format!("{signing_input}.{}", b64(&signature)))
+    /// A compact JWS of `claims` under a header of the key's algorithm, `typ` and, for
+    /// assertions, `kid`, or, for DPoP proofs, the public `jwk`.
+    fn jws(&self, typ: &str, carry_jwk: bool, claims: &Value) -> Result<String, OktaError> {
+        let header = Header {
+            typ: Some(typ.to_owned()),
+            kid: (!carry_jwk).then(|| self.key_id.clone()),
+            jwk: carry_jwk.then(|| (*self.public).clone()),
+            ..Header::new(self.alg)
+        };
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|_| local_error("signing with the configured private key failed"))
     }
 }
 
-fn parse_pem(text: &str) -> Result<KeyPair, KeyError> {
-    let begin = text
-        .lines()
-        .map(str::trim)
-        .find(|line| line.starts_with("-----BEGIN "))
-        .ok_or_else(|| {
-            key_error("the private key is neither PEM (a `BEGIN PRIVATE KEY` block) nor a JWK")
-        })?;
-    let label = begin
-        .trim_start_matches("-----BEGIN ")
-        .trim_end_matches('-')
-        .to_owned();
-    let body: String = text
-        .lines()
-        .map(str::trim)
-        .skip_while(|line| !line.starts_with("-----BEGIN "))
-        .skip(1)
-        .take_while(|line| !line.starts_with("-----END "))
-        .collect();
-    let der = STANDARD
-        .decode(body.as_bytes())
-        .map_err(|_| key_error(format!("the PEM `{label}` block is not valid base64")))?;
-    match label.as_str() {
-        "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der)
-            .map(KeyPair::Rsa)
-            .or_else(|_| {
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map(KeyPair::Ec)
-            })
-            .map_err(|_| {
-                key_error("the PKCS#8 private key is neither RSA (2048 bits or more) nor EC P-256")
-            }),
-        "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der)
-            .map(KeyPair::Rsa)
+fn parse_pem(text: &str) -> Result<CheckedKey, KeyError> {
+    let Some(section) = <(SectionKind, Vec<u8>)>::pem_slice_iter(text.as_bytes()).next() else {
+        return Err(unreadable_pem(text));
+    };
+    let (kind, der) =
+        section.map_err(|_| key_error("the PEM block is not valid (bad base64 or framing)"))?;
+    match kind {
+        SectionKind::PrivateKey => rsa_pkcs8(&der).or_else(|| ec_pkcs8(der)).ok_or_else(|| {
+            key_error("the PKCS#8 private key is neither RSA (2048 bits or more) nor EC P-256")
+        }),
+        SectionKind::RsaPrivateKey => RsaKeyPair::from_der(&der)
+            .map(|_| CheckedKey::Rsa(der))
             .map_err(|_| key_error("the RSA private key could not be read (2048 bits or more)")),
-        "EC PRIVATE KEY" => {
+        SectionKind::EcPrivateKey => {
             EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                .map(KeyPair::Ec)
-                .map_err(|_| key_error("the EC private key could not be read (P-256 only)"))
+                .ok()
+                .and_then(|pair| pair.to_pkcs8v1().ok())
+                .map(|pkcs8| CheckedKey::Ec(pkcs8.as_ref().to_vec()))
+                .ok_or_else(|| key_error("the EC private key could not be read (P-256 only)"))
         }
-        "ENCRYPTED PRIVATE KEY" => Err(key_error(
-            "the private key is encrypted: mount it unencrypted (`openssl pkcs8 -nocrypt`)",
+        SectionKind::PublicKey | SectionKind::Certificate => Err(key_error(
+            "the file holds a public key or certificate, not the private key: the gateway signs \
+             with the private key",
         )),
-        "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE" => Err(key_error(format!(
-            "the file holds a {label}, not the private key: the gateway signs with the private key"
-        ))),
         other => Err(key_error(format!(
-            "unsupported PEM block `{other}`: expected PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY"
+            "unsupported PEM block ({other:?}): expected PRIVATE KEY, RSA PRIVATE KEY or EC \
+             PRIVATE KEY"
         ))),
     }
 }
 
-fn parse_jwk(text: &str) -> Result<(KeyPair, Option<String>), KeyError> {
+/// Why PEM text holds no block rustls-pki-types knows, by its `BEGIN` line.
+fn unreadable_pem(text: &str) -> KeyError {
+    if !text.contains("-----BEGIN ") {
+        key_error("the private key is neither PEM (a `BEGIN PRIVATE KEY` block) nor a JWK")
+    } else if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        key_error("the private key is encrypted: mount it unencrypted (`openssl pkcs8 -nocrypt`)")
+    } else if text.contains(" PUBLIC KEY-----") {
+        key_error(
+            "the file holds a public key, not the private key: the gateway signs with the \
+             private key",
+        )
+    } else {
+        key_error("unsupported PEM block: expected PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY")
+    }
+}
+
+/// An RSA key in PKCS#8, as the PKCS#1 key it wraps.
+fn rsa_pkcs8(pkcs8: &[u8]) -> Option<CheckedKey> {
+    RsaKeyPair::from_pkcs8(pkcs8).ok()?;
+    pkcs1_of(pkcs8).map(CheckedKey::Rsa)
+}
+
+fn ec_pkcs8(pkcs8: Vec<u8>) -> Option<CheckedKey> {
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8).ok()?;
+    Some(CheckedKey::Ec(pkcs8))
+}
+
+/// The PKCS#1 `RSAPrivateKey` in a PKCS#8 `PrivateKeyInfo` (RFC 5208: version, algorithm, the
+/// key as an OCTET STRING), which jsonwebtoken's RSA signer takes; read with asn1-rs, the DER
+/// parser the gateway's x509-parser already builds.
+fn pkcs1_of(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    use asn1_rs::{Any, FromDer, OctetString, Sequence};
+    let (_, info) = Sequence::from_der(pkcs8).ok()?;
+    let (_, key) = info
+        .parse(|rest| {
+            let (rest, _version) = Any::from_der(rest)?;
+            let (rest, _algorithm) = Any::from_der(rest)?;
+            OctetString::from_der(rest)
+        })
+        .ok()?;
+    Some(key.as_cow().to_vec())
+}
+
+fn parse_jwk(text: &str) -> Result<(CheckedKey, Option<String>), KeyError> {
     let jwk: PrivateJwk = serde_json::from_str(text)
         .map_err(|error| key_error(format!("the JWK is not valid JSON ({error})")))?;
     let field = |name: &str, value: &Option<String>| -> Result<Vec<u8>, KeyError> {
@@ -276,7 +282,7 @@ fn parse_jwk(text: &str) -> Result<(KeyPair, Option<String>), KeyError> {
             .decode(value.trim_end_matches('='))
             .map_err(|_| key_error(format!("the JWK's `{name}` is not base64url")))
     };
-    let pair = match jwk.kty.as_str() {
+    let checked = match jwk.kty.as_str() {
         "RSA" => {
             let components = aws_lc_rs::rsa::KeyPairComponents {
                 public_key: signature::RsaPublicKeyComponents {
@@ -291,8 +297,11 @@ fn parse_jwk(text: &str) -> Result<(KeyPair, Option<String>), KeyError> {
                 qInv: field("qi", &jwk.qi)?,
             };
             RsaKeyPair::from_components(&components)
-                .map(KeyPair::Rsa)
-                .map_err(|_| key_error("the RSA JWK's components do not form a valid key"))?
+                .ok()
+                .and_then(|pair| pair.as_der().ok())
+                .and_then(|pkcs8| pkcs1_of(pkcs8.as_ref()))
+                .map(CheckedKey::Rsa)
+                .ok_or_else(|| key_error("the RSA JWK's components do not form a valid key"))?
         }
         "EC" => {
             if jwk.crv.as_deref() != Some("P-256") {
@@ -308,8 +317,10 @@ fn parse_jwk(text: &str) -> Result<(KeyPair, Option<String>), KeyError> {
                 &field("d", &jwk.d)?,
                 &point,
             )
-            .map(KeyPair::Ec)
-            .map_err(|_| key_error("the EC JWK's components do not form a valid P-256 key"))?
+            .ok()
+            .and_then(|pair| pair.to_pkcs8v1().ok())
+            .map(|pkcs8| CheckedKey::Ec(pkcs8.as_ref().to_vec()))
+            .ok_or_else(|| key_error("the EC JWK's components do not form a valid P-256 key"))?
         }
         other => {
             return Err(key_error(format!(
@@ -317,7 +328,7 @@ fn parse_jwk(text: &str) -> Result<(KeyPair, Option<String>), KeyError> {
             )));
         }
     };
-    Ok((pair, jwk.kid))
+    Ok((checked, jwk.kid))
 }
 
 /// Everything needed to obtain Okta-scoped access tokens as a service app.
@@ -585,8 +596,7 @@ impl OAuthClient {
         if let Some(nonce) = nonce {
             claims["nonce"] = Value::from(nonce);
         }
-        let header = json!({ "typ": "dpop+jwt", "jwk": self.key.public_jwk() });
-        sensitive(&self.key.jws(header, &claims)?)
+        sensitive(&self.key.jws("dpop+jwt", true, &claims)?)
     }
 
     fn assertion(&self) -> Result<String, OktaError> {
@@ -599,8 +609,7 @@ impl OAuthClient {
             "exp": now + ASSERTION_LIFETIME_SECS,
             "jti": random_id(),
         });
-        self.key
-            .jws(json!({ "typ": "JWT", "kid": self.key.key_id() }), &claims)
+        self.key.jws("JWT", false, &claims)
     }
 
     /// One refresh: sent again, under the client's retry policy, after a connection error, a 5xx
@@ -875,7 +884,9 @@ fn header_string(headers: &reqwest::header::HeaderMap, name: &str) -> Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::encoding::AsBigEndian as _;
+    use aws_lc_rs::rand::SystemRandom;
+    use base64::engine::general_purpose::STANDARD;
 
     fn pem(label: &str, der: &[u8]) -> String {
         format!(
@@ -931,6 +942,54 @@ mod tests {
         let key = SigningKey::parse(&pem("PRIVATE KEY", der.as_ref()), Some("r")).unwrap();
         assert_eq!(key.alg(), "RS256");
         assert_eq!(key.public_jwk()["e"], "AQAB");
+    }
+
+    #[test]
+    fn every_key_form_signs_what_its_public_jwk_verifies() {
+        let rsa = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let rsa_pkcs8 = rsa.as_der().unwrap();
+        let ec_pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let ec =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, ec_pkcs8.as_ref()).unwrap();
+        let sec1 = ec.private_key().as_der().unwrap();
+        let ec_jwk = {
+            let mut jwk = SigningKey::parse(&pem("PRIVATE KEY", ec_pkcs8.as_ref()), Some("k"))
+                .unwrap()
+                .public_jwk();
+            let d = ec.private_key().as_be_bytes().unwrap();
+            jwk["d"] = Value::from(URL_SAFE_NO_PAD.encode(d.as_ref()));
+            jwk.to_string()
+        };
+        for (form, text) in [
+            ("RSA PKCS#8", pem("PRIVATE KEY", rsa_pkcs8.as_ref())),
+            (
+                "RSA PKCS#1",
+                pem("RSA PRIVATE KEY", &pkcs1_of(rsa_pkcs8.as_ref()).unwrap()),
+            ),
+            ("EC PKCS#8", pem("PRIVATE KEY", ec_pkcs8.as_ref())),
+            ("EC SEC1", pem("EC PRIVATE KEY", sec1.as_ref())),
+            ("EC JWK", ec_jwk),
+        ] {
+            let key = SigningKey::parse(&text, Some("k")).unwrap();
+            let token = key
+                .jws(
+                    "JWT",
+                    false,
+                    &json!({"sub": "0oa1", "exp": 4_000_000_000_u64}),
+                )
+                .unwrap();
+            let public: Jwk = serde_json::from_value(key.public_jwk()).unwrap();
+            let decoded = jsonwebtoken::decode::<Value>(
+                &token,
+                &jsonwebtoken::DecodingKey::from_jwk(&public).unwrap(),
+                &jsonwebtoken::Validation::new(key.alg),
+            )
+            .unwrap_or_else(|error| panic!("{form}: {error}"));
+            assert_eq!(decoded.header.kid.as_deref(), Some("k"), "{form}");
+            assert_eq!(decoded.claims["sub"], "0oa1", "{form}");
+        }
     }
 
     #[test]

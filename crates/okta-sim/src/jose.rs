@@ -1,168 +1,105 @@
-//! The little JOSE the simulated authorization server needs: compact JWS parsing and RS256 /
-//! ES256 verification against public JWKs, and RFC 7638 JWK thumbprints (DPoP `jkt`).
+//! The JOSE the simulated authorization server needs, on jsonwebtoken: public JWKs as registered
+//! on a client (a private one is refused), RS256 / ES256 verification of client assertions and
+//! DPoP proofs against them, and RFC 7638 JWK thumbprints (DPoP `jkt`).
 
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
-};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::{Error, ErrorKind};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
-/// A public JWK as registered on a client or embedded in a DPoP proof.
+/// A public JWK as registered on a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// `RSA` or `EC`.
-    pub kty: String,
-    /// Key id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kid: Option<String>,
-    /// EC curve (`P-256`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crv: Option<String>,
-    /// EC x coordinate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub x: Option<String>,
-    /// EC y coordinate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub y: Option<String>,
-    /// RSA modulus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n: Option<String>,
-    /// RSA exponent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e: Option<String>,
-    /// A private part: present means the key must be refused as a public key.
+pub struct PublicJwk {
+    /// The key, as jsonwebtoken reads it.
+    #[serde(flatten)]
+    pub jwk: Jwk,
+    /// A private part, which jsonwebtoken's JWK type would drop: present means the key must be
+    /// refused as a public key.
     #[serde(default, skip_serializing)]
     pub d: Option<String>,
 }
 
-impl Jwk {
+impl PublicJwk {
     /// Whether the key is a usable public RSA or EC P-256 key (no private part).
     pub fn check(&self) -> Result<(), String> {
         if self.d.is_some() {
             return Err("the JWK holds a private key".to_owned());
         }
-        match self.kty.as_str() {
-            "RSA" if self.n.is_some() && self.e.is_some() => Ok(()),
-            "EC" if self.crv.as_deref() == Some("P-256")
-                && self.x.is_some()
-                && self.y.is_some() =>
-            {
-                Ok(())
-            }
-            _ => Err("only RSA and EC P-256 public JWKs are supported".to_owned()),
-        }
+        algorithm_of(&self.jwk).map(|_| ())
     }
 
-    /// The algorithm this key verifies.
-    pub fn alg(&self) -> &'static str {
-        if self.kty == "EC" { "ES256" } else { "RS256" }
-    }
-
-    /// Verifies `signature` over `message`.
-    pub fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> bool {
-        if alg != self.alg() {
-            return false;
-        }
-        let decode = |v: &Option<String>| v.as_deref().and_then(|v| b64d(v).ok());
-        match self.kty.as_str() {
-            "RSA" => match (decode(&self.n), decode(&self.e)) {
-                (Some(n), Some(e)) => RsaPublicKeyComponents { n, e }
-                    .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
-                    .is_ok(),
-                _ => false,
-            },
-            "EC" => match (decode(&self.x), decode(&self.y)) {
-                (Some(x), Some(y)) if x.len() == 32 && y.len() == 32 => {
-                    let mut point = vec![0x04];
-                    point.extend(x);
-                    point.extend(y);
-                    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                        .verify(message, signature)
-                        .is_ok()
-                }
-                _ => false,
-            },
-            _ => false,
-        }
-    }
-
-    /// The RFC 7638 SHA-256 thumbprint, base64url.
-    pub fn thumbprint(&self) -> String {
-        let canonical = match self.kty.as_str() {
-            "EC" => format!(
-                r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-                self.crv.as_deref().unwrap_or_default(),
-                self.x.as_deref().unwrap_or_default(),
-                self.y.as_deref().unwrap_or_default()
-            ),
-            _ => format!(
-                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-                self.e.as_deref().unwrap_or_default(),
-                self.n.as_deref().unwrap_or_default()
-            ),
-        };
-        b64(&Sha256::digest(canonical.as_bytes()))
+    /// The key id.
+    pub fn kid(&self) -> Option<&str> {
+        self.jwk.common.key_id.as_deref()
     }
 }
 
-/// A parsed (not yet verified) compact JWS.
+/// The algorithm a key verifies: RS256 for RSA, ES256 for EC P-256; other keys are refused.
+pub fn algorithm_of(jwk: &Jwk) -> Result<Algorithm, String> {
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Ok(Algorithm::RS256),
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            Ok(Algorithm::ES256)
+        }
+        _ => Err("only RSA and EC P-256 public JWKs are supported".to_owned()),
+    }
+}
+
+/// Checks of the signature alone: no claim required or validated, for tokens whose claims the
+/// caller checks itself (DPoP proofs).
+pub fn signature_only() -> Validation {
+    let mut validation = Validation::default();
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation
+}
+
+/// The claims of `token` when `jwk` verifies its signature, by the key's algorithm, and they
+/// pass `validation` (whose algorithms are set here).
+pub fn verify(token: &str, jwk: &Jwk, mut validation: Validation) -> Result<Claims, Error> {
+    let algorithm = algorithm_of(jwk).map_err(|_| Error::from(ErrorKind::InvalidKeyFormat))?;
+    validation.algorithms = vec![algorithm];
+    let key = DecodingKey::from_jwk(jwk)?;
+    jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        .map(|decoded| Claims(decoded.claims))
+}
+
+/// Whether a verification failed on the signature or the key, rather than on a claim.
+pub fn is_signature_failure(error: &Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::InvalidSignature
+            | ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidKeyFormat
+            | ErrorKind::InvalidEcdsaKey
+            | ErrorKind::InvalidRsaKey(_)
+            | ErrorKind::Base64(_)
+    )
+}
+
+/// The claims of a verified token.
 #[derive(Debug, Clone)]
-pub struct Jws {
-    /// The protected header.
-    pub header: Map<String, Value>,
-    /// The claims.
-    pub claims: Map<String, Value>,
-    signing_input: String,
-    signature: Vec<u8>,
-}
+pub struct Claims(pub Map<String, Value>);
 
-impl Jws {
-    /// Splits and decodes `header.claims.signature`.
-    pub fn parse(token: &str) -> Result<Self, String> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(claims), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err("not a compact JWS".to_owned());
-        };
-        let object = |part: &str| -> Result<Map<String, Value>, String> {
-            let bytes = b64d(part).map_err(|()| "not base64url".to_owned())?;
-            match serde_json::from_slice(&bytes) {
-                Ok(Value::Object(map)) => Ok(map),
-                _ => Err("not a JSON object".to_owned()),
-            }
-        };
-        Ok(Jws {
-            header: object(header)?,
-            claims: object(claims)?,
-            signing_input: format!("{header}.{claims}"),
-            signature: b64d(signature).map_err(|()| "bad signature encoding".to_owned())?,
-        })
-    }
-
-    /// A header field as a string.
-    pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.header.get(name).and_then(Value::as_str)
-    }
-
+impl Claims {
     /// A claim as a string.
-    pub fn claim_str(&self, name: &str) -> Option<&str> {
-        self.claims.get(name).and_then(Value::as_str)
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
     }
 
     /// A numeric claim (seconds since the epoch).
-    pub fn claim_i64(&self, name: &str) -> Option<i64> {
-        self.claims.get(name).and_then(Value::as_i64)
+    pub fn i64(&self, name: &str) -> Option<i64> {
+        self.0.get(name).and_then(Value::as_i64)
     }
+}
 
-    /// Verifies the signature with `key` and the header's `alg`.
-    pub fn verified_by(&self, key: &Jwk) -> bool {
-        let alg = self.header_str("alg").unwrap_or_default();
-        key.verify(alg, self.signing_input.as_bytes(), &self.signature)
-    }
+/// The RFC 7638 SHA-256 thumbprint, base64url.
+pub fn thumbprint(jwk: &Jwk) -> String {
+    jwk.thumbprint(ThumbprintHash::SHA256).unwrap_or_default()
 }
 
 /// base64url without padding.
@@ -170,8 +107,47 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn b64d(text: &str) -> Result<Vec<u8>, ()> {
-    URL_SAFE_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .map_err(|_| ())
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn thumbprints_follow_rfc_7638() {
+        // The example of RFC 7638, section 3.1.
+        let key: PublicJwk = serde_json::from_value(json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        }))
+        .unwrap();
+        assert!(key.check().is_ok());
+        assert_eq!(
+            thumbprint(&key.jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn private_and_unsupported_keys_are_refused_and_d_is_never_echoed() {
+        let public = json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "kid": "k"});
+        let mut private = public.clone();
+        private["d"] = json!("c2VjcmV0");
+        let private: PublicJwk = serde_json::from_value(private).unwrap();
+        assert!(private.check().unwrap_err().contains("private key"));
+        assert!(
+            !serde_json::to_string(&private)
+                .unwrap()
+                .contains("c2VjcmV0")
+        );
+        let p384: PublicJwk =
+            serde_json::from_value(json!({"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}))
+                .unwrap();
+        assert!(p384.check().is_err());
+        let public: PublicJwk = serde_json::from_value(public).unwrap();
+        assert_eq!((public.check(), public.kid()), (Ok(()), Some("k")));
+    }
 }

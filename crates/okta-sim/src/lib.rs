@@ -8,7 +8,8 @@
 //!
 //! Modules: [`state`] holds the org, [`users`], [`lifecycle`] and [`groups`] implement the
 //! endpoints, [`expr`] parses `search`/`filter`, [`paging`] does cursors and `link` headers,
-//! [`rate_limit`] the budgets, [`pipeline`] the per-request flow, [`faults`] and
+//! [`rate_limit`] the budgets, [`routes`] the Okta routes (axum's `Router`), [`pipeline`] the
+//! per-request flow, [`faults`] and
 //! [`fault_modes`] the injected failures, [`connection`] the connections a request can drop
 //! unanswered, [`admin`] the `/__sim/` API,
 //! [`seed`] and [`demo`] the initial contents, [`devices`] the device registry. The System Log lives in [`event_log`] (store and
@@ -54,6 +55,7 @@ pub mod oauth;
 pub mod paging;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod routes;
 pub mod seed;
 pub mod standalone;
 pub mod state;

@@ -21,12 +21,12 @@ use std::fmt;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::http::Reply;
 use super::ids;
-use super::jose::{Jwk, Jws, b64};
+use super::jose::{self, PublicJwk, b64};
 
 /// The token endpoint's path.
 pub const TOKEN_PATH: &str = "/oauth2/v1/token";
@@ -46,7 +46,7 @@ fn default_lifetime() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct JwkSet {
     /// The keys.
-    pub keys: Vec<Jwk>,
+    pub keys: Vec<PublicJwk>,
 }
 
 /// A registered service app.
@@ -164,6 +164,27 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Reply {
     reply
 }
 
+const AUDIENCE_REFUSAL: &str =
+    "The audience claim for client_assertion must be the endpoint invoked for the request.";
+const EXPIRY_REFUSAL: &str = "The client_assertion token must have an exp claim.";
+
+/// Okta's description of a client assertion refused on a claim jsonwebtoken checks.
+fn assertion_refusal(error: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "The client_assertion token is expired (exp).",
+        ErrorKind::InvalidAudience => AUDIENCE_REFUSAL,
+        ErrorKind::MissingRequiredClaim(claim) | ErrorKind::InvalidClaimFormat(claim) => {
+            if claim == "aud" {
+                AUDIENCE_REFUSAL
+            } else {
+                EXPIRY_REFUSAL
+            }
+        }
+        _ => "The client_assertion is not a valid JWT.",
+    }
+}
+
 fn invalid_client(description: &str) -> Reply {
     oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", description)
 }
@@ -258,61 +279,80 @@ impl OAuthServer {
                  and client_assertion must be provided.",
             );
         }
-        let assertion = match Jws::parse(field("client_assertion")) {
-            Ok(jws) => jws,
+        // The issuer names the client, and so the keys to verify with.
+        let unverified = match jsonwebtoken::dangerous::insecure_decode::<Map<String, Value>>(
+            field("client_assertion"),
+        ) {
+            Ok(decoded) => decoded,
             Err(_) => return invalid_client("The client_assertion is not a valid JWT."),
         };
-        let issuer = assertion.claim_str("iss").unwrap_or_default().to_owned();
+        let issuer = unverified
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let Some(client) = self.clients.get(&issuer).cloned() else {
             return invalid_client("Invalid value for 'client_id' parameter.");
         };
-        if assertion.claim_str("sub") != Some(issuer.as_str())
+        if unverified.claims.get("sub").and_then(Value::as_str) != Some(issuer.as_str())
             || form.get("client_id").is_some_and(|id| *id != issuer)
         {
             return invalid_client(
                 "The client_assertion's iss and sub must both be the client_id.",
             );
         }
-        let key = match assertion.header_str("kid") {
+        let keys: Vec<&PublicJwk> = match unverified.header.kid.as_deref() {
             Some(kid) => client
                 .jwks
                 .keys
                 .iter()
-                .find(|k| k.kid.as_deref() == Some(kid)),
-            None => client.jwks.keys.iter().find(|k| assertion.verified_by(k)),
+                .filter(|key| key.kid() == Some(kid))
+                .collect(),
+            None => client.jwks.keys.iter().collect(),
         };
-        let Some(key) = key else {
+        if keys.is_empty() {
             return invalid_client(
                 "The client_assertion's kid does not match any key id registered for the client.",
             );
-        };
-        if !assertion.verified_by(key) {
-            return invalid_client("The client_assertion signature is invalid.");
         }
-        if assertion.claim_str("aud") != Some(token_url) {
-            return invalid_client(
-                "The audience claim for client_assertion must be the endpoint invoked for the request.",
-            );
+        let mut validation = jose::signature_only();
+        validation.leeway = u64::try_from(CLOCK_SKEW_SECS).unwrap_or_default();
+        validation.validate_exp = true;
+        validation.validate_aud = true;
+        validation.set_audience(&[token_url]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        let verified = keys.iter().find_map(|key| {
+            match jose::verify(field("client_assertion"), &key.jwk, validation.clone()) {
+                Err(error) if jose::is_signature_failure(&error) => None,
+                outcome => Some(outcome),
+            }
+        });
+        let assertion = match verified {
+            None => return invalid_client("The client_assertion signature is invalid."),
+            Some(Ok(claims)) => claims,
+            Some(Err(error)) => return invalid_client(assertion_refusal(&error)),
+        };
+        // The crate also takes an array holding the endpoint; Okta wants the endpoint itself.
+        if assertion.str("aud") != Some(token_url) {
+            return invalid_client(AUDIENCE_REFUSAL);
         }
         let now = now_s();
-        let Some(exp) = assertion.claim_i64("exp") else {
-            return invalid_client("The client_assertion token must have an exp claim.");
+        let Some(exp) = assertion.i64("exp") else {
+            return invalid_client(EXPIRY_REFUSAL);
         };
-        if exp <= now - CLOCK_SKEW_SECS {
-            return invalid_client("The client_assertion token is expired (exp).");
-        }
         if exp > now + MAX_ASSERTION_LIFETIME_SECS + CLOCK_SKEW_SECS {
             return invalid_client(
                 "The client_assertion token has an expiration (exp) too far in the future.",
             );
         }
         if assertion
-            .claim_i64("iat")
+            .i64("iat")
             .is_some_and(|iat| iat > now + CLOCK_SKEW_SECS)
         {
             return invalid_client("The client_assertion token was issued in the future (iat).");
         }
-        let jti = assertion.claim_str("jti").map(str::to_owned);
+        let jti = assertion.str("jti").map(str::to_owned);
         if jti
             .as_deref()
             .is_some_and(|jti| self.seen_jtis.contains_key(&format!("assertion:{jti}")))
@@ -427,47 +467,49 @@ impl OAuthServer {
         htu: &str,
         access_token: Option<&str>,
     ) -> Result<CheckedProof, String> {
-        let jws = Jws::parse(proof).map_err(|e| format!("The DPoP proof is malformed: {e}."))?;
-        if jws.header_str("typ") != Some("dpop+jwt") {
+        let header = jsonwebtoken::decode_header(proof)
+            .map_err(|e| format!("The DPoP proof is malformed: {e}."))?;
+        if header.typ.as_deref() != Some("dpop+jwt") {
             return Err("The DPoP proof typ must be dpop+jwt.".to_owned());
         }
-        let jwk: Jwk = jws
-            .header
-            .get("jwk")
-            .cloned()
-            .and_then(|v| serde_json::from_value(v).ok())
+        let jwk = header
+            .jwk
             .ok_or("The DPoP proof has no usable jwk header.")?;
-        jwk.check()
+        jose::algorithm_of(&jwk)
             .map_err(|e| format!("The DPoP proof jwk is not acceptable: {e}."))?;
-        if !jws.verified_by(&jwk) {
-            return Err("The DPoP proof signature is invalid.".to_owned());
-        }
-        if jws.claim_str("htm") != Some(method) {
+        let jws = jose::verify(proof, &jwk, jose::signature_only()).map_err(|error| {
+            if jose::is_signature_failure(&error) {
+                "The DPoP proof signature is invalid.".to_owned()
+            } else {
+                format!("The DPoP proof is malformed: {error}.")
+            }
+        })?;
+        if jws.str("htm") != Some(method) {
             return Err("The DPoP proof htm does not match the request method.".to_owned());
         }
-        if jws.claim_str("htu") != Some(htu) {
+        if jws.str("htu") != Some(htu) {
             return Err("The DPoP proof htu does not match the request URL.".to_owned());
         }
         let now = now_s();
-        match jws.claim_i64("iat") {
+        match jws.i64("iat") {
             Some(iat) if (iat - now).abs() <= CLOCK_SKEW_SECS => {}
             _ => return Err("The DPoP proof iat is missing or not recent.".to_owned()),
         }
         let jti = jws
-            .claim_str("jti")
+            .str("jti")
             .filter(|j| !j.is_empty())
             .ok_or("The DPoP proof has no jti.")?
             .to_owned();
         if let Some(token) = access_token {
             let expected = b64(&Sha256::digest(token.as_bytes()));
-            if jws.claim_str("ath") != Some(expected.as_str()) {
+            if jws.str("ath") != Some(expected.as_str()) {
                 return Err("The DPoP proof ath does not match the access token.".to_owned());
             }
         }
         Ok(CheckedProof {
-            jkt: jwk.thumbprint(),
+            jkt: jose::thumbprint(&jwk),
             jti,
-            nonce: jws.claim_str("nonce").map(str::to_owned),
+            nonce: jws.str("nonce").map(str::to_owned),
         })
     }
 
@@ -647,16 +689,10 @@ mod tests {
     #[test]
     fn registrations_are_checked() {
         let mut server = OAuthServer::default();
-        let key = Jwk {
-            kty: "EC".to_owned(),
-            kid: Some("k".to_owned()),
-            crv: Some("P-256".to_owned()),
-            x: Some("AA".to_owned()),
-            y: Some("AA".to_owned()),
-            n: None,
-            e: None,
-            d: None,
-        };
+        let key: PublicJwk = serde_json::from_value(
+            json!({"kty": "EC", "kid": "k", "crv": "P-256", "x": "AA", "y": "AA"}),
+        )
+        .unwrap();
         let mut client = ClientSpec {
             client_id: "0oa1".to_owned(),
             jwks: JwkSet {

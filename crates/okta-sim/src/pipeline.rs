@@ -1,8 +1,9 @@
 //! The per-request flow of `/api` calls: a dropped connection (connection-reset fault mode),
 //! concurrency slots, rate-limit bucket (or a rate-limit storm), auth (SSWS, or `Bearer`/`DPoP`
 //! access tokens with their scopes, see [`super::oauth`]), injected faults and server-error
-//! fault modes, routing to a handler, then the common headers and the request log. `/oauth2/v1/token` goes to
-//! the simulated authorization server.
+//! fault modes, then the Okta routes ([`super::routes`]), then the common headers and the
+//! request log. [`router`] puts it together with the simulated authorization server
+//! (`/oauth2/v1/token`) and the admin API ([`super::admin`]).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -10,18 +11,20 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
+use axum::routing::any;
 
 use super::connection::Peer;
 use super::errors::OktaError;
 use super::fault_modes::FaultModeState;
 use super::faults::Faults;
-use super::http::{Ctx, Handled, Reply, RequestMeta, segments};
+use super::http::{Ctx, Reply, RequestMeta, segments};
 use super::journal::{Journal, RequestRecord};
 use super::rate_limit::{RateLimiter, Verdict};
 use super::state::Org;
-use super::{SimulatorSettings, admin, devices, groups, lifecycle, logs, oauth, seed, users};
+use super::{SimulatorSettings, admin, oauth, routes, seed};
 
 /// Largest request body read; larger bodies are rejected as malformed.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -57,7 +60,7 @@ impl App {
     }
 
     /// The base URL for links in responses to this request.
-    fn base(&self, headers: &HeaderMap) -> String {
+    pub fn base(&self, headers: &HeaderMap) -> String {
         headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
@@ -72,7 +75,8 @@ impl App {
     }
 }
 
-/// Builds the router serving the Okta API and the admin API.
+/// Builds the router serving the Okta API (through the pipeline), the token endpoint and the
+/// admin API.
 pub fn router(settings: SimulatorSettings, base: &str) -> anyhow::Result<Router> {
     let org = seed::initial_org(&settings.seed)?;
     settings
@@ -89,26 +93,30 @@ pub fn router(settings: SimulatorSettings, base: &str) -> anyhow::Result<Router>
         fallback_base: base.to_owned(),
         latency_ms: std::sync::atomic::AtomicU64::new(0),
     };
-    Ok(Router::new().fallback(handle).with_state(Arc::new(app)))
+    let app = Arc::new(app);
+    let okta = tower::ServiceBuilder::new()
+        .layer(from_fn_with_state(Arc::clone(&app), pipeline))
+        .service(routes::okta().with_state(Arc::clone(&app)));
+    Ok(Router::new()
+        .route(oauth::TOKEN_PATH, any(token_endpoint))
+        .merge(admin::routes())
+        .fallback_service(okta)
+        .with_state(app))
 }
 
-async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+/// Every request that is not for the token endpoint or the admin API: `/api` requests go
+/// through the pipeline to the Okta routes, anything else is not found.
+async fn pipeline(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    if path == "/__sim" || path.starts_with("/__sim/") {
-        return admin::handle(&app, req).await;
-    }
     if path == "/api" || path.starts_with("/api/") {
-        return api(&app, req, path).await;
-    }
-    if path == oauth::TOKEN_PATH {
-        return token_endpoint(&app, req).await;
+        return api(&app, req, path, next).await;
     }
     let mut resp = render(OktaError::new("E0000008", "").into());
     common_headers(resp.headers_mut(), &super::ids::request_id(), None);
     resp
 }
 
-async fn api(app: &App, req: Request, path: String) -> Response {
+async fn api(app: &App, req: Request, path: String, next: Next) -> Response {
     let method = req.method().clone();
     let raw_query = req.uri().query().map(str::to_owned);
     let traceparent = req
@@ -147,7 +155,7 @@ async fn api(app: &App, req: Request, path: String) -> Response {
             peer.reset();
             None
         }
-        None => Some(answer(app, req, &method, &path, raw_query.as_deref(), meta).await),
+        None => Some(answer(app, req, &method, &path, raw_query.as_deref(), meta, next).await),
     };
     app.journal.push(RequestRecord {
         method: method.as_str().to_owned(),
@@ -155,21 +163,20 @@ async fn api(app: &App, req: Request, path: String) -> Response {
         query: raw_query,
         status: answer
             .as_ref()
-            .map_or(CONNECTION_RESET_STATUS, |(reply, _)| reply.status.as_u16()),
+            .map_or(CONNECTION_RESET_STATUS, |(resp, _)| resp.status().as_u16()),
         traceparent,
         request_id: request_id.clone(),
     });
-    let Some((reply, verdict)) = answer else {
+    let Some((mut resp, verdict)) = answer else {
         // Never written: the connection is cut.
         return Response::default();
     };
-    let mut resp = render(reply);
     common_headers(resp.headers_mut(), &request_id, Some(verdict));
     resp
 }
 
 /// The answer to an `/api` request and its rate-limit verdict: concurrency slots, latency,
-/// bucket (or rate-limit storm), auth, injected faults and fault modes, then the handler.
+/// bucket (or rate-limit storm), auth, injected faults and fault modes, then the route.
 async fn answer(
     app: &App,
     req: Request,
@@ -177,7 +184,8 @@ async fn answer(
     path: &str,
     raw_query: Option<&str>,
     meta: RequestMeta,
-) -> (Reply, Verdict) {
+    next: Next,
+) -> (Response, Verdict) {
     let m = method.as_str();
     let slots = app
         .limiter
@@ -185,7 +193,7 @@ async fn answer(
         .and_then(|org_slot| Ok((org_slot, app.fault_modes.enter(m, path)?)));
     let _slots = match slots {
         Ok(slots) => slots,
-        Err(v) => return (OktaError::new("E0000047", "").into(), v),
+        Err(v) => return (render(OktaError::new("E0000047", "").into()), v),
     };
     // Upstream latency counts as time in flight, as it does for Okta's concurrency limit.
     let latency_ms = app.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
@@ -210,30 +218,49 @@ async fn answer(
     } else {
         let lost_answer = app.faults.take_commit_then_fail(m, path);
         let base = app.base(req.headers());
+        let (mut parts, body) = req.into_parts();
         let body = if method == Method::POST || method == Method::PUT {
-            axum::body::to_bytes(req.into_body(), MAX_BODY).await.ok()
+            axum::body::to_bytes(body, MAX_BODY).await.ok()
         } else {
             Some(Bytes::new())
         };
         let handled = match body {
-            None => OktaError::new("E0000003", "").into(),
+            None => render(OktaError::new("E0000003", "").into()),
             Some(body) => {
-                let mut ctx = Ctx::new(base, raw_query, body);
+                let mut ctx = Ctx::new(base, raw_query, body.clone());
                 ctx.meta = meta;
-                dispatch(app, method, path, &ctx).unwrap_or_else(Reply::from)
+                parts.extensions.insert(ctx);
+                parts.uri = without_trailing_slash(&parts.uri);
+                next.run(Request::from_parts(parts, Body::from(body))).await
             }
         };
-        match lost_answer {
+        return match lost_answer {
             Some(f) => {
                 if f.delay_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(f.delay_ms.min(600_000))).await;
                 }
-                f.reply()
+                (render(f.reply()), v)
             }
-            None => handled,
-        }
+            None => (handled, v),
+        };
     };
-    (reply, v)
+    (render(reply), v)
+}
+
+/// `uri` without one trailing `/` on its path: Okta answers `/api/v1/users/` as
+/// `/api/v1/users`.
+fn without_trailing_slash(uri: &Uri) -> Uri {
+    let path = uri.path();
+    match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => {
+            let rebuilt = match uri.query() {
+                Some(query) => format!("{trimmed}?{query}"),
+                None => trimmed.to_owned(),
+            };
+            rebuilt.parse().unwrap_or_else(|_| uri.clone())
+        }
+        _ => uri.clone(),
+    }
 }
 
 /// `Authorization: SSWS <token>` (exactly the configured token), or `Bearer`/`DPoP <access
@@ -268,7 +295,7 @@ fn authenticate(app: &App, method: &Method, path: &str, headers: &HeaderMap) -> 
 }
 
 /// `POST /oauth2/v1/token` (form-encoded; OAuth error bodies).
-async fn token_endpoint(app: &App, req: Request) -> Response {
+async fn token_endpoint(State(app): State<Arc<App>>, req: Request) -> Response {
     let method = req.method().clone();
     let headers = req.headers().clone();
     let reply = if method != Method::POST {
@@ -355,83 +382,5 @@ fn common_headers(h: &mut HeaderMap, request_id: &str, verdict: Option<Verdict>)
         set(h, "x-rate-limit-limit", v.limit.to_string());
         set(h, "x-rate-limit-remaining", v.remaining.to_string());
         set(h, "x-rate-limit-reset", v.reset.to_string());
-    }
-}
-
-/// Routes a request to its handler: unknown paths are E0000008, wrong methods E0000022.
-fn dispatch(app: &App, method: &Method, raw_path: &str, ctx: &Ctx) -> Handled {
-    let segs = segments(raw_path);
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = method.as_str();
-    let not_allowed = || Err(OktaError::new("E0000022", ""));
-    let mut org = app.org();
-    let org = &mut *org;
-    match s.as_slice() {
-        ["api", "v1", "users"] => match m {
-            "GET" => users::list(org, ctx),
-            "POST" => users::create(org, ctx),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "users", id] => match m {
-            "GET" => users::get(org, ctx, id),
-            "POST" => users::update(org, ctx, id, false),
-            "PUT" => users::update(org, ctx, id, true),
-            "DELETE" => users::delete(org, ctx, id),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "users", id, "groups"] => match m {
-            "GET" => users::groups_of(org, ctx, id),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "users", id, "devices"] => match m {
-            "GET" => devices::of_user(org, ctx, id),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "users", id, "lifecycle", op] if lifecycle::is_known(op) => match m {
-            "POST" => lifecycle::run(org, ctx, id, op),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "groups"] => match m {
-            "GET" => groups::list(org, ctx),
-            "POST" => groups::create(org, ctx),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "groups", gid] => match m {
-            "GET" => groups::get(org, ctx, gid),
-            "PUT" => groups::replace(org, ctx, gid),
-            "DELETE" => groups::delete(org, ctx, gid),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "groups", gid, "users"] => match m {
-            "GET" => groups::members(org, ctx, gid),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "groups", gid, "users", uid] => match m {
-            "PUT" => groups::add_member(org, ctx, gid, uid),
-            "DELETE" => groups::remove_member(org, ctx, gid, uid),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "devices"] => match m {
-            "GET" => devices::list(org, ctx),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "devices", id] => match m {
-            "GET" => devices::get(org, ctx, id),
-            "DELETE" => devices::delete(org, ctx, id),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "devices", id, "users"] => match m {
-            "GET" => devices::users(org, ctx, id),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "devices", id, "lifecycle", op] if devices::is_known(op) => match m {
-            "POST" => devices::lifecycle(org, ctx, id, op),
-            _ => not_allowed(),
-        },
-        ["api", "v1", "logs"] => match m {
-            "GET" => logs::list(&org.events, ctx),
-            _ => not_allowed(),
-        },
-        _ => Err(OktaError::new("E0000008", "")),
     }
 }
