@@ -9,7 +9,7 @@ use crate::okta::client::{Answered, OktaClient, Retry};
 use crate::okta::error::OktaError;
 use crate::okta::expression::Expression;
 use crate::okta::ids::OktaId;
-use crate::okta::models::OktaUser;
+use crate::okta::models::{OktaUser, okta_timestamp};
 use crate::okta::pagination::{Page, PageRequest};
 use crate::okta::users::with_page;
 
@@ -29,10 +29,10 @@ pub struct OktaDevice {
     /// do not break decoding.
     pub status: String,
     /// When the device was enrolled.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "okta_timestamp")]
     pub created: Option<DateTime<Utc>>,
     /// Last change (signals collected at sign-in, or a lifecycle change).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "okta_timestamp")]
     pub last_updated: Option<DateTime<Utc>>,
     /// `displayName`, `platform`, `registered`, … and any other attribute.
     #[serde(default)]
@@ -44,7 +44,7 @@ pub struct OktaDevice {
 #[serde(rename_all = "camelCase")]
 pub struct OktaDeviceUser {
     /// When the user enrolled the device (a string in Okta's spec).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "okta_timestamp")]
     pub created: Option<DateTime<Utc>>,
     /// `MANAGED` or `NOT_MANAGED`.
     #[serde(default)]
@@ -61,7 +61,7 @@ pub struct OktaDeviceUser {
 #[serde(rename_all = "camelCase")]
 pub struct OktaUserDevice {
     /// When the user enrolled the device.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "okta_timestamp")]
     pub created: Option<DateTime<Utc>>,
     /// The id of the device-user link.
     #[serde(default)]
