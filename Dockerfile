@@ -9,6 +9,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY src src
+COPY crates crates
+COPY benches benches
 # The registry and target caches survive between builds (BuildKit); the binary is copied out of
 # the cache mount so the next stage can take it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rand::distr::{Alphanumeric, SampleString};
 use secrecy::SecretString;
 
 use crate::config::{LogFormat, OktaTarget, Settings};
-use crate::okta::{OktaClient, OktaClientSettings};
-use crate::sim::fault_modes::FaultModes;
-use crate::sim::{SeedSource, Simulator, SimulatorSettings};
 use crate::startup::{Application, termination_signal};
+use okta_client::{OktaClient, OktaClientSettings};
+use okta_sim::{Simulator, SimulatorSettings};
 
 /// Settings reference shown by `--help`.
 const CONFIGURATION_HELP: &str = "\
@@ -135,34 +133,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run only the Okta org simulator, an HTTP server speaking Okta's Management API.
-    Simulate {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8089")]
-        listen: SocketAddr,
-        /// Seed file (YAML or JSON) instead of the demo org.
-        #[arg(long, value_name = "FILE", conflicts_with = "empty")]
-        seed: Option<PathBuf>,
-        /// Start with an empty org instead of the demo org.
-        #[arg(long)]
-        empty: bool,
-        /// The SSWS token the simulator accepts (default: a random token, printed at start).
-        /// Outside the `IDGW_` namespace, which holds only gateway settings.
-        #[arg(
-            long,
-            env = "OKTA_SIM_TOKEN",
-            hide_env_values = true,
-            conflicts_with = "token_file"
-        )]
-        token: Option<String>,
-        /// A file holding the token (a mounted Secret); keeps it off the command line.
-        #[arg(long, value_name = "FILE")]
-        token_file: Option<PathBuf>,
-        /// Fault modes in effect from the start (YAML or JSON, the document of
-        /// `PUT /__sim/fault-modes`): server errors, rate-limit storms, a concurrency limit,
-        /// connection resets.
-        #[arg(long, value_name = "FILE")]
-        fault_modes: Option<PathBuf>,
-    },
+    Simulate(okta_sim::standalone::Args),
     /// Print the public JWK of an OAuth service app's private key (PEM or JWK), to register on
     /// the Okta app or with the simulator (`POST /__sim/oauth/clients`, seed `clients:`).
     PublicJwk {
@@ -187,24 +158,8 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
     let settings = Settings::load(cli.config.as_deref(), env)?;
     let telemetry = crate::telemetry::init_telemetry(&settings, std::io::stdout)?;
     let outcome = match cli.command {
-        Some(Command::Simulate {
-            listen,
-            seed,
-            empty,
-            token,
-            token_file,
-            fault_modes,
-        }) => {
-            let settings = simulator_settings(
-                seed_source(seed, empty),
-                token,
-                token_file.as_deref(),
-                fault_modes.as_deref(),
-            );
-            match settings {
-                Ok(settings) => run_simulator(listen, settings, token_file.is_some()).await,
-                Err(error) => Err(error),
-            }
+        Some(Command::Simulate(args)) => {
+            okta_sim::standalone::run(args, termination_signal()).await
         }
         Some(Command::PublicJwk { key_file, key_id }) => {
             public_jwk(&key_file, key_id.as_deref()).map(|jwk| print_banner(&jwk))
@@ -226,7 +181,7 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
 pub fn public_jwk(path: &std::path::Path, key_id: Option<&str>) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the key file `{}`", path.display()))?;
-    let key = crate::okta::SigningKey::parse(&text, key_id)
+    let key = okta_client::SigningKey::parse(&text, key_id)
         .map_err(|error| anyhow::anyhow!("`{}`: {error}", path.display()))?;
     let mut jwk = key.public_jwk();
     jwk["kid"] = serde_json::Value::from(key.key_id());
@@ -252,83 +207,6 @@ fn api_key_entry(name: &str) -> anyhow::Result<String> {
     ))
 }
 
-fn seed_source(seed: Option<PathBuf>, empty: bool) -> SeedSource {
-    match (seed, empty) {
-        (Some(path), _) => SeedSource::File(path),
-        (None, true) => SeedSource::Empty,
-        (None, false) => SeedSource::Demo,
-    }
-}
-
-fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
-    let token = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the simulator token file `{}`", path.display()))?;
-    let token = token.trim();
-    anyhow::ensure!(
-        !token.is_empty(),
-        "the simulator token file `{}` is empty",
-        path.display()
-    );
-    Ok(token.to_owned())
-}
-
-fn random_token() -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), 40)
-}
-
-/// The standalone simulator's settings: the token (from its file, the flag, or a random one)
-/// and the fault modes file, read and checked before anything is bound.
-fn simulator_settings(
-    seed: SeedSource,
-    token: Option<String>,
-    token_file: Option<&std::path::Path>,
-    fault_modes_file: Option<&std::path::Path>,
-) -> anyhow::Result<SimulatorSettings> {
-    let file_token = token_file.map(read_token_file).transpose()?;
-    let fault_modes = match fault_modes_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| {
-                format!("cannot read the fault modes file `{}`", path.display())
-            })?;
-            FaultModes::parse(&text)
-                .map_err(|error| anyhow::anyhow!("`{}`: {error}", path.display()))?
-        }
-        None => FaultModes::default(),
-    };
-    Ok(SimulatorSettings {
-        api_token: file_token.or(token).unwrap_or_else(random_token),
-        seed,
-        fault_modes,
-        ..SimulatorSettings::default()
-    })
-}
-
-/// Runs the standalone simulator. A token from a file stays secret: it is never printed.
-async fn run_simulator(
-    listen: SocketAddr,
-    settings: SimulatorSettings,
-    token_from_file: bool,
-) -> anyhow::Result<()> {
-    let api_token = settings.api_token.clone();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("failed to bind the simulator on {listen}"))?;
-    let address = listener.local_addr()?;
-    let (shown_token, header) = if token_from_file {
-        (
-            "(from --token-file, not shown)",
-            "SSWS $(cat TOKEN_FILE)".to_owned(),
-        )
-    } else {
-        (api_token.as_str(), format!("SSWS {api_token}"))
-    };
-    print_banner(&format!(
-        "Okta org simulator on http://{address}\n  token: {shown_token}\n  \
-         try:   curl -H \"Authorization: {header}\" http://{address}/api/v1/users"
-    ));
-    crate::sim::serve(listener, settings, termination_signal()).await
-}
-
 /// Runs the gateway; `simulate` is where the simulated org listens when there is one.
 async fn run_gateway(
     mut settings: Settings,
@@ -349,7 +227,7 @@ async fn run_gateway(
         (Some(target), _) => (target, None),
         (None, None) => anyhow::bail!("no Okta org is configured and --simulate is not set"),
         (None, Some(simulator_listen)) => {
-            let api_token = random_token();
+            let api_token = okta_sim::standalone::random_token();
             let simulator_settings = SimulatorSettings {
                 api_token: api_token.clone(),
                 ..SimulatorSettings::default()
@@ -420,6 +298,7 @@ pub fn okta_client_settings(settings: &Settings, target: OktaTarget) -> OktaClie
         retry_max_delay: Duration::from_millis(okta.retry_max_delay_ms),
         rate_limit_reserve_percent: okta.rate_limit_reserve_percent,
         max_concurrent_requests: okta.max_concurrent_requests,
+        user_agent: crate::USER_AGENT.to_owned(),
     }
 }
 

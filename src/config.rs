@@ -15,7 +15,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::authz::pattern::Pattern;
-use crate::okta::{OAuthSettings, SigningKey, default_scopes};
+use okta_client::{OAuthSettings, SigningKey, default_scopes};
 
 /// Prefix of the gateway's own environment variables.
 pub const ENV_PREFIX: &str = "IDGW";
@@ -589,7 +589,8 @@ impl Default for OktaSettings {
 pub struct LogSettings {
     /// `json` (one object per line, for collectors) or `pretty` (for people).
     pub format: LogFormat,
-    /// A `tracing` filter, for example `info` or `identity_gateway=debug,info`.
+    /// A `tracing` filter, for example `info` or `identity_gateway=debug,okta_client=debug,info`
+    /// (the Okta client logs under its own crate's name).
     pub filter: String,
 }
 

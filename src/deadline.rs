@@ -77,7 +77,7 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             // The Okta client sees the deadline too: it never waits for budget past it.
-            let response = crate::okta::budget::with_deadline(deadline, response);
+            let response = okta_client::budget::with_deadline(deadline, response);
             match tokio::time::timeout_at(deadline, response).await {
                 Ok(result) => result,
                 Err(_) => Ok(deadline_expired().into_http()),

@@ -22,7 +22,7 @@ use crate::auth::{Authentication, Mechanism};
 use crate::authz::Authorizer;
 use crate::config::FairnessSettings;
 use crate::methods;
-use crate::okta::budget::{CallerShare, with_share};
+use okta_client::budget::{CallerShare, with_share};
 
 /// When a caller over its concurrency share may try again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);

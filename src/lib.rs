@@ -1,10 +1,14 @@
 //! identity-gateway: Okta user and group management behind one internal gRPC API.
 //!
 //! Read in this order: [`startup`] builds the server from [`config::Settings`]; each RPC enters
-//! in [`api`] (validate, call, convert), reaches Okta through [`okta::OktaClient`], and failures
-//! become gRPC statuses in exactly one place, [`api::status`]. [`sim`] is an independent Okta
+//! in [`api`] (validate, call, convert), reaches Okta through [`okta_client::OktaClient`], and failures
+//! become gRPC statuses in exactly one place, [`api::status`]. [`okta_sim`] is an independent Okta
 //! org simulator for the quick start, the tests and other teams' tests. [`cli`] ties them
 //! together for the binary.
+
+/// The `User-Agent` of the gateway's outgoing HTTP (Okta, JWKS), `identity-gateway/<version>`,
+/// so Okta's System Log, its support and an issuer's logs can tell the gateway's traffic apart.
+pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 
 pub mod api;
 pub mod auth;
@@ -14,10 +18,8 @@ pub mod config;
 pub mod deadline;
 pub mod fairness;
 pub mod methods;
-pub mod okta;
 pub mod proto;
 pub mod request_size;
 pub mod shed;
-pub mod sim;
 pub mod startup;
 pub mod telemetry;

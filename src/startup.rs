@@ -26,7 +26,6 @@ use crate::authz::{AuthorizationLayer, Authorizer};
 use crate::config::Settings;
 use crate::deadline::DeadlineLayer;
 use crate::fairness::FairnessLayer;
-use crate::okta::OktaClient;
 use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
@@ -34,6 +33,7 @@ use crate::proto::user_service_server::UserServiceServer;
 use crate::request_size;
 use crate::shed::ShedLayer;
 use crate::telemetry::rpc::RpcTelemetryLayer;
+use okta_client::OktaClient;
 
 /// The fully qualified names of the services the gateway reports in `grpc.health.v1`.
 pub const HEALTH_CHECKED_SERVICES: &[&str] = &[

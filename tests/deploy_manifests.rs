@@ -1,29 +1,22 @@
 //! The Kubernetes manifests in `deploy/` agree with the binary: ports, probes, settings, drain
 //! timing, security context and how the Okta token arrives. Schema validation is `.ci/run`'s job
-//! (`kubernetes-validate --strict`); this test renders each kustomization the way `deploy/render.py`
-//! does (the same small subset of kustomize, anything else refused) and checks consistency.
+//! (`kubernetes-validate --strict` on what `examples/render_deploy.rs` renders); this test
+//! renders each overlay with the same renderer (`deploy_render`) and checks consistency.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod deploy_render;
+
+use deploy_render::{deploy_dir, render, sequence, text};
 use identity_gateway::config::{LogFormat, Settings};
 use identity_gateway::startup::HEALTH_CHECKED_SERVICES;
-use serde::Deserialize;
 use serde_yaml::Value;
 
-/// The overlays a cluster is given, by the name `deploy/render.py` writes them under.
+/// The overlays a cluster is given.
 const OVERLAYS: &[&str] = &["production", "simulated"];
-/// Kustomization fields the renderers implement.
-const SUPPORTED_FIELDS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "resources",
-    "namespace",
-    "patches",
-    "images",
-];
 /// Variables the manifests may set that are not gateway settings, and who reads them.
 const NON_SETTING_VARS: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "the OpenTelemetry SDK"),
@@ -34,123 +27,6 @@ const TOKEN_KEY_FILE_VAR: &str = "IDGW_GRPC__TOKEN_KEY_FILE";
 const JWKS_FILE_VAR: &str = "IDGW_AUTH__JWT__JWKS_FILE";
 /// A public signing key set, standing in for the cluster's (no private key exists for it).
 const CLUSTER_JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "pVclTSfbalcATelAvXUOXIshcPlQ42HkdFZ6n-aNFLg", "y": "dKgftTksgFR7JIuzrHl-lc6WfTbLN0vvZHCbOJsR3so", "kid": "cluster-key", "use": "sig", "alg": "ES256"}]}"#;
-/// `.ci/run` points this at `deploy/render.py`'s output so both renderings are compared.
-const RENDERED_DIR_VAR: &str = "DEPLOY_RENDERED_DIR";
-
-fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
-}
-
-// === rendering ===
-
-fn load_documents(path: &Path) -> Vec<Value> {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|document| Value::deserialize(document).unwrap())
-        .filter(|document| !document.is_null())
-        .collect()
-}
-
-fn sequence(value: &Value) -> &[Value] {
-    value.as_sequence().map(Vec::as_slice).unwrap_or_default()
-}
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
-}
-
-fn render(dir: &Path) -> Vec<Value> {
-    let [kustomization] = load_documents(&dir.join("kustomization.yaml"))
-        .try_into()
-        .unwrap();
-    for field in kustomization.as_mapping().unwrap().keys() {
-        assert!(
-            SUPPORTED_FIELDS.contains(&text(field)),
-            "{}: kustomization field {field:?} is not supported by deploy/render.py",
-            dir.display()
-        );
-    }
-    let mut objects = Vec::new();
-    for resource in sequence(&kustomization["resources"]) {
-        let path = dir.join(text(resource));
-        objects.extend(if path.is_dir() {
-            render(&path)
-        } else {
-            load_documents(&path)
-        });
-    }
-    for entry in sequence(&kustomization["patches"]) {
-        assert_eq!(entry.as_mapping().unwrap().len(), 1, "only `- path: FILE`");
-        for patch in load_documents(&dir.join(text(&entry["path"]))) {
-            let mut targets: Vec<&mut Value> = objects
-                .iter_mut()
-                .filter(|object| {
-                    object["kind"] == patch["kind"]
-                        && object["metadata"]["name"] == patch["metadata"]["name"]
-                })
-                .collect();
-            assert_eq!(targets.len(), 1, "patch {patch:?} must match one object");
-            merge_maps(targets.pop().unwrap(), &patch);
-        }
-    }
-    if let Some(namespace) = kustomization["namespace"].as_str() {
-        for object in objects.iter_mut().filter(|o| o["kind"] != "Namespace") {
-            object["metadata"]["namespace"] = Value::from(namespace);
-        }
-    }
-    for image in sequence(&kustomization["images"]) {
-        set_image(&mut objects, image);
-    }
-    objects
-}
-
-fn merge_maps(target: &mut Value, patch: &Value) {
-    let target_map = target.as_mapping_mut().unwrap();
-    for (key, value) in patch.as_mapping().unwrap() {
-        assert!(!value.is_sequence(), "lists in patches are not supported");
-        if value.is_mapping() && target_map.get(key).is_some_and(Value::is_mapping) {
-            merge_maps(target_map.get_mut(key).unwrap(), value);
-        } else if value.is_null() {
-            target_map.remove(key);
-        } else {
-            target_map.insert(key.clone(), value.clone());
-        }
-    }
-}
-
-fn set_image(objects: &mut [Value], image: &Value) {
-    for object in objects {
-        let Some(pod_spec) = object
-            .get_mut("spec")
-            .and_then(|spec| spec.get_mut("template"))
-            .and_then(|template| template.get_mut("spec"))
-        else {
-            continue;
-        };
-        for list in ["containers", "initContainers"] {
-            let Some(containers) = pod_spec.get_mut(list).and_then(Value::as_sequence_mut) else {
-                continue;
-            };
-            for container in containers {
-                let (name, tag) = text(&container["image"])
-                    .split_once(':')
-                    .unwrap_or((text(&container["image"]), ""));
-                if name == text(&image["name"]) {
-                    let new_name = image["newName"].as_str().unwrap_or(name).to_owned();
-                    let new_tag = image["newTag"].as_str().unwrap_or(tag);
-                    let reference = if new_tag.is_empty() {
-                        new_name
-                    } else {
-                        format!("{new_name}:{new_tag}")
-                    };
-                    container["image"] = Value::from(reference);
-                }
-            }
-        }
-    }
-}
-
 // === lookups ===
 
 struct Rendered {
@@ -642,40 +518,6 @@ fn the_gateway_may_reach_the_configured_opentelemetry_collector() {
             allowed,
             "{}: no egress rule lets traces reach {endpoint}",
             rendered.name
-        );
-    }
-}
-
-#[test]
-fn this_rendering_matches_render_py_when_ci_provides_its_output() {
-    let Ok(rendered_dir) = std::env::var(RENDERED_DIR_VAR) else {
-        eprintln!("skipped: {RENDERED_DIR_VAR} is not set (.ci/run sets it)");
-        return;
-    };
-    let by_identity = |objects: Vec<Value>| -> BTreeMap<(String, String), Value> {
-        objects
-            .into_iter()
-            .map(|o| {
-                let identity = (
-                    text(&o["kind"]).to_owned(),
-                    text(&o["metadata"]["name"]).to_owned(),
-                );
-                (identity, o)
-            })
-            .collect()
-    };
-    for name in ["base"].iter().chain(OVERLAYS) {
-        let directory = match *name {
-            "base" => deploy_dir().join("base"),
-            overlay => deploy_dir().join("overlays").join(overlay),
-        };
-        let ours = by_identity(render(&directory));
-        let theirs = by_identity(load_documents(
-            &Path::new(&rendered_dir).join(format!("{name}.yaml")),
-        ));
-        assert!(
-            ours == theirs,
-            "{name}: Rust and render.py renderings differ"
         );
     }
 }

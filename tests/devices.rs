@@ -13,7 +13,7 @@ use identity_gateway::proto::{
     DeviceStatus, GetDeviceRequest, ListDeviceUsersRequest, ListDevicesRequest,
     ListUserDevicesRequest, ManagementStatus,
 };
-use identity_gateway::sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
+use okta_sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 use tonic::{Code, Status};

@@ -23,8 +23,8 @@ use identity_gateway::proto::user_service_client::UserServiceClient;
 use identity_gateway::proto::{
     GetUserRequest, ListGroupsRequest, ListUsersRequest, UserLifecycleRequest, get_user_request,
 };
-use identity_gateway::sim::Simulator;
 use identity_gateway::startup::Application;
+use okta_sim::Simulator;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;

@@ -1,4 +1,4 @@
-//! Client-level tests of `crate::okta` against wiremock: exact request shapes, Okta's real
+//! Client-level tests of `okta_client` against wiremock: exact request shapes, Okta's real
 //! response bodies (copied from recordings of Okta's own SDK tests), errors, retries,
 //! timeouts and pagination.
 
@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use identity_gateway::okta::{
+use okta_client::{
     CreateUserRequest, Cursor, Expression, GroupQuery, OktaClient, OktaClientSettings, OktaError,
     OktaId, Operator, PageRequest, UserQuery,
 };
@@ -34,6 +34,7 @@ fn settings_for(base_url: &str) -> OktaClientSettings {
         retry_max_delay: Duration::from_millis(50),
         rate_limit_reserve_percent: 5,
         max_concurrent_requests: 20,
+        user_agent: identity_gateway::USER_AGENT.to_owned(),
     }
 }
 

@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use identity_gateway::sim::{
-    BucketLimit, RateLimitSettings, SeedSource, Simulator, SimulatorSettings,
-};
+use okta_sim::{BucketLimit, RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
 use serde_json::{Value, json};
 
 mod sim_harness;

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{Duration, SecondsFormat, Utc};
-use identity_gateway::sim::SeedSource;
+use okta_sim::SeedSource;
 use serde_json::{Value, json};
 
 mod sim_harness;

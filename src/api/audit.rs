@@ -12,7 +12,7 @@ use tower::{Layer, Service};
 
 use crate::auth::{Authentication, escaped_for_log, peer_addr};
 use crate::methods;
-use crate::okta::instrumentation::collecting_request_ids;
+use okta_client::instrumentation::collecting_request_ids;
 
 tokio::task_local! {
     static TARGETS: RefCell<Vec<String>>;
@@ -148,7 +148,7 @@ struct Unanswered {
 impl Drop for Unanswered {
     fn drop(&mut self) {
         if let Some(record) = self.record.take().filter(|_| self.mutating) {
-            let outcome = if crate::okta::budget::time_left() == Some(std::time::Duration::ZERO) {
+            let outcome = if okta_client::budget::time_left() == Some(std::time::Duration::ZERO) {
                 tonic::Code::DeadlineExceeded
             } else {
                 tonic::Code::Cancelled

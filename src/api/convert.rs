@@ -7,8 +7,8 @@ use prost_types::{FieldMask, Struct, Timestamp, value::Kind};
 use serde_json::{Map, Value};
 
 use super::validate::Violations;
-use crate::okta::{OktaGroup, OktaUser};
 use crate::proto::{Group, GroupType, User, UserProfile, UserStatus};
+use okta_client::{OktaGroup, OktaUser};
 
 /// Okta's attributes that a profile must always have.
 const REQUIRED_OKTA_ATTRIBUTES: &[&str] = &["login", "email", "firstName", "lastName"];

@@ -10,16 +10,16 @@ use super::settle::{found, gone, settle};
 use super::status::{OktaCall, failed_precondition, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_ids};
-use crate::okta::{
-    DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
-    OktaDeviceUser, OktaId, OktaUserDevice, PageRequest,
-};
 use crate::proto::device_service_server::DeviceService;
 use crate::proto::{
     DeleteDeviceRequest, Device, DeviceFilter, DeviceLifecycleRequest, DevicePlatform,
     DeviceProfile, DeviceStatus, DeviceUser, GetDeviceRequest, ListDeviceUsersRequest,
     ListDeviceUsersResponse, ListDevicesRequest, ListDevicesResponse, ListUserDevicesRequest,
     ListUserDevicesResponse, ManagementStatus, UserDevice,
+};
+use okta_client::{
+    DeviceQuery, DeviceTransition, Expression, MAX_DEVICES_PAGE_SIZE, OktaClient, OktaDevice,
+    OktaDeviceUser, OktaId, OktaUserDevice, PageRequest,
 };
 
 /// Serves DeviceService over one shared Okta client.

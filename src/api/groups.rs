@@ -16,12 +16,12 @@ use super::status::{OktaCall, mapped};
 use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_ids};
 use crate::authz::scope::ScopeIndex;
-use crate::okta::{Expression, GroupQuery, OktaClient, OktaId, Operator, PageRequest};
 use crate::proto::group_service_server::GroupService;
 use crate::proto::{
     GetGroupRequest, Group, GroupMemberRequest, ListGroupMembersRequest, ListGroupMembersResponse,
     ListGroupsRequest, ListGroupsResponse, StreamGroupMembersRequest, User,
 };
+use okta_client::{Expression, GroupQuery, OktaClient, OktaId, Operator, PageRequest};
 
 /// Largest page the gateway asks Okta for when listing groups or members: Okta recommends
 /// `limit=200` for both (its defaults are higher for historical reasons).

@@ -12,7 +12,7 @@ use tonic_types::FieldViolation;
 
 use super::audit::note_target;
 use super::status::invalid_argument;
-use crate::okta::OktaId;
+use okta_client::OktaId;
 
 /// Largest refused message read for its ids; ids fit in far less, and a larger message is
 /// recorded without them.

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tonic_types::FieldViolation;
 
 use super::token_key::TokenKey;
-use crate::okta::Cursor;
+use okta_client::Cursor;
 
 /// Version tag inside every token, so the format can change without misreading old tokens.
 const TOKEN_VERSION: &str = "v2";

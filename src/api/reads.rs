@@ -10,8 +10,8 @@ use tonic::Status;
 
 use super::coalesce::{SharedReads, Stale, Store, Weighed, coalescing_store};
 use super::status::{OktaCall, mapped};
-use crate::okta::{Cursor, OktaError, Page, PageRequest};
 use crate::proto::{Group, User};
+use okta_client::{Cursor, OktaError, Page, PageRequest};
 
 /// One page of a list as the gateway serves it: the converted items and Okta's cursor of the
 /// next page (re-encoded into a page token per query).

@@ -10,7 +10,7 @@ use std::future::Future;
 use tonic::Status;
 
 use super::status::{OktaCall, okta_error_status, outcome_unknown, with_note};
-use crate::okta::OktaError;
+use okta_client::OktaError;
 
 /// What a read after a failed write found.
 pub enum Found<T> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::okta::{OktaError, OktaErrorBody, ResponseMeta};
+use okta_client::{OktaError, OktaErrorBody, ResponseMeta};
 
 /// `ErrorInfo.domain` of every error the gateway returns.
 pub const ERROR_DOMAIN: &str = "identity-gateway";
@@ -712,7 +712,7 @@ pub fn read_only(method: &str) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::okta::OktaErrorCause;
+    use okta_client::OktaErrorCause;
 
     fn api_error(status: u16, code: &str, causes: &[&str]) -> OktaError {
         OktaError::Api {

@@ -13,10 +13,6 @@ use super::status::{
 use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_ids};
 use crate::authz::scope;
-use crate::okta::{
-    self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
-    PageRequest, UserQuery,
-};
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
     ActivateUserRequest, ActivateUserResponse, CreateUserRequest, DeactivateUserRequest,
@@ -24,6 +20,10 @@ use crate::proto::{
     ListUserGroupsRequest, ListUserGroupsResponse, ListUsersRequest, ListUsersResponse,
     ReactivateUserRequest, ResetPasswordRequest, ResetPasswordResponse, UpdateUserRequest, User,
     UserFilter, UserLifecycleRequest, UserStatus, get_user_request,
+};
+use okta_client::{
+    self, Answered, Expression, OktaClient, OktaError, OktaId, OktaTime, OktaUser, Operator,
+    PageRequest, UserQuery,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -162,14 +162,15 @@ impl UserService for UsersApi {
             );
         }
         violations.finish().await?;
-        let create = okta::CreateUserRequest {
+        let create = okta_client::CreateUserRequest {
             profile: attributes,
             password: (!request.password.is_empty()).then(|| SecretString::from(request.password)),
             group_ids,
             activate: request.activate,
             expire_password_on_create: request.require_password_change,
         };
-        let (created, departed) = okta::noting_departure(self.okta.create_user(&create)).await;
+        let (created, departed) =
+            okta_client::noting_departure(self.okta.create_user(&create)).await;
         self.reads.user_created_or_deleted();
         let user = match created {
             Ok(user) => user,
@@ -531,7 +532,7 @@ impl UsersApi {
     /// [`claim`]); another party's is ALREADY_EXISTS; no user means nothing was created.
     async fn reconcile_create(
         &self,
-        create: &okta::CreateUserRequest,
+        create: &okta_client::CreateUserRequest,
         departed: Option<OktaTime>,
         error: OktaError,
     ) -> Result<OktaUser, Status> {
@@ -568,7 +569,7 @@ impl UsersApi {
     async fn activation_response(
         &self,
         user_id: &OktaId,
-        token: Option<okta::ActivationToken>,
+        token: Option<okta_client::ActivationToken>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
         self.reads.user_changed(user_id.as_str());
         let (activation_url, activation_token) = token
@@ -598,7 +599,11 @@ enum Claim {
 /// status is what `activate` leads to, and Okta created it after the call's request left,
 /// judged on Okta's clock (`departed`). Okta stamps `created` in whole seconds, truncated: a user
 /// stamped a second or more before `departed.earliest` was created before the request left.
-fn claim(user: &OktaUser, create: &okta::CreateUserRequest, departed: Option<OktaTime>) -> Claim {
+fn claim(
+    user: &OktaUser,
+    create: &okta_client::CreateUserRequest,
+    departed: Option<OktaTime>,
+) -> Claim {
     let same_profile = create
         .profile
         .iter()
@@ -662,8 +667,8 @@ mod tests {
     use chrono::{TimeDelta, TimeZone, Utc};
     use serde_json::json;
 
-    fn request(activate: bool) -> okta::CreateUserRequest {
-        okta::CreateUserRequest {
+    fn request(activate: bool) -> okta_client::CreateUserRequest {
+        okta_client::CreateUserRequest {
             profile: json!({"login": "a@example.com", "firstName": "A"})
                 .as_object()
                 .unwrap()

@@ -76,11 +76,7 @@ impl Jwks {
             .timeout(FETCH_TIMEOUT)
             // A redirect could leave https; issuers publish their JWKS at a stable URL.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                env!("CARGO_PKG_NAME"),
-                "/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(crate::USER_AGENT)
             .build()
             .context("cannot build the JWKS HTTP client")?;
         let keys = read_key_set(&source, &http).await?;

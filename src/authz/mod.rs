@@ -22,7 +22,7 @@ use crate::api::status;
 use crate::auth::Authentication;
 use crate::config::{AuthSettings, AuthzSettings};
 use crate::methods;
-use crate::okta::OktaClient;
+use okta_client::OktaClient;
 use policy::{Decision, Policy};
 use scope::{Scope, ScopeIndex};
 use store::PolicyStore;

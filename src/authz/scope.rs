@@ -25,7 +25,7 @@ use super::pattern::Pattern;
 use crate::api::status::{
     OktaCall, internal, mapped, outside_scope, scope_loading, target_protected,
 };
-use crate::okta::{
+use okta_client::{
     Expression, GroupQuery, OktaClient, OktaError, OktaGroup, OktaId, Operator, PageRequest,
 };
 

@@ -9,13 +9,11 @@
 //! span exported that cost about half as much CPU again as the RPC itself.
 
 mod export;
-mod ids;
 mod key_values;
 pub mod rpc;
 mod span_fields;
 
 pub(crate) use export::problems as export_problems;
-pub(crate) use ids::traceparent;
 pub(crate) use key_values::parse as key_value_list;
 
 use std::sync::OnceLock;
@@ -112,6 +110,7 @@ where
         global::set_tracer_provider(provider.clone());
         // The subscriber above installs only once per process, so this is the one tracer set.
         let _ = TRACER.set(provider.tracer(INSTRUMENTATION_NAME));
+        okta_client::instrumentation::export_spans_with(provider.tracer(INSTRUMENTATION_NAME));
     }
     if let Some(provider) = &meter_provider {
         global::set_meter_provider(provider.clone());

@@ -27,7 +27,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::INSTRUMENTATION_NAME;
-use super::ids::HexId;
+use okta_client::trace_ids::HexId;
 
 /// gRPC codes that make a server span an error (OpenTelemetry's gRPC conventions).
 const SERVER_ERROR_CODES: &[i64] = &[2, 4, 12, 13, 14, 15];

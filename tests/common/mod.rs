@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use identity_gateway::cli::okta_client_settings;
 use identity_gateway::config::{OktaTarget, Settings};
-use identity_gateway::okta::OktaClient;
 use identity_gateway::proto::group_service_client::GroupServiceClient;
 use identity_gateway::proto::user_service_client::UserServiceClient;
 use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
-use identity_gateway::sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
 use identity_gateway::startup::Application;
+use okta_client::OktaClient;
+use okta_sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -397,7 +397,7 @@ pub fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_env_filter("identity_gateway=trace,audit=trace,info")
+        .with_env_filter("identity_gateway=trace,okta_client=trace,audit=trace,info")
         .with_writer(logs.clone())
         .finish();
     (logs.clone(), tracing::subscriber::set_default(subscriber))

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use identity_gateway::sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
+use okta_sim::{RateLimitSettings, SeedSource, Simulator, SimulatorSettings};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::api::convert::{struct_from_json, timestamp};
-use crate::okta::LogEvent;
 use crate::proto::{Event, EventClient, EventEntity, EventSeverity};
+use okta_client::LogEvent;
 
 /// Okta's unique id of an event ("" when missing).
 pub fn uuid_of(event: &LogEvent) -> &str {

@@ -12,7 +12,7 @@ use tonic_types::FieldViolation;
 
 use crate::api::page_token::parse_instant;
 use crate::api::token_key::TokenKey;
-use crate::okta::Cursor;
+use okta_client::Cursor;
 
 const CURSOR_VERSION: &str = "w2";
 /// Longest cursor accepted before decoding.

@@ -16,13 +16,13 @@ use super::page_token;
 use super::status::{CauseFields, OktaCall, mapped_naming};
 use super::token_key::TokenKey;
 use super::validate::Violations;
-use crate::okta::{
-    Expression, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, Operator, PageRequest,
-};
 use crate::proto::event_service_server::EventService;
 use crate::proto::{
     ListEventsResponse, ListLogonEventsRequest, SearchEventsRequest, SortOrder, WatchEventsRequest,
     WatchEventsResponse, list_logon_events_request,
+};
+use okta_client::{
+    Expression, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, Operator, PageRequest,
 };
 
 /// Events per page when the caller sets no page size (Okta's default).

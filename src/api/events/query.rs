@@ -1,5 +1,5 @@
 //! Turns EventService requests into checked Okta System Log queries: every caller value is
-//! validated, then escaped into the filter by `okta::Expression`, never spliced in as text.
+//! validated, then escaped into the filter by `okta_client::Expression`, never spliced in as text.
 
 use std::net::IpAddr;
 
@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::api::convert::datetime;
 use crate::api::validate::Violations;
-use crate::okta::{Expression, Operator};
 use crate::proto::{EventFilter, EventOutcome, EventSeverity};
+use okta_client::{Expression, Operator};
 
 /// Okta's event type for a sign-in ("User login to Okta").
 pub const LOGON_EVENT_TYPE: &str = "user.session.start";

@@ -20,12 +20,12 @@ use super::convert::{event_from_okta, uuid_of};
 use super::cursor::{self, Position, ResumePoint};
 use crate::api::status::{OktaCall, okta_error_status};
 use crate::api::token_key::TokenKey;
-use crate::okta::{
+use crate::proto::watch_events_response::Message;
+use crate::proto::{Event, KeepAlive, WatchEventsResponse};
+use okta_client::{
     Expression, LogEvent, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient, OktaError, Page,
     PageRequest, RateLimitState,
 };
-use crate::proto::watch_events_response::Message;
-use crate::proto::{Event, KeepAlive, WatchEventsResponse};
 
 /// Pages a poller may broadcast ahead of its slowest watcher before that watcher must catch up
 /// on its own.

@@ -3,15 +3,15 @@
 use reqwest::Method;
 use secrecy::SecretString;
 
-use crate::okta::client::{Answered, OktaClient, Retry, Success, query_bool, with_query};
-use crate::okta::error::OktaError;
-use crate::okta::expression::{Expression, Operator};
-use crate::okta::ids::OktaId;
-use crate::okta::models::{
+use crate::client::{Answered, OktaClient, Retry, Success, query_bool, with_query};
+use crate::error::OktaError;
+use crate::expression::{Expression, Operator};
+use crate::ids::OktaId;
+use crate::models::{
     ActivationToken, CreateUserRequest, MaybeActivationToken, OktaGroup, OktaUser,
     ResetPasswordAnswer, TempPasswordAnswer,
 };
-use crate::okta::pagination::{Page, PageRequest};
+use crate::pagination::{Page, PageRequest};
 
 /// Which users `list_users` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,7 +243,7 @@ impl OktaClient {
     }
 
     /// `POST /api/v1/users/{id}/lifecycle/{action}`, a transition (see
-    /// [`crate::okta::transition`]) whose repeats Okta refuses as [`ALREADY_THERE`] says.
+    /// [`crate::transition`]) whose repeats Okta refuses as [`ALREADY_THERE`] says.
     /// Not repeated after a possibly lost answer when it sends email (`sendEmail=true`): a
     /// repeat could email the user twice.
     async fn lifecycle(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::okta::rate_limit::RateLimitState;
+use crate::rate_limit::RateLimitState;
 
 /// A failed Okta call.
 ///
@@ -203,7 +203,7 @@ pub struct OktaErrorCause {
 }
 
 /// What every Okta response tells us besides its body: kept on successes (in
-/// [`crate::okta::Page`]) and errors so request ids reach logs and support tickets.
+/// [`crate::Page`]) and errors so request ids reach logs and support tickets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseMeta {
     /// The HTTP status.

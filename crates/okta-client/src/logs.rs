@@ -4,11 +4,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use crate::okta::client::OktaClient;
-use crate::okta::error::OktaError;
-use crate::okta::expression::Expression;
-use crate::okta::pagination::{Page, PageRequest};
-use crate::okta::users::with_page;
+use crate::client::OktaClient;
+use crate::error::OktaError;
+use crate::expression::Expression;
+use crate::pagination::{Page, PageRequest};
+use crate::users::with_page;
 
 /// Okta's largest System Log page.
 pub const MAX_LOG_PAGE_SIZE: u32 = 1000;

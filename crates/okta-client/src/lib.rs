@@ -23,6 +23,7 @@ mod logs;
 mod models;
 mod pagination;
 mod rate_limit;
+pub mod trace_ids;
 mod transition;
 mod users;
 

@@ -1,20 +1,20 @@
-//! Trace and span ids as text, written without the `fmt` machinery: they go into the log span
-//! of every traced RPC and the `traceparent` of every Okta request, where `{:032x}` formatting
-//! cost more than the rest of the span.
+//! Trace and span ids as text, written without the `fmt` machinery: they go into the
+//! `traceparent` of every Okta request, and an application's log lines may carry them too,
+//! where `{:032x}` formatting cost more than the rest of the span.
 
 use opentelemetry::trace::{SpanContext, TraceFlags};
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// An id of up to 16 bytes as lowercase hex, on the stack.
-pub(crate) struct HexId {
+pub struct HexId {
     text: [u8; 32],
     len: usize,
 }
 
 impl HexId {
     /// The hex text of `bytes` (a trace id's 16 or a span id's 8; longer input is cut to 16).
-    pub(crate) fn of(bytes: &[u8]) -> Self {
+    pub fn of(bytes: &[u8]) -> Self {
         let mut text = [0u8; 32];
         let bytes = &bytes[..bytes.len().min(16)];
         for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
@@ -28,7 +28,7 @@ impl HexId {
     }
 
     /// The text.
-    pub(crate) fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written.
         std::str::from_utf8(&self.text[..self.len]).unwrap_or_default()
     }
@@ -36,7 +36,7 @@ impl HexId {
 
 /// The W3C `traceparent` of a span, `00-<trace id>-<span id>-<flags>`: what
 /// `TraceContextPropagator` (the propagator the gateway installs) writes, without its `format!`.
-pub(crate) fn traceparent(span_context: &SpanContext) -> String {
+pub fn traceparent(span_context: &SpanContext) -> String {
     let flags = (span_context.trace_flags() & TraceFlags::SAMPLED).to_u8();
     let mut header = String::with_capacity(55);
     header.push_str("00-");

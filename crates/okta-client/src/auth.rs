@@ -1,7 +1,7 @@
 //! The gateway's credentials for Okta: an API token (`SSWS`) or an OAuth 2.0 service app
 //! (client credentials with a `private_key_jwt` client assertion, optionally DPoP-bound).
 //!
-//! [`OktaClient`](crate::okta::OktaClient)'s `send` asks [`Credentials::request_auth`] for the
+//! [`OktaClient`](crate::OktaClient)'s `send` asks [`Credentials::request_auth`] for the
 //! `Authorization` (and `DPoP`) header of each request. With OAuth, the access token is cached
 //! and refreshed before it expires by a single in-flight token request shared by every
 //! concurrent caller; a request Okta rejects with 401 invalidates the token it used
@@ -30,8 +30,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::okta::error::{OAuthFailure, OktaError, ResponseMeta};
-use crate::okta::rate_limit::{self, RateLimitState};
+use crate::error::{OAuthFailure, OktaError, ResponseMeta};
+use crate::rate_limit::{self, RateLimitState};
 
 /// The Okta scopes behind the gateway's services, as (read, manage) pairs: users, groups, the
 /// System Log (read only) and devices. The gateway requests exactly these (least privilege),

@@ -13,16 +13,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::okta::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
-use crate::okta::budget::{self, Budgets, Refusal};
-use crate::okta::clock::{self, OktaClock, OktaTime};
-use crate::okta::error::{OktaError, OktaErrorBody, ResponseMeta};
-use crate::okta::instrumentation;
-use crate::okta::pagination::{self, Page};
-use crate::okta::rate_limit::{self, RateLimitState, RetryParams};
+use crate::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
+use crate::budget::{self, Budgets, Refusal};
+use crate::clock::{self, OktaClock, OktaTime};
+use crate::error::{OktaError, OktaErrorBody, ResponseMeta};
+use crate::instrumentation;
+use crate::pagination::{self, Page};
+use crate::rate_limit::{self, RateLimitState, RetryParams};
 
-/// Sent on every request so Okta's System Log and support can tell our traffic apart.
-const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 const JSON: &str = "application/json";
 const REQUEST_ID_HEADER: &str = "x-okta-request-id";
 /// Okta's SDKs name the failed request and count retries so Okta can correlate them.
@@ -53,6 +51,9 @@ pub struct OktaClientSettings {
     pub rate_limit_reserve_percent: u32,
     /// Most Okta requests in flight at once (Okta allows 75 per org, shared by every client).
     pub max_concurrent_requests: u32,
+    /// The `User-Agent` of every request, the application's `name/version`, so Okta's System
+    /// Log and support can tell its traffic apart.
+    pub user_agent: String,
 }
 
 impl fmt::Debug for OktaClientSettings {
@@ -70,6 +71,7 @@ impl fmt::Debug for OktaClientSettings {
                 "rate_limit_reserve_percent",
                 &self.rate_limit_reserve_percent,
             )
+            .field("user_agent", &self.user_agent)
             .finish()
     }
 }
@@ -206,7 +208,7 @@ impl OktaClient {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
-            .user_agent(USER_AGENT)
+            .user_agent(settings.user_agent.as_str())
             // Never follow redirects: they would carry the token to wherever Okta points.
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -217,7 +219,7 @@ impl OktaClient {
             max_delay: settings.retry_max_delay,
         };
         let budgets = std::sync::Arc::new(Budgets::new(settings.rate_limit_reserve_percent));
-        crate::okta::instrumentation::observe_rate_limits(&budgets);
+        crate::instrumentation::observe_rate_limits(&budgets);
         Ok(Self {
             http,
             base_url,
@@ -617,6 +619,7 @@ mod tests {
             retry_max_delay: Duration::from_millis(50),
             rate_limit_reserve_percent: 5,
             max_concurrent_requests: 20,
+            user_agent: "okta-client-tests/1".to_owned(),
         }
     }
 

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::okta::ids::OktaId;
+use crate::ids::OktaId;
 
 /// A JSON object, as Okta profiles are (custom attributes included).
 type JsonObject = serde_json::Map<String, serde_json::Value>;

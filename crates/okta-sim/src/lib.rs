@@ -55,6 +55,7 @@ pub mod paging;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod seed;
+pub mod standalone;
 pub mod state;
 pub mod users;
 pub mod views;

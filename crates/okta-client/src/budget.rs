@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use crate::okta::rate_limit::RateLimitState;
+use crate::rate_limit::RateLimitState;
 
 tokio::task_local! {
     static DEADLINE: Instant;
@@ -51,7 +51,7 @@ pub async fn with_deadline<F: Future>(deadline: Instant, work: F) -> F::Output {
 }
 
 /// Time left before the current task's deadline, if it has one.
-pub(crate) fn time_left() -> Option<Duration> {
+pub fn time_left() -> Option<Duration> {
     DEADLINE
         .try_with(|deadline| deadline.saturating_duration_since(Instant::now()))
         .ok()

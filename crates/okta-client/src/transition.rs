@@ -12,8 +12,8 @@ use std::future::Future;
 use reqwest::Method;
 use url::Url;
 
-use crate::okta::client::{OktaClient, Retry, Success};
-use crate::okta::error::OktaError;
+use crate::client::{OktaClient, Retry, Success};
+use crate::error::OktaError;
 
 impl OktaClient {
     /// Sends the transition at `url`, again after a lost answer when `retry` allows.

@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 
-use crate::okta::client::{Answered, OktaClient, Retry};
-use crate::okta::error::OktaError;
-use crate::okta::expression::Expression;
-use crate::okta::ids::OktaId;
-use crate::okta::models::{OktaUser, okta_timestamp};
-use crate::okta::pagination::{Page, PageRequest};
-use crate::okta::users::with_page;
+use crate::client::{Answered, OktaClient, Retry};
+use crate::error::OktaError;
+use crate::expression::Expression;
+use crate::ids::OktaId;
+use crate::models::{OktaUser, okta_timestamp};
+use crate::pagination::{Page, PageRequest};
+use crate::users::with_page;
 
 /// A JSON object, as Okta profiles are.
 type JsonObject = serde_json::Map<String, serde_json::Value>;
@@ -145,7 +145,7 @@ impl OktaClient {
     }
 
     /// Runs a lifecycle operation (`POST …/lifecycle/{op}`, 204), a transition (see
-    /// [`crate::okta::transition`]): Okta refuses a repeat from the status the operation leads
+    /// [`crate::transition`]): Okta refuses a repeat from the status the operation leads
     /// to with E0000152, as from any status it does not start from, so the status is read to
     /// tell.
     pub async fn device_lifecycle(

@@ -4,7 +4,7 @@
 use reqwest::header::{HeaderMap, LINK};
 use url::Url;
 
-use crate::okta::error::ResponseMeta;
+use crate::error::ResponseMeta;
 
 /// The longest cursor we accept; Okta's are about 20 characters.
 const MAX_CURSOR_LENGTH: usize = 512;

@@ -2,13 +2,13 @@
 
 use reqwest::Method;
 
-use crate::okta::client::{OktaClient, Retry};
-use crate::okta::error::OktaError;
-use crate::okta::expression::Expression;
-use crate::okta::ids::OktaId;
-use crate::okta::models::{OktaGroup, OktaUser};
-use crate::okta::pagination::{Page, PageRequest};
-use crate::okta::users::with_page;
+use crate::client::{OktaClient, Retry};
+use crate::error::OktaError;
+use crate::expression::Expression;
+use crate::ids::OktaId;
+use crate::models::{OktaGroup, OktaUser};
+use crate::pagination::{Page, PageRequest};
+use crate::users::with_page;
 
 /// Which groups `list_groups` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ const RESET_HEADER: &str = "x-rate-limit-reset";
 
 /// The rate-limit window Okta reported on one response.
 ///
-/// Kept in [`crate::okta::ResponseMeta`] so callers can see how close they are to a 429 and
+/// Kept in [`crate::ResponseMeta`] so callers can see how close they are to a 429 and
 /// tell a concurrency limit from a per-minute limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimitState {

@@ -4,12 +4,12 @@
 //! collection of Okta request ids for audit records.
 //!
 //! The client span is an OpenTelemetry span, child of the current OpenTelemetry context (the
-//! RPC's server span), made only while traces are exported; see [`crate::telemetry`] for why
-//! not a `tracing` span.
+//! RPC's server span), made only while traces are exported ([`export_spans_with`]): an
+//! OpenTelemetry span rather than a `tracing` span, since bridging cost more than the span.
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram};
@@ -19,10 +19,10 @@ use reqwest::header::HeaderName;
 use reqwest::{Method, RequestBuilder};
 use url::Url;
 
-use crate::okta::budget::Budgets;
-use crate::okta::error::ResponseMeta;
-use crate::okta::ids::OktaId;
-use crate::telemetry::traceparent;
+use crate::budget::Budgets;
+use crate::error::ResponseMeta;
+use crate::ids::OktaId;
+use crate::trace_ids::traceparent;
 
 /// W3C trace-context header names.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -30,6 +30,17 @@ const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Instrumentation scope of the Okta client's metrics.
 const METER_NAME: &str = env!("CARGO_PKG_NAME");
+
+/// The tracer of client spans; unset while traces are not exported, which leaves requests
+/// without spans at all rather than with spans that go nowhere.
+static TRACER: OnceLock<opentelemetry_sdk::trace::SdkTracer> = OnceLock::new();
+
+/// Makes the client span every Okta request from now on with `tracer` (the application's, so
+/// client spans share its instrumentation scope). Only the first call in a process counts: the
+/// application exports traces to one place for its whole life.
+pub fn export_spans_with(tracer: opentelemetry_sdk::trace::SdkTracer) {
+    let _ = TRACER.set(tracer);
+}
 
 struct OktaMetrics {
     duration: Histogram<f64>,
@@ -146,7 +157,7 @@ impl AttemptSpan {
         if attempt > 0 {
             METRICS.retries.add(1, &[names.endpoint_label()]);
         }
-        let span_opt = crate::telemetry::tracer().map(|tracer| {
+        let span_opt = TRACER.get().map(|tracer| {
             // Room for the answer's attributes too, so recording them does not reallocate.
             let mut attributes = Vec::with_capacity(CLIENT_SPAN_ATTRIBUTES);
             attributes.extend([

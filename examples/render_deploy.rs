@@ -1,0 +1,31 @@
+//! Writes each kustomization in `deploy/` rendered (`OUT_DIR/{base,production,simulated}.yaml`),
+//! for `kubernetes-validate --strict` in `.ci/run`: the same renderer the manifest tests use.
+//!
+//! ```sh
+//! cargo run --example render_deploy -- target/deploy/rendered
+//! ```
+
+#[path = "../tests/deploy_render/mod.rs"]
+mod deploy_render;
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out_dir: PathBuf = std::env::args_os()
+        .nth(1)
+        .ok_or("usage: render_deploy OUT_DIR")?
+        .into();
+    std::fs::create_dir_all(&out_dir)?;
+    for (name, directory) in deploy_render::KUSTOMIZATIONS {
+        let objects = deploy_render::render(&deploy_render::deploy_dir().join(directory));
+        let mut text = String::new();
+        for object in &objects {
+            text.push_str("---\n");
+            text.push_str(&serde_yaml::to_string(object)?);
+        }
+        let path = out_dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, text)?;
+        println!("{}: {} objects", path.display(), objects.len());
+    }
+    Ok(())
+}
