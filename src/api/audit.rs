@@ -66,8 +66,7 @@ where
             Some(caller) => (caller.identity.to_string(), caller.mechanism.as_str()),
             None => ("unauthenticated".to_owned(), "none"),
         };
-        let peer = peer_addr(request.extensions())
-            .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
+        let peer = peer_addr(request.extensions());
         let record = Record {
             caller,
             mechanism,
@@ -112,7 +111,8 @@ where
 struct Record {
     caller: String,
     mechanism: &'static str,
-    peer: String,
+    /// Formatted only when the record is written: most reads are not.
+    peer: Option<std::net::SocketAddr>,
     path: String,
 }
 
@@ -123,11 +123,14 @@ impl Record {
             .try_with(|targets| targets.take())
             .unwrap_or_default()
             .join(" ");
+        let peer = self
+            .peer
+            .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
         tracing::info!(
             target: "audit",
             caller = &*escaped_for_log(&self.caller),
             auth = self.mechanism,
-            peer = self.peer,
+            peer,
             method = &*escaped_for_log(self.path.trim_start_matches('/')),
             ids = targets,
             outcome = code_name(outcome),
