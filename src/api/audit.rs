@@ -58,18 +58,13 @@ where
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let mutating = methods::of(&path).changes_okta();
-        let authentication = request.extensions().get::<Authentication>().cloned();
-        if matches!(authentication, None | Some(Authentication::NotRequired)) {
-            return Box::pin(self.inner.call(request));
-        }
-        let (caller, mechanism) = match authentication.as_ref().and_then(Authentication::caller) {
-            Some(caller) => (caller.identity.to_string(), caller.mechanism.as_str()),
-            None => ("unauthenticated".to_owned(), "none"),
+        let authentication = match request.extensions().get::<Authentication>() {
+            None | Some(Authentication::NotRequired) => return Box::pin(self.inner.call(request)),
+            Some(authentication) => authentication.clone(),
         };
         let peer = peer_addr(request.extensions());
         let record = Record {
-            caller,
-            mechanism,
+            authentication,
             peer,
             path,
         };
@@ -109,8 +104,8 @@ where
 
 /// What an audit record says about the call, known before it runs.
 struct Record {
-    caller: String,
-    mechanism: &'static str,
+    /// Who called, named only when the record is written: most reads are not.
+    authentication: Authentication,
     /// Formatted only when the record is written: most reads are not.
     peer: Option<std::net::SocketAddr>,
     path: String,
@@ -123,13 +118,17 @@ impl Record {
             .try_with(|targets| targets.take())
             .unwrap_or_default()
             .join(" ");
+        let (caller, mechanism) = match self.authentication.caller() {
+            Some(caller) => (caller.identity.to_string(), caller.mechanism.as_str()),
+            None => ("unauthenticated".to_owned(), "none"),
+        };
         let peer = self
             .peer
             .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
         tracing::info!(
             target: "audit",
-            caller = &*escaped_for_log(&self.caller),
-            auth = self.mechanism,
+            caller = &*escaped_for_log(&caller),
+            auth = mechanism,
             peer,
             method = &*escaped_for_log(self.path.trim_start_matches('/')),
             ids = targets,
