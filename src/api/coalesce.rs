@@ -183,7 +183,9 @@ impl<V: Weighed + Clone + Send + Sync + 'static> SharedReads<V> {
             .store
             .try_get_with(read_key, async move {
                 let sent_at = Instant::now();
-                let value = read().await?;
+                // Boxed: the Okta call's future is large, and every future that holds it inline
+                // (this one, moka's, the handler's) is copied whole each time it moves.
+                let value = Box::pin(read()).await?;
                 let weight = u32::try_from(value.weight().max(1)).unwrap_or(u32::MAX);
                 Ok::<_, Status>(Answer {
                     value: Arc::new(value),

@@ -19,24 +19,18 @@ impl Step for Audit {
     fn handle<S: Inner>(&self, mut request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let path = request.uri().path().to_owned();
         let mutating = methods::of(&path).changes_okta();
-        let authentication = request.extensions().get::<Authentication>().cloned();
-        if matches!(authentication, None | Some(Authentication::NotRequired)) {
-            return Box::pin(next.call(request));
-        }
-        let (caller, mechanism) = match authentication.as_ref().and_then(Authentication::caller) {
-            Some(caller) => (caller.identity.to_string(), caller.mechanism.as_str()),
-            None => ("unauthenticated".to_owned(), "none"),
+        let authentication = match request.extensions().get::<Authentication>() {
+            None | Some(Authentication::NotRequired) => return Box::pin(next.call(request)),
+            Some(authentication) => authentication.clone(),
         };
-        let peer = peer_addr(request.extensions())
-            .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
+        let peer = peer_addr(request.extensions());
         let cx = RequestContext::of_http(&mut request);
         cx.collect_targets();
         if mutating {
             cx.okta().collect_request_ids();
         }
         let record = Record {
-            caller,
-            mechanism,
+            authentication,
             peer,
             path,
             cx,
@@ -73,9 +67,10 @@ impl Step for Audit {
 
 /// What an audit record says about the call, known before it runs.
 struct Record {
-    caller: String,
-    mechanism: &'static str,
-    peer: String,
+    /// Who called, named only when the record is written: most reads are not.
+    authentication: Authentication,
+    /// Formatted only when the record is written: most reads are not.
+    peer: Option<std::net::SocketAddr>,
     path: String,
     /// Where the call notes its targets and the Okta client its request ids.
     cx: Arc<RequestContext>,
@@ -86,11 +81,18 @@ impl Record {
     fn write(&self, outcome: tonic::Code) {
         let targets = self.cx.take_targets().join(" ");
         let okta_request_ids = self.cx.okta().take_request_ids();
+        let (caller, mechanism) = match self.authentication.caller() {
+            Some(caller) => (caller.identity.to_string(), caller.mechanism.as_str()),
+            None => ("unauthenticated".to_owned(), "none"),
+        };
+        let peer = self
+            .peer
+            .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
         tracing::info!(
             target: "audit",
-            caller = &*escaped_for_log(&self.caller),
-            auth = self.mechanism,
-            peer = self.peer,
+            caller = &*escaped_for_log(&caller),
+            auth = mechanism,
+            peer,
             method = &*escaped_for_log(self.path.trim_start_matches('/')),
             ids = targets,
             outcome = code_name(outcome),

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Instant;
 
 use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, HeaderValue,
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, HeaderName, HeaderValue,
     WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode};
@@ -26,7 +26,7 @@ use crate::rate_limit::{self, RateLimitState};
 use crate::retry::{Failure, Retry, RetryPolicy};
 
 const JSON: &str = "application/json";
-const REQUEST_ID_HEADER: &str = "x-okta-request-id";
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-okta-request-id");
 /// Okta's SDKs name the failed request and count retries so Okta can correlate them.
 const RETRY_FOR_HEADER: &str = "x-okta-retry-for";
 const RETRY_COUNT_HEADER: &str = "x-okta-retry-count";
@@ -437,7 +437,7 @@ impl OktaClient {
                 .and_then(|response| RateLimitState::from_headers(response.headers()))
                 .as_ref(),
         );
-        let response = match sent {
+        let mut response = match sent {
             Ok(response) => response,
             Err(transport_error) => {
                 drop(slot);
@@ -449,9 +449,10 @@ impl OktaClient {
             }
         };
         let status = response.status();
-        let headers = response.headers().clone();
-        if let Some(date) = header_string(&headers, DATE.as_str()) {
-            self.clock.observe(started, Instant::now(), &date);
+        // Taken, not cloned: reading the body needs only the body.
+        let headers = std::mem::take(response.headers_mut());
+        if let Some(date) = headers.get(DATE).and_then(|date| date.to_str().ok()) {
+            self.clock.observe(started, Instant::now(), date);
         }
         let meta = ResponseMeta {
             status: status.as_u16(),
@@ -656,7 +657,7 @@ fn classify(answer: Answer) -> Verdict {
             status: status.as_u16(),
             body: body_opt,
             meta,
-            www_authenticate: header_string(&headers, WWW_AUTHENTICATE.as_str()),
+            www_authenticate: header_string(&headers, WWW_AUTHENTICATE),
         };
         return if status == StatusCode::UNAUTHORIZED {
             Verdict::Unauthorized(error)
@@ -709,7 +710,7 @@ pub(crate) fn query_bool(value: bool) -> &'static str {
     if value { "true" } else { "false" }
 }
 
-fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
+fn header_string(headers: &HeaderMap, name: HeaderName) -> Option<String> {
     headers.get(name)?.to_str().ok().map(str::to_owned)
 }
 

@@ -10,7 +10,7 @@ use crate::context::CallContext;
 use crate::error::OktaError;
 use crate::expression::Expression;
 use crate::ids::OktaId;
-use crate::models::OktaUser;
+use crate::models::{OktaUser, okta_timestamp};
 use crate::pagination::{Page, PageRequest};
 use crate::retry::Retry;
 use crate::users::with_page;
@@ -31,10 +31,10 @@ pub struct OktaDevice {
     /// do not break decoding.
     pub status: String,
     /// When the device was enrolled.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "okta_timestamp")]
     pub created: Option<DateTime<Utc>>,
     /// Last change (signals collected at sign-in, or a lifecycle change).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "okta_timestamp")]
     pub last_updated: Option<DateTime<Utc>>,
     /// `displayName`, `platform`, `registered`, … and any other attribute.
     #[serde(default)]
@@ -46,7 +46,7 @@ pub struct OktaDevice {
 #[serde(rename_all = "camelCase")]
 pub struct OktaDeviceUser {
     /// When the user enrolled the device (a string in Okta's spec).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "okta_timestamp")]
     pub created: Option<DateTime<Utc>>,
     /// `MANAGED` or `NOT_MANAGED`.
     #[serde(default)]
@@ -63,7 +63,7 @@ pub struct OktaDeviceUser {
 #[serde(rename_all = "camelCase")]
 pub struct OktaUserDevice {
     /// When the user enrolled the device.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "okta_timestamp")]
     pub created: Option<DateTime<Utc>>,
     /// The id of the device-user link.
     #[serde(default)]

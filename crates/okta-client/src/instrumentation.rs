@@ -85,16 +85,18 @@ pub(crate) fn observe_rate_limits(budgets: &Arc<Budgets>) {
 /// The endpoint of a path with ids replaced, for low-cardinality metric labels:
 /// `/api/v1/users/00ub0oNGTSWTBKOLGLNR/lifecycle/suspend` -> `/api/v1/users/{id}/lifecycle/suspend`.
 pub fn endpoint_template(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            if OktaId::parse(segment).is_ok() {
-                "{id}"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut template = String::with_capacity(path.len());
+    for (index, segment) in path.split('/').enumerate() {
+        if index > 0 {
+            template.push('/');
+        }
+        template.push_str(if OktaId::parse(segment).is_ok() {
+            "{id}"
+        } else {
+            segment
+        });
+    }
+    template
 }
 
 /// The names one logical request (all its attempts) is known by in spans, metrics and
@@ -110,8 +112,12 @@ impl RequestNames {
     /// The names of `method` on `url`.
     pub(crate) fn new(method: &Method, url: &Url) -> Self {
         let endpoint = endpoint_template(url.path());
+        let mut operation = String::with_capacity(method.as_str().len() + 1 + endpoint.len());
+        operation.push_str(method.as_str());
+        operation.push(' ');
+        operation.push_str(&endpoint);
         Self {
-            operation: format!("{method} {endpoint}"),
+            operation,
             method: StringValue::from(Arc::<str>::from(method.as_str())),
             endpoint: StringValue::from(Arc::<str>::from(endpoint)),
         }

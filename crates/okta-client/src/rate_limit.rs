@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use reqwest::header::{DATE, HeaderMap};
+use reqwest::header::{DATE, HeaderMap, HeaderName};
 
-const LIMIT_HEADER: &str = "x-rate-limit-limit";
-const REMAINING_HEADER: &str = "x-rate-limit-remaining";
-const RESET_HEADER: &str = "x-rate-limit-reset";
+// Header names rather than text, so reading them does not parse the name on every answer.
+const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-rate-limit-limit");
+const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-rate-limit-remaining");
+const RESET_HEADER: HeaderName = HeaderName::from_static("x-rate-limit-reset");
 
 /// The rate-limit window Okta reported on one response.
 ///
@@ -56,7 +57,7 @@ pub(crate) fn backoff_after_429(headers: &HeaderMap) -> Option<Duration> {
     ))
 }
 
-fn first_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+fn first_number(headers: &HeaderMap, name: HeaderName) -> Option<u64> {
     headers
         .get_all(name)
         .iter()
