@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::callers::{key, keyed, with_api_keys};
-use common::{TestApp, error_metadata, reason};
+use common::{PATIENCE, TestApp, error_metadata, eventually, reason};
 use identity_gateway::config::{Settings, WordList};
 use identity_gateway::proto::{
     GetUserRequest, GroupMemberRequest, ListUserGroupsRequest, ResetPasswordRequest,
@@ -81,14 +81,18 @@ impl Delegation {
             _dir: dir,
         };
         let seller = delegation.user("seller");
-        let mut attempts = 0;
-        while let Err(status) = delegation.get_user(&seller).await {
-            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-            assert_eq!(reason(&status), "GATEWAY_SCOPE_LOADING", "{status:?}");
-            attempts += 1;
-            assert!(attempts < 400, "the scope index never loaded");
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
+        eventually(PATIENCE, "the scope index loads", async || match delegation
+            .get_user(&seller)
+            .await
+        {
+            Ok(()) => true,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert_eq!(reason(&status), "GATEWAY_SCOPE_LOADING", "{status:?}");
+                false
+            }
+        })
+        .await;
         delegation
     }
 

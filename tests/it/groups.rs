@@ -490,16 +490,15 @@ async fn with_the_cache_a_change_made_outside_the_gateway_shows_once_the_ttl_has
     assert!(member_ids(&app, &group_id).await.is_empty());
     // Another Okta client adds the membership, unknown to the gateway.
     add_member_at_okta(&app, &group_id, &user_id).await;
-    let seen = async {
-        while !group_ids_of(&app, &user_id).await.contains(&group_id)
-            || member_ids(&app, &group_id).await != vec![user_id.clone()]
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), seen)
-        .await
-        .expect("the outside change shows once the TTL has passed");
+    common::eventually(
+        std::time::Duration::from_secs(30),
+        "the outside change shows once the TTL has passed",
+        async || {
+            group_ids_of(&app, &user_id).await.contains(&group_id)
+                && member_ids(&app, &group_id).await == vec![user_id.clone()]
+        },
+    )
+    .await;
 }
 
 /// A 200 from Okta with `body` and a known rate-limit budget, so the gateway's requests to the

@@ -388,14 +388,7 @@ async fn group_read_is_answered_once_logged(
     line: &str,
     group_id: &str,
 ) {
-    let logged = async {
-        while !logs.text().contains(line) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(common::RPC_DEADLINE, logged)
-        .await
-        .unwrap_or_else(|_| panic!("the gateway logs `{line}`"));
+    logs.wait_for(line).await;
     let mut request = tonic::Request::new(identity_gateway::proto::GetGroupRequest {
         group_id: group_id.to_owned(),
     });

@@ -4,7 +4,9 @@
 use crate::common;
 
 use common::callers::{BILLING_KEY, POLICY, key, keyed, with_api_keys};
-use common::{TestApp, error_metadata, reason, spawn_app_with, user_service_health};
+use common::{
+    PATIENCE, TestApp, error_metadata, eventually, reason, spawn_app_with, user_service_health,
+};
 use identity_gateway::methods;
 use identity_gateway::proto::event_service_client::EventServiceClient;
 use identity_gateway::proto::{
@@ -294,13 +296,16 @@ async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_ok
     let app = common::spawn_gateway_for(sim, |settings| with_api_keys(settings, &dir)).await;
     let team = key("team-x");
     // The scope index loads in the background at start; wait until a call inside it passes.
-    let mut attempts = 0;
-    while let Err(status) = call(&app, team, "GetGroup", &org.ada, &org.team_group).await {
-        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-        attempts += 1;
-        assert!(attempts < 400, "the scope index never loaded");
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    eventually(PATIENCE, "the scope index loads", async || {
+        match call(&app, team, "GetGroup", &org.ada, &org.team_group).await {
+            Ok(()) => true,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                false
+            }
+        }
+    })
+    .await;
 
     // Inside: ada is a member of team-x-eng.
     call(&app, team, "GetUser", &org.ada, &org.team_group)
@@ -668,18 +673,18 @@ async fn a_caller_may_hold_only_its_share_of_open_streams() {
 
     // A closed stream gives its slot back.
     drop(first);
-    let mut attempts = 0;
-    let _third = loop {
-        match watch(BILLING_KEY).await {
-            Ok(stream) => break stream,
+    let _third = eventually(
+        PATIENCE,
+        "the closed stream's slot comes back",
+        async || match watch(BILLING_KEY).await {
+            Ok(stream) => Some(stream),
             Err(status) => {
                 assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-                attempts += 1;
-                assert!(attempts < 400, "the closed stream's slot never came back");
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                None
             }
-        }
-    };
+        },
+    )
+    .await;
     drop(second);
 }
 

@@ -344,6 +344,52 @@ pub fn lifecycle(id: &str) -> UserLifecycleRequest {
 /// A deadline long enough for any single test RPC.
 pub const RPC_DEADLINE: Duration = Duration::from_secs(10);
 
+/// How long [`eventually`] usually waits for something the gateway does in the background.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// What a condition polled by [`eventually`] answers: `bool`, or `Option` of what it found.
+pub trait Holds {
+    /// What [`eventually`] returns once the condition holds.
+    type Found;
+    /// `Some` once the condition holds.
+    fn holds(self) -> Option<Self::Found>;
+}
+
+impl Holds for bool {
+    type Found = ();
+    fn holds(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+impl<T> Holds for Option<T> {
+    type Found = T;
+    fn holds(self) -> Option<T> {
+        self
+    }
+}
+
+/// Polls `condition` until it holds and returns what it found; panics saying what never
+/// happened (`what`) if it does not hold within `timeout`. Tests wait for what they can
+/// observe with this, never with a fixed sleep.
+pub async fn eventually<H: Holds>(
+    timeout: Duration,
+    what: &str,
+    mut condition: impl AsyncFnMut() -> H,
+) -> H::Found {
+    let poll = async {
+        loop {
+            if let Some(found) = condition().await.holds() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(timeout, poll)
+        .await
+        .unwrap_or_else(|_| panic!("not within {timeout:?}: {what}"))
+}
+
 /// Log output captured in memory.
 #[derive(Clone, Default)]
 pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
@@ -351,6 +397,12 @@ pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 impl LogBuffer {
     pub fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Waits until `text` has been logged.
+    pub async fn wait_for(&self, text: &str) {
+        let what = format!("the gateway logs {text:?}");
+        eventually(PATIENCE, &what, async || self.text().contains(text)).await;
     }
 
     /// The JSON audit records written so far.
