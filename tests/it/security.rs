@@ -371,8 +371,29 @@ async fn a_group_scoped_role_acts_inside_its_groups_only_and_refusals_cost_no_ok
     assert_eq!(by_login.code(), Code::PermissionDenied, "{by_login:?}");
 }
 
+/// `policy` with the reader's GetUser taken away (it keeps ListUsers).
+fn without_reader_get_user(policy: &str) -> String {
+    policy.replace(
+        "rpcs: [\"identity.v1.UserService/GetUser\", \"identity.v1.UserService/ListUsers\",",
+        "rpcs: [\"identity.v1.UserService/ListUsers\",",
+    )
+}
+
+/// Waits until the policy in force allows the reader's GetUser (`allowed`) or refuses it.
+async fn reader_get_user_becomes(app: &TestApp, org: &Org, allowed: bool, what: &str) {
+    eventually(PATIENCE, what, async || {
+        match call(app, key("reader"), "GetUser", &org.bob, "").await {
+            Ok(()) => allowed,
+            Err(status) if status.code() == Code::PermissionDenied => !allowed,
+            Err(status) => panic!("{status:?}"),
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_changed_policy_applies_without_restart_and_an_invalid_one_is_refused() {
+    let (logs, _guard) = common::capture_logs();
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_with(|settings| with_api_keys(settings, &dir)).await;
     let org = seed_org(&app).await;
@@ -380,36 +401,28 @@ async fn a_changed_policy_applies_without_restart_and_an_invalid_one_is_refused(
     let reader = key("reader");
     call(&app, reader, "GetUser", &org.bob, "").await.unwrap();
 
-    // An invalid policy (a typo in an RPC name) is refused: the reader keeps its access.
-    std::fs::write(
-        &policy,
-        POLICY.replace("UserService/GetUser\"", "UserService/GetUsr\""),
-    )
-    .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    call(&app, reader, "GetUser", &org.bob, "").await.unwrap();
-
     // A valid change takes the reader's GetUser away, without a restart.
+    std::fs::write(&policy, without_reader_get_user(POLICY)).unwrap();
+    reader_get_user_becomes(&app, &org, false, "the changed policy applies").await;
+
+    // An invalid policy (a typo in an RPC name) that would give it back is refused once read:
+    // the changed policy stays in force.
     std::fs::write(
         &policy,
-        POLICY.replace(
-            "rpcs: [\"identity.v1.UserService/GetUser\", \"identity.v1.UserService/ListUsers\",",
-            "rpcs: [\"identity.v1.UserService/ListUsers\",",
-        ),
+        POLICY.replace("UserService/UnsuspendUser\"", "UserService/UnsuspendUsr\""),
     )
     .unwrap();
-    let mut attempts = 0;
-    loop {
-        match call(&app, reader, "GetUser", &org.bob, "").await {
-            Err(status) if status.code() == Code::PermissionDenied => break,
-            outcome => {
-                outcome.unwrap();
-                attempts += 1;
-                assert!(attempts < 400, "the new policy never applied");
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            }
-        }
-    }
+    logs.wait_for("`identity.v1.UserService/UnsuspendUsr` names no RPC")
+        .await;
+    let refused = call(&app, reader, "GetUser", &org.bob, "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    call(&app, reader, "ListUsers", "", "").await.unwrap();
+
+    // The corrected file applies: the reader has GetUser again.
+    std::fs::write(&policy, POLICY).unwrap();
+    reader_get_user_becomes(&app, &org, true, "the corrected policy applies").await;
 }
 
 /// Why the gateway refuses to start with `settings` (`{:#}` of the error).
@@ -431,17 +444,6 @@ async fn start_refusal(settings: &identity_gateway::config::Settings) -> String 
     format!("{error:#}")
 }
 
-/// Waits until the gateway has logged `text` (bounded, so a missing line fails the test).
-async fn logged(logs: &common::LogBuffer, text: &str) {
-    for _ in 0..400 {
-        if logs.text().contains(text) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("the gateway never logged {text:?}");
-}
-
 #[tokio::test]
 async fn a_policy_file_read_empty_or_half_written_never_applies() {
     let (logs, _guard) = common::capture_logs();
@@ -457,25 +459,31 @@ async fn a_policy_file_read_empty_or_half_written_never_applies() {
     let outside_scope = call(&app, team, "GetUser", &org.bob, "").await.unwrap_err();
     assert_eq!(outside_scope.code(), Code::PermissionDenied);
 
-    // An empty file would deny everyone: it is refused and the reader keeps its access.
+    // A valid change applies first (the reader loses GetUser): the reloader is at work.
+    std::fs::write(&policy, without_reader_get_user(POLICY)).unwrap();
+    reader_get_user_becomes(&app, &org, false, "the changed policy applies").await;
+
+    // An empty file would deny everyone: it is refused once read, and the changed policy stays
+    // (the reader still lists users, and still may not get one).
     std::fs::write(&policy, "").unwrap();
-    logged(&logs, "gives no caller a role").await;
-    call(&app, reader, "GetUser", &org.bob, "").await.unwrap();
+    logs.wait_for("gives no caller a role").await;
+    call(&app, reader, "ListUsers", "", "").await.unwrap();
+    let refused = call(&app, reader, "GetUser", &org.bob, "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 
     // A writer that puts the callers first pauses just before the scoped role's `groups` line:
-    // the half written so far is a valid policy that makes team-x org-wide.
+    // the half written so far is a valid policy that makes team-x org-wide (and gives the
+    // reader GetUser back).
     let (roles, callers) = POLICY.split_at(POLICY.find("callers:").unwrap());
-    let without_reader_get_user = roles.replace(
-        "rpcs: [\"identity.v1.UserService/GetUser\", \"identity.v1.UserService/ListUsers\",",
-        "rpcs: [\"identity.v1.UserService/ListUsers\",",
-    );
-    let rewritten = format!("{callers}{without_reader_get_user}");
+    let rewritten = format!("{callers}{roles}");
     let (head, tail) = rewritten.split_at(rewritten.find("    groups: [\"team-x-*\"]").unwrap());
     let mut writer = std::fs::File::create(&policy).unwrap();
     writer.write_all(head.as_bytes()).unwrap();
     writer.flush().unwrap();
-    // Paused for many reload intervals (the gateway reads the half file meanwhile), well within
-    // the settle time: the scoped caller stays scoped.
+    // The pause is the scenario: many reload intervals, well within the settle time. The
+    // scoped caller stays scoped meanwhile.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let during_pause = call(&app, team, "GetUser", &org.bob, "").await.unwrap_err();
     assert_eq!(
@@ -485,15 +493,12 @@ async fn a_policy_file_read_empty_or_half_written_never_applies() {
     );
     writer.write_all(tail.as_bytes()).unwrap();
     drop(writer);
-    logged(&logs, "still being written").await;
+    // The gateway did read the half file during the pause: reading it again after the settle
+    // time, it found the file changed.
+    logs.wait_for("still being written").await;
 
-    // The finished file applies (the reader loses GetUser), with team-x still scoped.
-    let mut attempts = 0;
-    while call(&app, reader, "GetUser", &org.bob, "").await.is_ok() {
-        attempts += 1;
-        assert!(attempts < 400, "the finished policy never applied");
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    // The finished file applies (the reader has GetUser again), with team-x still scoped.
+    reader_get_user_becomes(&app, &org, true, "the finished policy applies").await;
     let after = call(&app, team, "GetUser", &org.bob, "").await.unwrap_err();
     assert_eq!(after.code(), Code::PermissionDenied, "{after:?}");
     assert!(after.message().contains("team-x-*"), "{after:?}");
