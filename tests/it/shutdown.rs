@@ -36,23 +36,26 @@ async fn shutdown_reports_not_serving_then_drains_in_flight_rpcs() {
             })
             .await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The call is at Okta (it used the fault up) when shutdown starts.
+    common::eventually(common::PATIENCE, "the slow call reaches Okta", async || {
+        app.pending_faults().await.is_empty()
+    })
+    .await;
     app.begin_shutdown();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
     for service in ["", "identity.v1.UserService", "identity.v1.GroupService"] {
-        let status = app
-            .health
-            .clone()
-            .check(check(service))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            status.status,
-            ServingStatus::NotServing as i32,
-            "service {service:?}"
-        );
+        let what = format!("health reports {service:?} NOT_SERVING");
+        common::eventually(common::PATIENCE, &what, async || {
+            let status = app
+                .health
+                .clone()
+                .check(check(service))
+                .await
+                .unwrap()
+                .into_inner();
+            status.status == ServingStatus::NotServing as i32
+        })
+        .await;
     }
     // The in-flight call got Okta's answer (NOT_FOUND), not a dropped connection.
     let answered = in_flight.await.unwrap().unwrap_err();

@@ -192,6 +192,13 @@ impl TestApp {
         serde_json::from_value(answer).unwrap()
     }
 
+    /// The injected faults not used up yet (a fault is used when a request arrives, before
+    /// any delay it adds).
+    pub async fn pending_faults(&self) -> Vec<Value> {
+        let answer = answer_json(self.http.get(self.admin_url("faults"))).await;
+        serde_json::from_value(answer).unwrap()
+    }
+
     /// Forgets the requests received so far.
     pub async fn clear_sim_requests(&self) {
         self.http
