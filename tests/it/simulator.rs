@@ -882,7 +882,13 @@ async fn concurrency_limit_429_has_zero_limit() {
     };
     let a = tokio::spawn(slow(s.c.clone(), format!("{}/api/v1/groups", s.base)));
     let b = tokio::spawn(slow(s.c.clone(), format!("{}/api/v1/groups", s.base)));
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Both hold a slot once they have used the fault up (it delays them two seconds).
+    crate::common::eventually(
+        crate::common::PATIENCE,
+        "both slow calls arrive",
+        async || s.admin("GET", "/__sim/faults", None).await.body == json!([]),
+    )
+    .await;
     let r = s.get("/api/v1/users").await;
     r.assert_error(429, "E0000047");
     assert_eq!(r.header("x-rate-limit-limit"), "0");
