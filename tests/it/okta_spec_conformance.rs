@@ -73,6 +73,9 @@ fn find_prism() -> Option<PathBuf> {
     None
 }
 
+/// The path of the request [`Prism::stop`] sends last (a user that does not exist).
+const LAST_REQUEST_PATH: &str = "/api/v1/users/00uPRISMLASTREQUEST0";
+
 /// A running `prism proxy` and every line it has printed.
 struct Prism {
     child: Child,
@@ -114,9 +117,26 @@ impl Prism {
         Self { child, url, lines }
     }
 
-    /// Stops Prism and returns what it printed.
+    /// Stops Prism once it has printed everything about the requests sent through it, and
+    /// returns what it printed. Prism prints through a log pipeline of its own, so its lines
+    /// about a request may follow its answer; one more request of the test's own, sent last,
+    /// is printed after all of them.
     async fn stop(mut self) -> Vec<String> {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await; // let the last lines arrive
+        reqwest::Client::new()
+            .get(format!("{}{LAST_REQUEST_PATH}", self.url))
+            .header("Authorization", format!("SSWS {}", common::SIM_TOKEN))
+            .send()
+            .await
+            .unwrap();
+        common::eventually(
+            common::PATIENCE,
+            "Prism prints the last request",
+            async || {
+                let lines = self.lines.lock().unwrap();
+                lines.iter().any(|line| line.contains(LAST_REQUEST_PATH))
+            },
+        )
+        .await;
         let _ = self.child.kill().await;
         self.lines.lock().unwrap().clone()
     }
@@ -145,11 +165,12 @@ fn by_id(user: &User) -> UserLifecycleRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
     let Some(prism_binary) = find_prism() else {
         return;
     };
+    let (logs, _guard) = common::capture_logs();
     let sim = common::start_simulator().await;
     let prism = Prism::start(&prism_binary, &sim.base_url()).await;
     let proxy_url = prism.url.clone();
@@ -471,6 +492,8 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         }
     }
     drop(watch);
+    // The watch's poller has stopped: none of its polls comes after the test's last request.
+    logs.wait_for("system log poller stopped").await;
 
     // Devices: list (plain, paged, searched), get, the whole lifecycle, refusals, delete, links.
     let device_ids = app
@@ -596,9 +619,8 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         .await
         .unwrap();
 
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await; // the watch's poller stops
-    let okta_requests = app.sim_requests().await.len();
     let output = prism.stop().await;
+    let okta_requests = app.sim_requests().await.len();
     let forwarded = output
         .iter()
         .filter(|line| line.contains("Request received"))
