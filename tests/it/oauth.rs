@@ -325,7 +325,8 @@ async fn at_expiry_many_concurrent_rpcs_share_one_token_request() {
         .unwrap();
     assert_eq!(oauth_stats(&sim).await["token_requests"], 1);
 
-    // Past the token's lifetime: every RPC needs the new token at the same moment.
+    // Past the token's lifetime (time passing is the scenario): every RPC needs the new token
+    // at the same moment. The second token request below shows the first token had expired.
     tokio::time::sleep(Duration::from_millis(2_300)).await;
     let calls = (0..32).map(|_| {
         let mut users = gateway.users.clone();
@@ -901,6 +902,7 @@ async fn clients_can_come_from_a_seed_document_and_tokens_expire() {
     let http = reqwest::Client::new();
     let get = || http.get(&users).bearer_auth(&token).send();
     assert_eq!(get().await.unwrap().status(), 200);
+    // Time passing is the scenario: past the token's one-second lifetime, it is refused.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let response = get().await.unwrap();
     assert_eq!(response.status(), 401);
