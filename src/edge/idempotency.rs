@@ -99,9 +99,11 @@ impl super::Step for Idempotency {
     fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let path = request.uri().path().to_owned();
         let traits = methods::of(&path);
-        let input = request_message(&path);
-        let (Some(input), true, false) = (input, traits.changes_okta(), traits.server_streaming)
-        else {
+        // Reads pass at the cost of one lookup: only a change has a request message to read.
+        let input = (traits.changes_okta() && !traits.server_streaming)
+            .then(|| request_message(&path))
+            .flatten();
+        let Some(input) = input else {
             return Box::pin(next.call(request));
         };
         let caller = match request.extensions().get::<Authentication>() {
