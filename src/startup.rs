@@ -28,6 +28,7 @@ use crate::edge::authenticate::Authenticate;
 use crate::edge::authorize::Authorize;
 use crate::edge::deadline::Deadline;
 use crate::edge::fairness::Fairness;
+use crate::edge::idempotency::{IDEMPOTENCY_TTL, Idempotency};
 use crate::edge::shed::Shed;
 use crate::edge::{EdgeLayer, request_size};
 use crate::proto::device_service_server::DeviceServiceServer;
@@ -169,6 +170,9 @@ impl Application {
             .layer(EdgeLayer::new(Authenticate::new(authenticator)))
             .layer(EdgeLayer::new(Audit))
             .layer(EdgeLayer::new(Authorize::new(authorizer.clone())))
+            // Inside authorization, so only allowed changes are remembered, and outside
+            // fairness, so a retry answered from the table spends no share of Okta.
+            .layer(EdgeLayer::new(Idempotency::new(IDEMPOTENCY_TTL, max_bytes)))
             .layer(EdgeLayer::new(Fairness::new(
                 all_settings.fairness.clone(),
                 authorizer,

@@ -327,3 +327,37 @@ pub fn read_only(method: &str) -> Status {
         details,
     )
 }
+
+/// INVALID_ARGUMENT for a `request_id` that is not a UUID (AIP-155): ids that are not unique by
+/// construction would make unrelated changes collide.
+pub fn request_id_not_uuid() -> Status {
+    invalid_argument(vec![FieldViolation::new(
+        "request_id",
+        "must be a UUID (for example 1b4e28ba-2fa1-11d2-883f-0016d3cca427), or empty",
+    )])
+}
+
+/// INVALID_ARGUMENT for a `request_id` this caller already used for a different request of the
+/// same method: the id names the first change, and the gateway will not guess which was meant.
+pub fn request_id_reused() -> Status {
+    invalid_argument(vec![FieldViolation::new(
+        "request_id",
+        "was already used by this caller for a different request to this method; \
+         use a new id for a new change",
+    )])
+}
+
+/// UNAVAILABLE with reason `OUTCOME_UNKNOWN` for a change whose first attempt ended without an
+/// answer the gateway could keep (the server stopped under it).
+pub fn outcome_lost() -> Status {
+    with_info(
+        Code::Unavailable,
+        "the change's first attempt ended without an answer; it may or may not have been \
+         carried out by Okta: read the resource before repeating it",
+        reason::OUTCOME_UNKNOWN,
+        HashMap::from([(
+            "check".to_owned(),
+            "the resource the change named".to_owned(),
+        )]),
+    )
+}

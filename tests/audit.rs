@@ -27,6 +27,7 @@ async fn each_change_and_each_refusal_is_audited_with_the_caller_and_no_credenti
     let mut users = app.users.clone();
     let lifecycle = || UserLifecycleRequest {
         user_id: bob.clone(),
+        ..Default::default()
     };
     let get_bob = |key: &str| {
         keyed(
@@ -58,6 +59,7 @@ async fn each_change_and_each_refusal_is_audited_with_the_caller_and_no_credenti
             GroupMemberRequest {
                 group_id: group.to_owned(),
                 user_id: bob.clone(),
+                ..Default::default()
             },
             key("reader"),
         ))
@@ -71,6 +73,7 @@ async fn each_change_and_each_refusal_is_audited_with_the_caller_and_no_credenti
                     ..User::default()
                 }),
                 update_mask: None,
+                ..Default::default()
             },
             key("reader"),
         ))

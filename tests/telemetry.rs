@@ -139,6 +139,7 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
         .clone()
         .suspend_user(UserLifecycleRequest {
             user_id: user_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

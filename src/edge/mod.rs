@@ -2,8 +2,9 @@
 //! outermost first (`startup.rs` stacks them in this order, inside the RPC's telemetry):
 //! [`deadline`] (DEADLINE_EXCEEDED at the caller's deadline, so everything below is bounded by
 //! it), [`shed`] (load shedding), [`authenticate`] (who is calling), [`audit`] (the audit record
-//! of changes and refusals), [`authorize`] (the policy, read-only mode, group scope) and
-//! [`fairness`] (each caller's share), then [`request_size`] directly around the services.
+//! of changes and refusals), [`authorize`] (the policy, read-only mode, group scope),
+//! [`idempotency`] (a change named by a `request_id` is made once) and [`fairness`] (each
+//! caller's share), then [`request_size`] directly around the services.
 //!
 //! Each layer is a [`Step`]: what it does with one request, given the rest of the stack as
 //! [`Next`]; [`EdgeLayer`] is the tower plumbing they share. tower has no asynchronous
@@ -22,6 +23,7 @@ pub mod authenticate;
 pub mod authorize;
 pub mod deadline;
 pub mod fairness;
+pub mod idempotency;
 pub mod named_ids;
 pub mod request_size;
 pub mod shed;

@@ -44,7 +44,7 @@ where
 }
 
 /// The request message type of the RPC at `path`.
-fn request_message(path: &str) -> Option<MessageDescriptor> {
+pub(super) fn request_message(path: &str) -> Option<MessageDescriptor> {
     let (service, method) = path.trim_start_matches('/').split_once('/')?;
     let service = SERVED.as_ref()?.get_service_by_name(service)?;
     let method = service.methods().find(|known| known.name() == method)?;
@@ -81,7 +81,7 @@ fn note_id(cx: &RequestContext, field: &str, text: &str) {
 }
 
 /// Decodes one message of a type known only at run time.
-struct DynamicDecoder(MessageDescriptor);
+pub(super) struct DynamicDecoder(pub(super) MessageDescriptor);
 
 impl Decoder for DynamicDecoder {
     type Item = DynamicMessage;

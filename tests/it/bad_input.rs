@@ -62,6 +62,7 @@ async fn hostile_ids_are_invalid_argument_and_never_reach_okta() {
             users
                 .suspend_user(UserLifecycleRequest {
                     user_id: id.clone(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err(),
@@ -82,6 +83,7 @@ async fn hostile_ids_are_invalid_argument_and_never_reach_okta() {
                 .add_group_member(GroupMemberRequest {
                     group_id: valid.clone(),
                     user_id: id.clone(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err(),
@@ -595,6 +597,7 @@ async fn thousands_of_bad_values_still_get_a_small_readable_invalid_argument() {
                 ..Default::default()
             }),
             update_mask: Some(FieldMask { paths }),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -122,6 +122,7 @@ impl Delegation {
             GroupMemberRequest {
                 group_id: self.group(group),
                 user_id: user_id.to_owned(),
+                ..Default::default()
             },
             key("team-x"),
         );
@@ -138,6 +139,7 @@ impl Delegation {
             user_id: user_id.to_owned(),
             send_email: false,
             revoke_sessions: false,
+            ..Default::default()
         };
         let mut users = self.app.users.clone();
         let answer = users.reset_password(keyed(request, key("team-x"))).await?;

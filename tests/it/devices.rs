@@ -62,6 +62,7 @@ fn id_of(seeded: &Value, name: &str) -> String {
 fn lifecycle(device_id: &str) -> DeviceLifecycleRequest {
     DeviceLifecycleRequest {
         device_id: device_id.to_owned(),
+        ..Default::default()
     }
 }
 
@@ -399,6 +400,7 @@ async fn only_deactivated_devices_are_deleted() {
         let refused = client
             .delete_device(DeleteDeviceRequest {
                 device_id: id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -424,6 +426,7 @@ async fn only_deactivated_devices_are_deleted() {
     client
         .delete_device(DeleteDeviceRequest {
             device_id: id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -573,6 +576,7 @@ async fn unknown_devices_and_users_are_not_found() {
         client
             .delete_device(DeleteDeviceRequest {
                 device_id: missing.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_err(),
@@ -638,6 +642,7 @@ async fn bad_inputs_are_invalid_argument_and_never_reach_okta() {
             client
                 .delete_device(DeleteDeviceRequest {
                     device_id: id.clone(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err(),

@@ -211,6 +211,7 @@ async fn search_applies_each_structured_filter_keywords_and_order() {
         .clone()
         .suspend_user(UserLifecycleRequest {
             user_id: ada_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -34,6 +34,7 @@ async fn get_user(app: &TestApp, user_id: &str) -> Result<User, Status> {
 async fn suspend(app: &TestApp, user_id: &str) -> Result<User, Status> {
     let request = UserLifecycleRequest {
         user_id: user_id.to_owned(),
+        ..Default::default()
     };
     let response = app
         .users
@@ -265,6 +266,7 @@ async fn every_transition_whose_answer_is_lost_is_retried_and_found_carried_out(
                 users
                     .suspend_user(with_deadline(UserLifecycleRequest {
                         user_id: user_id_field,
+                        ..Default::default()
                     }))
                     .await
             }
@@ -272,6 +274,7 @@ async fn every_transition_whose_answer_is_lost_is_retried_and_found_carried_out(
                 users
                     .unsuspend_user(with_deadline(UserLifecycleRequest {
                         user_id: user_id_field,
+                        ..Default::default()
                     }))
                     .await
             }
@@ -279,6 +282,7 @@ async fn every_transition_whose_answer_is_lost_is_retried_and_found_carried_out(
                 users
                     .unlock_user(with_deadline(UserLifecycleRequest {
                         user_id: user_id_field,
+                        ..Default::default()
                     }))
                     .await
             }
@@ -286,6 +290,7 @@ async fn every_transition_whose_answer_is_lost_is_retried_and_found_carried_out(
                 .activate_user(with_deadline(ActivateUserRequest {
                     user_id: user_id_field,
                     send_email: false,
+                    ..Default::default()
                 }))
                 .await
                 .map(|response| response.map(|activated| activated.user.unwrap())),
@@ -294,6 +299,7 @@ async fn every_transition_whose_answer_is_lost_is_retried_and_found_carried_out(
                     .deactivate_user(with_deadline(DeactivateUserRequest {
                         user_id: user_id_field,
                         send_email: false,
+                        ..Default::default()
                     }))
                     .await
             }

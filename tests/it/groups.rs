@@ -237,6 +237,7 @@ async fn membership_changes_are_idempotent_and_visible_in_the_users_groups() {
     let membership = GroupMemberRequest {
         group_id: group_id.clone(),
         user_id: user_id.clone(),
+        ..Default::default()
     };
     let mut groups = app.groups.clone();
 
@@ -255,6 +256,7 @@ async fn membership_changes_are_idempotent_and_visible_in_the_users_groups() {
         .add_group_member(GroupMemberRequest {
             group_id,
             user_id: "00u00000000000000000".to_owned(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -455,6 +457,7 @@ async fn with_the_cache_repeated_reads_stay_off_okta_and_the_gateways_writes_sho
     let membership = GroupMemberRequest {
         group_id: group_id.clone(),
         user_id: user_id.clone(),
+        ..Default::default()
     };
     app.groups
         .clone()
@@ -574,6 +577,7 @@ async fn a_member_page_read_begun_before_a_membership_change_is_never_its_answer
             .add_group_member(GroupMemberRequest {
                 group_id: group_id.clone(),
                 user_id: user_id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap();

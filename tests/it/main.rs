@@ -22,6 +22,7 @@ mod events;
 mod faults;
 mod groups;
 mod grpcurl;
+mod idempotency;
 mod jwt;
 mod mtls;
 mod oauth;

@@ -249,6 +249,7 @@ fn list_users() -> ListUsersRequest {
 fn suspend(user_id: &str) -> UserLifecycleRequest {
     UserLifecycleRequest {
         user_id: user_id.to_owned(),
+        ..Default::default()
     }
 }
 

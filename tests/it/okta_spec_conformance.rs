@@ -162,6 +162,7 @@ fn profile(login: &str) -> UserProfile {
 fn by_id(user: &User) -> UserLifecycleRequest {
     UserLifecycleRequest {
         user_id: user.id.clone(),
+        ..Default::default()
     }
 }
 
@@ -300,6 +301,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
                     "profile.custom_attributes.badge".into(),
                 ],
             }),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -309,6 +311,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         .activate_user(ActivateUserRequest {
             user_id: staged.id.clone(),
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -316,6 +319,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         .reactivate_user(ReactivateUserRequest {
             user_id: provisioned.id.clone(),
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -326,6 +330,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         .expire_password(ExpirePasswordRequest {
             user_id: staged.id.clone(),
             issue_temporary_password: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -333,6 +338,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         .expire_password(ExpirePasswordRequest {
             user_id: staged.id.clone(),
             issue_temporary_password: true,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -341,6 +347,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
             user_id: staged.id.clone(),
             send_email: false,
             revoke_sessions: true,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -413,6 +420,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
     let membership = GroupMemberRequest {
         group_id: group_id.clone(),
         user_id: provisioned.id.clone(),
+        ..Default::default()
     };
     groups.add_group_member(membership.clone()).await.unwrap();
     groups.remove_group_member(membership).await.unwrap();
@@ -549,6 +557,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         .unwrap();
     let mac = DeviceLifecycleRequest {
         device_id: device_id("SPEC-MAC"),
+        ..Default::default()
     };
     devices
         .get_device(GetDeviceRequest {
@@ -579,12 +588,14 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
     devices
         .delete_device(DeleteDeviceRequest {
             device_id: device_id("SPEC-PHONE"),
+            ..Default::default()
         })
         .await
         .unwrap_err(); // refused by the gateway before Okta's delete
     devices
         .delete_device(DeleteDeviceRequest {
             device_id: device_id("SPEC-OLD"),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -600,6 +611,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
         .deactivate_user(DeactivateUserRequest {
             user_id: staged.id.clone(),
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -615,6 +627,7 @@ async fn every_request_the_gateway_sends_is_valid_against_oktas_spec() {
             user_id: provisioned.id.clone(),
             deactivate_first: true,
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap();

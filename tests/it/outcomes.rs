@@ -190,13 +190,16 @@ impl Rpc {
         let user_id = target.user.clone();
         let lifecycle = || UserLifecycleRequest {
             user_id: user_id.clone(),
+            ..Default::default()
         };
         let device = || DeviceLifecycleRequest {
             device_id: target.device.clone(),
+            ..Default::default()
         };
         let member = || GroupMemberRequest {
             group_id: target.group.clone(),
             user_id: user_id.clone(),
+            ..Default::default()
         };
         match self {
             Rpc::CreateUser => users
@@ -216,6 +219,7 @@ impl Rpc {
                     update_mask: Some(prost_types::FieldMask {
                         paths: vec!["profile.first_name".to_owned()],
                     }),
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -230,6 +234,7 @@ impl Rpc {
                 .activate_user(ActivateUserRequest {
                     user_id: user_id.clone(),
                     send_email,
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -237,6 +242,7 @@ impl Rpc {
                 .reactivate_user(ReactivateUserRequest {
                     user_id: user_id.clone(),
                     send_email: false,
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -244,6 +250,7 @@ impl Rpc {
                 .deactivate_user(DeactivateUserRequest {
                     user_id: user_id.clone(),
                     send_email,
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -255,6 +262,7 @@ impl Rpc {
                     user_id: user_id.clone(),
                     send_email,
                     revoke_sessions: false,
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -262,6 +270,7 @@ impl Rpc {
                 .expire_password(ExpirePasswordRequest {
                     user_id: user_id.clone(),
                     issue_temporary_password: temporary,
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -274,6 +283,7 @@ impl Rpc {
             Rpc::DeleteDevice => devices
                 .delete_device(DeleteDeviceRequest {
                     device_id: target.device.clone(),
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -360,11 +370,6 @@ async fn okta_get(app: &TestApp, path: String) -> Option<Value> {
         response.status()
     );
     Some(response.json().await.unwrap())
-}
-
-async fn clear_faults(app: &TestApp) {
-    let url = format!("{}/__sim/faults", app.sim.base_url());
-    app.http.delete(url).send().await.unwrap();
 }
 
 async fn connect_devices(app: &TestApp) -> DeviceServiceClient<Channel> {
@@ -464,7 +469,7 @@ async fn every_write_whose_outcome_a_fault_left_open_is_answered_as_the_org_show
         app.clear_sim_requests().await;
         app.inject_fault(injected).await;
         let answer = rpc.call(&app, &mut devices, &target).await;
-        clear_faults(&app).await;
+        app.clear_faults().await;
         let writes_sent = app
             .sim_requests()
             .await
@@ -563,7 +568,10 @@ async fn a_refusal_after_a_429_is_not_taken_for_a_lost_answer() {
     let status = app
         .users
         .clone()
-        .suspend_user(UserLifecycleRequest { user_id })
+        .suspend_user(UserLifecycleRequest {
+            user_id,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
@@ -589,6 +597,7 @@ async fn an_emailing_reset_is_repeated_after_a_429_only() {
                 user_id,
                 send_email: true,
                 revoke_sessions: false,
+                ..Default::default()
             })
             .await;
         assert_eq!(

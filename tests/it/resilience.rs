@@ -187,6 +187,7 @@ async fn a_membership_change_whose_answer_is_lost_is_retried_into_exactly_one_me
         .add_group_member(identity_gateway::proto::GroupMemberRequest {
             group_id: group_id.clone(),
             user_id: user_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

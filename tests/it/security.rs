@@ -84,6 +84,7 @@ async fn read_only_mode_refuses_every_change_before_okta_and_serves_reads() {
         .users
         .suspend_user(UserLifecycleRequest {
             user_id: user_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -183,10 +184,12 @@ async fn call(app: &TestApp, key: &str, rpc: &str, user: &str, group: &str) -> R
     let (mut users, mut groups) = (app.users.clone(), app.groups.clone());
     let lifecycle = || UserLifecycleRequest {
         user_id: user.to_owned(),
+        ..Default::default()
     };
     let member = || GroupMemberRequest {
         group_id: group.to_owned(),
         user_id: user.to_owned(),
+        ..Default::default()
     };
     match rpc {
         "GetUser" => users.get_user(keyed(get_user(user), key)).await.map(drop),
@@ -732,6 +735,7 @@ async fn a_change_cut_short_by_the_deadline_is_still_audited() {
     let request = keyed(
         UserLifecycleRequest {
             user_id: user_id.clone(),
+            ..Default::default()
         },
         key("ops"),
     );

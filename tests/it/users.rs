@@ -52,6 +52,7 @@ async fn a_user_goes_through_the_whole_lifecycle_with_the_state_checked_after_ea
         .activate_user(ActivateUserRequest {
             user_id: created.id.clone(),
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -69,6 +70,7 @@ async fn a_user_goes_through_the_whole_lifecycle_with_the_state_checked_after_ea
 
     let lifecycle = |user_id: &str| UserLifecycleRequest {
         user_id: user_id.to_owned(),
+        ..Default::default()
     };
     let suspended = users
         .suspend_user(lifecycle(&created.id))
@@ -110,6 +112,7 @@ async fn a_user_goes_through_the_whole_lifecycle_with_the_state_checked_after_ea
         .deactivate_user(DeactivateUserRequest {
             user_id: created.id.clone(),
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -143,6 +146,7 @@ async fn delete_with_deactivate_first_removes_an_active_user_in_one_call() {
             user_id: user_id.clone(),
             deactivate_first: true,
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -162,6 +166,7 @@ async fn wrong_state_transitions_are_failed_precondition_with_okta_codes() {
     let mut users = app.users.clone();
     let request = || UserLifecycleRequest {
         user_id: user_id.clone(),
+        ..Default::default()
     };
 
     let unlock = users.unlock_user(request()).await.unwrap_err();
@@ -176,6 +181,7 @@ async fn wrong_state_transitions_are_failed_precondition_with_okta_codes() {
         .activate_user(ActivateUserRequest {
             user_id: user_id.clone(),
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -192,7 +198,10 @@ async fn a_locked_out_user_is_unlocked() {
     let unlocked = app
         .users
         .clone()
-        .unlock_user(UserLifecycleRequest { user_id })
+        .unlock_user(UserLifecycleRequest {
+            user_id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -209,6 +218,7 @@ async fn password_reset_and_expiry_report_the_new_status_and_links() {
         .expire_password(ExpirePasswordRequest {
             user_id: user_id.clone(),
             issue_temporary_password: true,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -224,6 +234,7 @@ async fn password_reset_and_expiry_report_the_new_status_and_links() {
             user_id: user_id.clone(),
             send_email: false,
             revoke_sessions: true,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -257,6 +268,7 @@ async fn a_user_activated_without_password_is_provisioned_and_can_be_reactivated
         .reactivate_user(ReactivateUserRequest {
             user_id: created.id,
             send_email: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -413,6 +425,7 @@ async fn update_changes_only_the_masked_fields_and_clears_empty_ones() {
             update_mask: Some(FieldMask {
                 paths: vec!["profile.first_name".to_owned(), "profile.title".to_owned()],
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -581,6 +594,7 @@ async fn identical_concurrent_reads_share_one_okta_call_and_writes_are_never_rea
     let suspended = users
         .suspend_user(UserLifecycleRequest {
             user_id: user_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()

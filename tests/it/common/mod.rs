@@ -213,6 +213,15 @@ impl TestApp {
         self.admin(reqwest::Method::POST, "faults", &fault).await;
     }
 
+    /// Removes every fault not yet spent.
+    pub async fn clear_faults(&self) {
+        self.http
+            .delete(self.admin_url("faults"))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Replaces the simulator's fault modes (`PUT /__sim/fault-modes`); returns them as now in
     /// effect.
     pub async fn set_fault_modes(&self, modes: Value) -> Value {
@@ -345,6 +354,7 @@ pub fn get_user(id: &str) -> GetUserRequest {
 pub fn lifecycle(id: &str) -> UserLifecycleRequest {
     UserLifecycleRequest {
         user_id: id.to_owned(),
+        ..Default::default()
     }
 }
 
