@@ -80,6 +80,12 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   the staleness bound for changes made outside the gateway, whose own writes invalidate:
   cache.group_discovery_ttl_ms  IDGW_CACHE__GROUP_DISCOVERY_TTL_MS  0  (off; at most 60000)
   cache.group_discovery_max_objects  IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS  10000
+  Replicas sharing one Valkey/Redis server (off: every guarantee holds within one process):
+  coordination.redis_url     IDGW_COORDINATION__REDIS_URL   (redis:// or rediss://; a secret)
+  coordination.redis_password_file  IDGW_COORDINATION__REDIS_PASSWORD_FILE  (for a URL without one)
+  coordination.idempotency_ttl_s  IDGW_COORDINATION__IDEMPOTENCY_TTL_S  3600  (request_id outcomes kept)
+  coordination.idempotency_when_unavailable  IDGW_COORDINATION__IDEMPOTENCY_WHEN_UNAVAILABLE  refuse
+                                                             (refuse | proceed: a request_id change without the server)
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (traces and metrics; http:// or https://)
   telemetry.otlp_certificate_file  OTEL_EXPORTER_OTLP_CERTIFICATE  (PEM CA for https; default: system roots)
   telemetry.otlp_client_certificate_file  OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE  (mutual TLS to the collector)

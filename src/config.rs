@@ -46,6 +46,9 @@ pub struct Settings {
     pub fairness: FairnessSettings,
     /// The optional group-discovery cache.
     pub cache: CacheSettings,
+    /// The optional Valkey/Redis server through which replicas share what must hold
+    /// cluster-wide.
+    pub coordination: CoordinationSettings,
 }
 
 /// `fairness`: how much of the gateway and of Okta's rate limits one authenticated caller may
@@ -250,6 +253,44 @@ impl CacheSettings {
         (self.group_discovery_ttl_ms > 0)
             .then(|| Duration::from_millis(self.group_discovery_ttl_ms))
     }
+}
+
+/// `coordination`: replicas of the gateway share changes named by a `request_id` through a
+/// Valkey/Redis server, so a retry on any replica finds the first attempt's outcome. Without
+/// `redis_url` every guarantee holds within one process, as with a single replica.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinationSettings {
+    /// `redis://host:port/db` or `rediss://` (TLS); a secret, since it may carry a password.
+    pub redis_url: Option<SecretString>,
+    /// A file holding the server's password, for a URL that carries none (a Kubernetes Secret).
+    pub redis_password_file: Option<PathBuf>,
+    /// How long the outcome of a change named by a `request_id` is kept, in seconds.
+    pub idempotency_ttl_s: u64,
+    /// What a change named by a `request_id` gets while the server cannot be reached.
+    pub idempotency_when_unavailable: WhenUnavailable,
+}
+
+impl Default for CoordinationSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_password_file: None,
+            idempotency_ttl_s: 3600,
+            idempotency_when_unavailable: WhenUnavailable::Refuse,
+        }
+    }
+}
+
+/// What a change named by a `request_id` gets while the shared table cannot be reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenUnavailable {
+    /// UNAVAILABLE, so a retry on another replica cannot repeat a change this one made.
+    #[default]
+    Refuse,
+    /// Made once per replica at least: the table of this process answers retries that reach it.
+    Proceed,
 }
 
 /// Where and how traces and metrics are exported. The standard `OTEL_*` variables fill these
@@ -723,6 +764,7 @@ impl Settings {
             problems.push("`telemetry.traces_sampler_arg` must be between 0 and 1".to_owned());
         }
         problems.extend(crate::telemetry::export_problems(telemetry));
+        problems.extend(crate::coordination::problems(&self.coordination));
         if let Err(problem) = crate::telemetry::key_value_list(&telemetry.resource_attributes) {
             problems.push(format!("`telemetry.resource_attributes`: {problem}"));
         }

@@ -16,6 +16,7 @@ pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod coordination;
 pub mod edge;
 pub mod methods;
 pub mod proto;

@@ -23,12 +23,13 @@ use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
 use crate::auth::{Authenticator, server_tls_config};
 use crate::authz::Authorizer;
 use crate::config::Settings;
+use crate::coordination::Coordination;
 use crate::edge::audit::Audit;
 use crate::edge::authenticate::Authenticate;
 use crate::edge::authorize::Authorize;
 use crate::edge::deadline::Deadline;
 use crate::edge::fairness::Fairness;
-use crate::edge::idempotency::{IDEMPOTENCY_TTL, Idempotency};
+use crate::edge::idempotency::Idempotency;
 use crate::edge::shed::Shed;
 use crate::edge::{EdgeLayer, request_size};
 use crate::proto::device_service_server::DeviceServiceServer;
@@ -116,6 +117,7 @@ impl Application {
             discovery_cache(ttl, cache_settings.group_discovery_max_objects)
         });
         let reads = CoalescedReads::new(cache_opt);
+        let coordination = Coordination::from_settings(&all_settings.coordination)?;
         let token_key = TokenKey::from_settings(settings.token_key_file.as_deref())
             .map_err(|problem| anyhow::anyhow!("`grpc.token_key_file`: {problem}"))?;
         let users = UserServiceServer::new(UsersApi::new(
@@ -172,7 +174,11 @@ impl Application {
             .layer(EdgeLayer::new(Authorize::new(authorizer.clone())))
             // Inside authorization, so only allowed changes are remembered, and outside
             // fairness, so a retry answered from the table spends no share of Okta.
-            .layer(EdgeLayer::new(Idempotency::new(IDEMPOTENCY_TTL, max_bytes)))
+            .layer(EdgeLayer::new(Idempotency::new(
+                &all_settings.coordination,
+                coordination,
+                max_bytes,
+            )))
             .layer(EdgeLayer::new(Fairness::new(
                 all_settings.fairness.clone(),
                 authorizer,

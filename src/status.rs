@@ -83,6 +83,9 @@ pub mod reason {
     /// A write may or may not have taken effect (its answer was lost and a read could not
     /// tell): `ErrorInfo.metadata["check"]` says what to look at before repeating it.
     pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
+    /// A change named by a `request_id` was refused before anything was done: the server that
+    /// replicas share their record of changes through cannot be reached.
+    pub const COORDINATION_UNAVAILABLE: &str = "COORDINATION_UNAVAILABLE";
 }
 
 /// The details every status starts from: ErrorInfo with `reason` and `metadata`, to which a
@@ -345,6 +348,19 @@ pub fn request_id_reused() -> Status {
         "was already used by this caller for a different request to this method; \
          use a new id for a new change",
     )])
+}
+
+/// UNAVAILABLE for a change named by a `request_id` while the shared record of changes cannot
+/// be reached (`coordination.idempotency_when_unavailable: refuse`): nothing was done, and a
+/// retry is safe.
+pub fn coordination_unavailable() -> Status {
+    with_info(
+        Code::Unavailable,
+        "the change was not made: the record of changes replicas share cannot be reached, so a \
+         retry on another replica could not be answered from it; retry with the same request_id",
+        reason::COORDINATION_UNAVAILABLE,
+        HashMap::new(),
+    )
 }
 
 /// UNAVAILABLE with reason `OUTCOME_UNKNOWN` for a change whose first attempt ended without an

@@ -17,7 +17,7 @@ use tonic::Code;
 
 const REQUEST_ID: &str = "6f1c1d9e-3b7a-4c55-9a41-2f0e8d7c6b5a";
 
-fn new_user(login: &str, first_name: &str, request_id: &str) -> CreateUserRequest {
+pub(crate) fn new_user(login: &str, first_name: &str, request_id: &str) -> CreateUserRequest {
     CreateUserRequest {
         profile: Some(UserProfile {
             login: login.to_owned(),
@@ -32,7 +32,7 @@ fn new_user(login: &str, first_name: &str, request_id: &str) -> CreateUserReques
 }
 
 /// How many users the simulated org holds with `login`, read from its own API.
-async fn users_with_login(app: &TestApp, login: &str) -> usize {
+pub(crate) async fn users_with_login(app: &TestApp, login: &str) -> usize {
     let search =
         url::form_urlencoded::byte_serialize(format!("profile.login eq \"{login}\"").as_bytes())
             .collect::<String>();
@@ -50,11 +50,14 @@ async fn users_with_login(app: &TestApp, login: &str) -> usize {
     answer.len()
 }
 
-async fn creates_sent(app: &TestApp) -> usize {
+pub(crate) async fn creates_sent(app: &TestApp) -> usize {
     app.sim_statuses("POST", "/api/v1/users").await.len()
 }
 
-async fn create(app: &TestApp, request: CreateUserRequest) -> Result<User, tonic::Status> {
+pub(crate) async fn create(
+    app: &TestApp,
+    request: CreateUserRequest,
+) -> Result<User, tonic::Status> {
     app.users
         .clone()
         .create_user(request)

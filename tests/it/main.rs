@@ -31,6 +31,7 @@ mod okta_spec_conformance;
 mod outcomes;
 mod properties;
 mod readme_recipes;
+mod replicas;
 mod resilience;
 mod security;
 mod settings_reference;

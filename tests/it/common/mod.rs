@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 pub mod callers;
+pub mod valkey;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,8 @@ pub struct TestApp {
     pub users: UserServiceClient<Channel>,
     pub groups: GroupServiceClient<Channel>,
     pub health: HealthClient<Channel>,
-    pub sim: Simulator,
+    /// Shared by the replicas of [`spawn_replica`].
+    pub sim: Arc<Simulator>,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -62,6 +64,11 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns with settings adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_gateway_for(start_simulator().await, configure).await
+}
+
+/// Starts another gateway in front of `app`'s simulator: a replica of the same deployment.
+pub async fn spawn_replica(app: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_gateway_for(app.sim.clone(), configure).await
 }
 
 /// Starts an empty simulated org with no rate limits, accepting [`SIM_TOKEN`].
@@ -93,7 +100,11 @@ async fn answer_json(request: reqwest::RequestBuilder) -> Value {
 
 /// Starts the gateway in front of `sim` (or of `okta.org_url` when `configure` sets one, for a
 /// proxy placed between the two).
-pub async fn spawn_gateway_for(sim: Simulator, configure: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn spawn_gateway_for(
+    sim: impl Into<Arc<Simulator>>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let sim = sim.into();
     let mut settings = test_settings();
     configure(&mut settings);
     let target = OktaTarget {

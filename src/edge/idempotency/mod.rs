@@ -14,39 +14,46 @@
 //! Every other answer is remembered, `OUTCOME_UNKNOWN` included: repeating the change could
 //! make it twice, so the retry is told the same.
 //!
-//! The table lives in this process, for `IDEMPOTENCY_TTL` after the first attempt began.
+//! With `coordination.redis_url` the table is shared by every replica (`shared.rs`), so a retry
+//! that reaches another replica is answered the same; without it, or while the server cannot
+//! be reached and `coordination.idempotency_when_unavailable` is `proceed`, it lives in this
+//! process (`local.rs`). While the server cannot be reached and the setting is `refuse` (the
+//! default), a change with a `request_id` is refused with UNAVAILABLE before anything is done:
+//! made without the shared table, a retry on another replica could make it again.
 
-use std::convert::Infallible;
-use std::sync::Arc;
+mod local;
+mod recorded;
+mod shared;
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::Frame;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full, Limited};
 use prost_reflect::{DynamicMessage, Value};
-use tokio::sync::watch;
+use tonic::Code;
 use tonic::codec::Streaming;
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
+use self::local::LocalTable;
+use self::recorded::{RecordedAnswer, record};
+use self::shared::SharedTable;
 use super::named_ids::{DynamicDecoder, request_message};
-use super::{Answer, Inner, Next, Request, Response};
+use super::{Answer, Inner, Next, Request};
 use crate::auth::Authentication;
+use crate::config::{CoordinationSettings, WhenUnavailable};
+use crate::coordination::Coordination;
 use crate::methods;
 use crate::status;
 
 /// The request field that names a change (AIP-155).
 pub const REQUEST_ID_FIELD: &str = "request_id";
-/// How long an outcome is remembered after the first attempt began.
-pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(3600);
-/// Most changes remembered at once; the oldest make room. An answer is a few KiB at most (one
-/// user), so this bounds the table to tens of MiB.
-const MAX_REMEMBERED: u64 = 20_000;
 
 /// Remembers the outcomes of changes named by a `request_id`; see the module docs.
 #[derive(Clone)]
 pub struct Idempotency {
-    changes: moka::future::Cache<ChangeKey, Arc<Change>>,
+    local: LocalTable,
+    shared: Option<SharedTable>,
+    when_unavailable: WhenUnavailable,
     max_request_bytes: usize,
 }
 
@@ -54,20 +61,25 @@ impl std::fmt::Debug for Idempotency {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Idempotency")
-            .field("remembered", &self.changes.entry_count())
+            .field("remembered_here", &self.local.len())
+            .field("shared", &self.shared.is_some())
             .finish()
     }
 }
 
 impl Idempotency {
-    /// A table remembering outcomes for `ttl`, reading requests of at most `max_request_bytes`
-    /// (the limit the services decode with).
-    pub fn new(ttl: Duration, max_request_bytes: usize) -> Self {
+    /// A table as `settings` say, on `coordination`'s server when there is one, reading
+    /// requests of at most `max_request_bytes` (the limit the services decode with).
+    pub fn new(
+        settings: &CoordinationSettings,
+        coordination: Option<Coordination>,
+        max_request_bytes: usize,
+    ) -> Self {
+        let ttl = Duration::from_secs(settings.idempotency_ttl_s);
         Self {
-            changes: moka::future::Cache::builder()
-                .max_capacity(MAX_REMEMBERED)
-                .time_to_live(ttl)
-                .build(),
+            local: LocalTable::new(ttl),
+            shared: coordination.map(|coordination| SharedTable::new(coordination, ttl)),
+            when_unavailable: settings.idempotency_when_unavailable,
             max_request_bytes,
         }
     }
@@ -81,19 +93,8 @@ struct ChangeKey {
     request_id: String,
 }
 
-/// One change: the request that named it (without its id) and, once known, its answer.
-struct Change {
-    request: DynamicMessage,
-    answer: watch::Receiver<Option<Arc<RecordedAnswer>>>,
-}
-
-/// An answer as the services gave it, to be given again.
-struct RecordedAnswer {
-    status: http::StatusCode,
-    headers: http::HeaderMap,
-    body: Bytes,
-    trailers: Option<http::HeaderMap>,
-}
+/// The first attempt of a change: the services' answer, read whole.
+type Attempt = BoxFuture<'static, RecordedAnswer>;
 
 impl super::Step for Idempotency {
     fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
@@ -149,43 +150,18 @@ impl super::Step for Idempotency {
                 path,
                 request_id,
             };
-            let (sender, receiver) = watch::channel(None);
-            let entry = table
-                .changes
-                .entry(key.clone())
-                .or_insert_with(async {
-                    Arc::new(Change {
-                        request: message.clone(),
-                        answer: receiver,
-                    })
-                })
-                .await;
-            let fresh = entry.is_fresh();
-            let change = entry.into_value();
-            if fresh {
-                // The first attempt: it runs to its end even if this caller goes away.
-                let changes = table.changes.clone();
-                tokio::spawn(async move {
-                    let answer = Arc::new(record(service.call(request).await).await);
-                    if !answer.remembered() {
-                        changes.invalidate(&key).await;
-                    }
-                    let _ = sender.send(Some(answer));
-                });
-            }
-            if change.request != message {
-                return Ok(status::request_id_reused().into_http());
-            }
-            let mut answer = change.answer.clone();
-            let recorded = match answer.wait_for(Option::is_some).await {
-                Ok(recorded) => recorded.clone(),
-                Err(_) => None,
+            let attempt: Attempt =
+                Box::pin(async move { record(service.call(request).await).await });
+            let Some(shared) = &table.shared else {
+                return Ok(table.local.answer(key, message, attempt).await);
             };
-            Ok(match recorded {
-                Some(recorded) => recorded.replay(),
-                // The first attempt's task ended without an answer (the server is stopping).
-                None => status::outcome_lost().into_http(),
-            })
+            match shared.answer(&key, &message, attempt).await {
+                Ok(answer) => Ok(answer),
+                Err((_, attempt)) => match table.when_unavailable {
+                    WhenUnavailable::Proceed => Ok(table.local.answer(key, message, attempt).await),
+                    WhenUnavailable::Refuse => Ok(status::coordination_unavailable().into_http()),
+                },
+            }
         })
     }
 }
@@ -203,80 +179,6 @@ async fn decode(
         Some(max_bytes),
     );
     messages.message().await.ok().flatten()
-}
-
-/// Reads the whole answer of the services, trailers included.
-async fn record<E>(result: Result<Response, E>) -> RecordedAnswer {
-    let Ok(response) = result else {
-        return RecordedAnswer::of_status(status::internal("the service failed"));
-    };
-    let (parts, body) = response.into_parts();
-    match body.collect().await {
-        Ok(collected) => {
-            let trailers = collected.trailers().cloned();
-            RecordedAnswer {
-                status: parts.status,
-                headers: parts.headers,
-                body: collected.to_bytes(),
-                trailers,
-            }
-        }
-        Err(_) => RecordedAnswer::of_status(status::outcome_lost()),
-    }
-}
-
-impl RecordedAnswer {
-    /// A trailers-only answer carrying `status`.
-    fn of_status(status: Status) -> Self {
-        let (parts, _) = status.into_http::<tonic::body::Body>().into_parts();
-        Self {
-            status: parts.status,
-            headers: parts.headers,
-            body: Bytes::new(),
-            trailers: None,
-        }
-    }
-
-    /// The gRPC status the answer carries: in its trailers, or in its headers when it is
-    /// trailers-only.
-    fn grpc_status(&self) -> Option<Status> {
-        self.trailers
-            .as_ref()
-            .and_then(Status::from_header_map)
-            .or_else(|| Status::from_header_map(&self.headers))
-    }
-
-    /// Whether the answer is kept for retries; see the module docs.
-    fn remembered(&self) -> bool {
-        let Some(status) = self.grpc_status() else {
-            return true;
-        };
-        let may_simply_be_sent_again = matches!(
-            status.code(),
-            Code::Unavailable
-                | Code::ResourceExhausted
-                | Code::Aborted
-                | Code::DeadlineExceeded
-                | Code::Cancelled
-        );
-        let outcome_unknown = status
-            .get_details_error_info()
-            .is_some_and(|info| info.reason == status::reason::OUTCOME_UNKNOWN);
-        !may_simply_be_sent_again || outcome_unknown
-    }
-
-    /// The same answer again.
-    fn replay(&self) -> Response {
-        let mut frames = vec![Ok::<_, Infallible>(Frame::data(self.body.clone()))];
-        if let Some(trailers) = &self.trailers {
-            frames.push(Ok(Frame::trailers(trailers.clone())));
-        }
-        let body = StreamBody::new(futures::stream::iter(frames));
-        let mut response = http::Response::new(tonic::body::Body::new(body));
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers.clone();
-        response
-    }
 }
 
 #[cfg(test)]

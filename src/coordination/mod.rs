@@ -1,0 +1,145 @@
+//! Coordination between replicas through a Valkey/Redis server (`coordination.redis_url`).
+//!
+//! One [`Coordination`] per process holds one multiplexed connection, made lazily and remade by
+//! the `redis` crate's connection manager whenever it breaks, so a server that is down at start
+//! or goes away later is no outage: every use answers [`Unavailable`] at once, the callers fall
+//! back to what one replica can do alone, a log line and the
+//! `identity_gateway.coordination.degraded` metric say so, and all recovers when the server
+//! answers again. Without a URL there is no `Coordination` and the gateway runs in one process.
+
+mod settings;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, IntoConnectionInfo};
+use secrecy::ExposeSecret;
+
+use crate::config::CoordinationSettings;
+pub use settings::problems;
+
+/// How long one exchange with the server may take before the replica treats it as unreachable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long connecting may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+/// Every shared key starts with this, so a server shared with other applications stays legible.
+pub const KEY_PREFIX: &str = "idgw:";
+
+/// The shared server, as this replica sees it; cheap to clone.
+#[derive(Clone)]
+pub struct Coordination {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: ConnectionManager,
+    degraded: AtomicBool,
+}
+
+impl std::fmt::Debug for Coordination {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: never printed.
+        formatter
+            .debug_struct("Coordination")
+            .field("degraded", &self.is_degraded())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared server could not be used for this operation; the caller falls back.
+#[derive(Debug, thiserror::Error)]
+#[error("the coordination server is unavailable")]
+pub struct Unavailable;
+
+impl Coordination {
+    /// The coordination `settings` ask for, or `None` when no server is configured. Connects
+    /// lazily: a server that is down at start does not stop the gateway from starting.
+    pub fn from_settings(settings: &CoordinationSettings) -> anyhow::Result<Option<Self>> {
+        let Some(url) = &settings.redis_url else {
+            return Ok(None);
+        };
+        let mut info = url
+            .expose_secret()
+            .into_connection_info()
+            .map_err(|_| anyhow::anyhow!("`coordination.redis_url` is not a Redis URL"))?;
+        if let Some(path) = &settings.redis_password_file {
+            let password = settings::read_password(path)?;
+            let redis = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(redis);
+        }
+        let client = redis::Client::open(info)
+            .map_err(|_| anyhow::anyhow!("`coordination.redis_url` is not usable"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|_| anyhow::anyhow!("`coordination.redis_url` is not usable"))?;
+        Ok(Some(Self {
+            inner: Arc::new(Inner {
+                connection,
+                degraded: AtomicBool::new(false),
+            }),
+        }))
+    }
+
+    /// Runs `command` on the shared server. A failure marks the replica degraded until a later
+    /// command succeeds.
+    pub async fn run<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, Unavailable> {
+        let mut connection = self.inner.connection.clone();
+        self.observe(command.query_async(&mut connection).await)
+    }
+
+    /// Runs `script` with `invocation`'s keys and arguments, atomically on the server.
+    pub async fn run_script<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Unavailable> {
+        let mut connection = self.inner.connection.clone();
+        self.observe(invocation.invoke_async(&mut connection).await)
+    }
+
+    /// True while the last exchange with the server failed.
+    pub fn is_degraded(&self) -> bool {
+        self.inner.degraded.load(Ordering::Relaxed)
+    }
+
+    /// Notes whether the server answered, logging and counting each change of state.
+    fn observe<T>(&self, result: redis::RedisResult<T>) -> Result<T, Unavailable> {
+        match result {
+            Ok(value) => {
+                if self.inner.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the coordination server answers again; shared state restored");
+                    degraded_metric().add(-1, &[]);
+                }
+                Ok(value)
+            }
+            Err(error) => {
+                if !self.inner.degraded.swap(true, Ordering::Relaxed) {
+                    // The error names the operation and the failure, never the URL or password.
+                    tracing::warn!(error_kind = ?error.kind(),
+                        "the coordination server is unavailable: this replica is degraded to what it can do alone");
+                    degraded_metric().add(1, &[]);
+                }
+                Err(Unavailable)
+            }
+        }
+    }
+}
+
+/// 1 while this replica cannot reach the coordination server, else 0.
+fn degraded_metric() -> &'static opentelemetry::metrics::UpDownCounter<i64> {
+    static METRIC: std::sync::LazyLock<opentelemetry::metrics::UpDownCounter<i64>> =
+        std::sync::LazyLock::new(|| {
+            opentelemetry::global::meter(crate::telemetry::INSTRUMENTATION_NAME)
+                .i64_up_down_counter("identity_gateway.coordination.degraded")
+                .with_description(
+                    "1 while this replica cannot reach the coordination server (Valkey/Redis)",
+                )
+                .build()
+        });
+    &METRIC
+}

@@ -1,0 +1,160 @@
+//! Replicas of one deployment in front of one simulated org, sharing a real Valkey server: a
+//! change named by a `request_id` is made once across them, whichever replica each attempt
+//! reaches, and a replica that cannot reach the server refuses such changes (or, when told to,
+//! falls back to its own table) while everything else goes on.
+
+use crate::common;
+use crate::idempotency::{create, creates_sent, new_user, users_with_login};
+
+use std::time::Duration;
+
+use common::valkey::Valkey;
+use common::{TestApp, eventually, reason, spawn_app_with, spawn_replica, violated_fields};
+use identity_gateway::config::{Settings, WhenUnavailable};
+use secrecy::SecretString;
+use tonic::Code;
+
+const REQUEST_ID: &str = "0f5b8a4e-7d3c-4b1a-9e62-5c8d7f1a2b3c";
+
+fn shared_through(valkey: &Valkey) -> impl Fn(&mut Settings) + Clone {
+    let url = valkey.url();
+    move |settings: &mut Settings| {
+        settings.coordination.redis_url = Some(SecretString::from(url.clone()));
+    }
+}
+
+/// Two replicas sharing `valkey`, in front of one simulator.
+async fn two_replicas(valkey: &Valkey) -> (TestApp, TestApp) {
+    let configure = shared_through(valkey);
+    let first = spawn_app_with(configure.clone()).await;
+    let second = spawn_replica(&first, configure).await;
+    (first, second)
+}
+
+#[tokio::test]
+async fn a_retry_on_another_replica_gets_the_first_answer_without_a_second_write() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    let (first, second) = two_replicas(&valkey).await;
+    let made = create(&first, new_user("shared@example.com", "Shared", REQUEST_ID))
+        .await
+        .unwrap();
+    let again = create(
+        &second,
+        new_user("shared@example.com", "Shared", REQUEST_ID),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, made);
+    assert_eq!(creates_sent(&first).await, 1);
+    assert_eq!(users_with_login(&first, "shared@example.com").await, 1);
+
+    // The same id with another request is refused on any replica, before Okta.
+    let reused = create(&second, new_user("other@example.com", "Other", REQUEST_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
+    assert_eq!(violated_fields(&reused), ["request_id"]);
+    assert_eq!(creates_sent(&first).await, 1);
+}
+
+#[tokio::test]
+async fn a_retry_on_another_replica_waits_for_the_attempt_still_running() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    let (first, second) = two_replicas(&valkey).await;
+    first.set_latency(800).await;
+    let users = first.users.clone();
+    let attempt = tokio::spawn(async move {
+        users
+            .clone()
+            .create_user(new_user("slow@example.com", "Slow", REQUEST_ID))
+            .await
+    });
+    eventually(
+        Duration::from_secs(5),
+        "the first attempt reaches Okta",
+        async || creates_sent(&first).await == 1,
+    )
+    .await;
+    let retried = create(&second, new_user("slow@example.com", "Slow", REQUEST_ID))
+        .await
+        .unwrap();
+    let made = attempt.await.unwrap().unwrap().into_inner();
+    assert_eq!(retried, made);
+    assert_eq!(creates_sent(&first).await, 1);
+    assert_eq!(users_with_login(&first, "slow@example.com").await, 1);
+}
+
+#[tokio::test]
+async fn without_the_server_a_named_change_is_refused_before_okta_and_all_else_goes_on() {
+    let Some(mut valkey) = Valkey::start().await else {
+        return;
+    };
+    let (first, _second) = two_replicas(&valkey).await;
+    valkey.stop();
+
+    let refused = create(&first, new_user("down@example.com", "Down", REQUEST_ID))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(reason(&refused), "COORDINATION_UNAVAILABLE");
+    assert_eq!(creates_sent(&first).await, 0);
+
+    // A change without an id, and reads, need no shared record; health stays SERVING.
+    let made = create(&first, new_user("plain@example.com", "Plain", ""))
+        .await
+        .unwrap();
+    let read = first
+        .users
+        .clone()
+        .get_user(common::get_user(&made.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.id, made.id);
+    let mut health = first.health.clone();
+    assert_eq!(common::user_service_health(&mut health).await, 1);
+
+    // The server returns: named changes are made once again.
+    valkey.restart().await;
+    let made = eventually(
+        Duration::from_secs(10),
+        "the replica reaches the server again",
+        async || {
+            create(&first, new_user("down@example.com", "Down", REQUEST_ID))
+                .await
+                .ok()
+        },
+    )
+    .await;
+    let again = create(&first, new_user("down@example.com", "Down", REQUEST_ID))
+        .await
+        .unwrap();
+    assert_eq!(again, made);
+    assert_eq!(users_with_login(&first, "down@example.com").await, 1);
+}
+
+#[tokio::test]
+async fn told_to_proceed_without_the_server_a_replica_keeps_its_own_record() {
+    let Some(mut valkey) = Valkey::start().await else {
+        return;
+    };
+    let url = valkey.url();
+    let app = spawn_app_with(move |settings| {
+        settings.coordination.redis_url = Some(SecretString::from(url));
+        settings.coordination.idempotency_when_unavailable = WhenUnavailable::Proceed;
+    })
+    .await;
+    valkey.stop();
+    let made = create(&app, new_user("alone@example.com", "Alone", REQUEST_ID))
+        .await
+        .unwrap();
+    let again = create(&app, new_user("alone@example.com", "Alone", REQUEST_ID))
+        .await
+        .unwrap();
+    assert_eq!(again, made);
+    assert_eq!(creates_sent(&app).await, 1);
+}
