@@ -24,6 +24,7 @@ use crate::auth::{Authenticator, server_tls_config};
 use crate::authz::Authorizer;
 use crate::config::Settings;
 use crate::coordination::Coordination;
+use crate::coordination::invalidation::{Invalidation, Invalidations};
 use crate::edge::audit::Audit;
 use crate::edge::authenticate::Authenticate;
 use crate::edge::authorize::Authorize;
@@ -116,8 +117,19 @@ impl Application {
             );
             discovery_cache(ttl, cache_settings.group_discovery_max_objects)
         });
-        let reads = CoalescedReads::new(cache_opt);
         let coordination = Coordination::from_settings(&all_settings.coordination)?;
+        let invalidations = Invalidations::new(coordination.clone());
+        let reads = CoalescedReads::new(cache_opt, invalidations.clone());
+        let scopes = authorizer.scopes();
+        let listening = reads.clone();
+        invalidations.listen(move |invalidation| match invalidation {
+            Invalidation::ScopeMembership {
+                group_id,
+                user_id,
+                added,
+            } => scopes.membership_changed(&group_id, &user_id, added),
+            other => listening.forget(&other),
+        });
         let token_key = TokenKey::from_settings(settings.token_key_file.as_deref())
             .map_err(|problem| anyhow::anyhow!("`grpc.token_key_file`: {problem}"))?;
         let users = UserServiceServer::new(UsersApi::new(

@@ -17,6 +17,7 @@ use super::token_key::TokenKey;
 use super::validate::{Violations, checked, parse_id, parse_ids};
 use crate::authz::scope::ScopeIndex;
 use crate::context::RequestContext;
+use crate::coordination::invalidation::Invalidation;
 use crate::proto::group_service_server::GroupService;
 use crate::proto::{
     GetGroupRequest, Group, GroupMemberRequest, ListGroupMembersRequest, ListGroupMembersResponse,
@@ -226,6 +227,19 @@ impl GroupService for GroupsApi {
 }
 
 impl GroupsApi {
+    /// Records in the group-scope index, here and in the other replicas, that the user is now
+    /// in (or out of) the group, so a delegate sees its own change on any replica.
+    async fn scope_membership_changed(&self, group_id: &str, user_id: &str, added: bool) {
+        self.scopes.membership_changed(group_id, user_id, added);
+        self.reads
+            .publish(Invalidation::ScopeMembership {
+                group_id: group_id.to_owned(),
+                user_id: user_id.to_owned(),
+                added,
+            })
+            .await;
+    }
+
     /// One page of a group's members, shared by ListGroupMembers and StreamGroupMembers so
     /// identical concurrent page reads share one Okta call.
     async fn member_page(
@@ -274,14 +288,16 @@ impl GroupsApi {
                     .await
             }
         };
-        self.reads.membership_changed(ids[0].as_str());
+        self.reads
+            .changed(Invalidation::Membership(ids[0].as_str().to_owned()))
+            .await;
         if let Err(error) = result {
             let adding = matches!(change, MembershipChange::Add);
             if !adding {
                 // A removal that may have happened takes the user out of scope at once; the
                 // next refresh of the index says what Okta holds (an addition waits for it).
-                self.scopes
-                    .membership_changed(ids[0].as_str(), ids[1].as_str(), false);
+                self.scope_membership_changed(ids[0].as_str(), ids[1].as_str(), false)
+                    .await;
             }
             let check = format!("whether user {} is a member of group {}", ids[1], ids[0]);
             settle(error, OktaCall::Membership, &check, async {
@@ -291,11 +307,12 @@ impl GroupsApi {
             })
             .await?;
         }
-        self.scopes.membership_changed(
+        self.scope_membership_changed(
             ids[0].as_str(),
             ids[1].as_str(),
             matches!(change, MembershipChange::Add),
-        );
+        )
+        .await;
         Ok(Response::new(()))
     }
 }

@@ -10,6 +10,7 @@ use tonic::Status;
 
 use super::coalesce::{SharedReads, Stale, Store, Weighed, coalescing_store};
 use super::status::{OktaCall, mapped};
+use crate::coordination::invalidation::{Invalidation, Invalidations};
 use crate::proto::{Group, User};
 use okta_client::{Cursor, OktaError, Page, PageRequest};
 
@@ -58,12 +59,15 @@ pub struct CoalescedReads {
     /// Pages of a group's members (ListGroupMembers and StreamGroupMembers), keyed by
     /// [`member_page_key`].
     pub member_pages: SharedReads<ListedPage<User>>,
+    /// Tells the other replicas what this one's writes made stale.
+    invalidations: Invalidations,
 }
 
 impl CoalescedReads {
     /// The shared reads, with the group-discovery cache
-    /// ([`super::discovery_cache::discovery_cache`]) when it is on.
-    pub fn new(cache_opt: Option<Store>) -> Self {
+    /// ([`super::discovery_cache::discovery_cache`]) when it is on, telling other replicas
+    /// through `invalidations`.
+    pub fn new(cache_opt: Option<Store>, invalidations: Invalidations) -> Self {
         let coalescing = coalescing_store();
         let discovery = cache_opt.unwrap_or_else(|| coalescing.clone());
         Self {
@@ -72,12 +76,35 @@ impl CoalescedReads {
             groups: SharedReads::new(discovery.clone()),
             group_lists: SharedReads::new(discovery.clone()),
             member_pages: SharedReads::new(discovery),
+            invalidations,
+        }
+    }
+
+    /// Forgets what `invalidation` names, and tells the other replicas to forget it too.
+    pub async fn changed(&self, invalidation: Invalidation) {
+        self.forget(&invalidation);
+        self.invalidations.publish(&invalidation).await;
+    }
+
+    /// Tells the other replicas what a write did to the group-scope index, which the caller
+    /// updated in this replica.
+    pub async fn publish(&self, invalidation: Invalidation) {
+        self.invalidations.publish(&invalidation).await;
+    }
+
+    /// Forgets what `invalidation` names, here only: for writes through another replica.
+    pub fn forget(&self, invalidation: &Invalidation) {
+        match invalidation {
+            Invalidation::User(user_id) => self.user_changed(user_id),
+            Invalidation::Membership(group_id) => self.membership_changed(group_id),
+            Invalidation::Everything => self.user_created_or_deleted(),
+            Invalidation::ScopeMembership { .. } => {}
         }
     }
 
     /// After a change to one user's profile, status or password: that user and their groups,
     /// and every member page, since pages show each member's profile and status.
-    pub fn user_changed(&self, user_id: &str) {
+    fn user_changed(&self, user_id: &str) {
         self.users.forget(Stale::Of(user_id));
         self.user_groups.forget(Stale::Of(user_id));
         self.member_pages.forget(Stale::All);
@@ -86,7 +113,7 @@ impl CoalescedReads {
     /// After a member was added to or removed from `group_id`: the group and its member pages,
     /// and every list of groups (ListGroups pages, users' groups), since each shows the group's
     /// `last_membership_updated`.
-    pub fn membership_changed(&self, group_id: &str) {
+    fn membership_changed(&self, group_id: &str) {
         self.groups.forget(Stale::Of(group_id));
         self.member_pages.forget(Stale::Of(group_id));
         self.group_lists.forget(Stale::All);
@@ -96,7 +123,7 @@ impl CoalescedReads {
     /// After a user was created or deleted: the memberships of groups the gateway cannot name
     /// cheaply changed (Everyone, the groups named at creation, every group of a deleted user),
     /// so everything is forgotten.
-    pub fn user_created_or_deleted(&self) {
+    fn user_created_or_deleted(&self) {
         self.users.forget(Stale::All);
         self.user_groups.forget(Stale::All);
         self.groups.forget(Stale::All);

@@ -11,6 +11,7 @@ use super::token_key::TokenKey;
 use super::validate::{MAX_TEXT_LENGTH, Violations, checked, parse_id};
 use crate::authz::scope;
 use crate::context::RequestContext;
+use crate::coordination::invalidation::Invalidation;
 use crate::proto::user_service_server::UserService;
 use crate::proto::{
     ActivateUserRequest, ActivateUserResponse, CreateUserRequest, DeactivateUserRequest,
@@ -76,7 +77,9 @@ impl UsersApi {
                     .await
             }
         };
-        self.reads.user_changed(user_id.as_str());
+        self.reads
+            .changed(Invalidation::User(user_id.as_str().to_owned()))
+            .await;
         match result {
             Ok(()) => Ok(Response::new(self.current_user(cx, &user_id).await?)),
             Err(error) => {
@@ -177,7 +180,7 @@ impl UserService for UsersApi {
             .okta()
             .noting_departure(self.okta.create_user(cx.okta(), &create))
             .await;
-        self.reads.user_created_or_deleted();
+        self.reads.changed(Invalidation::Everything).await;
         let user = match created {
             Ok(user) => user,
             Err(error) if outcome_open(&error) => {
@@ -310,7 +313,9 @@ impl UserService for UsersApi {
             .okta
             .update_user_profile(cx.okta(), &user_id, &attributes)
             .await;
-        self.reads.user_changed(user_id.as_str());
+        self.reads
+            .changed(Invalidation::User(user_id.as_str().to_owned()))
+            .await;
         let updated = match result {
             Ok(updated) => updated,
             Err(error) => {
@@ -342,7 +347,9 @@ impl UserService for UsersApi {
         {
             Ok(token) => token,
             Err(error) => {
-                self.reads.user_changed(user_id.as_str());
+                self.reads
+                    .changed(Invalidation::User(user_id.as_str().to_owned()))
+                    .await;
                 self.settle_transition(&cx, error, &user_id, ACTIVATED, true)
                     .await?;
                 None
@@ -366,7 +373,9 @@ impl UserService for UsersApi {
             Ok(token) => token,
             Err(error) => {
                 // Reactivation is allowed again from where it leads: a read cannot prove it.
-                self.reads.user_changed(user_id.as_str());
+                self.reads
+                    .changed(Invalidation::User(user_id.as_str().to_owned()))
+                    .await;
                 self.settle_transition(&cx, error, &user_id, &["PROVISIONED"], false)
                     .await?;
                 None
@@ -434,7 +443,9 @@ impl UserService for UsersApi {
                 request.revoke_sessions,
             )
             .await;
-        self.reads.user_changed(user_id.as_str());
+        self.reads
+            .changed(Invalidation::User(user_id.as_str().to_owned()))
+            .await;
         let reset_password_url = match reset {
             Ok(url) => url,
             Err(error) => {
@@ -468,7 +479,9 @@ impl UserService for UsersApi {
                 .await
                 .map(|user| (Some(user_from_okta(user)), String::new()))
         };
-        self.reads.user_changed(user_id.as_str());
+        self.reads
+            .changed(Invalidation::User(user_id.as_str().to_owned()))
+            .await;
         let (user_opt, temporary_password) = match expired {
             Ok(expired) => expired,
             Err(error) => {
@@ -517,7 +530,9 @@ impl UserService for UsersApi {
                 .okta
                 .deactivate_user(cx.okta(), &user_id, request.send_email)
                 .await;
-            self.reads.user_changed(user_id.as_str());
+            self.reads
+                .changed(Invalidation::User(user_id.as_str().to_owned()))
+                .await;
             if let Err(error) = deactivated {
                 let leads_to = Transition::Deactivate { send_email: false }.leads_to();
                 self.settle_transition(&cx, error, &user_id, leads_to, true)
@@ -528,7 +543,7 @@ impl UserService for UsersApi {
             .okta
             .delete_user(cx.okta(), &user_id, request.send_email)
             .await;
-        self.reads.user_created_or_deleted();
+        self.reads.changed(Invalidation::Everything).await;
         if let Err(error) = deleted {
             let check = format!("whether user {user_id} still exists");
             settle(error, OktaCall::Lifecycle, &check, async {
@@ -609,7 +624,9 @@ impl UsersApi {
         user_id: &OktaId,
         token: Option<okta_client::ActivationToken>,
     ) -> Result<Response<ActivateUserResponse>, Status> {
-        self.reads.user_changed(user_id.as_str());
+        self.reads
+            .changed(Invalidation::User(user_id.as_str().to_owned()))
+            .await;
         let (activation_url, activation_token) = token
             .map(|token| (token.activation_url, token.activation_token))
             .unwrap_or_default();

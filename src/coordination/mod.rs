@@ -7,6 +7,7 @@
 //! `identity_gateway.coordination.degraded` metric say so, and all recovers when the server
 //! answers again. Without a URL there is no `Coordination` and the gateway runs in one process.
 
+pub mod invalidation;
 mod settings;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub struct Coordination {
 }
 
 struct Inner {
+    client: redis::Client,
     connection: ConnectionManager,
     degraded: AtomicBool,
 }
@@ -76,10 +78,11 @@ impl Coordination {
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|_| anyhow::anyhow!("`coordination.redis_url` is not usable"))?;
         Ok(Some(Self {
             inner: Arc::new(Inner {
+                client,
                 connection,
                 degraded: AtomicBool::new(false),
             }),
@@ -100,6 +103,21 @@ impl Coordination {
     ) -> Result<T, Unavailable> {
         let mut connection = self.inner.connection.clone();
         self.observe(invocation.invoke_async(&mut connection).await)
+    }
+
+    /// A connection of its own for receiving published messages, subscribed to `channel`.
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, Unavailable> {
+        let subscribed = async {
+            let mut pubsub = self.inner.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok(pubsub)
+        };
+        match tokio::time::timeout(CONNECTION_TIMEOUT, subscribed).await {
+            Ok(result) => self.observe(result),
+            Err(_) => self.observe(Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))),
+        }
     }
 
     /// True while the last exchange with the server failed.

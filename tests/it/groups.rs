@@ -292,7 +292,7 @@ async fn member_ids(app: &common::TestApp, group_id: &str) -> Vec<String> {
 }
 
 /// The ids of `user_id`'s groups.
-async fn group_ids_of(app: &common::TestApp, user_id: &str) -> Vec<String> {
+pub(crate) async fn group_ids_of(app: &common::TestApp, user_id: &str) -> Vec<String> {
     app.users
         .clone()
         .list_user_groups(ListUserGroupsRequest {

@@ -1,9 +1,11 @@
 //! Replicas of one deployment in front of one simulated org, sharing a real Valkey server: a
 //! change named by a `request_id` is made once across them, whichever replica each attempt
 //! reaches, and a replica that cannot reach the server refuses such changes (or, when told to,
-//! falls back to its own table) while everything else goes on.
+//! falls back to its own table) while everything else goes on; a write through one replica
+//! makes the others forget their cached answers at once.
 
 use crate::common;
+use crate::groups::group_ids_of;
 use crate::idempotency::{create, creates_sent, new_user, users_with_login};
 
 use std::time::Duration;
@@ -11,7 +13,9 @@ use std::time::Duration;
 use common::valkey::Valkey;
 use common::{TestApp, eventually, reason, spawn_app_with, spawn_replica, violated_fields};
 use identity_gateway::config::{Settings, WhenUnavailable};
+use identity_gateway::proto::GroupMemberRequest;
 use secrecy::SecretString;
+use serde_json::json;
 use tonic::Code;
 
 const REQUEST_ID: &str = "0f5b8a4e-7d3c-4b1a-9e62-5c8d7f1a2b3c";
@@ -157,4 +161,66 @@ async fn told_to_proceed_without_the_server_a_replica_keeps_its_own_record() {
         .unwrap();
     assert_eq!(again, made);
     assert_eq!(creates_sent(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_write_through_one_replica_is_read_through_the_others_cached_answers() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    let shared = shared_through(&valkey);
+    let cached = |settings: &mut Settings| settings.cache.group_discovery_ttl_ms = 60_000;
+    let first = spawn_app_with(|settings| {
+        shared(settings);
+        cached(settings);
+    })
+    .await;
+    let second = spawn_replica(&first, |settings| {
+        shared(settings);
+        cached(settings);
+    })
+    .await;
+    // A replica on its own, for comparison: its cache keeps what it read.
+    let alone = spawn_replica(&first, cached).await;
+    let ids = first
+        .seed(json!({
+            "users": [{"login": "joiner@example.com"}],
+            "groups": [{"name": "Platform"}],
+        }))
+        .await;
+    eventually(
+        Duration::from_secs(5),
+        "both replicas listen for invalidations",
+        async || valkey.subscribers("idgw:invalidations").await == 2,
+    )
+    .await;
+    let user_id = ids["users"]["joiner@example.com"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group_id = ids["groups"]["Platform"].as_str().unwrap().to_owned();
+    for replica in [&second, &alone] {
+        assert!(!group_ids_of(replica, &user_id).await.contains(&group_id));
+    }
+
+    first
+        .groups
+        .clone()
+        .add_group_member(GroupMemberRequest {
+            group_id: group_id.clone(),
+            user_id: user_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the other replica forgets its cached groups of the user",
+        async || group_ids_of(&second, &user_id).await.contains(&group_id),
+    )
+    .await;
+    assert!(
+        !group_ids_of(&alone, &user_id).await.contains(&group_id),
+        "the replica without the server still serves its cached answer"
+    );
 }

@@ -45,6 +45,19 @@ impl Valkey {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// How many connections are subscribed to `channel`.
+    pub async fn subscribers(&self, channel: &str) -> i64 {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let (_, count): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        count
+    }
+
     /// Stops the server; the port stays this server's for [`Valkey::restart`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
