@@ -86,6 +86,9 @@ pub mod reason {
     /// A change named by a `request_id` was refused before anything was done: the server that
     /// replicas share their record of changes through cannot be reached.
     pub const COORDINATION_UNAVAILABLE: &str = "COORDINATION_UNAVAILABLE";
+    /// A retry of a change whose earlier attempt ended without an answer: a read showed that
+    /// attempt was not carried out, and this retry made nothing; the next one makes the change.
+    pub const NOT_CARRIED_OUT: &str = "NOT_CARRIED_OUT";
 }
 
 /// The details every status starts from: ErrorInfo with `reason` and `metadata`, to which a
@@ -360,6 +363,21 @@ pub fn coordination_unavailable() -> Status {
          retry on another replica could not be answered from it; retry with the same request_id",
         reason::COORDINATION_UNAVAILABLE,
         HashMap::new(),
+    )
+}
+
+/// UNAVAILABLE for a retry that settled an earlier attempt's unknown outcome with a read
+/// (`check` says what was read) and found it not carried out: nothing was changed, and the
+/// same request with the same `request_id` now makes the change.
+pub fn earlier_attempt_not_carried_out(check: &str) -> Status {
+    with_info(
+        Code::Unavailable,
+        format!(
+            "the earlier attempt of this change was not carried out (checked with Okta: {check}); \
+             nothing was changed: send it again with the same request_id to make it"
+        ),
+        reason::NOT_CARRIED_OUT,
+        HashMap::from([("check".to_owned(), check.to_owned())]),
     )
 }
 

@@ -10,7 +10,7 @@ use std::future::Future;
 use tonic::Status;
 
 use super::status::{OktaCall, okta_error_status, outcome_unknown};
-use crate::status::with_note;
+use crate::status::{self, with_note};
 use okta_client::OktaError;
 
 /// What a read after a failed write found.
@@ -49,6 +49,10 @@ where
         Ok(Found::Done(value)) => {
             tracing::info!(error = %error, check, "a write whose answer was lost was found carried out");
             Ok(value)
+        }
+        // A retry found its earlier attempt not carried out: the retry after it makes it.
+        Ok(Found::NotDone) if matches!(error, OktaError::Withheld) => {
+            Err(status::earlier_attempt_not_carried_out(check))
         }
         // Okta's refusal of a later attempt stands as it is.
         Ok(Found::NotDone) if matches!(error, OktaError::Api { .. }) => {

@@ -136,6 +136,14 @@ pub fn okta_error_status_naming(error: &OktaError, call: OktaCall, fields: Cause
             reason::UNAVAILABLE,
             metadata,
         ),
+        // Reached only when no read settled the withheld change (`api::settle` answers it).
+        OktaError::Withheld => with_info(
+            Code::Unavailable,
+            "an earlier attempt of this change ended without an answer; it may or may not \
+             have been carried out by Okta",
+            reason::OUTCOME_UNKNOWN,
+            metadata,
+        ),
         OktaError::Connect(_) => with_info(
             Code::Unavailable,
             "Okta could not be reached",
@@ -358,9 +366,10 @@ fn okta_metadata(error: &OktaError) -> HashMap<String, String> {
         | OktaError::Unavailable { body, meta, .. } => (body.as_ref(), Some(meta)),
         OktaError::UnexpectedResponse { meta, .. } => (None, Some(meta)),
         OktaError::OAuthRejected(failure) => (None, Some(&failure.meta)),
-        OktaError::Timeout(_) | OktaError::Connect(_) | OktaError::CallerShareSpent { .. } => {
-            (None, None)
-        }
+        OktaError::Timeout(_)
+        | OktaError::Connect(_)
+        | OktaError::CallerShareSpent { .. }
+        | OktaError::Withheld => (None, None),
     };
     if let Some(error_id) = body.and_then(|body| body.error_id.clone()) {
         metadata.insert("okta_error_id".to_owned(), error_id);

@@ -221,3 +221,102 @@ async fn one_callers_id_never_answers_another_caller() {
     assert_eq!(second.profile.unwrap().login, "b@example.com");
     assert_eq!(second.status, UserStatus::Suspended as i32);
 }
+
+/// A SuspendUser named by `request_id` whose answer Okta loses and whose settling read fails,
+/// sent to `app`: answered `OUTCOME_UNKNOWN`. `committed` says whether Okta carried it out.
+pub(crate) async fn suspend_with_unknown_outcome(
+    app: &TestApp,
+    user_id: &str,
+    request_id: &str,
+    committed: bool,
+) {
+    let write = if committed {
+        json!({"status": 502, "commit_then_fail": true, "times": 10})
+    } else {
+        json!({"status": 503, "times": 10})
+    };
+    let mut write = write;
+    write["method"] = json!("POST");
+    write["path_prefix"] = json!(format!("/api/v1/users/{user_id}/lifecycle/suspend"));
+    app.inject_fault(write).await;
+    app.inject_fault(
+        json!({"method": "GET", "path_prefix": format!("/api/v1/users/{user_id}"),
+                            "status": 503, "times": 100}),
+    )
+    .await;
+    let unknown = suspend(app, user_id, request_id).await.unwrap_err();
+    assert_eq!(reason(&unknown), "OUTCOME_UNKNOWN", "{unknown:?}");
+    app.clear_faults().await;
+}
+
+pub(crate) async fn suspend(
+    app: &TestApp,
+    user_id: &str,
+    request_id: &str,
+) -> Result<User, tonic::Status> {
+    app.users
+        .clone()
+        .suspend_user(UserLifecycleRequest {
+            user_id: user_id.to_owned(),
+            request_id: request_id.to_owned(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// How many suspends of `user_id` reached the simulated org.
+pub(crate) async fn suspends_sent(app: &TestApp, user_id: &str) -> usize {
+    app.sim_statuses(
+        "POST",
+        &format!("/api/v1/users/{user_id}/lifecycle/suspend"),
+    )
+    .await
+    .len()
+}
+
+/// `user_id`'s status as the simulated org holds it.
+pub(crate) async fn status_in_org(app: &TestApp, user_id: &str) -> String {
+    let user: serde_json::Value = app
+        .okta_request(reqwest::Method::GET, &format!("/api/v1/users/{user_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    user["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The unknown outcome of a change made through `first` is settled by its retry through
+/// `retry_on`: found carried out, the retry answers the change's success; found not carried
+/// out, it says so and the retry after it makes the change. The change never reaches Okta
+/// while its first attempt may have been carried out.
+pub(crate) async fn unknown_outcomes_are_settled_by_the_retry(first: &TestApp, retry_on: &TestApp) {
+    let carried_out = first.seed_user("carried-out@example.com").await;
+    suspend_with_unknown_outcome(first, &carried_out, REQUEST_ID, true).await;
+    let sent = suspends_sent(first, &carried_out).await;
+    let settled = suspend(retry_on, &carried_out, REQUEST_ID).await.unwrap();
+    assert_eq!(settled.status, UserStatus::Suspended as i32);
+    let again = suspend(first, &carried_out, REQUEST_ID).await.unwrap();
+    assert_eq!(again, settled, "the settled answer is remembered");
+    assert_eq!(suspends_sent(first, &carried_out).await, sent);
+
+    let not_carried_out = first.seed_user("not-carried-out@example.com").await;
+    let id = "9b2f4c1e-6a3d-4e8b-8f10-3c5d7e9a1b2c";
+    suspend_with_unknown_outcome(first, &not_carried_out, id, false).await;
+    let sent = suspends_sent(first, &not_carried_out).await;
+    let settled = suspend(retry_on, &not_carried_out, id).await.unwrap_err();
+    assert_eq!(settled.code(), Code::Unavailable, "{settled:?}");
+    assert_eq!(reason(&settled), "NOT_CARRIED_OUT");
+    assert_eq!(suspends_sent(first, &not_carried_out).await, sent);
+    assert_eq!(status_in_org(first, &not_carried_out).await, "ACTIVE");
+    let made = suspend(retry_on, &not_carried_out, id).await.unwrap();
+    assert_eq!(made.status, UserStatus::Suspended as i32);
+    assert_eq!(suspends_sent(first, &not_carried_out).await, sent + 1);
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_is_settled_by_the_next_retry_with_a_read() {
+    let app = spawn_app().await;
+    unknown_outcomes_are_settled_by_the_retry(&app, &app).await;
+}

@@ -6,7 +6,9 @@
 
 use crate::common;
 use crate::groups::group_ids_of;
-use crate::idempotency::{create, creates_sent, new_user, users_with_login};
+use crate::idempotency::{
+    create, creates_sent, new_user, unknown_outcomes_are_settled_by_the_retry, users_with_login,
+};
 
 use std::time::Duration;
 
@@ -223,4 +225,13 @@ async fn a_write_through_one_replica_is_read_through_the_others_cached_answers()
         !group_ids_of(&alone, &user_id).await.contains(&group_id),
         "the replica without the server still serves its cached answer"
     );
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_on_one_replica_is_settled_by_the_retry_on_another() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    let (first, second) = two_replicas(&valkey).await;
+    unknown_outcomes_are_settled_by_the_retry(&first, &second).await;
 }

@@ -340,6 +340,9 @@ impl OktaClient {
         body_opt: Option<&serde_json::Value>,
         retry: Retry,
     ) -> Result<Success, OktaError> {
+        if cx.changes_withheld() && method != Method::GET {
+            return Err(OktaError::Withheld);
+        }
         let body_bytes_opt = body_opt.map(|body| body.to_string().into_bytes());
         let names = instrumentation::RequestNames::new(&method, &url);
         let bucket = names.operation.as_str();

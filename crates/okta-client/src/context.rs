@@ -23,6 +23,8 @@ pub struct CallContext {
     request_ids: Notes,
     /// While [`CallContext::noting_departure`] runs: when its first request left, if one did.
     departure: Mutex<Option<Option<std::time::Instant>>>,
+    /// Set by [`CallContext::withhold_changes`]: only reads are sent.
+    changes_withheld: std::sync::atomic::AtomicBool,
 }
 
 impl CallContext {
@@ -58,6 +60,21 @@ impl CallContext {
     /// True when waiting `wait` would outlast the deadline.
     pub(crate) fn outlasts_deadline(&self, wait: Duration) -> bool {
         self.time_left().is_some_and(|left| wait > left)
+    }
+
+    /// Sends no request that changes Okta from now on: each fails with
+    /// [`crate::OktaError::Withheld`] unsent, so the caller settles it with a read. For a retry
+    /// of a change whose earlier attempt ended without an answer: the read says whether that
+    /// attempt was carried out, and the change is never made twice.
+    pub fn withhold_changes(&self) {
+        self.changes_withheld
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True after [`CallContext::withhold_changes`].
+    pub(crate) fn changes_withheld(&self) -> bool {
+        self.changes_withheld
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts keeping the Okta request id of every answer from now on.

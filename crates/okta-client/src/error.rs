@@ -67,6 +67,11 @@ pub enum OktaError {
     /// access tokens): an operator must fix the `okta.oauth` settings or the service app.
     #[error("okta refused the gateway's oauth credentials ({}): {}", .0.error, .0.hint)]
     OAuthRejected(Box<OAuthFailure>),
+    /// Not sent: the call withholds its changes ([`crate::CallContext::withhold_changes`])
+    /// because an earlier attempt of the same change ended without an answer. Whether that
+    /// attempt was carried out is for a read to say.
+    #[error("not sent: an earlier attempt of this change ended without an answer")]
+    Withheld,
     /// 2xx whose body could not be decoded, or another protocol surprise.
     #[error("unexpected response from okta (status {status}): {detail}")]
     UnexpectedResponse {
@@ -95,7 +100,8 @@ impl OktaError {
             | Self::Connect(_)
             | Self::UnexpectedResponse { .. }
             | Self::OAuthRejected(_)
-            | Self::CallerShareSpent { .. } => None,
+            | Self::CallerShareSpent { .. }
+            | Self::Withheld => None,
         }
     }
 
@@ -108,7 +114,10 @@ impl OktaError {
             | Self::Unavailable { meta, .. }
             | Self::UnexpectedResponse { meta, .. } => Some(meta),
             Self::OAuthRejected(failure) => Some(&failure.meta),
-            Self::Timeout(_) | Self::Connect(_) | Self::CallerShareSpent { .. } => None,
+            Self::Timeout(_)
+            | Self::Connect(_)
+            | Self::CallerShareSpent { .. }
+            | Self::Withheld => None,
         }
     }
 
@@ -131,6 +140,7 @@ impl OktaError {
                 | Self::Unavailable { .. }
                 | Self::Connect(_)
                 | Self::UnexpectedResponse { .. }
+                | Self::Withheld
         )
     }
 
@@ -145,6 +155,7 @@ impl OktaError {
             Self::UnexpectedResponse { .. } => "unexpected_response",
             Self::OAuthRejected(_) => "oauth_rejected",
             Self::CallerShareSpent { .. } => "caller_share_spent",
+            Self::Withheld => "withheld",
         }
     }
 

@@ -8,7 +8,7 @@ use prost_reflect::DynamicMessage;
 use tokio::sync::watch;
 
 use super::recorded::RecordedAnswer;
-use super::{Attempt, ChangeKey};
+use super::{Attempt, ChangeKey, Run};
 use crate::edge::Response;
 use crate::status;
 
@@ -65,17 +65,21 @@ impl LocalTable {
             .await;
         let fresh = entry.is_fresh();
         let change = entry.into_value();
-        if fresh {
+        let attempt = if fresh {
             // The first attempt: it runs to its end even if this caller goes away.
             let changes = self.changes.clone();
+            let key = key.clone();
             tokio::spawn(async move {
-                let answer = Arc::new(attempt.await);
+                let answer = Arc::new(attempt.run(Run::First).await);
                 if !answer.remembered() {
                     changes.invalidate(&key).await;
                 }
                 let _ = sender.send(Some(answer));
             });
-        }
+            None
+        } else {
+            Some(attempt)
+        };
         if change.request != request {
             return status::request_id_reused().into_http();
         }
@@ -84,10 +88,29 @@ impl LocalTable {
             Ok(recorded) => recorded.clone(),
             Err(_) => None,
         };
-        match recorded {
-            Some(recorded) => recorded.replay(),
+        match (recorded, attempt) {
+            (Some(recorded), Some(attempt)) if recorded.outcome_unknown() => {
+                self.settle(key, request, attempt).await
+            }
+            (Some(recorded), _) => recorded.replay(),
             // The first attempt's task ended without an answer (the server is stopping).
-            None => status::outcome_lost().into_http(),
+            (None, Some(attempt)) => self.settle(key, request, attempt).await,
+            (None, None) => status::outcome_lost().into_http(),
         }
+    }
+
+    /// Settles an earlier attempt whose outcome is unknown with `attempt`, its changes withheld,
+    /// and keeps what it found in place of the unknown (see the module docs of `idempotency`).
+    async fn settle(&self, key: ChangeKey, request: DynamicMessage, attempt: Attempt) -> Response {
+        let settled = Arc::new(attempt.run(Run::Settling).await);
+        if settled.remembered() {
+            let (_, answer) = watch::channel(Some(settled.clone()));
+            self.changes
+                .insert(key, Arc::new(Change { request, answer }))
+                .await;
+        } else {
+            self.changes.invalidate(&key).await;
+        }
+        settled.replay()
     }
 }

@@ -11,8 +11,13 @@
 //! An answer that says nothing was changed and the call may simply be sent again (UNAVAILABLE,
 //! RESOURCE_EXHAUSTED, ABORTED, DEADLINE_EXCEEDED or CANCELLED, unless its reason is
 //! `OUTCOME_UNKNOWN`) is given to those waiting for it but not remembered, so the retry runs.
-//! Every other answer is remembered, `OUTCOME_UNKNOWN` included: repeating the change could
-//! make it twice, so the retry is told the same.
+//! Every other answer is remembered. An `OUTCOME_UNKNOWN` answer (or a first attempt that
+//! ended without one) is settled by the next retry: it runs the services with every change to
+//! Okta withheld ([`okta_client::CallContext::withhold_changes`]), so the handler's read after
+//! a lost answer says what happened. Found carried out, the retry gets the change's success,
+//! which is remembered; found not carried out, it gets UNAVAILABLE `NOT_CARRIED_OUT` and the
+//! retry after it makes the change; still unknown, `OUTCOME_UNKNOWN` again. No retry ever
+//! sends the change a second time while its first attempt may have been carried out.
 //!
 //! With `coordination.redis_url` the table is shared by every replica (`shared.rs`), so a retry
 //! that reaches another replica is answered the same; without it, or while the server cannot
@@ -41,6 +46,7 @@ use super::named_ids::{DynamicDecoder, request_message};
 use super::{Answer, Inner, Next, Request};
 use crate::auth::Authentication;
 use crate::config::{CoordinationSettings, WhenUnavailable};
+use crate::context::RequestContext;
 use crate::coordination::Coordination;
 use crate::methods;
 use crate::status;
@@ -93,8 +99,25 @@ struct ChangeKey {
     request_id: String,
 }
 
-/// The first attempt of a change: the services' answer, read whole.
-type Attempt = BoxFuture<'static, RecordedAnswer>;
+/// An attempt of a change, not yet made: run as it is (the first), or settling an earlier
+/// attempt whose outcome is unknown, with its changes withheld.
+struct Attempt(Box<dyn FnOnce(Run) -> BoxFuture<'static, RecordedAnswer> + Send>);
+
+/// How an [`Attempt`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    /// The change is made.
+    First,
+    /// Only reads reach Okta: they settle an earlier attempt.
+    Settling,
+}
+
+impl Attempt {
+    /// The services' answer, read whole.
+    fn run(self, how: Run) -> BoxFuture<'static, RecordedAnswer> {
+        (self.0)(how)
+    }
+}
 
 impl super::Step for Idempotency {
     fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
@@ -150,8 +173,15 @@ impl super::Step for Idempotency {
                 path,
                 request_id,
             };
-            let attempt: Attempt =
-                Box::pin(async move { record(service.call(request).await).await });
+            let mut request = request;
+            let attempt = Attempt(Box::new(move |how| {
+                if how == Run::Settling {
+                    RequestContext::of_http(&mut request)
+                        .okta()
+                        .withhold_changes();
+                }
+                Box::pin(async move { record(service.call(request).await).await })
+            }));
             let Some(shared) = &table.shared else {
                 return Ok(table.local.answer(key, message, attempt).await);
             };

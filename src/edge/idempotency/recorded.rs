@@ -63,6 +63,16 @@ impl RecordedAnswer {
             .or_else(|| Status::from_header_map(&self.headers))
     }
 
+    /// Whether the answer says the change may or may not have been carried out: the next retry
+    /// settles it.
+    pub(super) fn outcome_unknown(&self) -> bool {
+        self.grpc_status().is_some_and(|status| {
+            status
+                .get_details_error_info()
+                .is_some_and(|info| info.reason == status::reason::OUTCOME_UNKNOWN)
+        })
+    }
+
     /// Whether the answer is kept for retries: see the module docs of `idempotency`.
     pub(super) fn remembered(&self) -> bool {
         let Some(status) = self.grpc_status() else {
@@ -76,10 +86,7 @@ impl RecordedAnswer {
                 | Code::DeadlineExceeded
                 | Code::Cancelled
         );
-        let outcome_unknown = status
-            .get_details_error_info()
-            .is_some_and(|info| info.reason == status::reason::OUTCOME_UNKNOWN);
-        !may_simply_be_sent_again || outcome_unknown
+        !may_simply_be_sent_again || self.outcome_unknown()
     }
 
     /// The same answer again.

@@ -5,7 +5,9 @@
 //! replica renews while the attempt runs, and, once known, the answer. Claiming runs as one
 //! script, so exactly one replica makes the attempt; the others poll until the answer is
 //! there. An attempt whose lease ran out without an answer (its replica stopped, or lost the
-//! server) is an outcome nobody can tell: retries are told `OUTCOME_UNKNOWN`, never made again.
+//! server), like an answer that is `OUTCOME_UNKNOWN`, is settled by the next retry with a read
+//! (see the module docs of `idempotency`), which replaces it with what it found; the change is
+//! never sent again meanwhile.
 //! An answer that is not remembered (see the module docs of `idempotency`) stays a moment for
 //! those waiting, and the next claim replaces it.
 
@@ -17,7 +19,7 @@ use prost_reflect::{DynamicMessage, ReflectMessage};
 use sha2::{Digest, Sha256};
 
 use super::recorded::RecordedAnswer;
-use super::{Attempt, ChangeKey};
+use super::{Attempt, ChangeKey, Run};
 use crate::coordination::{Coordination, KEY_PREFIX, Unavailable};
 use crate::edge::Response;
 use crate::status;
@@ -66,6 +68,26 @@ if ARGV[3] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 1
 ";
 
+/// Replaces an unknown outcome (`ARGV[1]`: the unknown answer, or empty for an attempt whose
+/// lease ran out) with what a retry's read settled, or forgets it when that is not remembered.
+const SETTLE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local found = redis.call('HMGET', KEYS[1], 'answer', 'lease')
+local current = found[1] or ''
+if current ~= ARGV[1] then return 0 end
+if current == '' then
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  if tonumber(found[2]) >= now then return 0 end
+end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'answer', ARGV[2], 'transient', '0')
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+";
+
 /// The changes every replica shares.
 #[derive(Clone)]
 pub(super) struct SharedTable {
@@ -74,6 +96,7 @@ pub(super) struct SharedTable {
     claim: Arc<redis::Script>,
     renew: Arc<redis::Script>,
     finish: Arc<redis::Script>,
+    settle: Arc<redis::Script>,
 }
 
 /// What a claim found.
@@ -100,6 +123,7 @@ impl SharedTable {
             claim: Arc::new(redis::Script::new(CLAIM)),
             renew: Arc::new(redis::Script::new(RENEW)),
             finish: Arc::new(redis::Script::new(FINISH)),
+            settle: Arc::new(redis::Script::new(SETTLE)),
         }
     }
 
@@ -127,20 +151,27 @@ impl SharedTable {
                 Err(_) => return Ok(status::outcome_lost().into_http()),
             };
             let (stored_request, state) = match claim {
-                Claim::First => return Ok(self.attempt(server_key, owner, attempt).await),
+                Claim::First => {
+                    return Ok(self
+                        .attempt(server_key, owner, attempt.run(Run::First))
+                        .await);
+                }
                 Claim::Existing(stored_request, state) => (stored_request, state),
             };
             if !same_request(request, &stored_request) {
                 return Ok(status::request_id_reused().into_http());
             }
             match state {
-                State::Answered(answer) => {
-                    return Ok(match RecordedAnswer::decode(&answer) {
+                State::Answered(stored) => {
+                    return Ok(match RecordedAnswer::decode(&stored) {
+                        Some(answer) if answer.outcome_unknown() => {
+                            self.settle(&server_key, &stored, attempt).await
+                        }
                         Some(answer) => answer.replay(),
                         None => status::outcome_lost().into_http(),
                     });
                 }
-                State::Abandoned => return Ok(status::outcome_lost().into_http()),
+                State::Abandoned => return Ok(self.settle(&server_key, &[], attempt).await),
                 State::Pending => {
                     waited = true;
                     tokio::time::sleep(pause).await;
@@ -175,9 +206,29 @@ impl SharedTable {
         })
     }
 
+    /// Settles an earlier attempt whose outcome is unknown (`unknown`: its stored answer, empty
+    /// when its lease ran out) with `attempt`, its changes withheld, and stores what it found.
+    async fn settle(&self, key: &str, unknown: &[u8], attempt: Attempt) -> Response {
+        let settled = attempt.run(Run::Settling).await;
+        let remembered = if settled.remembered() { "1" } else { "0" };
+        let mut invocation = self.settle.key(key);
+        invocation
+            .arg(unknown)
+            .arg(settled.encode())
+            .arg(remembered);
+        // Not stored, the next retry settles again: it reads, and never writes twice.
+        let _ = self.coordination.run_script::<i64>(&invocation).await;
+        settled.replay()
+    }
+
     /// Makes the claimed attempt in a task of its own, so it runs to its end even if the caller
     /// goes away, renewing the lease meanwhile; records and returns its answer.
-    async fn attempt(&self, key: String, owner: String, attempt: Attempt) -> Response {
+    async fn attempt(
+        &self,
+        key: String,
+        owner: String,
+        attempt: futures::future::BoxFuture<'static, RecordedAnswer>,
+    ) -> Response {
         let table = self.clone();
         let task = tokio::spawn(async move {
             let mut attempt = std::pin::pin!(attempt);
