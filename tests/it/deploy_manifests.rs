@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::deploy_render;
 
-use deploy_render::{deploy_dir, render, sequence, text};
+use deploy_render::{deploy_dir, load_documents, render, sequence, text};
 use identity_gateway::config::{LogFormat, Settings};
 use identity_gateway::startup::HEALTH_CHECKED_SERVICES;
 use serde_yaml::Value;
@@ -543,5 +543,26 @@ fn the_mounted_policy_is_the_file_the_gateway_reads_and_it_is_valid() {
         if let Err(problems) = identity_gateway::authz::policy::Policy::parse(policy) {
             panic!("{}: the policy is invalid:\n{problems}", rendered.name);
         }
+    }
+}
+
+#[test]
+fn the_renderer_refuses_a_plain_word_kubectl_would_read_as_a_boolean() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("args:\n  - --appendonly\n  - \"no\"\n", true),
+        (
+            "enabled: 'on'\nname: nobody\n# a comment: no\nmode: strict # on\n",
+            true,
+        ),
+        ("args:\n  - --appendonly\n  - no\n", false),
+        ("enabled: Off\n", false),
+        ("- name: x\n  value: yes\n", false),
+    ];
+    for (index, (manifest, accepted)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("{index}.yaml"));
+        std::fs::write(&path, manifest).unwrap();
+        let loaded = std::panic::catch_unwind(|| load_documents(&path)).is_ok();
+        assert_eq!(loaded, accepted, "{manifest}");
     }
 }
