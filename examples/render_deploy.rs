@@ -1,5 +1,7 @@
 //! Writes each kustomization in `deploy/` rendered (`OUT_DIR/{base,production,simulated}.yaml`),
 //! for `kubernetes-validate --strict` in `.ci/run`: the same renderer the manifest tests use.
+//! Each object is written as JSON (itself YAML): every string is quoted, so a validator reading
+//! YAML 1.1 sees `"no"` as the string the renderer read, not as `false`.
 //!
 //! ```sh
 //! cargo run --example render_deploy -- target/deploy/rendered
@@ -28,7 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut text = String::new();
         for object in &objects {
             text.push_str("---\n");
-            text.push_str(&serde_yaml::to_string(object)?);
+            text.push_str(&serde_json::to_string_pretty(object)?);
+            text.push('\n');
         }
         let path = out_dir.join(format!("{name}.yaml"));
         std::fs::write(&path, text)?;

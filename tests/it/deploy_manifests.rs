@@ -1,5 +1,7 @@
 //! The Kubernetes manifests in `deploy/` agree with the binary: ports, probes, settings, drain
-//! timing, security context and how the Okta token arrives. Schema validation is `.ci/run`'s job
+//! timing, security context, how the Okta token arrives, and the Valkey/Redis server the replicas
+//! share (a Valkey of its own in the simulated overlay, a URL from the Secret in production).
+//! Schema validation is `.ci/run`'s job
 //! (`kubernetes-validate --strict` on what `examples/render_deploy.rs` renders); this test
 //! renders each overlay with the same renderer (`deploy_render`) and checks consistency.
 
@@ -9,7 +11,7 @@ use std::path::Path;
 
 use crate::deploy_render;
 
-use deploy_render::{deploy_dir, render, sequence, text};
+use deploy_render::{deploy_dir, load_documents, render, sequence, text};
 use identity_gateway::config::{LogFormat, Settings};
 use identity_gateway::startup::HEALTH_CHECKED_SERVICES;
 use serde_yaml::Value;
@@ -24,6 +26,11 @@ const NON_SETTING_VARS: &[(&str, &str)] = &[
 const TOKEN_FILE_VAR: &str = "IDGW_OKTA__API_TOKEN_FILE";
 const TOKEN_KEY_FILE_VAR: &str = "IDGW_GRPC__TOKEN_KEY_FILE";
 const JWKS_FILE_VAR: &str = "IDGW_AUTH__JWT__JWKS_FILE";
+const REDIS_URL_VAR: &str = "IDGW_COORDINATION__REDIS_URL";
+/// The image of the Valkey server the simulated overlay runs for the replicas, and the release
+/// line the replica tests run against.
+const VALKEY_IMAGE: &str = "valkey/valkey";
+const VALKEY_RELEASE_LINE: &str = "8.1";
 /// A public signing key set, standing in for the cluster's (no private key exists for it).
 const CLUSTER_JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "pVclTSfbalcATelAvXUOXIshcPlQ42HkdFZ6n-aNFLg", "y": "dKgftTksgFR7JIuzrHl-lc6WfTbLN0vvZHCbOJsR3so", "kid": "cluster-key", "use": "sig", "alg": "ES256"}]}"#;
 // === lookups ===
@@ -65,13 +72,75 @@ impl Rendered {
         })
     }
 
-    fn gateway(&self) -> (&Value, &Value) {
-        let gateway: Vec<_> = self
+    /// The one container (with its Deployment) playing `role`.
+    fn only(&self, role: Role) -> (&Value, &Value) {
+        let found: Vec<_> = self
             .containers()
-            .filter(|(_, container)| !is_simulator(container))
+            .filter(|(_, container)| Role::of(container) == role)
             .collect();
-        assert_eq!(gateway.len(), 1, "{}: one gateway container", self.name);
-        gateway[0]
+        assert_eq!(found.len(), 1, "{}: one {role:?} container", self.name);
+        found[0]
+    }
+
+    fn gateway(&self) -> (&Value, &Value) {
+        self.only(Role::Gateway)
+    }
+
+    /// The value under `key` of the Secret `name`: the committed one, or, for an overlay whose
+    /// Secret is created with kubectl, the example that documents its keys.
+    fn secret_value(&self, name: &str, key: &str) -> String {
+        let committed = self
+            .of_kind("Secret")
+            .find(|secret| secret["metadata"]["name"] == name);
+        let secret = committed.cloned().unwrap_or_else(|| {
+            let example = example_secret();
+            assert_eq!(
+                example["metadata"]["name"], name,
+                "{}: Secret {name} is neither committed nor the example",
+                self.name
+            );
+            example
+        });
+        secret["stringData"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: Secret {name} has no `{key}`", self.name))
+            .to_owned()
+    }
+
+    /// The NetworkPolicies that select `deployment`'s pods.
+    fn policies_of<'a>(&'a self, deployment: &'a Value) -> impl Iterator<Item = &'a Value> {
+        self.of_kind("NetworkPolicy").filter(move |policy| {
+            matches_selector(
+                pod_labels(deployment),
+                &policy["spec"]["podSelector"]["matchLabels"],
+            )
+        })
+    }
+
+    /// Whether an egress rule of `from`'s policies admits TCP `port` to the pods of `to`, a
+    /// Deployment in the same namespace, or, when `to` is `None`, to some destination (which the
+    /// manifests cannot know: a server outside the cluster).
+    fn egress_allows(&self, from: &Value, to: Option<&Value>, port: u64) -> bool {
+        self.policies_of(from)
+            .flat_map(|policy| sequence(&policy["spec"]["egress"]))
+            .any(|rule| {
+                let peers = sequence(&rule["to"]);
+                let reaches = match to {
+                    Some(to) => peers.iter().any(|peer| {
+                        let selector = &peer["podSelector"]["matchLabels"];
+                        peer["namespaceSelector"].is_null()
+                            && selector.is_mapping()
+                            && matches_selector(pod_labels(to), selector)
+                    }),
+                    None => true,
+                };
+                reaches
+                    && sequence(&rule["ports"]).iter().any(|p| {
+                        // TCP unless the rule says otherwise.
+                        p["port"].as_u64() == Some(port)
+                            && (p["protocol"].is_null() || p["protocol"] == "TCP")
+                    })
+            })
     }
 
     /// The environment a container starts with: its ConfigMaps (envFrom), then its `env`.
@@ -89,8 +158,12 @@ impl Rendered {
             }
         }
         for variable in sequence(&container["env"]) {
+            let reference = &variable["valueFrom"]["secretKeyRef"];
             let value = match variable["value"].as_str() {
                 Some(value) => value.to_owned(),
+                None if reference.is_mapping() => {
+                    self.secret_value(text(&reference["name"]), text(&reference["key"]))
+                }
                 None => format!("<valueFrom {:?}>", variable["valueFrom"]),
             };
             environment.insert(text(&variable["name"]).to_owned(), value);
@@ -99,8 +172,59 @@ impl Rendered {
     }
 }
 
-fn is_simulator(container: &Value) -> bool {
-    sequence(&container["args"]).first().map(text) == Some("simulate")
+/// What a container of the manifests runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Gateway,
+    /// The gateway image's `simulate` subcommand.
+    Simulator,
+    /// The Valkey server the replicas share.
+    Valkey,
+}
+
+impl Role {
+    fn of(container: &Value) -> Self {
+        if sequence(&container["args"]).first().map(text) == Some("simulate") {
+            Self::Simulator
+        } else if image_name_and_tag(container).0 == VALKEY_IMAGE {
+            Self::Valkey
+        } else {
+            Self::Gateway
+        }
+    }
+}
+
+fn image_name_and_tag(container: &Value) -> (&str, &str) {
+    let image = text(&container["image"]);
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, ""),
+    }
+}
+
+/// The port a Valkey probe checks: a TCP connection, or `valkey-cli [-p PORT] ping`.
+fn valkey_probe_port(container: &Value, probe: &Value) -> u64 {
+    if probe["tcpSocket"].is_mapping() {
+        return resolve_port(container, &probe["tcpSocket"]["port"]);
+    }
+    let command: Vec<&str> = sequence(&probe["exec"]["command"])
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(command.first(), Some(&"valkey-cli"), "{probe:?}");
+    assert_eq!(command.last(), Some(&"ping"), "{probe:?}");
+    command
+        .iter()
+        .position(|argument| *argument == "-p")
+        .map_or(6379, |position| command[position + 1].parse().unwrap())
+}
+
+/// deploy/base/secret.example.yaml: the Secret production creates with kubectl, with every key.
+fn example_secret() -> Value {
+    let [secret] = load_documents(&deploy_dir().join("base/secret.example.yaml"))
+        .try_into()
+        .unwrap();
+    secret
 }
 
 fn argument_after<'a>(container: &'a Value, flag: &str) -> Option<&'a str> {
@@ -136,6 +260,50 @@ fn container_port(container: &Value, name: &str) -> u64 {
     resolve_port(container, &Value::from(name))
 }
 
+/// The restricted Pod Security Standard, and bounded resources.
+fn assert_restricted(label: &str, rendered: &Rendered, deployment: &Value, container: &Value) {
+    let pod_spec = &deployment["spec"]["template"]["spec"];
+    let pod = &pod_spec["securityContext"];
+    let own = &container["securityContext"];
+    let either = |field: &str| own.get(field).unwrap_or(&pod[field]).clone();
+    assert_eq!(either("runAsNonRoot"), true, "{label}");
+    assert!(
+        either("runAsUser").as_u64().is_some_and(|uid| uid > 0),
+        "{label}: numeric non-root uid"
+    );
+    // The restricted standard refuses uid 0 at either level, even when the container overrides.
+    assert_ne!(pod["runAsUser"], 0, "{label}: pod runAsUser");
+    assert_eq!(pod["seccompProfile"]["type"], "RuntimeDefault", "{label}");
+    assert_eq!(
+        either("seccompProfile")["type"],
+        "RuntimeDefault",
+        "{label}"
+    );
+    assert_eq!(own["allowPrivilegeEscalation"], false, "{label}");
+    assert_eq!(own["readOnlyRootFilesystem"], true, "{label}");
+    assert!(
+        sequence(&own["capabilities"]["drop"])
+            .iter()
+            .any(|c| c == "ALL"),
+        "{label}: drops ALL capabilities"
+    );
+    assert!(
+        own["capabilities"]["add"].is_null(),
+        "{label}: adds no capability"
+    );
+    assert_eq!(pod_spec["automountServiceAccountToken"], false, "{label}");
+    let account = rendered.named("ServiceAccount", text(&pod_spec["serviceAccountName"]));
+    assert_eq!(account["automountServiceAccountToken"], false, "{label}");
+    for resource in ["cpu", "memory"] {
+        for bound in ["requests", "limits"] {
+            assert!(
+                !container["resources"][bound][resource].is_null(),
+                "{label}: {bound}.{resource}"
+            );
+        }
+    }
+}
+
 /// Loads settings the way the binary does: an unknown key is a failure.
 fn load_settings(label: &str, environment: &BTreeMap<String, String>) -> Settings {
     let env: HashMap<String, String> = environment.clone().into_iter().collect();
@@ -154,6 +322,9 @@ fn every_variable_and_config_map_key_is_a_real_setting_or_a_known_outside_variab
             load_settings(&format!("{} ConfigMap", rendered.name), &data);
         }
         for (deployment, container) in rendered.containers() {
+            if Role::of(container) == Role::Valkey {
+                continue; // not the gateway's binary: it reads no setting
+            }
             let label = format!(
                 "{} {}",
                 rendered.name,
@@ -210,6 +381,11 @@ fn the_gateway_accepts_each_overlays_configuration_as_a_whole() {
             jwks_file.path().display().to_string(),
         );
         let settings = load_settings(rendered.name, &environment);
+        assert!(
+            settings.coordination.redis_url.is_some(),
+            "{}: replicas share changes named by a request_id through one server",
+            rendered.name
+        );
         match settings.validate(false) {
             Ok(target) => assert!(target.is_some(), "{}", rendered.name),
             Err(problems) => panic!("{}: {problems:?}", rendered.name),
@@ -233,15 +409,27 @@ fn container_ports_services_and_network_policies_agree_with_the_listen_addresses
                 rendered.name,
                 text(&deployment["metadata"]["name"])
             );
-            let (port_name, listen) = if is_simulator(container) {
-                let listen = argument_after(container, "--listen").unwrap_or("127.0.0.1:8089");
-                ("http", listen.parse::<SocketAddr>().unwrap())
-            } else {
-                let settings = load_settings(&label, &rendered.environment(container));
-                let listen = argument_after(container, "--listen")
-                    .map(|addr| addr.parse().unwrap())
-                    .unwrap_or(settings.grpc.listen_addr);
-                ("grpc", listen)
+            let (port_name, listen) = match Role::of(container) {
+                Role::Simulator => {
+                    let listen = argument_after(container, "--listen").unwrap_or("127.0.0.1:8089");
+                    ("http", listen.parse::<SocketAddr>().unwrap())
+                }
+                Role::Gateway => {
+                    let settings = load_settings(&label, &rendered.environment(container));
+                    let listen = argument_after(container, "--listen")
+                        .map(|addr| addr.parse().unwrap())
+                        .unwrap_or(settings.grpc.listen_addr);
+                    ("grpc", listen)
+                }
+                Role::Valkey => {
+                    // Valkey's own default binds every interface; a --bind would narrow it.
+                    assert_eq!(argument_after(container, "--bind"), None, "{label}");
+                    let port = argument_after(container, "--port").unwrap_or("6379");
+                    (
+                        "redis",
+                        SocketAddr::from(([0, 0, 0, 0], port.parse().unwrap())),
+                    )
+                }
             };
             assert!(listen.ip().is_unspecified(), "{label}: listens on {listen}");
             assert_eq!(
@@ -298,10 +486,23 @@ fn probes_use_the_container_port_and_a_health_checked_service() {
             );
             for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
                 let probe_spec = &container[probe];
-                if is_simulator(container) {
-                    let port = resolve_port(container, &probe_spec["tcpSocket"]["port"]);
-                    assert_eq!(port, container_port(container, "http"), "{label} {probe}");
-                    continue;
+                match Role::of(container) {
+                    Role::Simulator => {
+                        let port = resolve_port(container, &probe_spec["tcpSocket"]["port"]);
+                        assert_eq!(port, container_port(container, "http"), "{label} {probe}");
+                        continue;
+                    }
+                    // Starts in milliseconds: no startup probe needed.
+                    Role::Valkey if probe == "startupProbe" && probe_spec.is_null() => continue,
+                    Role::Valkey => {
+                        assert_eq!(
+                            valkey_probe_port(container, probe_spec),
+                            container_port(container, "redis"),
+                            "{label} {probe}"
+                        );
+                        continue;
+                    }
+                    Role::Gateway => {}
                 }
                 let grpc = &probe_spec["grpc"];
                 assert_eq!(
@@ -345,40 +546,7 @@ fn every_pod_runs_non_root_read_only_without_privileges_or_api_token() {
                 rendered.name,
                 text(&deployment["metadata"]["name"])
             );
-            let pod_spec = &deployment["spec"]["template"]["spec"];
-            let pod = &pod_spec["securityContext"];
-            let own = &container["securityContext"];
-            let either = |field: &str| own.get(field).unwrap_or(&pod[field]).clone();
-            assert_eq!(either("runAsNonRoot"), true, "{label}");
-            assert!(
-                either("runAsUser").as_u64().is_some_and(|uid| uid > 0),
-                "{label}: numeric non-root uid"
-            );
-            assert_eq!(pod["seccompProfile"]["type"], "RuntimeDefault", "{label}");
-            assert_eq!(
-                either("seccompProfile")["type"],
-                "RuntimeDefault",
-                "{label}"
-            );
-            assert_eq!(own["allowPrivilegeEscalation"], false, "{label}");
-            assert_eq!(own["readOnlyRootFilesystem"], true, "{label}");
-            assert!(
-                sequence(&own["capabilities"]["drop"])
-                    .iter()
-                    .any(|c| c == "ALL"),
-                "{label}: drops ALL capabilities"
-            );
-            assert_eq!(pod_spec["automountServiceAccountToken"], false, "{label}");
-            let account = rendered.named("ServiceAccount", text(&pod_spec["serviceAccountName"]));
-            assert_eq!(account["automountServiceAccountToken"], false, "{label}");
-            for resource in ["cpu", "memory"] {
-                for bound in ["requests", "limits"] {
-                    assert!(
-                        !container["resources"][bound][resource].is_null(),
-                        "{label}: {bound}.{resource}"
-                    );
-                }
-            }
+            assert_restricted(&label, &rendered, deployment, container);
         }
     }
 }
@@ -472,23 +640,14 @@ fn the_simulated_gateway_calls_the_simulator_service_and_may_reach_it() {
         .unwrap();
     assert_eq!(simulator["spec"]["replicas"], 1, "one in-memory org");
     let (gateway_deployment, _) = rendered.gateway();
-    let egress_to_simulator = rendered
-        .of_kind("NetworkPolicy")
-        .filter(|p| {
-            matches_selector(
-                pod_labels(gateway_deployment),
-                &p["spec"]["podSelector"]["matchLabels"],
-            )
-        })
-        .flat_map(|p| sequence(&p["spec"]["egress"]))
-        .any(|rule| {
-            sequence(&rule["to"]).iter().any(|peer| {
-                matches_selector(pod_labels(simulator), &peer["podSelector"]["matchLabels"])
-            }) && sequence(&rule["ports"])
-                .iter()
-                .any(|p| p["port"] == *service_port)
-        });
-    assert!(egress_to_simulator, "the gateway may call the simulator");
+    assert!(
+        rendered.egress_allows(
+            gateway_deployment,
+            Some(simulator),
+            service_port.as_u64().unwrap()
+        ),
+        "the gateway may call the simulator"
+    );
 }
 
 #[test]
@@ -543,5 +702,218 @@ fn the_mounted_policy_is_the_file_the_gateway_reads_and_it_is_valid() {
         if let Err(problems) = identity_gateway::authz::policy::Policy::parse(policy) {
             panic!("{}: the policy is invalid:\n{problems}", rendered.name);
         }
+    }
+}
+
+#[test]
+fn the_redis_url_comes_from_a_secret_never_from_a_config_map_or_a_literal() {
+    for rendered in Rendered::all() {
+        for config_map in rendered.of_kind("ConfigMap") {
+            assert!(
+                config_map["data"][REDIS_URL_VAR].is_null(),
+                "{}: {REDIS_URL_VAR} may carry a password: not in a ConfigMap",
+                rendered.name
+            );
+        }
+        let (_, container) = rendered.gateway();
+        let variable = sequence(&container["env"])
+            .iter()
+            .find(|variable| variable["name"] == REDIS_URL_VAR)
+            .unwrap_or_else(|| panic!("{}: the gateway gets no {REDIS_URL_VAR}", rendered.name));
+        assert!(variable["value"].is_null(), "{}: a literal", rendered.name);
+        let reference = &variable["valueFrom"]["secretKeyRef"];
+        assert!(
+            !text(&reference["name"]).is_empty() && !text(&reference["key"]).is_empty(),
+            "{}: {REDIS_URL_VAR} is not from a Secret's key",
+            rendered.name
+        );
+        // Started without it, a replica would keep its own record, and a retry reaching another
+        // replica would make the change again.
+        assert_ne!(
+            reference["optional"], true,
+            "{}: the key must be there",
+            rendered.name
+        );
+    }
+}
+
+#[test]
+fn the_simulated_gateway_shares_its_records_through_one_valkey_only_it_may_reach() {
+    let rendered = Rendered::overlay("simulated");
+    let (valkey_deployment, valkey) = rendered.only(Role::Valkey);
+    let label = format!("simulated {}", text(&valkey_deployment["metadata"]["name"]));
+    assert_restricted(&label, &rendered, valkey_deployment, valkey);
+    let (image, tag) = image_name_and_tag(valkey);
+    assert!(
+        tag == VALKEY_RELEASE_LINE || tag.starts_with(&format!("{VALKEY_RELEASE_LINE}.")),
+        "{label}: {image} pinned to the {VALKEY_RELEASE_LINE} line, not `{tag}`"
+    );
+    // One server, never two at once: each would hold part of the records.
+    assert_eq!(valkey_deployment["spec"]["replicas"], 1, "{label}");
+    assert_eq!(
+        valkey_deployment["spec"]["strategy"]["type"], "Recreate",
+        "{label}"
+    );
+    // No persistence: neither snapshots nor an append-only file, and anything written goes to
+    // a volume that lives and dies with the pod.
+    assert_eq!(argument_after(valkey, "--save"), Some(""), "{label}");
+    assert_eq!(
+        argument_after(valkey, "--appendonly"),
+        Some("no"),
+        "{label}"
+    );
+    let volumes = sequence(&valkey_deployment["spec"]["template"]["spec"]["volumes"]);
+    for mount in sequence(&valkey["volumeMounts"]) {
+        let volume = volumes.iter().find(|v| v["name"] == mount["name"]).unwrap();
+        assert!(
+            volume["emptyDir"].is_mapping(),
+            "{label}: {} is not an emptyDir",
+            text(&mount["mountPath"])
+        );
+    }
+
+    // The gateway's URL names the Service in front of that Valkey.
+    let (gateway_deployment, gateway) = rendered.gateway();
+    let url = url::Url::parse(&rendered.environment(gateway)[REDIS_URL_VAR]).unwrap();
+    assert_eq!(url.scheme(), "redis", "{url}");
+    let service = rendered.named("Service", url.host_str().unwrap());
+    assert!(
+        matches_selector(pod_labels(valkey_deployment), &service["spec"]["selector"]),
+        "{url} is not the Valkey's Service"
+    );
+    let port = url.port().map_or(6379, u64::from);
+    let service_port = sequence(&service["spec"]["ports"])
+        .iter()
+        .find(|candidate| candidate["port"].as_u64() == Some(port))
+        .unwrap_or_else(|| panic!("{url}: the Service has no port {port}"));
+    let valkey_port = resolve_port(valkey, &service_port["targetPort"]);
+    assert_eq!(valkey_port, container_port(valkey, "redis"), "{label}");
+
+    // The gateway may reach it, and nothing else may.
+    assert!(
+        rendered.egress_allows(gateway_deployment, Some(valkey_deployment), valkey_port),
+        "the gateway's egress does not admit Valkey on {valkey_port}"
+    );
+    let policies: Vec<&Value> = rendered.policies_of(valkey_deployment).collect();
+    let restricts = |kind: &str| {
+        policies.iter().any(|p| {
+            sequence(&p["spec"]["policyTypes"])
+                .iter()
+                .any(|t| t == kind)
+        })
+    };
+    assert!(restricts("Ingress"), "{label}: ingress is not restricted");
+    let others: Vec<&Value> = rendered
+        .of_kind("Deployment")
+        .filter(|d| d["metadata"]["name"] != gateway_deployment["metadata"]["name"])
+        .collect();
+    let rules: Vec<&Value> = policies
+        .iter()
+        .flat_map(|p| sequence(&p["spec"]["ingress"]))
+        .collect();
+    assert!(!rules.is_empty(), "{label}: the gateway may not connect");
+    for rule in rules {
+        let peers = sequence(&rule["from"]);
+        assert!(
+            !peers.is_empty(),
+            "{label}: a rule without `from` admits every pod"
+        );
+        for peer in peers {
+            assert!(
+                peer["namespaceSelector"].is_null() && peer["ipBlock"].is_null(),
+                "{label}: admits more than this namespace's pods: {peer:?}"
+            );
+            let selector = &peer["podSelector"]["matchLabels"];
+            assert!(
+                selector.is_mapping() && peer["podSelector"]["matchExpressions"].is_null(),
+                "{label}: {peer:?}"
+            );
+            assert!(
+                matches_selector(pod_labels(gateway_deployment), selector),
+                "{label}: admits pods other than the gateway's: {peer:?}"
+            );
+            for other in &others {
+                assert!(
+                    !matches_selector(pod_labels(other), selector),
+                    "{label}: admits {} too",
+                    text(&other["metadata"]["name"])
+                );
+            }
+        }
+        let ports = sequence(&rule["ports"]);
+        assert!(
+            !ports.is_empty(),
+            "{label}: a rule without ports admits every port"
+        );
+        for port in ports {
+            assert_eq!(port["port"].as_u64(), Some(valkey_port), "{label}");
+            assert!(
+                port["protocol"].is_null() || port["protocol"] == "TCP",
+                "{label}: {port:?}"
+            );
+        }
+    }
+    // Valkey itself connects to nothing (no replication, no cluster bus).
+    assert!(restricts("Egress"), "{label}: egress is not restricted");
+    assert!(
+        policies
+            .iter()
+            .all(|p| sequence(&p["spec"]["egress"]).is_empty()),
+        "{label}: has egress"
+    );
+}
+
+#[test]
+fn the_production_redis_url_is_a_key_of_the_secret_created_with_kubectl_and_its_port_is_open() {
+    let rendered = Rendered::overlay("production");
+    assert_eq!(
+        rendered.of_kind("Secret").count(),
+        0,
+        "created with kubectl, never from git"
+    );
+    let (gateway_deployment, gateway) = rendered.gateway();
+    let reference = &sequence(&gateway["env"])
+        .iter()
+        .find(|variable| variable["name"] == REDIS_URL_VAR)
+        .unwrap()["valueFrom"]["secretKeyRef"];
+    // The example documents every key of the Secret the operator creates.
+    let example = example_secret();
+    assert_eq!(example["metadata"]["name"], reference["name"]);
+    assert_eq!(
+        example["metadata"]["namespace"],
+        gateway_deployment["metadata"]["namespace"]
+    );
+    let key = text(&reference["key"]);
+    let value = example["stringData"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("deploy/base/secret.example.yaml has no `{key}`"));
+    let url = url::Url::parse(value).unwrap();
+    assert!(matches!(url.scheme(), "redis" | "rediss"), "{url}");
+    // The destination is the team's to narrow; the port of the documented URL must be open.
+    let port = url.port().map_or(6379, u64::from);
+    assert!(
+        rendered.egress_allows(gateway_deployment, None, port),
+        "production: no egress rule admits the Valkey/Redis server on {port}"
+    );
+}
+
+#[test]
+fn the_renderer_refuses_a_plain_word_kubectl_would_read_as_a_boolean() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("args:\n  - --appendonly\n  - \"no\"\n", true),
+        (
+            "enabled: 'on'\nname: nobody\n# a comment: no\nmode: strict # on\n",
+            true,
+        ),
+        ("args:\n  - --appendonly\n  - no\n", false),
+        ("enabled: Off\n", false),
+        ("- name: x\n  value: yes\n", false),
+    ];
+    for (index, (manifest, accepted)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("{index}.yaml"));
+        std::fs::write(&path, manifest).unwrap();
+        let loaded = std::panic::catch_unwind(|| load_documents(&path)).is_ok();
+        assert_eq!(loaded, accepted, "{manifest}");
     }
 }

@@ -7,6 +7,10 @@
 //! files, directories holding a `kustomization.yaml`), `namespace` (set on every namespaced
 //! object), `patches` given by `path` (strategic-merge patches that only merge maps: a list in
 //! a patch would need kustomize's per-field merge keys) and `images` (name -> newName / newTag).
+//!
+//! This renderer reads YAML 1.2, where an unquoted `no` is a string; kubectl reads YAML 1.1,
+//! where it is `false`. A manifest holding such a word unquoted is refused, so what the tests
+//! check is what a cluster gets.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed render
 
 use std::path::{Path, PathBuf};
@@ -29,14 +33,44 @@ pub fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
+/// Plain scalars that YAML 1.1 (kubectl) reads as booleans and YAML 1.2 (this renderer) as
+/// strings.
+const YAML_1_1_BOOLEANS: &[&str] = &["y", "n", "yes", "no", "on", "off"];
+
 /// The non-empty YAML documents of a file.
 pub fn load_documents(path: &Path) -> Vec<Value> {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    if let Some(line) = unquoted_yaml_1_1_boolean(&text) {
+        panic!(
+            "{}:{line}: quote it: kubectl reads this word as a boolean, the renderer as a string",
+            path.display()
+        );
+    }
     serde_yaml::Deserializer::from_str(&text)
         .map(|document| Value::deserialize(document).unwrap())
         .filter(|document| !document.is_null())
         .collect()
+}
+
+/// The first line (from 1) whose value, as a mapping value or a sequence item, is a plain
+/// scalar YAML 1.1 reads as a boolean.
+fn unquoted_yaml_1_1_boolean(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            let line = if line.starts_with('#') { "" } else { line };
+            let line = line.split(" #").next().unwrap_or_default().trim();
+            let value = match line.rsplit_once(": ") {
+                Some((_, value)) => value,
+                None => line.strip_prefix("- ").unwrap_or_default(),
+            };
+            let value = value.trim().trim_start_matches("- ").trim();
+            YAML_1_1_BOOLEANS
+                .iter()
+                .any(|word| value.eq_ignore_ascii_case(word))
+        })
+        .map(|index| index + 1)
 }
 
 /// A YAML sequence's items; none for anything else.
