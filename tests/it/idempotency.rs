@@ -120,31 +120,39 @@ async fn an_id_reused_for_another_request_or_not_a_uuid_is_refused_before_okta()
 #[tokio::test]
 async fn a_change_whose_answer_the_caller_lost_is_found_by_its_retry() {
     let app = spawn_app().await;
+    lost_answer_is_found_by_the_retry(&app, &app).await;
+}
+
+/// A CreateUser sent to `first` whose answer the caller loses (Okta answers after the caller
+/// gave up) is found by its retry with the same id through `retry_on`: one user, returned.
+pub(crate) async fn lost_answer_is_found_by_the_retry(first: &TestApp, retry_on: &TestApp) {
     // Okta answers after the caller has given up: the change happens, the answer is lost.
-    app.set_latency(1_500).await;
+    first.set_latency(1_500).await;
     let mut lost = tonic::Request::new(new_user("slow@example.com", "Slow", REQUEST_ID));
     lost.set_timeout(Duration::from_millis(300));
-    let status = app.users.clone().create_user(lost).await.unwrap_err();
+    let status = first.users.clone().create_user(lost).await.unwrap_err();
     assert!(
         matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
         "{status:?}"
     );
 
     // The retry, while the first attempt still runs, waits for it and gets its answer.
-    let retried = create(&app, new_user("slow@example.com", "Slow", REQUEST_ID))
+    let retried = create(retry_on, new_user("slow@example.com", "Slow", REQUEST_ID))
         .await
         .unwrap();
-    app.set_latency(0).await;
+    first.set_latency(0).await;
     assert_eq!(retried.profile.unwrap().login, "slow@example.com");
-    assert_eq!(creates_sent(&app).await, 1);
-    assert_eq!(users_with_login(&app, "slow@example.com").await, 1);
+    assert_eq!(creates_sent(first).await, 1);
+    assert_eq!(users_with_login(first, "slow@example.com").await, 1);
 
-    // And once more, from the table.
-    let again = create(&app, new_user("slow@example.com", "Slow", REQUEST_ID))
-        .await
-        .unwrap();
-    assert_eq!(again.id, retried.id);
-    assert_eq!(creates_sent(&app).await, 1);
+    // And once more, from the table, on either.
+    for app in [first, retry_on] {
+        let again = create(app, new_user("slow@example.com", "Slow", REQUEST_ID))
+            .await
+            .unwrap();
+        assert_eq!(again.id, retried.id);
+    }
+    assert_eq!(creates_sent(first).await, 1);
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@
 use crate::common;
 use crate::groups::group_ids_of;
 use crate::idempotency::{
-    create, creates_sent, new_user, unknown_outcomes_are_settled_by_the_retry, users_with_login,
+    create, creates_sent, lost_answer_is_found_by_the_retry, new_user,
+    unknown_outcomes_are_settled_by_the_retry, users_with_login,
 };
 
 use std::time::Duration;
@@ -234,4 +235,14 @@ async fn an_unknown_outcome_on_one_replica_is_settled_by_the_retry_on_another() 
     };
     let (first, second) = two_replicas(&valkey).await;
     unknown_outcomes_are_settled_by_the_retry(&first, &second).await;
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_made_once_and_returned_by_the_retry_on_another_replica()
+{
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    let (first, second) = two_replicas(&valkey).await;
+    lost_answer_is_found_by_the_retry(&first, &second).await;
 }
