@@ -15,10 +15,10 @@ mod support;
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Callers, Collector, TOKEN, channels, gateway_environment, get_user, memory_kib};
+use support::load::{Run, drive, millis, through_gateway};
+use support::{Callers, Collector, TOKEN, gateway_environment, memory_kib};
 
 /// A user of the simulator's demo org.
 const USER_ID: &str = "00u55tN5556tr55wr2dL";
@@ -30,8 +30,6 @@ const TRACED_CALLERS: usize = 64;
 /// each upstream latency; the table reports the median round (single runs on a shared 2-core
 /// machine move by 0.1 and more).
 const TRACING_ROUNDS: usize = 5;
-/// Callers per gRPC connection (HTTP/2 multiplexes them).
-const CALLERS_PER_CHANNEL: usize = 32;
 const STARTUP: Duration = Duration::from_secs(30);
 
 fn spawn_gateway(
@@ -42,85 +40,6 @@ fn spawn_gateway(
     let mut command = Command::new(support::BINARY);
     gateway_environment(&mut command, okta_url, otlp_endpoint, callers);
     support::spawn_gateway(command, STARTUP)
-}
-
-struct Run {
-    completed: usize,
-    throughput: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: u64,
-}
-
-fn summarize(mut latencies: Vec<Duration>, errors: u64, elapsed: Duration) -> Run {
-    latencies.sort();
-    let at = |quantile: f64| {
-        latencies
-            .get(
-                ((latencies.len() as f64 * quantile) as usize)
-                    .min(latencies.len().saturating_sub(1)),
-            )
-            .copied()
-            .unwrap_or_default()
-    };
-    Run {
-        completed: latencies.len(),
-        throughput: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-        errors,
-    }
-}
-
-async fn drive<F, Fut>(concurrency: usize, length: Duration, call: F) -> Run
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let call = Arc::new(call);
-    let started = Instant::now();
-    let deadline = started + length;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|caller| {
-            let call = call.clone();
-            tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0u64);
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    if call(caller).await {
-                        latencies.push(sent.elapsed());
-                    } else {
-                        errors += 1;
-                    }
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let (mut latencies, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        let (task_latencies, task_errors) = task.await.unwrap();
-        latencies.extend(task_latencies);
-        errors += task_errors;
-    }
-    summarize(latencies, errors, started.elapsed())
-}
-
-/// GetUser through the gateway; caller `n` reads `users[n % users.len()]`.
-async fn through_gateway(
-    address: SocketAddr,
-    users: &[String],
-    concurrency: usize,
-    length: Duration,
-) -> Run {
-    let channels = Arc::new(channels(address, concurrency.div_ceil(CALLERS_PER_CHANNEL)).await);
-    let users: Arc<[String]> = users.into();
-    drive(concurrency, length, move |caller| {
-        let channel = channels[caller % channels.len()].clone();
-        let users = users.clone();
-        async move { get_user(channel, &users[caller % users.len()]).await }
-    })
-    .await
 }
 
 /// A gateway run with the CPU time the gateway used for it.
@@ -159,10 +78,6 @@ async fn direct(okta_url: &str, concurrency: usize, length: Duration) -> Run {
         }
     })
     .await
-}
-
-fn millis(duration: Duration) -> String {
-    format!("{:.2}", duration.as_secs_f64() * 1000.0)
 }
 
 #[tokio::main]

@@ -2,6 +2,8 @@
 //! a minimal OTLP collector in a process of its own, and GetUser callers.
 #![allow(dead_code)] // each benchmark uses a different part
 
+pub mod load;
+
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
