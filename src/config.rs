@@ -3,19 +3,18 @@
 //! Environment variables use the prefix `IDGW_` and `__` between levels
 //! (`IDGW_OKTA__ORG_URL`, `IDGW_GRPC__LISTEN_ADDR`). The Okta SDKs' own `OKTA_CLIENT_ORGURL` and
 //! `OKTA_CLIENT_TOKEN` are read too, below the `IDGW_` names, so an environment already set up for
-//! an Okta SDK works unchanged. [`Settings::validate`] reports every bad setting at once, by name.
+//! an Okta SDK works unchanged. [`Settings::validate`] reports every bad setting at once, by name;
+//! a section whose rules moved to the module it configures implements [`Section`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
-use url::Url;
 
 use crate::authz::pattern::Pattern;
-use okta_client::{OAuthSettings, SigningKey, default_scopes};
 
 /// Prefix of the gateway's own environment variables.
 pub const ENV_PREFIX: &str = "IDGW";
@@ -512,21 +511,6 @@ pub struct OktaOAuthSettings {
     pub read_only_scopes: bool,
 }
 
-impl OktaOAuthSettings {
-    /// Whether OAuth credentials are configured (any of the identifying settings is set).
-    pub fn is_configured(&self) -> bool {
-        self.client_id.is_some() || self.private_key_file.is_some()
-    }
-
-    /// The scopes requested: the override, or the defaults for the read-only flag.
-    pub fn effective_scopes(&self) -> Vec<String> {
-        match &self.scopes {
-            Some(list) => list.words(),
-            None => default_scopes(self.read_only_scopes),
-        }
-    }
-}
-
 /// A list setting (scopes, audiences, algorithms) as one string (`"okta.users.read
 /// okta.groups.read"`, handy in environment variables) or a list.
 #[derive(Clone, Debug, Deserialize)]
@@ -613,17 +597,6 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The Okta org and credentials once validated.
-#[derive(Clone, Debug)]
-pub struct OktaTarget {
-    /// The org's base URL.
-    pub org_url: Url,
-    /// The API token (empty, and unused, when `oauth` is set).
-    pub api_token: SecretString,
-    /// The OAuth service-app credentials, when configured instead of an API token.
-    pub oauth: Option<OAuthSettings>,
-}
-
 impl Settings {
     /// Loads defaults, then `file` (TOML or YAML, by extension) if given, then the environment
     /// `env` (pass `std::env::vars()`; tests pass their own map).
@@ -700,9 +673,17 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks every setting and returns all problems at once, one line each, naming the setting.
-    /// `simulate` skips the Okta org checks (the embedded simulator provides the org).
-    pub fn validate(&self, simulate: bool) -> Result<Option<OktaTarget>, Vec<String>> {
+    /// Checks every setting and returns all problems at once, one line each, naming the
+    /// setting, or what the `okta` section's rules give: the org and credentials to call (none
+    /// when `simulate`, the embedded simulator providing the org).
+    pub fn validate(
+        &self,
+        simulate: bool,
+    ) -> Result<<OktaSettings as Section>::Valid, Vec<String>> {
+        let checking = Checking {
+            settings: self,
+            simulate,
+        };
         let mut problems = Vec::new();
         let grpc = &self.grpc;
         if grpc.request_timeout_ms == 0 {
@@ -802,211 +783,77 @@ impl Settings {
             problems
                 .push("`cache.group_discovery_max_objects` must be greater than zero".to_owned());
         }
-        let okta = &self.okta;
-        for (name, value) in [
-            ("okta.connect_timeout_ms", okta.connect_timeout_ms),
-            ("okta.request_timeout_ms", okta.request_timeout_ms),
-            ("okta.retry_base_delay_ms", okta.retry_base_delay_ms),
-            ("okta.retry_max_delay_ms", okta.retry_max_delay_ms),
-        ] {
-            if value == 0 {
-                problems.push(format!("`{name}` must be greater than zero"));
+        match self.okta.validate(&checking) {
+            Ok(target) => checked(problems, target),
+            Err(okta_problems) => {
+                problems.extend(okta_problems);
+                Err(problems)
             }
-        }
-        if okta.max_concurrent_requests == 0 || okta.max_concurrent_requests > 75 {
-            problems.push(
-                "`okta.max_concurrent_requests` must be between 1 and 75 (Okta's per-org limit)"
-                    .to_owned(),
-            );
-        }
-        if okta.rate_limit_reserve_percent > 90 {
-            problems.push("`okta.rate_limit_reserve_percent` must be at most 90".to_owned());
-        }
-        if okta.retry_base_delay_ms > okta.retry_max_delay_ms {
-            problems.push(
-                "`okta.retry_base_delay_ms` must not exceed `okta.retry_max_delay_ms`".to_owned(),
-            );
-        }
-        let target = if simulate {
-            None
-        } else if okta.oauth.is_configured() {
-            let org_url = self.validated_org_url(&mut problems);
-            if okta.api_token.is_some() || okta.api_token_file.is_some() {
-                problems.push(
-                    "set either an API token (`okta.api_token` / `okta.api_token_file`) or \
-                     `okta.oauth`, not both"
-                        .to_owned(),
-                );
-            }
-            let oauth = self.validated_oauth(&mut problems);
-            org_url.zip(oauth).map(|(org_url, oauth)| OktaTarget {
-                org_url,
-                api_token: SecretString::from(String::new()),
-                oauth: Some(oauth),
-            })
-        } else {
-            let org_url = self.validated_org_url(&mut problems);
-            let api_token = self.validated_token(&mut problems);
-            org_url
-                .zip(api_token)
-                .map(|(org_url, api_token)| OktaTarget {
-                    org_url,
-                    api_token,
-                    oauth: None,
-                })
-        };
-        if problems.is_empty() {
-            Ok(target)
-        } else {
-            Err(problems)
         }
     }
+}
 
-    fn validated_org_url(&self, problems: &mut Vec<String>) -> Option<Url> {
-        let Some(raw) = self.okta.org_url.as_deref() else {
-            problems.push(format!(
-                "`okta.org_url` is not set (set IDGW_OKTA__ORG_URL or {OKTA_SDK_ORG_URL_VAR}, \
-                 or run with --simulate to use the built-in simulated org)"
-            ));
-            return None;
-        };
-        let url = match Url::parse(raw) {
-            Ok(url) => url,
-            Err(error) => {
-                problems.push(format!("`okta.org_url` is not a URL ({error}): `{raw}`"));
-                return None;
-            }
-        };
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        let plain_http_allowed = loopback || self.okta.allow_insecure_http;
-        if url.scheme() != "https" && !(url.scheme() == "http" && plain_http_allowed) {
-            problems.push(format!(
-                "`okta.org_url` must use https (plain http only for a simulator: on loopback, or \
-                 with `okta.allow_insecure_http`), got `{raw}`"
-            ));
-        }
-        if url.path() != "/" || url.query().is_some() {
-            problems.push(format!(
-                "`okta.org_url` must be the org's base URL with no path, got `{raw}`"
-            ));
-        }
-        Some(url)
+/// One section of the settings with rules of its own, implemented by the module the section
+/// configures, so a rule sits next to the code that depends on it.
+pub trait Section {
+    /// What the checked section gives its module beyond "it is usable": parsed values that
+    /// checking had to make anyway (`()` for most sections).
+    type Valid;
+
+    /// Checks the section: its checked form, or every problem (at least one), each naming the
+    /// setting and never echoing a secret.
+    fn validate(&self, checking: &Checking<'_>) -> Result<Self::Valid, Vec<String>>;
+}
+
+/// What a section's rules may need beyond the section itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Checking<'a> {
+    /// Every section, for the few rules that span two (a policy is required unless
+    /// `auth.insecure`).
+    pub settings: &'a Settings,
+    /// Whether the embedded simulator provides the Okta org, so its settings are not required.
+    pub simulate: bool,
+}
+
+/// `valid` when no problem was found, else the problems: how a section's rules end.
+pub fn checked<T>(problems: Vec<String>, valid: T) -> Result<T, Vec<String>> {
+    if problems.is_empty() {
+        Ok(valid)
+    } else {
+        Err(problems)
     }
+}
 
-    /// Checks `okta.oauth`: client id, a readable and usable private key with a key id, and
-    /// well-formed scopes; every problem is reported.
-    fn validated_oauth(&self, problems: &mut Vec<String>) -> Option<OAuthSettings> {
-        let oauth = &self.okta.oauth;
-        let client_id = match oauth.client_id.as_deref().map(str::trim) {
-            Some(id) if !id.is_empty() && !id.chars().any(char::is_whitespace) => {
-                Some(id.to_owned())
-            }
-            Some(_) => {
-                problems.push("`okta.oauth.client_id` is empty or contains whitespace".to_owned());
-                None
-            }
-            None => {
-                problems.push(
-                    "`okta.oauth.client_id` is not set (the service app's client id, 0oa…)"
-                        .to_owned(),
-                );
-                None
-            }
-        };
-        let key = match &oauth.private_key_file {
-            None => {
-                problems.push(
-                    "`okta.oauth.private_key_file` is not set (the service app's private key, \
-                     PEM or JWK)"
-                        .to_owned(),
-                );
-                None
-            }
-            Some(path) => match std::fs::read_to_string(path) {
-                Err(error) => {
-                    problems.push(format!(
-                        "`okta.oauth.private_key_file` could not be read ({error}): `{}`",
-                        path.display()
-                    ));
-                    None
-                }
-                Ok(text) => match SigningKey::parse(&text, oauth.key_id.as_deref()) {
-                    Ok(key) => Some(key),
-                    Err(error) => {
-                        problems.push(format!(
-                            "`okta.oauth.private_key_file` (`{}`): {error}",
-                            path.display()
-                        ));
-                        None
-                    }
-                },
-            },
-        };
-        let scopes = oauth.effective_scopes();
-        if scopes.is_empty() {
-            problems.push("`okta.oauth.scopes` is empty".to_owned());
-        }
-        let bad: Vec<&str> = scopes
+/// What the tests of each section's rules share: settings from a few variables, and a check that
+/// validation reports what it should.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// Settings from the environment variables `pairs` alone.
+    pub(crate) fn load(pairs: &[(&str, &str)]) -> Settings {
+        let env = pairs
             .iter()
-            .map(String::as_str)
-            .filter(|scope| {
-                !scope.starts_with("okta.")
-                    || !scope
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
-            })
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
-        if !bad.is_empty() {
-            problems.push(format!(
-                "`okta.oauth.scopes` holds scopes that are not Okta API scopes (okta.*): {}",
-                bad.join(" ")
-            ));
-        }
-        let (client_id, key) = client_id.zip(key)?;
-        Some(OAuthSettings {
-            client_id,
-            key,
-            scopes,
-            dpop: oauth.dpop,
-        })
+        Settings::load(None, &env).unwrap()
     }
 
-    fn validated_token(&self, problems: &mut Vec<String>) -> Option<SecretString> {
-        let token = match (&self.okta.api_token, &self.okta.api_token_file) {
-            (Some(_), Some(_)) => {
-                problems
-                    .push("set only one of `okta.api_token` and `okta.api_token_file`".to_owned());
-                return None;
-            }
-            (Some(token), None) => token.expose_secret().trim().to_owned(),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(contents) => contents.trim().to_owned(),
-                Err(error) => {
-                    problems.push(format!(
-                        "`okta.api_token_file` could not be read ({error}): `{}`",
-                        path.display()
-                    ));
-                    return None;
-                }
-            },
-            (None, None) => {
-                problems.push(format!(
-                    "no Okta API token: set `okta.api_token_file`, IDGW_OKTA__API_TOKEN or \
-                     {OKTA_SDK_TOKEN_VAR}"
-                ));
-                return None;
-            }
-        };
-        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            problems.push("the Okta API token is empty or contains whitespace".to_owned());
-            return None;
+    /// Checks that validation reports each of `needles`; returns every problem, one a line.
+    pub(crate) fn assert_reported(settings: &Settings, needles: &[&str]) -> String {
+        let problems = settings.validate(true).unwrap_err().join("\n");
+        for needle in needles {
+            assert!(problems.contains(needle), "{needle}: {problems}");
         }
-        Some(SecretString::from(token))
+        problems
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::testing::assert_reported;
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -1014,15 +861,6 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
-    }
-
-    /// Checks that validation reports each of `needles`; returns every problem, one a line.
-    fn assert_reported(settings: &Settings, needles: &[&str]) -> String {
-        let problems = settings.validate(true).unwrap_err().join("\n");
-        for needle in needles {
-            assert!(problems.contains(needle), "{needle}: {problems}");
-        }
-        problems
     }
 
     #[test]
