@@ -14,8 +14,6 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::authz::pattern::Pattern;
-
 /// Prefix of the gateway's own environment variables.
 pub const ENV_PREFIX: &str = "IDGW";
 /// The Okta SDKs' variable for the org URL, honoured for compatibility.
@@ -90,15 +88,6 @@ pub struct AuthSettings {
     pub jwt: JwtSettings,
 }
 
-impl AuthSettings {
-    /// Whether any way for a caller to authenticate is configured.
-    pub fn has_mechanism(&self) -> bool {
-        self.api_keys_file.is_some()
-            || self.jwt.is_configured()
-            || self.tls.client_ca_file.is_some()
-    }
-}
-
 /// `auth.tls`: the gRPC port serves TLS when `cert_file` and `key_file` are set; with
 /// `client_ca_file` it also verifies client certificates, which then identify callers.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -153,16 +142,6 @@ impl Default for JwtSettings {
     }
 }
 
-impl JwtSettings {
-    /// Whether JWT authentication is asked for (any of its identifying settings is set).
-    pub fn is_configured(&self) -> bool {
-        self.issuer.is_some()
-            || self.audiences.is_some()
-            || self.jwks_file.is_some()
-            || self.jwks_url.is_some()
-    }
-}
-
 /// `authz`: what authenticated callers may do.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -188,29 +167,6 @@ impl Default for AuthzSettings {
             reload_interval_ms: 2_000,
             scope_refresh_ms: 60_000,
             protected_groups: None,
-        }
-    }
-}
-
-impl AuthzSettings {
-    /// The protected group-name patterns, each checked (an invalid one is a problem).
-    pub fn protected_group_patterns(&self) -> Result<Vec<Pattern>, Vec<String>> {
-        let texts = self
-            .protected_groups
-            .as_ref()
-            .map(WordList::comma_separated)
-            .unwrap_or_default();
-        let (mut patterns, mut problems) = (Vec::new(), Vec::new());
-        for text in texts {
-            match Pattern::new(&text) {
-                Ok(pattern) => patterns.push(pattern),
-                Err(problem) => problems.push(format!("`authz.protected_groups`: {problem}")),
-            }
-        }
-        if problems.is_empty() {
-            Ok(patterns)
-        } else {
-            Err(problems)
         }
     }
 }
@@ -741,23 +697,13 @@ impl Settings {
             problems
                 .push("`grpc.health_listen_addr` must differ from `grpc.listen_addr`".to_owned());
         }
-        problems.extend(crate::auth::settings_problems(&self.auth));
-        let auth = &self.auth;
-        if !auth.insecure && self.authz.policy_file.is_none() {
-            problems.push(
-                "`authz.policy_file` is not set: with caller authentication on, a policy must \
-                 say who may do what"
-                    .to_owned(),
-            );
-        }
-        if self.authz.reload_interval_ms == 0 || self.authz.scope_refresh_ms == 0 {
-            problems.push(
-                "`authz.reload_interval_ms` and `authz.scope_refresh_ms` must be greater than zero"
-                    .to_owned(),
-            );
-        }
-        if let Err(bad) = self.authz.protected_group_patterns() {
-            problems.extend(bad);
+        for section in [
+            self.auth.validate(&checking),
+            self.authz.validate(&checking),
+        ] {
+            if let Err(found) = section {
+                problems.extend(found);
+            }
         }
         let fairness = &self.fairness;
         if fairness.max_in_flight_per_caller == 0 || fairness.max_streams_per_caller == 0 {
@@ -900,35 +846,6 @@ mod tests {
     }
 
     #[test]
-    fn caller_authentication_problems_name_each_setting() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("IDGW_AUTH__TLS__CERT_FILE", "missing-server.pem"),
-                ("IDGW_AUTH__JWT__JWKS_URL", "ftp://issuer.example/keys"),
-                ("IDGW_AUTH__JWT__AUDIENCES", "identity-gateway,other"),
-                ("IDGW_GRPC__HEALTH_LISTEN_ADDR", "127.0.0.1:50051"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(
-            settings.auth.jwt.audiences.as_ref().unwrap().words(),
-            ["identity-gateway", "other"]
-        );
-        let problems = assert_reported(
-            &settings,
-            &[
-                "`auth.tls.cert_file` and `auth.tls.key_file` go together",
-                "`auth.tls.cert_file` (`missing-server.pem`): cannot be read",
-                "`auth.jwt.issuer` must be set",
-                "`auth.jwt.jwks_url` must use https",
-                "`grpc.health_listen_addr` must differ",
-            ],
-        );
-        assert!(!problems.contains("no caller authentication"), "{problems}");
-    }
-
-    #[test]
     fn the_group_discovery_cache_is_off_by_default_and_its_ttl_is_bounded() {
         let defaults = Settings::load(None, &env(&[])).unwrap();
         assert_eq!(defaults.cache.group_discovery_ttl(), None);
@@ -1030,24 +947,6 @@ mod tests {
             let problems = assert_reported(&settings, &["`grpc.token_key_file`", needle]);
             assert!(!problems.contains("canary"), "{problems}");
         }
-    }
-
-    #[test]
-    fn protected_groups_are_comma_separated_patterns_and_bad_ones_are_reported() {
-        let settings = Settings::load(
-            None,
-            &env(&[(
-                "IDGW_AUTHZ__PROTECTED_GROUPS",
-                "Super Admins, okta-admins-*",
-            )]),
-        )
-        .unwrap();
-        let patterns = settings.authz.protected_group_patterns().unwrap();
-        assert!(patterns[0].matches("Super Admins"), "{patterns:?}");
-        assert!(patterns[1].matches("okta-admins-eu"), "{patterns:?}");
-        let mut bad = settings;
-        bad.authz.protected_groups = Some(WordList::List(vec!["Admins\u{7}".to_owned()]));
-        assert_reported(&bad, &["`authz.protected_groups`: pattern `Admins\\u{7}`"]);
     }
 
     #[test]
