@@ -3,8 +3,12 @@
 //! Environment variables use the prefix `IDGW_` and `__` between levels
 //! (`IDGW_OKTA__ORG_URL`, `IDGW_GRPC__LISTEN_ADDR`). The Okta SDKs' own `OKTA_CLIENT_ORGURL` and
 //! `OKTA_CLIENT_TOKEN` are read too, below the `IDGW_` names, so an environment already set up for
-//! an Okta SDK works unchanged. [`Settings::validate`] reports every bad setting at once, by name;
-//! a section whose rules moved to the module it configures implements [`Section`].
+//! an Okta SDK works unchanged.
+//!
+//! This module is a leaf: the sections here are plain data. Each section's rules live with the
+//! module that uses it, as its [`Section`] implementation (`auth` in `auth/`, `okta` in
+//! `okta.rs`, ...), and [`Settings::validate`] runs them all, so every bad setting is reported
+//! at once, by name.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -171,12 +175,6 @@ impl Default for AuthzSettings {
     }
 }
 
-/// Longest `cache.group_discovery_ttl_ms`: the TTL is how long a membership removed outside the
-/// gateway (Admin Console, group rules, directory imports) may still be reported, so it stays
-/// short; and Okta counts its rate limits per minute, so beyond one minute a longer TTL saves
-/// little budget while widening that window.
-pub const MAX_GROUP_DISCOVERY_TTL_MS: u64 = 60_000;
-
 /// The group-discovery cache: GetGroup, ListGroups, ListUserGroups and group member pages are
 /// answered from memory for up to the TTL. The gateway's own writes forget what they change;
 /// changes made elsewhere show once the TTL has passed.
@@ -281,16 +279,6 @@ pub enum OtlpCompression {
     /// gzip: less traffic to a remote collector for some CPU.
     Gzip,
 }
-
-/// The trace samplers the gateway knows, by their `OTEL_TRACES_SAMPLER` names.
-pub const TRACE_SAMPLERS: &[&str] = &[
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-    "always_on",
-    "always_off",
-    "traceidratio",
-];
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
@@ -629,7 +617,7 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks every setting and returns all problems at once, one line each, naming the
+    /// Runs every section's rules and returns all problems at once, one line each, naming the
     /// setting, or what the `okta` section's rules give: the org and credentials to call (none
     /// when `simulate`, the embedded simulator providing the org).
     pub fn validate(
@@ -640,95 +628,20 @@ impl Settings {
             settings: self,
             simulate,
         };
-        let mut problems = Vec::new();
-        let grpc = &self.grpc;
-        if grpc.request_timeout_ms == 0 {
-            problems.push("`grpc.request_timeout_ms` must be greater than zero".to_owned());
-        }
-        let telemetry = &self.telemetry;
-        if !TRACE_SAMPLERS.contains(&telemetry.traces_sampler.as_str()) {
-            problems.push(format!(
-                "`telemetry.traces_sampler` must be one of {}, got `{}`",
-                TRACE_SAMPLERS.join(", "),
-                telemetry.traces_sampler
-            ));
-        }
-        if telemetry
-            .traces_sampler_arg
-            .is_some_and(|ratio| !(0.0..=1.0).contains(&ratio))
-        {
-            problems.push("`telemetry.traces_sampler_arg` must be between 0 and 1".to_owned());
-        }
-        problems.extend(crate::telemetry::export_problems(telemetry));
-        if let Err(problem) = crate::telemetry::key_value_list(&telemetry.resource_attributes) {
-            problems.push(format!("`telemetry.resource_attributes`: {problem}"));
-        }
-        if telemetry.metrics_interval_ms == 0 {
-            problems.push("`telemetry.metrics_interval_ms` must be greater than zero".to_owned());
-        }
-        let events = &self.events;
-        if events.poll_interval_ms == 0 || events.keepalive_interval_ms == 0 {
-            problems.push(
-                "`events.poll_interval_ms` and `events.keepalive_interval_ms` must be greater than zero"
-                    .to_owned(),
-            );
-        }
-        if events.rate_limit_reserve_percent > 90 {
-            problems.push("`events.rate_limit_reserve_percent` must be at most 90".to_owned());
-        }
-        if grpc.max_in_flight_rpcs == 0 {
-            problems.push("`grpc.max_in_flight_rpcs` must be greater than zero".to_owned());
-        }
-        if grpc.max_request_bytes < 1024 {
-            problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());
-        }
-        if let Some(path) = &grpc.token_key_file {
-            if let Err(problem) = crate::api::token_key::TokenKey::from_file(path) {
-                problems.push(format!(
-                    "`grpc.token_key_file` (`{}`) {problem}",
-                    path.display()
-                ));
-            }
-        }
-        if grpc
-            .health_listen_addr
-            .is_some_and(|health| health == grpc.listen_addr && health.port() != 0)
-        {
-            problems
-                .push("`grpc.health_listen_addr` must differ from `grpc.listen_addr`".to_owned());
-        }
-        for section in [
+        let mut problems: Vec<String> = [
+            self.grpc.validate(&checking),
+            self.telemetry.validate(&checking),
+            self.log.validate(&checking),
+            self.events.validate(&checking),
             self.auth.validate(&checking),
             self.authz.validate(&checking),
-        ] {
-            if let Err(found) = section {
-                problems.extend(found);
-            }
-        }
-        let fairness = &self.fairness;
-        if fairness.max_in_flight_per_caller == 0 || fairness.max_streams_per_caller == 0 {
-            problems.push(
-                "`fairness.max_in_flight_per_caller` and `fairness.max_streams_per_caller` must be \
-                 at least 1"
-                    .to_owned(),
-            );
-        }
-        if !(1..=100).contains(&fairness.okta_budget_percent_per_caller) {
-            problems.push(
-                "`fairness.okta_budget_percent_per_caller` must be between 1 and 100".to_owned(),
-            );
-        }
-        let cache = &self.cache;
-        if cache.group_discovery_ttl_ms > MAX_GROUP_DISCOVERY_TTL_MS {
-            problems.push(format!(
-                "`cache.group_discovery_ttl_ms` must be at most {MAX_GROUP_DISCOVERY_TTL_MS} \
-                 (changes made outside the gateway show only once it has passed)"
-            ));
-        }
-        if cache.group_discovery_max_objects == 0 {
-            problems
-                .push("`cache.group_discovery_max_objects` must be greater than zero".to_owned());
-        }
+            self.fairness.validate(&checking),
+            self.cache.validate(&checking),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .flatten()
+        .collect();
         match self.okta.validate(&checking) {
             Ok(target) => checked(problems, target),
             Err(okta_problems) => {
@@ -799,43 +712,36 @@ pub(crate) mod testing {
 mod tests {
     use secrecy::ExposeSecret;
 
-    use super::testing::assert_reported;
+    use super::testing::load;
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn okta_sdk_variables_are_honoured_below_the_gateway_variables() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("OKTA_CLIENT_ORGURL", "https://sdk.okta.com"),
-                ("OKTA_CLIENT_TOKEN", "sdk-token"),
-                ("IDGW_OKTA__ORG_URL", "https://own.okta.com"),
-                ("IDGW_AUTH__INSECURE", "true"),
-            ]),
-        )
-        .unwrap();
-        let target = settings.validate(false).unwrap().unwrap();
-        assert_eq!(target.org_url.as_str(), "https://own.okta.com/");
-        assert_eq!(target.api_token.expose_secret(), "sdk-token");
+        let settings = load(&[
+            ("OKTA_CLIENT_ORGURL", "https://sdk.okta.com"),
+            ("OKTA_CLIENT_TOKEN", "sdk-token"),
+            ("IDGW_OKTA__ORG_URL", "https://own.okta.com"),
+        ]);
+        assert_eq!(
+            settings.okta.org_url.as_deref(),
+            Some("https://own.okta.com")
+        );
+        assert_eq!(
+            settings
+                .okta
+                .api_token
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+            Some("sdk-token")
+        );
     }
 
     #[test]
     fn validation_reports_every_problem_at_once() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("IDGW_GRPC__REQUEST_TIMEOUT_MS", "0"),
-                ("IDGW_OKTA__ORG_URL", "http://acme.okta.com/api"),
-            ]),
-        )
-        .unwrap();
+        let settings = load(&[
+            ("IDGW_GRPC__REQUEST_TIMEOUT_MS", "0"),
+            ("IDGW_OKTA__ORG_URL", "http://acme.okta.com/api"),
+        ]);
         let problems = settings.validate(false).unwrap_err();
         let joined = problems.join("\n");
         assert!(joined.contains("grpc.request_timeout_ms"), "{joined}");
@@ -846,129 +752,36 @@ mod tests {
     }
 
     #[test]
-    fn the_group_discovery_cache_is_off_by_default_and_its_ttl_is_bounded() {
-        let defaults = Settings::load(None, &env(&[])).unwrap();
-        assert_eq!(defaults.cache.group_discovery_ttl(), None);
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "60001"),
-                ("IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS", "0"),
-            ]),
-        )
-        .unwrap();
-        let joined = settings.validate(true).unwrap_err().join("\n");
-        assert!(joined.contains("cache.group_discovery_ttl_ms"), "{joined}");
-        assert!(
-            joined.contains("cache.group_discovery_max_objects"),
-            "{joined}"
+    fn the_standard_otlp_export_variables_are_read_without_echoing_headers() {
+        let settings = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ]);
+        let telemetry = &settings.telemetry;
+        assert_eq!(
+            telemetry.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
         );
-        let on = Settings::load(
-            None,
-            &env(&[
-                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "5000"),
-                ("IDGW_AUTH__INSECURE", "true"),
-            ]),
-        )
-        .unwrap();
-        assert!(on.validate(true).is_ok());
-        assert_eq!(on.cache.group_discovery_ttl(), Some(Duration::from_secs(5)));
-    }
-
-    #[test]
-    fn the_standard_otlp_export_variables_are_read_and_checked_without_echoing_headers() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
-                ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary"),
-                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
-                ("IDGW_AUTH__INSECURE", "true"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(settings.telemetry.otlp_timeout_ms, 2500);
-        assert!(settings.validate(true).is_ok());
+        assert_eq!(telemetry.otlp_timeout_ms, 2500);
         assert!(!format!("{settings:?}").contains("header-canary"));
-        let bad = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary%0A"),
-                ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
-            ]),
-        )
-        .unwrap();
-        let problems = bad.validate(true).unwrap_err().join("\n");
-        assert!(
-            problems.contains("`telemetry.otlp_headers`: the value of `x-api-key`"),
-            "{problems}"
-        );
-        assert!(
-            problems.contains("`telemetry.otlp_timeout_ms`"),
-            "{problems}"
-        );
-        assert!(!problems.contains("header-canary"), "{problems}");
-        let odd = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
-                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "missing-ca.pem"),
-                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "missing-key.pem"),
-                ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,region"),
-            ]),
-        )
-        .unwrap();
-        assert_reported(
-            &odd,
-            &[
-                "must be an http:// or https:// URL",
-                "`telemetry.otlp_certificate_file` is for an https://",
-                "`telemetry.otlp_certificate_file` (`missing-ca.pem`): cannot be read",
-                "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together",
-                "`telemetry.resource_attributes`: entry 2 has no `=`",
-            ],
-        );
     }
 
     #[test]
-    fn a_token_key_file_must_be_readable_and_long_enough() {
-        let dir = tempfile::tempdir().unwrap();
-        let short = dir.path().join("short.key");
-        std::fs::write(&short, "short-secret-canary").unwrap();
-        for (path, needle) in [
-            (short, "at least 32"),
-            (dir.path().join("none"), "cannot be read"),
-        ] {
-            let settings = Settings::load(
-                None,
-                &env(&[("IDGW_GRPC__TOKEN_KEY_FILE", path.to_str().unwrap())]),
-            )
-            .unwrap();
-            let problems = assert_reported(&settings, &["`grpc.token_key_file`", needle]);
-            assert!(!problems.contains("canary"), "{problems}");
-        }
-    }
-
-    #[test]
-    fn the_per_signal_otlp_variables_and_compression_are_read_and_checked() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
-                ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
-                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
-                (
-                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                    "x-api-key=traces-canary",
-                ),
-                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1500"),
-                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
-                ("IDGW_TELEMETRY__METRICS__TIMEOUT_MS", "2500"),
-                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", ""),
-                ("IDGW_AUTH__INSECURE", "true"),
-            ]),
-        )
-        .unwrap();
+    fn the_per_signal_otlp_variables_and_compression_are_read() {
+        let settings = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "x-api-key=traces-canary",
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1500"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
+            ("IDGW_TELEMETRY__METRICS__TIMEOUT_MS", "2500"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", ""),
+        ]);
         let telemetry = &settings.telemetry;
         assert_eq!(telemetry.otlp_compression, OtlpCompression::Gzip);
         assert_eq!(
@@ -986,38 +799,13 @@ mod tests {
                 .is_some_and(|headers| headers.expose_secret().is_empty()),
             "an empty signal's headers variable sends that signal no headers"
         );
-        assert!(settings.validate(true).is_ok());
         assert!(!format!("{settings:?}").contains("traces-canary"));
 
-        let bad = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4317"),
-                (
-                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                    "x-api-key=traces-canary%0A",
-                ),
-                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0"),
-                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "missing-ca.pem"),
-                ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "missing-key.pem"),
-            ]),
-        )
-        .unwrap();
-        let problems = assert_reported(
-            &bad,
-            &[
-                "`telemetry.metrics.endpoint` must be an http:// or https:// URL",
-                "`telemetry.traces.headers`: the value of `x-api-key`",
-                "`telemetry.traces.timeout_ms` must be greater than zero",
-                "`telemetry.traces.certificate_file` is for an https:// collector endpoint",
-                "`telemetry.metrics.client_certificate_file` and `telemetry.metrics.client_key_file` go together",
-            ],
-        );
-        assert!(!problems.contains("traces-canary"), "{problems}");
-
-        let error = Settings::load(None, &env(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")]))
-            .unwrap_err()
-            .to_string();
+        let env = HashMap::from([(
+            "OTEL_EXPORTER_OTLP_COMPRESSION".to_owned(),
+            "zstd".to_owned(),
+        )]);
+        let error = Settings::load(None, &env).unwrap_err().to_string();
         assert!(
             error.contains("zstd") && error.contains("telemetry.otlp_compression"),
             "{error}"
@@ -1025,18 +813,49 @@ mod tests {
     }
 
     #[test]
+    fn list_settings_are_read_from_one_string_or_a_list() {
+        let settings = load(&[
+            ("IDGW_AUTH__JWT__AUDIENCES", "identity-gateway,other"),
+            (
+                "IDGW_AUTHZ__PROTECTED_GROUPS",
+                "Super Admins, okta-admins-*",
+            ),
+        ]);
+        assert_eq!(
+            settings.auth.jwt.audiences.as_ref().unwrap().words(),
+            ["identity-gateway", "other"]
+        );
+        assert_eq!(
+            settings
+                .authz
+                .protected_groups
+                .as_ref()
+                .unwrap()
+                .comma_separated(),
+            ["Super Admins", "okta-admins-*"]
+        );
+        let list = WordList::List(vec![" okta.users.read ".to_owned(), String::new()]);
+        assert_eq!(list.words(), ["okta.users.read"]);
+    }
+
+    #[test]
+    fn the_group_discovery_cache_is_off_by_default() {
+        let defaults = load(&[]);
+        assert_eq!(defaults.cache.group_discovery_ttl(), None);
+        let on = load(&[("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "5000")]);
+        assert_eq!(on.cache.group_discovery_ttl(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
     fn unknown_settings_are_refused() {
-        let error = Settings::load(None, &env(&[("IDGW_OKTA__ORG_ULR", "x")])).unwrap_err();
+        let env = HashMap::from([("IDGW_OKTA__ORG_ULR".to_owned(), "x".to_owned())]);
+        let error = Settings::load(None, &env).unwrap_err();
         assert!(error.to_string().contains("org_ulr"), "{error}");
     }
 
     #[test]
     fn the_token_never_appears_in_debug_output() {
-        let settings = Settings::load(
-            None,
-            &env(&[("IDGW_OKTA__API_TOKEN", "canary-secret-1234")]),
-        )
-        .unwrap();
+        let settings = load(&[("IDGW_OKTA__API_TOKEN", "canary-secret-1234")]);
         assert!(!format!("{settings:?}").contains("canary-secret-1234"));
     }
 }
