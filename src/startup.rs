@@ -35,7 +35,7 @@ use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
-use crate::telemetry::rpc::RpcTelemetryLayer;
+use crate::telemetry::rpc::RpcTelemetry;
 use okta_client::OktaClient;
 
 /// The fully qualified names of the services the gateway reports in `grpc.health.v1`.
@@ -194,7 +194,7 @@ impl Application {
                 .context("the TLS settings (`auth.tls.*`) are not usable")?;
         }
         let main_server = builder
-            .layer(RpcTelemetryLayer)
+            .layer(EdgeLayer::new(RpcTelemetry))
             // Directly inside telemetry, so the deadline bounds everything the gateway does for a
             // call, authentication (a JWKS refetch) included, and answers DEADLINE_EXCEEDED
             // before tonic's own `grpc-timeout` answers CANCELLED.
