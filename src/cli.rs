@@ -4,15 +4,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::config::{LogFormat, OktaTarget, Settings};
+use crate::config::{LogFormat, Settings};
+use crate::okta::OktaTarget;
 use crate::startup::{Application, termination_signal};
-use okta_client::{OktaClient, OktaClientSettings};
 use okta_sim::{Simulator, SimulatorSettings};
 
 /// Settings reference shown by `--help`.
@@ -256,7 +255,7 @@ async fn run_gateway(
             (target, Some((simulator, api_token)))
         }
     };
-    let okta = okta_client(&settings, target)?;
+    let okta = crate::okta::client(&settings.okta, target)?;
     let application = Application::build(&settings, okta, termination_signal()).await?;
     let address = application.local_addr();
     tracing::info!(%address, "grpc server listening");
@@ -274,38 +273,6 @@ async fn run_gateway(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The Okta client for the validated configuration: API token or OAuth service app.
-pub fn okta_client(settings: &Settings, mut target: OktaTarget) -> anyhow::Result<OktaClient> {
-    let oauth = target.oauth.take();
-    let client_settings = okta_client_settings(settings, target);
-    let client = match oauth {
-        Some(oauth) => {
-            tracing::info!(okta.client_id = %oauth.client_id, scopes = %oauth.scopes.join(" "),
-                dpop = oauth.dpop, "authenticating to okta as an oauth service app");
-            OktaClient::with_oauth(client_settings, oauth)?
-        }
-        None => OktaClient::new(client_settings)?,
-    };
-    Ok(client)
-}
-
-/// The Okta client's settings from the validated configuration.
-pub fn okta_client_settings(settings: &Settings, target: OktaTarget) -> OktaClientSettings {
-    let okta = &settings.okta;
-    OktaClientSettings {
-        base_url: target.org_url,
-        api_token: target.api_token,
-        connect_timeout: Duration::from_millis(okta.connect_timeout_ms),
-        request_timeout: Duration::from_millis(okta.request_timeout_ms),
-        max_retries: okta.max_retries,
-        retry_base_delay: Duration::from_millis(okta.retry_base_delay_ms),
-        retry_max_delay: Duration::from_millis(okta.retry_max_delay_ms),
-        rate_limit_reserve_percent: okta.rate_limit_reserve_percent,
-        max_concurrent_requests: okta.max_concurrent_requests,
-        user_agent: crate::USER_AGENT.to_owned(),
-    }
 }
 
 /// Writes a banner for the person at the terminal; a closed stdout must not stop the server.

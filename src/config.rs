@@ -3,19 +3,20 @@
 //! Environment variables use the prefix `IDGW_` and `__` between levels
 //! (`IDGW_OKTA__ORG_URL`, `IDGW_GRPC__LISTEN_ADDR`). The Okta SDKs' own `OKTA_CLIENT_ORGURL` and
 //! `OKTA_CLIENT_TOKEN` are read too, below the `IDGW_` names, so an environment already set up for
-//! an Okta SDK works unchanged. [`Settings::validate`] reports every bad setting at once, by name.
+//! an Okta SDK works unchanged.
+//!
+//! This module is a leaf: the sections here are plain data. Each section's rules live with the
+//! module that uses it, as its [`Section`] implementation (`auth` in `auth/`, `okta` in
+//! `okta.rs`, ...), and [`Settings::validate`] runs them all, so every bad setting is reported
+//! at once, by name.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
-use url::Url;
-
-use crate::authz::pattern::Pattern;
-use okta_client::{OAuthSettings, SigningKey, default_scopes};
 
 /// Prefix of the gateway's own environment variables.
 pub const ENV_PREFIX: &str = "IDGW";
@@ -94,15 +95,6 @@ pub struct AuthSettings {
     pub jwt: JwtSettings,
 }
 
-impl AuthSettings {
-    /// Whether any way for a caller to authenticate is configured.
-    pub fn has_mechanism(&self) -> bool {
-        self.api_keys_file.is_some()
-            || self.jwt.is_configured()
-            || self.tls.client_ca_file.is_some()
-    }
-}
-
 /// `auth.tls`: the gRPC port serves TLS when `cert_file` and `key_file` are set; with
 /// `client_ca_file` it also verifies client certificates, which then identify callers.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -157,16 +149,6 @@ impl Default for JwtSettings {
     }
 }
 
-impl JwtSettings {
-    /// Whether JWT authentication is asked for (any of its identifying settings is set).
-    pub fn is_configured(&self) -> bool {
-        self.issuer.is_some()
-            || self.audiences.is_some()
-            || self.jwks_file.is_some()
-            || self.jwks_url.is_some()
-    }
-}
-
 /// `authz`: what authenticated callers may do.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -195,35 +177,6 @@ impl Default for AuthzSettings {
         }
     }
 }
-
-impl AuthzSettings {
-    /// The protected group-name patterns, each checked (an invalid one is a problem).
-    pub fn protected_group_patterns(&self) -> Result<Vec<Pattern>, Vec<String>> {
-        let texts = self
-            .protected_groups
-            .as_ref()
-            .map(WordList::comma_separated)
-            .unwrap_or_default();
-        let (mut patterns, mut problems) = (Vec::new(), Vec::new());
-        for text in texts {
-            match Pattern::new(&text) {
-                Ok(pattern) => patterns.push(pattern),
-                Err(problem) => problems.push(format!("`authz.protected_groups`: {problem}")),
-            }
-        }
-        if problems.is_empty() {
-            Ok(patterns)
-        } else {
-            Err(problems)
-        }
-    }
-}
-
-/// Longest `cache.group_discovery_ttl_ms`: the TTL is how long a membership removed outside the
-/// gateway (Admin Console, group rules, directory imports) may still be reported, so it stays
-/// short; and Okta counts its rate limits per minute, so beyond one minute a longer TTL saves
-/// little budget while widening that window.
-pub const MAX_GROUP_DISCOVERY_TTL_MS: u64 = 60_000;
 
 /// The group-discovery cache: GetGroup, ListGroups, ListUserGroups and group member pages are
 /// answered from memory for up to the TTL. The gateway's own writes forget what they change;
@@ -367,16 +320,6 @@ pub enum OtlpCompression {
     /// gzip: less traffic to a remote collector for some CPU.
     Gzip,
 }
-
-/// The trace samplers the gateway knows, by their `OTEL_TRACES_SAMPLER` names.
-pub const TRACE_SAMPLERS: &[&str] = &[
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-    "always_on",
-    "always_off",
-    "traceidratio",
-];
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
@@ -553,21 +496,6 @@ pub struct OktaOAuthSettings {
     pub read_only_scopes: bool,
 }
 
-impl OktaOAuthSettings {
-    /// Whether OAuth credentials are configured (any of the identifying settings is set).
-    pub fn is_configured(&self) -> bool {
-        self.client_id.is_some() || self.private_key_file.is_some()
-    }
-
-    /// The scopes requested: the override, or the defaults for the read-only flag.
-    pub fn effective_scopes(&self) -> Vec<String> {
-        match &self.scopes {
-            Some(list) => list.words(),
-            None => default_scopes(self.read_only_scopes),
-        }
-    }
-}
-
 /// A list setting (scopes, audiences, algorithms) as one string (`"okta.users.read
 /// okta.groups.read"`, handy in environment variables) or a list.
 #[derive(Clone, Debug, Deserialize)]
@@ -654,17 +582,6 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The Okta org and credentials once validated.
-#[derive(Clone, Debug)]
-pub struct OktaTarget {
-    /// The org's base URL.
-    pub org_url: Url,
-    /// The API token (empty, and unused, when `oauth` is set).
-    pub api_token: SecretString,
-    /// The OAuth service-app credentials, when configured instead of an API token.
-    pub oauth: Option<OAuthSettings>,
-}
-
 impl Settings {
     /// Loads defaults, then `file` (TOML or YAML, by extension) if given, then the environment
     /// `env` (pass `std::env::vars()`; tests pass their own map).
@@ -741,359 +658,132 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks every setting and returns all problems at once, one line each, naming the setting.
-    /// `simulate` skips the Okta org checks (the embedded simulator provides the org).
-    pub fn validate(&self, simulate: bool) -> Result<Option<OktaTarget>, Vec<String>> {
-        let mut problems = Vec::new();
-        let grpc = &self.grpc;
-        if grpc.request_timeout_ms == 0 {
-            problems.push("`grpc.request_timeout_ms` must be greater than zero".to_owned());
-        }
-        let telemetry = &self.telemetry;
-        if !TRACE_SAMPLERS.contains(&telemetry.traces_sampler.as_str()) {
-            problems.push(format!(
-                "`telemetry.traces_sampler` must be one of {}, got `{}`",
-                TRACE_SAMPLERS.join(", "),
-                telemetry.traces_sampler
-            ));
-        }
-        if telemetry
-            .traces_sampler_arg
-            .is_some_and(|ratio| !(0.0..=1.0).contains(&ratio))
-        {
-            problems.push("`telemetry.traces_sampler_arg` must be between 0 and 1".to_owned());
-        }
-        problems.extend(crate::telemetry::export_problems(telemetry));
-        problems.extend(crate::coordination::problems(&self.coordination));
-        if let Err(problem) = crate::telemetry::key_value_list(&telemetry.resource_attributes) {
-            problems.push(format!("`telemetry.resource_attributes`: {problem}"));
-        }
-        if telemetry.metrics_interval_ms == 0 {
-            problems.push("`telemetry.metrics_interval_ms` must be greater than zero".to_owned());
-        }
-        let events = &self.events;
-        if events.poll_interval_ms == 0 || events.keepalive_interval_ms == 0 {
-            problems.push(
-                "`events.poll_interval_ms` and `events.keepalive_interval_ms` must be greater than zero"
-                    .to_owned(),
-            );
-        }
-        if events.rate_limit_reserve_percent > 90 {
-            problems.push("`events.rate_limit_reserve_percent` must be at most 90".to_owned());
-        }
-        if grpc.max_in_flight_rpcs == 0 {
-            problems.push("`grpc.max_in_flight_rpcs` must be greater than zero".to_owned());
-        }
-        if grpc.max_request_bytes < 1024 {
-            problems.push("`grpc.max_request_bytes` must be at least 1024".to_owned());
-        }
-        if let Some(path) = &grpc.token_key_file {
-            if let Err(problem) = crate::api::token_key::TokenKey::from_file(path) {
-                problems.push(format!(
-                    "`grpc.token_key_file` (`{}`) {problem}",
-                    path.display()
-                ));
-            }
-        }
-        if grpc
-            .health_listen_addr
-            .is_some_and(|health| health == grpc.listen_addr && health.port() != 0)
-        {
-            problems
-                .push("`grpc.health_listen_addr` must differ from `grpc.listen_addr`".to_owned());
-        }
-        problems.extend(crate::auth::settings_problems(&self.auth));
-        let auth = &self.auth;
-        if !auth.insecure && self.authz.policy_file.is_none() {
-            problems.push(
-                "`authz.policy_file` is not set: with caller authentication on, a policy must \
-                 say who may do what"
-                    .to_owned(),
-            );
-        }
-        if self.authz.reload_interval_ms == 0 || self.authz.scope_refresh_ms == 0 {
-            problems.push(
-                "`authz.reload_interval_ms` and `authz.scope_refresh_ms` must be greater than zero"
-                    .to_owned(),
-            );
-        }
-        if let Err(bad) = self.authz.protected_group_patterns() {
-            problems.extend(bad);
-        }
-        let fairness = &self.fairness;
-        if fairness.max_in_flight_per_caller == 0 || fairness.max_streams_per_caller == 0 {
-            problems.push(
-                "`fairness.max_in_flight_per_caller` and `fairness.max_streams_per_caller` must be \
-                 at least 1"
-                    .to_owned(),
-            );
-        }
-        if !(1..=100).contains(&fairness.okta_budget_percent_per_caller) {
-            problems.push(
-                "`fairness.okta_budget_percent_per_caller` must be between 1 and 100".to_owned(),
-            );
-        }
-        let cache = &self.cache;
-        if cache.group_discovery_ttl_ms > MAX_GROUP_DISCOVERY_TTL_MS {
-            problems.push(format!(
-                "`cache.group_discovery_ttl_ms` must be at most {MAX_GROUP_DISCOVERY_TTL_MS} \
-                 (changes made outside the gateway show only once it has passed)"
-            ));
-        }
-        if cache.group_discovery_max_objects == 0 {
-            problems
-                .push("`cache.group_discovery_max_objects` must be greater than zero".to_owned());
-        }
-        let okta = &self.okta;
-        for (name, value) in [
-            ("okta.connect_timeout_ms", okta.connect_timeout_ms),
-            ("okta.request_timeout_ms", okta.request_timeout_ms),
-            ("okta.retry_base_delay_ms", okta.retry_base_delay_ms),
-            ("okta.retry_max_delay_ms", okta.retry_max_delay_ms),
-        ] {
-            if value == 0 {
-                problems.push(format!("`{name}` must be greater than zero"));
-            }
-        }
-        if okta.max_concurrent_requests == 0 || okta.max_concurrent_requests > 75 {
-            problems.push(
-                "`okta.max_concurrent_requests` must be between 1 and 75 (Okta's per-org limit)"
-                    .to_owned(),
-            );
-        }
-        if okta.rate_limit_reserve_percent > 90 {
-            problems.push("`okta.rate_limit_reserve_percent` must be at most 90".to_owned());
-        }
-        if okta.retry_base_delay_ms > okta.retry_max_delay_ms {
-            problems.push(
-                "`okta.retry_base_delay_ms` must not exceed `okta.retry_max_delay_ms`".to_owned(),
-            );
-        }
-        let target = if simulate {
-            None
-        } else if okta.oauth.is_configured() {
-            let org_url = self.validated_org_url(&mut problems);
-            if okta.api_token.is_some() || okta.api_token_file.is_some() {
-                problems.push(
-                    "set either an API token (`okta.api_token` / `okta.api_token_file`) or \
-                     `okta.oauth`, not both"
-                        .to_owned(),
-                );
-            }
-            let oauth = self.validated_oauth(&mut problems);
-            org_url.zip(oauth).map(|(org_url, oauth)| OktaTarget {
-                org_url,
-                api_token: SecretString::from(String::new()),
-                oauth: Some(oauth),
-            })
-        } else {
-            let org_url = self.validated_org_url(&mut problems);
-            let api_token = self.validated_token(&mut problems);
-            org_url
-                .zip(api_token)
-                .map(|(org_url, api_token)| OktaTarget {
-                    org_url,
-                    api_token,
-                    oauth: None,
-                })
+    /// Runs every section's rules and returns all problems at once, one line each, naming the
+    /// setting, or what the `okta` section's rules give: the org and credentials to call (none
+    /// when `simulate`, the embedded simulator providing the org).
+    pub fn validate(
+        &self,
+        simulate: bool,
+    ) -> Result<<OktaSettings as Section>::Valid, Vec<String>> {
+        let checking = Checking {
+            settings: self,
+            simulate,
         };
-        if problems.is_empty() {
-            Ok(target)
-        } else {
-            Err(problems)
+        let mut problems: Vec<String> = [
+            self.grpc.validate(&checking),
+            self.telemetry.validate(&checking),
+            self.log.validate(&checking),
+            self.events.validate(&checking),
+            self.auth.validate(&checking),
+            self.authz.validate(&checking),
+            self.fairness.validate(&checking),
+            self.cache.validate(&checking),
+            self.coordination.validate(&checking),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .flatten()
+        .collect();
+        match self.okta.validate(&checking) {
+            Ok(target) => checked(problems, target),
+            Err(okta_problems) => {
+                problems.extend(okta_problems);
+                Err(problems)
+            }
         }
-    }
-
-    fn validated_org_url(&self, problems: &mut Vec<String>) -> Option<Url> {
-        let Some(raw) = self.okta.org_url.as_deref() else {
-            problems.push(format!(
-                "`okta.org_url` is not set (set IDGW_OKTA__ORG_URL or {OKTA_SDK_ORG_URL_VAR}, \
-                 or run with --simulate to use the built-in simulated org)"
-            ));
-            return None;
-        };
-        let url = match Url::parse(raw) {
-            Ok(url) => url,
-            Err(error) => {
-                problems.push(format!("`okta.org_url` is not a URL ({error}): `{raw}`"));
-                return None;
-            }
-        };
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        let plain_http_allowed = loopback || self.okta.allow_insecure_http;
-        if url.scheme() != "https" && !(url.scheme() == "http" && plain_http_allowed) {
-            problems.push(format!(
-                "`okta.org_url` must use https (plain http only for a simulator: on loopback, or \
-                 with `okta.allow_insecure_http`), got `{raw}`"
-            ));
-        }
-        if url.path() != "/" || url.query().is_some() {
-            problems.push(format!(
-                "`okta.org_url` must be the org's base URL with no path, got `{raw}`"
-            ));
-        }
-        Some(url)
-    }
-
-    /// Checks `okta.oauth`: client id, a readable and usable private key with a key id, and
-    /// well-formed scopes; every problem is reported.
-    fn validated_oauth(&self, problems: &mut Vec<String>) -> Option<OAuthSettings> {
-        let oauth = &self.okta.oauth;
-        let client_id = match oauth.client_id.as_deref().map(str::trim) {
-            Some(id) if !id.is_empty() && !id.chars().any(char::is_whitespace) => {
-                Some(id.to_owned())
-            }
-            Some(_) => {
-                problems.push("`okta.oauth.client_id` is empty or contains whitespace".to_owned());
-                None
-            }
-            None => {
-                problems.push(
-                    "`okta.oauth.client_id` is not set (the service app's client id, 0oa…)"
-                        .to_owned(),
-                );
-                None
-            }
-        };
-        let key = match &oauth.private_key_file {
-            None => {
-                problems.push(
-                    "`okta.oauth.private_key_file` is not set (the service app's private key, \
-                     PEM or JWK)"
-                        .to_owned(),
-                );
-                None
-            }
-            Some(path) => match std::fs::read_to_string(path) {
-                Err(error) => {
-                    problems.push(format!(
-                        "`okta.oauth.private_key_file` could not be read ({error}): `{}`",
-                        path.display()
-                    ));
-                    None
-                }
-                Ok(text) => match SigningKey::parse(&text, oauth.key_id.as_deref()) {
-                    Ok(key) => Some(key),
-                    Err(error) => {
-                        problems.push(format!(
-                            "`okta.oauth.private_key_file` (`{}`): {error}",
-                            path.display()
-                        ));
-                        None
-                    }
-                },
-            },
-        };
-        let scopes = oauth.effective_scopes();
-        if scopes.is_empty() {
-            problems.push("`okta.oauth.scopes` is empty".to_owned());
-        }
-        let bad: Vec<&str> = scopes
-            .iter()
-            .map(String::as_str)
-            .filter(|scope| {
-                !scope.starts_with("okta.")
-                    || !scope
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
-            })
-            .collect();
-        if !bad.is_empty() {
-            problems.push(format!(
-                "`okta.oauth.scopes` holds scopes that are not Okta API scopes (okta.*): {}",
-                bad.join(" ")
-            ));
-        }
-        let (client_id, key) = client_id.zip(key)?;
-        Some(OAuthSettings {
-            client_id,
-            key,
-            scopes,
-            dpop: oauth.dpop,
-        })
-    }
-
-    fn validated_token(&self, problems: &mut Vec<String>) -> Option<SecretString> {
-        let token = match (&self.okta.api_token, &self.okta.api_token_file) {
-            (Some(_), Some(_)) => {
-                problems
-                    .push("set only one of `okta.api_token` and `okta.api_token_file`".to_owned());
-                return None;
-            }
-            (Some(token), None) => token.expose_secret().trim().to_owned(),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(contents) => contents.trim().to_owned(),
-                Err(error) => {
-                    problems.push(format!(
-                        "`okta.api_token_file` could not be read ({error}): `{}`",
-                        path.display()
-                    ));
-                    return None;
-                }
-            },
-            (None, None) => {
-                problems.push(format!(
-                    "no Okta API token: set `okta.api_token_file`, IDGW_OKTA__API_TOKEN or \
-                     {OKTA_SDK_TOKEN_VAR}"
-                ));
-                return None;
-            }
-        };
-        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            problems.push("the Okta API token is empty or contains whitespace".to_owned());
-            return None;
-        }
-        Some(SecretString::from(token))
     }
 }
 
+/// One section of the settings with rules of its own, implemented by the module the section
+/// configures, so a rule sits next to the code that depends on it.
+pub trait Section {
+    /// What the checked section gives its module beyond "it is usable": parsed values that
+    /// checking had to make anyway (`()` for most sections).
+    type Valid;
+
+    /// Checks the section: its checked form, or every problem (at least one), each naming the
+    /// setting and never echoing a secret.
+    fn validate(&self, checking: &Checking<'_>) -> Result<Self::Valid, Vec<String>>;
+}
+
+/// What a section's rules may need beyond the section itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Checking<'a> {
+    /// Every section, for the few rules that span two (a policy is required unless
+    /// `auth.insecure`).
+    pub settings: &'a Settings,
+    /// Whether the embedded simulator provides the Okta org, so its settings are not required.
+    pub simulate: bool,
+}
+
+/// `valid` when no problem was found, else the problems: how a section's rules end.
+pub fn checked<T>(problems: Vec<String>, valid: T) -> Result<T, Vec<String>> {
+    if problems.is_empty() {
+        Ok(valid)
+    } else {
+        Err(problems)
+    }
+}
+
+/// What the tests of each section's rules share: settings from a few variables, and a check that
+/// validation reports what it should.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
+    /// Settings from the environment variables `pairs` alone.
+    pub(crate) fn load(pairs: &[(&str, &str)]) -> Settings {
+        let env = pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Settings::load(None, &env).unwrap()
     }
 
     /// Checks that validation reports each of `needles`; returns every problem, one a line.
-    fn assert_reported(settings: &Settings, needles: &[&str]) -> String {
+    pub(crate) fn assert_reported(settings: &Settings, needles: &[&str]) -> String {
         let problems = settings.validate(true).unwrap_err().join("\n");
         for needle in needles {
             assert!(problems.contains(needle), "{needle}: {problems}");
         }
         problems
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::testing::load;
+    use super::*;
 
     #[test]
     fn okta_sdk_variables_are_honoured_below_the_gateway_variables() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("OKTA_CLIENT_ORGURL", "https://sdk.okta.com"),
-                ("OKTA_CLIENT_TOKEN", "sdk-token"),
-                ("IDGW_OKTA__ORG_URL", "https://own.okta.com"),
-                ("IDGW_AUTH__INSECURE", "true"),
-            ]),
-        )
-        .unwrap();
-        let target = settings.validate(false).unwrap().unwrap();
-        assert_eq!(target.org_url.as_str(), "https://own.okta.com/");
-        assert_eq!(target.api_token.expose_secret(), "sdk-token");
+        let settings = load(&[
+            ("OKTA_CLIENT_ORGURL", "https://sdk.okta.com"),
+            ("OKTA_CLIENT_TOKEN", "sdk-token"),
+            ("IDGW_OKTA__ORG_URL", "https://own.okta.com"),
+        ]);
+        assert_eq!(
+            settings.okta.org_url.as_deref(),
+            Some("https://own.okta.com")
+        );
+        assert_eq!(
+            settings
+                .okta
+                .api_token
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+            Some("sdk-token")
+        );
     }
 
     #[test]
     fn validation_reports_every_problem_at_once() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("IDGW_GRPC__REQUEST_TIMEOUT_MS", "0"),
-                ("IDGW_OKTA__ORG_URL", "http://acme.okta.com/api"),
-            ]),
-        )
-        .unwrap();
+        let settings = load(&[
+            ("IDGW_GRPC__REQUEST_TIMEOUT_MS", "0"),
+            ("IDGW_OKTA__ORG_URL", "http://acme.okta.com/api"),
+        ]);
         let problems = settings.validate(false).unwrap_err();
         let joined = problems.join("\n");
         assert!(joined.contains("grpc.request_timeout_ms"), "{joined}");
@@ -1104,176 +794,36 @@ mod tests {
     }
 
     #[test]
-    fn caller_authentication_problems_name_each_setting() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("IDGW_AUTH__TLS__CERT_FILE", "missing-server.pem"),
-                ("IDGW_AUTH__JWT__JWKS_URL", "ftp://issuer.example/keys"),
-                ("IDGW_AUTH__JWT__AUDIENCES", "identity-gateway,other"),
-                ("IDGW_GRPC__HEALTH_LISTEN_ADDR", "127.0.0.1:50051"),
-            ]),
-        )
-        .unwrap();
+    fn the_standard_otlp_export_variables_are_read_without_echoing_headers() {
+        let settings = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ]);
+        let telemetry = &settings.telemetry;
         assert_eq!(
-            settings.auth.jwt.audiences.as_ref().unwrap().words(),
-            ["identity-gateway", "other"]
+            telemetry.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
         );
-        let problems = assert_reported(
-            &settings,
-            &[
-                "`auth.tls.cert_file` and `auth.tls.key_file` go together",
-                "`auth.tls.cert_file` (`missing-server.pem`): cannot be read",
-                "`auth.jwt.issuer` must be set",
-                "`auth.jwt.jwks_url` must use https",
-                "`grpc.health_listen_addr` must differ",
-            ],
-        );
-        assert!(!problems.contains("no caller authentication"), "{problems}");
-    }
-
-    #[test]
-    fn the_group_discovery_cache_is_off_by_default_and_its_ttl_is_bounded() {
-        let defaults = Settings::load(None, &env(&[])).unwrap();
-        assert_eq!(defaults.cache.group_discovery_ttl(), None);
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "60001"),
-                ("IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS", "0"),
-            ]),
-        )
-        .unwrap();
-        let joined = settings.validate(true).unwrap_err().join("\n");
-        assert!(joined.contains("cache.group_discovery_ttl_ms"), "{joined}");
-        assert!(
-            joined.contains("cache.group_discovery_max_objects"),
-            "{joined}"
-        );
-        let on = Settings::load(
-            None,
-            &env(&[
-                ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "5000"),
-                ("IDGW_AUTH__INSECURE", "true"),
-            ]),
-        )
-        .unwrap();
-        assert!(on.validate(true).is_ok());
-        assert_eq!(on.cache.group_discovery_ttl(), Some(Duration::from_secs(5)));
-    }
-
-    #[test]
-    fn the_standard_otlp_export_variables_are_read_and_checked_without_echoing_headers() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
-                ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary"),
-                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
-                ("IDGW_AUTH__INSECURE", "true"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(settings.telemetry.otlp_timeout_ms, 2500);
-        assert!(settings.validate(true).is_ok());
+        assert_eq!(telemetry.otlp_timeout_ms, 2500);
         assert!(!format!("{settings:?}").contains("header-canary"));
-        let bad = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary%0A"),
-                ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
-            ]),
-        )
-        .unwrap();
-        let problems = bad.validate(true).unwrap_err().join("\n");
-        assert!(
-            problems.contains("`telemetry.otlp_headers`: the value of `x-api-key`"),
-            "{problems}"
-        );
-        assert!(
-            problems.contains("`telemetry.otlp_timeout_ms`"),
-            "{problems}"
-        );
-        assert!(!problems.contains("header-canary"), "{problems}");
-        let odd = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
-                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "missing-ca.pem"),
-                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "missing-key.pem"),
-                ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,region"),
-            ]),
-        )
-        .unwrap();
-        assert_reported(
-            &odd,
-            &[
-                "must be an http:// or https:// URL",
-                "`telemetry.otlp_certificate_file` is for an https://",
-                "`telemetry.otlp_certificate_file` (`missing-ca.pem`): cannot be read",
-                "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together",
-                "`telemetry.resource_attributes`: entry 2 has no `=`",
-            ],
-        );
     }
 
     #[test]
-    fn a_token_key_file_must_be_readable_and_long_enough() {
-        let dir = tempfile::tempdir().unwrap();
-        let short = dir.path().join("short.key");
-        std::fs::write(&short, "short-secret-canary").unwrap();
-        for (path, needle) in [
-            (short, "at least 32"),
-            (dir.path().join("none"), "cannot be read"),
-        ] {
-            let settings = Settings::load(
-                None,
-                &env(&[("IDGW_GRPC__TOKEN_KEY_FILE", path.to_str().unwrap())]),
-            )
-            .unwrap();
-            let problems = assert_reported(&settings, &["`grpc.token_key_file`", needle]);
-            assert!(!problems.contains("canary"), "{problems}");
-        }
-    }
-
-    #[test]
-    fn protected_groups_are_comma_separated_patterns_and_bad_ones_are_reported() {
-        let settings = Settings::load(
-            None,
-            &env(&[(
-                "IDGW_AUTHZ__PROTECTED_GROUPS",
-                "Super Admins, okta-admins-*",
-            )]),
-        )
-        .unwrap();
-        let patterns = settings.authz.protected_group_patterns().unwrap();
-        assert!(patterns[0].matches("Super Admins"), "{patterns:?}");
-        assert!(patterns[1].matches("okta-admins-eu"), "{patterns:?}");
-        let mut bad = settings;
-        bad.authz.protected_groups = Some(WordList::List(vec!["Admins\u{7}".to_owned()]));
-        assert_reported(&bad, &["`authz.protected_groups`: pattern `Admins\\u{7}`"]);
-    }
-
-    #[test]
-    fn the_per_signal_otlp_variables_and_compression_are_read_and_checked() {
-        let settings = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
-                ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
-                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
-                (
-                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                    "x-api-key=traces-canary",
-                ),
-                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1500"),
-                ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
-                ("IDGW_TELEMETRY__METRICS__TIMEOUT_MS", "2500"),
-                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", ""),
-                ("IDGW_AUTH__INSECURE", "true"),
-            ]),
-        )
-        .unwrap();
+    fn the_per_signal_otlp_variables_and_compression_are_read() {
+        let settings = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "x-api-key=traces-canary",
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1500"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
+            ("IDGW_TELEMETRY__METRICS__TIMEOUT_MS", "2500"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", ""),
+        ]);
         let telemetry = &settings.telemetry;
         assert_eq!(telemetry.otlp_compression, OtlpCompression::Gzip);
         assert_eq!(
@@ -1291,38 +841,13 @@ mod tests {
                 .is_some_and(|headers| headers.expose_secret().is_empty()),
             "an empty signal's headers variable sends that signal no headers"
         );
-        assert!(settings.validate(true).is_ok());
         assert!(!format!("{settings:?}").contains("traces-canary"));
 
-        let bad = Settings::load(
-            None,
-            &env(&[
-                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4317"),
-                (
-                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                    "x-api-key=traces-canary%0A",
-                ),
-                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0"),
-                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "missing-ca.pem"),
-                ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "missing-key.pem"),
-            ]),
-        )
-        .unwrap();
-        let problems = assert_reported(
-            &bad,
-            &[
-                "`telemetry.metrics.endpoint` must be an http:// or https:// URL",
-                "`telemetry.traces.headers`: the value of `x-api-key`",
-                "`telemetry.traces.timeout_ms` must be greater than zero",
-                "`telemetry.traces.certificate_file` is for an https:// collector endpoint",
-                "`telemetry.metrics.client_certificate_file` and `telemetry.metrics.client_key_file` go together",
-            ],
-        );
-        assert!(!problems.contains("traces-canary"), "{problems}");
-
-        let error = Settings::load(None, &env(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")]))
-            .unwrap_err()
-            .to_string();
+        let env = HashMap::from([(
+            "OTEL_EXPORTER_OTLP_COMPRESSION".to_owned(),
+            "zstd".to_owned(),
+        )]);
+        let error = Settings::load(None, &env).unwrap_err().to_string();
         assert!(
             error.contains("zstd") && error.contains("telemetry.otlp_compression"),
             "{error}"
@@ -1330,18 +855,49 @@ mod tests {
     }
 
     #[test]
+    fn list_settings_are_read_from_one_string_or_a_list() {
+        let settings = load(&[
+            ("IDGW_AUTH__JWT__AUDIENCES", "identity-gateway,other"),
+            (
+                "IDGW_AUTHZ__PROTECTED_GROUPS",
+                "Super Admins, okta-admins-*",
+            ),
+        ]);
+        assert_eq!(
+            settings.auth.jwt.audiences.as_ref().unwrap().words(),
+            ["identity-gateway", "other"]
+        );
+        assert_eq!(
+            settings
+                .authz
+                .protected_groups
+                .as_ref()
+                .unwrap()
+                .comma_separated(),
+            ["Super Admins", "okta-admins-*"]
+        );
+        let list = WordList::List(vec![" okta.users.read ".to_owned(), String::new()]);
+        assert_eq!(list.words(), ["okta.users.read"]);
+    }
+
+    #[test]
+    fn the_group_discovery_cache_is_off_by_default() {
+        let defaults = load(&[]);
+        assert_eq!(defaults.cache.group_discovery_ttl(), None);
+        let on = load(&[("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "5000")]);
+        assert_eq!(on.cache.group_discovery_ttl(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
     fn unknown_settings_are_refused() {
-        let error = Settings::load(None, &env(&[("IDGW_OKTA__ORG_ULR", "x")])).unwrap_err();
+        let env = HashMap::from([("IDGW_OKTA__ORG_ULR".to_owned(), "x".to_owned())]);
+        let error = Settings::load(None, &env).unwrap_err();
         assert!(error.to_string().contains("org_ulr"), "{error}");
     }
 
     #[test]
     fn the_token_never_appears_in_debug_output() {
-        let settings = Settings::load(
-            None,
-            &env(&[("IDGW_OKTA__API_TOKEN", "canary-secret-1234")]),
-        )
-        .unwrap();
+        let settings = load(&[("IDGW_OKTA__API_TOKEN", "canary-secret-1234")]);
         assert!(!format!("{settings:?}").contains("canary-secret-1234"));
     }
 }

@@ -22,7 +22,7 @@ use crate::api::token_key::TokenKey;
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
 use crate::auth::{Authenticator, server_tls_config};
 use crate::authz::Authorizer;
-use crate::config::Settings;
+use crate::config::{Checking, GrpcSettings, Section, Settings, checked};
 use crate::coordination::Coordination;
 use crate::coordination::invalidation::{Invalidation, Invalidations};
 use crate::edge::audit::Audit;
@@ -37,7 +37,7 @@ use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
-use crate::telemetry::rpc::RpcTelemetryLayer;
+use crate::telemetry::rpc::RpcTelemetry;
 use okta_client::OktaClient;
 
 /// The fully qualified names of the services the gateway reports in `grpc.health.v1`.
@@ -46,6 +46,44 @@ pub const HEALTH_CHECKED_SERVICES: &[&str] = &[
     "identity.v1.GroupService",
     "identity.v1.DeviceService",
 ];
+
+/// Smallest `grpc.max_request_bytes`: below it even an ordinary request would be refused.
+const MIN_REQUEST_BYTES: usize = 1024;
+
+impl Section for GrpcSettings {
+    type Valid = ();
+
+    fn validate(&self, _checking: &Checking<'_>) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.request_timeout_ms == 0 {
+            problems.push("`grpc.request_timeout_ms` must be greater than zero".to_owned());
+        }
+        if self.max_in_flight_rpcs == 0 {
+            problems.push("`grpc.max_in_flight_rpcs` must be greater than zero".to_owned());
+        }
+        if self.max_request_bytes < MIN_REQUEST_BYTES {
+            problems.push(format!(
+                "`grpc.max_request_bytes` must be at least {MIN_REQUEST_BYTES}"
+            ));
+        }
+        if let Some(path) = &self.token_key_file {
+            if let Err(problem) = TokenKey::from_file(path) {
+                problems.push(format!(
+                    "`grpc.token_key_file` (`{}`) {problem}",
+                    path.display()
+                ));
+            }
+        }
+        if self
+            .health_listen_addr
+            .is_some_and(|health| health == self.listen_addr && health.port() != 0)
+        {
+            problems
+                .push("`grpc.health_listen_addr` must differ from `grpc.listen_addr`".to_owned());
+        }
+        checked(problems, ())
+    }
+}
 
 /// A bound, ready-to-run gateway server.
 pub struct Application {
@@ -139,12 +177,7 @@ impl Application {
         ))
         .max_decoding_message_size(max_bytes);
         let (draining_sender, draining) = tokio::sync::watch::channel(false);
-        let events_settings = &all_settings.events;
-        let watch_settings = WatchSettings {
-            poll_interval: Duration::from_millis(events_settings.poll_interval_ms),
-            keepalive_interval: Duration::from_millis(events_settings.keepalive_interval_ms),
-            rate_limit_reserve_percent: events_settings.rate_limit_reserve_percent,
-        };
+        let watch_settings = WatchSettings::from(&all_settings.events);
         let hub = WatchHub::new(okta.clone(), watch_settings, draining, token_key.clone());
         let events = EventServiceServer::new(EventsApi::new(okta.clone(), hub, token_key.clone()))
             .max_decoding_message_size(max_bytes);
@@ -175,7 +208,7 @@ impl Application {
                 .context("the TLS settings (`auth.tls.*`) are not usable")?;
         }
         let main_server = builder
-            .layer(RpcTelemetryLayer)
+            .layer(EdgeLayer::new(RpcTelemetry))
             // Directly inside telemetry, so the deadline bounds everything the gateway does for a
             // call, authentication (a JWKS refetch) included, and answers DEADLINE_EXCEEDED
             // before tonic's own `grpc-timeout` answers CANCELLED.
@@ -307,5 +340,46 @@ pub async fn termination_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{assert_reported, load};
+
+    #[test]
+    fn a_token_key_file_must_be_readable_and_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, "short-secret-canary").unwrap();
+        for (path, needle) in [
+            (short, "at least 32"),
+            (dir.path().join("none"), "cannot be read"),
+        ] {
+            let settings = load(&[("IDGW_GRPC__TOKEN_KEY_FILE", path.to_str().unwrap())]);
+            let problems = assert_reported(&settings, &["`grpc.token_key_file`", needle]);
+            assert!(!problems.contains("canary"), "{problems}");
+        }
+    }
+
+    #[test]
+    fn the_health_port_and_the_smallest_request_bound_are_checked() {
+        let settings = load(&[
+            ("IDGW_GRPC__HEALTH_LISTEN_ADDR", "127.0.0.1:50051"),
+            ("IDGW_GRPC__MAX_REQUEST_BYTES", "1023"),
+        ]);
+        assert_reported(
+            &settings,
+            &[
+                "`grpc.health_listen_addr` must differ from `grpc.listen_addr`",
+                "`grpc.max_request_bytes` must be at least 1024",
+            ],
+        );
+        let any_ports = load(&[
+            ("IDGW_GRPC__LISTEN_ADDR", "127.0.0.1:0"),
+            ("IDGW_GRPC__HEALTH_LISTEN_ADDR", "127.0.0.1:0"),
+            ("IDGW_AUTH__INSECURE", "true"),
+        ]);
+        assert!(any_ports.validate(true).is_ok());
     }
 }

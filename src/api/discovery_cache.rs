@@ -19,6 +19,32 @@ use moka::Expiry;
 use moka::policy::EvictionPolicy;
 
 use super::coalesce::{Answer, ReadKey, Store};
+use crate::config::{CacheSettings, Checking, Section, checked};
+
+/// Longest `cache.group_discovery_ttl_ms`: the TTL is how long a membership removed outside the
+/// gateway (Admin Console, group rules, directory imports) may still be reported, so it stays
+/// short; and Okta counts its rate limits per minute, so beyond one minute a longer TTL saves
+/// little budget while widening that window.
+const MAX_GROUP_DISCOVERY_TTL_MS: u64 = 60_000;
+
+impl Section for CacheSettings {
+    type Valid = ();
+
+    fn validate(&self, _checking: &Checking<'_>) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.group_discovery_ttl_ms > MAX_GROUP_DISCOVERY_TTL_MS {
+            problems.push(format!(
+                "`cache.group_discovery_ttl_ms` must be at most {MAX_GROUP_DISCOVERY_TTL_MS} \
+                 (changes made outside the gateway show only once it has passed)"
+            ));
+        }
+        if self.group_discovery_max_objects == 0 {
+            problems
+                .push("`cache.group_discovery_max_objects` must be greater than zero".to_owned());
+        }
+        checked(problems, ())
+    }
+}
 
 /// A store keeping answers younger than `ttl`, holding at most `max_objects` groups and users.
 pub fn discovery_cache(ttl: Duration, max_objects: usize) -> Store {
@@ -54,6 +80,26 @@ mod tests {
 
     use super::super::coalesce::{SharedReads, Stale};
     use super::*;
+    use crate::config::testing::load;
+
+    #[test]
+    fn the_ttl_and_the_object_bound_are_checked() {
+        let settings = load(&[
+            ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "60001"),
+            ("IDGW_CACHE__GROUP_DISCOVERY_MAX_OBJECTS", "0"),
+        ]);
+        let joined = settings.validate(true).unwrap_err().join("\n");
+        assert!(joined.contains("cache.group_discovery_ttl_ms"), "{joined}");
+        assert!(
+            joined.contains("cache.group_discovery_max_objects"),
+            "{joined}"
+        );
+        let on = load(&[
+            ("IDGW_CACHE__GROUP_DISCOVERY_TTL_MS", "60000"),
+            ("IDGW_AUTH__INSECURE", "true"),
+        ]);
+        assert!(on.validate(true).is_ok());
+    }
 
     /// Reads of `Vec<usize>` answering with `answer`, counting Okta calls in `calls`; then lets
     /// the cache settle its bound, as it does by itself shortly after.

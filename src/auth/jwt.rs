@@ -106,6 +106,16 @@ pub enum JwtError {
     ServiceAccountWithoutClaim,
 }
 
+impl JwtSettings {
+    /// Whether JWT authentication is asked for (any of its identifying settings is set).
+    pub fn is_configured(&self) -> bool {
+        self.issuer.is_some()
+            || self.audiences.is_some()
+            || self.jwks_file.is_some()
+            || self.jwks_url.is_some()
+    }
+}
+
 /// The checks `auth.jwt` asks for, validated; no I/O.
 #[derive(Debug)]
 pub struct JwtPolicy {

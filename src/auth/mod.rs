@@ -43,7 +43,7 @@ use jwt::{JwtPolicy, JwtVerifier};
 use tls::CertificateNames;
 pub use tls::{peer_addr, server_tls_config};
 
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, Checking, Section, checked};
 
 /// The metadata header carrying a static API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -114,29 +114,42 @@ impl Authentication {
     }
 }
 
-/// Every problem with the `auth` settings, by setting name, for `Settings::validate`.
-pub fn settings_problems(settings: &AuthSettings) -> Vec<String> {
-    let mut problems = tls::settings_problems(&settings.tls);
-    if let Err(jwt_problems) = JwtPolicy::from_settings(&settings.jwt) {
-        problems.extend(jwt_problems);
-    }
-    if let Some(path) = &settings.jwt.jwks_file {
-        if let Err(problem) = jwks::check_file(path) {
-            problems.push(format!(
-                "`auth.jwt.jwks_file` (`{}`): {problem}",
-                path.display()
-            ));
+impl Section for AuthSettings {
+    type Valid = ();
+
+    fn validate(&self, _checking: &Checking<'_>) -> Result<(), Vec<String>> {
+        let mut problems = tls::settings_problems(&self.tls);
+        if let Err(jwt_problems) = JwtPolicy::from_settings(&self.jwt) {
+            problems.extend(jwt_problems);
         }
+        if let Some(path) = &self.jwt.jwks_file {
+            if let Err(problem) = jwks::check_file(path) {
+                problems.push(format!(
+                    "`auth.jwt.jwks_file` (`{}`): {problem}",
+                    path.display()
+                ));
+            }
+        }
+        if !self.insecure && !self.has_mechanism() {
+            problems.push(
+                "no caller authentication is configured: set `auth.api_keys_file`, `auth.jwt.*` or \
+                 `auth.tls.client_ca_file`, or `auth.insecure = true` for a local run (never with a \
+                 real org)"
+                    .to_owned(),
+            );
+        }
+        checked(problems, ())
     }
-    if !settings.insecure && !settings.has_mechanism() {
-        problems.push(
-            "no caller authentication is configured: set `auth.api_keys_file`, `auth.jwt.*` or \
-             `auth.tls.client_ca_file`, or `auth.insecure = true` for a local run (never with a \
-             real org)"
-                .to_owned(),
-        );
+}
+
+impl AuthSettings {
+    /// Whether any way for a caller to authenticate is configured: without one, every identity
+    /// RPC is refused unless the deployment is explicitly insecure.
+    pub fn has_mechanism(&self) -> bool {
+        self.api_keys_file.is_some()
+            || self.jwt.is_configured()
+            || self.tls.client_ca_file.is_some()
     }
-    problems
 }
 
 /// What one request presented, taken from it before the (possibly asynchronous) checks.
@@ -297,5 +310,29 @@ impl Authenticator {
             Ok(identity) => Authentication::caller_from(identity, Mechanism::Jwt),
             Err(error) => Authentication::Refused(error.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{assert_reported, load};
+
+    #[test]
+    fn caller_authentication_problems_name_each_setting() {
+        let settings = load(&[
+            ("IDGW_AUTH__TLS__CERT_FILE", "missing-server.pem"),
+            ("IDGW_AUTH__JWT__JWKS_URL", "ftp://issuer.example/keys"),
+            ("IDGW_AUTH__JWT__AUDIENCES", "identity-gateway,other"),
+        ]);
+        let problems = assert_reported(
+            &settings,
+            &[
+                "`auth.tls.cert_file` and `auth.tls.key_file` go together",
+                "`auth.tls.cert_file` (`missing-server.pem`): cannot be read",
+                "`auth.jwt.issuer` must be set",
+                "`auth.jwt.jwks_url` must use https",
+            ],
+        );
+        assert!(!problems.contains("no caller authentication"), "{problems}");
     }
 }

@@ -15,13 +15,59 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::auth::Authentication;
-use crate::config::{AuthSettings, AuthzSettings};
+use crate::config::{AuthSettings, AuthzSettings, Checking, Section, WordList, checked};
 use crate::methods;
 use crate::status;
 use okta_client::OktaClient;
+use pattern::Pattern;
 use policy::{Decision, Policy};
 use scope::{Scope, ScopeIndex};
 use store::PolicyStore;
+
+/// Why the gateway will not start without `authz.policy_file` unless `auth.insecure`: an
+/// authenticated caller must be allowed something by name.
+const POLICY_REQUIRED: &str = "`authz.policy_file` is not set: with caller authentication on, a \
+                               policy must say who may do what";
+
+impl Section for AuthzSettings {
+    type Valid = ();
+
+    fn validate(&self, checking: &Checking<'_>) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if !checking.settings.auth.insecure && self.policy_file.is_none() {
+            problems.push(POLICY_REQUIRED.to_owned());
+        }
+        if self.reload_interval_ms == 0 || self.scope_refresh_ms == 0 {
+            problems.push(
+                "`authz.reload_interval_ms` and `authz.scope_refresh_ms` must be greater than zero"
+                    .to_owned(),
+            );
+        }
+        if let Err(bad) = self.protected_group_patterns() {
+            problems.extend(bad);
+        }
+        checked(problems, ())
+    }
+}
+
+impl AuthzSettings {
+    /// The protected group-name patterns, each checked (an invalid one is a problem).
+    fn protected_group_patterns(&self) -> Result<Vec<Pattern>, Vec<String>> {
+        let texts = self
+            .protected_groups
+            .as_ref()
+            .map(WordList::comma_separated)
+            .unwrap_or_default();
+        let (mut patterns, mut problems) = (Vec::new(), Vec::new());
+        for text in texts {
+            match Pattern::new(&text) {
+                Ok(pattern) => patterns.push(pattern),
+                Err(problem) => problems.push(format!("`authz.protected_groups`: {problem}")),
+            }
+        }
+        checked(problems, patterns)
+    }
+}
 
 /// Decides whether a request may proceed.
 #[derive(Debug)]
@@ -44,11 +90,7 @@ impl Authorizer {
                 format!("`authz.policy_file` (`{}`) is not usable", path.display())
             })?,
             None => {
-                anyhow::ensure!(
-                    auth.insecure,
-                    "`authz.policy_file` is not set: with caller authentication on, a policy \
-                     must say who may do what"
-                );
+                anyhow::ensure!(auth.insecure, POLICY_REQUIRED);
                 tracing::warn!(
                     "INSECURE: no authorization policy; every caller may call every RPC"
                 );
@@ -120,5 +162,40 @@ impl Authorizer {
             return Err(status::read_only(rpc));
         }
         Ok(scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::WordList;
+    use crate::config::testing::{assert_reported, load};
+
+    #[test]
+    fn protected_groups_are_comma_separated_patterns_and_bad_ones_are_reported() {
+        let settings = load(&[(
+            "IDGW_AUTHZ__PROTECTED_GROUPS",
+            "Super Admins, okta-admins-*",
+        )]);
+        let patterns = settings.authz.protected_group_patterns().unwrap();
+        assert!(patterns[0].matches("Super Admins"), "{patterns:?}");
+        assert!(patterns[1].matches("okta-admins-eu"), "{patterns:?}");
+        let mut bad = settings;
+        bad.authz.protected_groups = Some(WordList::List(vec!["Admins\u{7}".to_owned()]));
+        assert_reported(&bad, &["`authz.protected_groups`: pattern `Admins\\u{7}`"]);
+    }
+
+    #[test]
+    fn a_policy_is_required_unless_callers_are_not_authenticated() {
+        let settings = load(&[("IDGW_AUTHZ__SCOPE_REFRESH_MS", "0")]);
+        assert_reported(
+            &settings,
+            &[
+                "`authz.policy_file` is not set: with caller authentication on, a policy must \
+                 say who may do what",
+                "`authz.scope_refresh_ms` must be greater than zero",
+            ],
+        );
+        let insecure = load(&[("IDGW_AUTH__INSECURE", "true")]);
+        assert!(insecure.validate(true).is_ok());
     }
 }

@@ -19,7 +19,6 @@ use redis::{FromRedisValue, IntoConnectionInfo};
 use secrecy::ExposeSecret;
 
 use crate::config::CoordinationSettings;
-pub use settings::problems;
 
 /// How long one exchange with the server may take before the replica treats it as unreachable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);

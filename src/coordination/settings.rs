@@ -5,13 +5,21 @@ use std::path::Path;
 use secrecy::ExposeSecret;
 use url::Url;
 
-use crate::config::CoordinationSettings;
+use crate::config::{Checking, CoordinationSettings, Section, checked};
 
 /// Longest time an outcome may be kept: a day, far beyond any client's retries.
 const MAX_IDEMPOTENCY_TTL_S: u64 = 86_400;
 
+impl Section for CoordinationSettings {
+    type Valid = ();
+
+    fn validate(&self, _: &Checking<'_>) -> Result<(), Vec<String>> {
+        checked(problems(self), ())
+    }
+}
+
 /// Every problem of the `coordination` section, one line each, naming the setting.
-pub fn problems(settings: &CoordinationSettings) -> Vec<String> {
+fn problems(settings: &CoordinationSettings) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(url) = &settings.redis_url {
         // Only the scheme is echoed: the URL may carry a password.

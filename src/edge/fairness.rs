@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{Answer, Inner, Next, Request, Step};
 use crate::auth::{Authentication, Mechanism};
 use crate::authz::Authorizer;
-use crate::config::FairnessSettings;
+use crate::config::{Checking, FairnessSettings, Section, checked};
 use crate::context::RequestContext;
 use crate::methods;
 use crate::status;
@@ -28,6 +28,27 @@ use okta_client::budget::CallerShare;
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 /// Callers remembered before idle ones are forgotten.
 const MAX_TRACKED_CALLERS: usize = 10_000;
+
+impl Section for FairnessSettings {
+    type Valid = ();
+
+    fn validate(&self, _checking: &Checking<'_>) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.max_in_flight_per_caller == 0 || self.max_streams_per_caller == 0 {
+            problems.push(
+                "`fairness.max_in_flight_per_caller` and `fairness.max_streams_per_caller` must be \
+                 at least 1"
+                    .to_owned(),
+            );
+        }
+        if !(1..=100).contains(&self.okta_budget_percent_per_caller) {
+            problems.push(
+                "`fairness.okta_budget_percent_per_caller` must be between 1 and 100".to_owned(),
+            );
+        }
+        checked(problems, ())
+    }
+}
 
 /// A caller, and whether the slots are for streams.
 type SlotKey = (Arc<str>, bool);
@@ -164,5 +185,25 @@ impl http_body::Body for HoldingSlot {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{assert_reported, load};
+
+    #[test]
+    fn every_caller_gets_at_least_one_slot_and_part_of_the_budget() {
+        let settings = load(&[
+            ("IDGW_FAIRNESS__MAX_STREAMS_PER_CALLER", "0"),
+            ("IDGW_FAIRNESS__OKTA_BUDGET_PERCENT_PER_CALLER", "101"),
+        ]);
+        assert_reported(
+            &settings,
+            &[
+                "`fairness.max_streams_per_caller` must be at least 1",
+                "`fairness.okta_budget_percent_per_caller` must be between 1 and 100",
+            ],
+        );
     }
 }

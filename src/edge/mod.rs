@@ -7,7 +7,8 @@
 //! caller's share), then [`request_size`] directly around the services.
 //!
 //! Each layer is a [`Step`]: what it does with one request, given the rest of the stack as
-//! [`Next`]; [`EdgeLayer`] is the tower plumbing they share. tower has no asynchronous
+//! [`Next`]; [`EdgeLayer`] is the tower plumbing they share, with the RPC's telemetry
+//! ([`crate::telemetry::rpc`]) outside them all. tower has no asynchronous
 //! middleware made from a function. axum's `middleware::from_fn` is one, but it works on
 //! axum's body types, clones and boxes the inner service for every request, and runs nothing
 //! until its future is first polled, while the deadline is fixed when the call arrives (as

@@ -13,9 +13,6 @@ mod key_values;
 pub mod rpc;
 mod span_fields;
 
-pub(crate) use export::problems as export_problems;
-pub(crate) use key_values::parse as key_value_list;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -32,7 +29,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogFormat, Settings, TelemetrySettings};
+use crate::config::{
+    Checking, LogFormat, LogSettings, Section, Settings, TelemetrySettings, checked,
+};
 use export::{Signal, SignalExport};
 
 /// The instrumentation scope name of every span and metric the gateway makes.
@@ -71,6 +70,59 @@ impl TelemetryGuard {
     }
 }
 
+/// The trace samplers the gateway knows, by their `OTEL_TRACES_SAMPLER` names (see [`sampler`]).
+const TRACE_SAMPLERS: &[&str] = &[
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+    "always_on",
+    "always_off",
+    "traceidratio",
+];
+
+impl Section for TelemetrySettings {
+    type Valid = ();
+
+    fn validate(&self, _checking: &Checking<'_>) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if !TRACE_SAMPLERS.contains(&self.traces_sampler.as_str()) {
+            problems.push(format!(
+                "`telemetry.traces_sampler` must be one of {}, got `{}`",
+                TRACE_SAMPLERS.join(", "),
+                self.traces_sampler
+            ));
+        }
+        if self
+            .traces_sampler_arg
+            .is_some_and(|ratio| !(0.0..=1.0).contains(&ratio))
+        {
+            problems.push("`telemetry.traces_sampler_arg` must be between 0 and 1".to_owned());
+        }
+        problems.extend(export::problems(self));
+        if let Err(problem) = key_values::parse(&self.resource_attributes) {
+            problems.push(format!("`telemetry.resource_attributes`: {problem}"));
+        }
+        if self.metrics_interval_ms == 0 {
+            problems.push("`telemetry.metrics_interval_ms` must be greater than zero".to_owned());
+        }
+        checked(problems, ())
+    }
+}
+
+impl Section for LogSettings {
+    type Valid = ();
+
+    fn validate(&self, _checking: &Checking<'_>) -> Result<(), Vec<String>> {
+        log_filter(self).map(drop).map_err(|problem| vec![problem])
+    }
+}
+
+/// The filter `log.filter` names, or the problem with it.
+fn log_filter(settings: &LogSettings) -> Result<EnvFilter, String> {
+    EnvFilter::try_new(&settings.filter)
+        .map_err(|error| format!("`log.filter` is not a valid filter: {error}"))
+}
+
 /// Installs the global log subscriber, the W3C trace-context propagator and, when an OTLP
 /// endpoint is configured, the trace and metric exporters. Call once, inside the runtime.
 pub fn init_telemetry<W>(settings: &Settings, log_writer: W) -> anyhow::Result<TelemetryGuard>
@@ -78,8 +130,7 @@ where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
     global::set_text_map_propagator(TraceContextPropagator::new());
-    let log_filter = EnvFilter::try_new(&settings.log.filter)
-        .map_err(|error| anyhow::anyhow!("`log.filter` is not a valid filter: {error}"))?;
+    let log_filter = log_filter(&settings.log).map_err(anyhow::Error::msg)?;
     let log_layer = match settings.log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -135,8 +186,8 @@ fn resource(settings: &TelemetrySettings) -> Resource {
         .build()
 }
 
-/// The sampler named like `OTEL_TRACES_SAMPLER` (validated in the configuration).
-pub fn sampler(name: &str, ratio: Option<f64>) -> Sampler {
+/// The sampler named like `OTEL_TRACES_SAMPLER` (one of [`TRACE_SAMPLERS`], checked at start).
+fn sampler(name: &str, ratio: Option<f64>) -> Sampler {
     let ratio = ratio.unwrap_or(1.0);
     match name {
         "always_on" => Sampler::AlwaysOn,
@@ -194,4 +245,97 @@ fn meter_provider(
         .with_resource(resource)
         .with_reader(reader)
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{assert_reported, load};
+
+    #[test]
+    fn the_shared_export_settings_are_checked_without_echoing_headers() {
+        let good = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary"),
+            ("IDGW_AUTH__INSECURE", "true"),
+        ]);
+        assert!(good.validate(true).is_ok());
+        let bad = load(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=header-canary%0A"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ]);
+        let problems = assert_reported(
+            &bad,
+            &[
+                "`telemetry.otlp_headers`: the value of `x-api-key`",
+                "`telemetry.otlp_timeout_ms`",
+            ],
+        );
+        assert!(!problems.contains("header-canary"), "{problems}");
+        let odd = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "missing-ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "missing-key.pem"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,region"),
+        ]);
+        assert_reported(
+            &odd,
+            &[
+                "must be an http:// or https:// URL",
+                "`telemetry.otlp_certificate_file` is for an https://",
+                "`telemetry.otlp_certificate_file` (`missing-ca.pem`): cannot be read",
+                "`telemetry.otlp_client_certificate_file` and `telemetry.otlp_client_key_file` go together",
+                "`telemetry.resource_attributes`: entry 2 has no `=`",
+            ],
+        );
+    }
+
+    #[test]
+    fn each_signals_own_export_settings_are_checked() {
+        let good = load(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1500"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", ""),
+            ("IDGW_AUTH__INSECURE", "true"),
+        ]);
+        assert!(good.validate(true).is_ok());
+        let bad = load(&[
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4317"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "x-api-key=traces-canary%0A",
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0"),
+            ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "missing-ca.pem"),
+            ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "missing-key.pem"),
+        ]);
+        let problems = assert_reported(
+            &bad,
+            &[
+                "`telemetry.metrics.endpoint` must be an http:// or https:// URL",
+                "`telemetry.traces.headers`: the value of `x-api-key`",
+                "`telemetry.traces.timeout_ms` must be greater than zero",
+                "`telemetry.traces.certificate_file` is for an https:// collector endpoint",
+                "`telemetry.metrics.client_certificate_file` and `telemetry.metrics.client_key_file` go together",
+            ],
+        );
+        assert!(!problems.contains("traces-canary"), "{problems}");
+    }
+
+    #[test]
+    fn the_sampler_and_the_log_filter_are_checked() {
+        let settings = load(&[
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+            ("IDGW_LOG__FILTER", "identity_gateway=loud"),
+        ]);
+        assert_reported(
+            &settings,
+            &[
+                "`telemetry.traces_sampler` must be one of parentbased_always_on,",
+                "`telemetry.traces_sampler_arg` must be between 0 and 1",
+                "`log.filter` is not a valid filter",
+            ],
+        );
+    }
 }

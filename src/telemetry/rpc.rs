@@ -7,15 +7,16 @@
 //! named `rpc` puts the method and the trace and span ids into every log line of the RPC; its
 //! fields are all set when it starts, since each later `record` makes the JSON log layer parse
 //! and rewrite the span's fields.
+//!
+//! [`RpcTelemetry`] is a [`Step`] on the edge's skeleton, stacked outermost, so the span and
+//! the duration cover everything the gateway does for a call, refusals at the edge included.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::metrics::Histogram;
 use opentelemetry::propagation::Extractor;
@@ -23,10 +24,10 @@ use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, global};
 use opentelemetry_sdk::trace::SdkTracer;
 use prost::Message;
-use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::INSTRUMENTATION_NAME;
+use crate::edge::{Answer, Inner, Next, Request, Step};
 use okta_client::trace_ids::HexId;
 
 /// gRPC codes that make a server span an error (OpenTelemetry's gRPC conventions).
@@ -184,24 +185,6 @@ impl Drop for InFlight {
     }
 }
 
-/// Applies [`RpcTelemetry`] to every service.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RpcTelemetryLayer;
-
-impl<S> Layer<S> for RpcTelemetryLayer {
-    type Service = RpcTelemetry<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RpcTelemetry { inner }
-    }
-}
-
-/// The span- and metric-recording service; see the module docs.
-#[derive(Clone, Debug)]
-pub struct RpcTelemetry<S> {
-    inner: S,
-}
-
 /// Reads W3C trace context from request headers.
 struct HeaderExtractor<'headers>(&'headers http::HeaderMap);
 
@@ -244,20 +227,13 @@ fn server_context(
     parent.with_span(span)
 }
 
-impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for RpcTelemetry<S>
-where
-    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+/// The RPC's server span, its log span and its metrics, as the outermost step of the stack;
+/// see the module docs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RpcTelemetry;
 
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+impl Step for RpcTelemetry {
+    fn handle<S: Inner>(&self, request: Request, next: Next<'_, S>) -> Answer<S::Error> {
         let rpc = RpcName::of(request.uri().path());
         let otel_context_opt =
             super::tracer().map(|tracer| server_context(tracer, &rpc, request.headers()));
@@ -285,7 +261,7 @@ where
         let response = {
             let _entered = log_span.enter();
             let _attached = otel_context_opt.clone().map(opentelemetry::Context::attach);
-            self.inner.call(request)
+            next.call(request)
         };
         let recorded = async move {
             let result = response.await;

@@ -15,7 +15,6 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use identity_gateway::cli::okta_client;
 use identity_gateway::config::Settings;
 use identity_gateway::proto::group_service_client::GroupServiceClient;
 use identity_gateway::proto::user_service_client::UserServiceClient;
@@ -214,7 +213,7 @@ async fn spawn_oauth_gateway(
         .validate(false)
         .unwrap_or_else(|problems| panic!("{problems:?}"))
         .unwrap();
-    let okta = okta_client(&settings, target).unwrap();
+    let okta = identity_gateway::okta::client(&settings.okta, target).unwrap();
     let debug = format!("{settings:?} {okta:?}");
     let (shutdown, stopped) = oneshot::channel::<()>();
     let application = Application::build(&settings, okta, async {

@@ -431,9 +431,9 @@ async fn a_changed_policy_applies_without_restart_and_an_invalid_one_is_refused(
 /// Why the gateway refuses to start with `settings` (`{:#}` of the error).
 async fn start_refusal(settings: &identity_gateway::config::Settings) -> String {
     let sim = common::start_simulator().await;
-    let okta = okta_client::OktaClient::new(identity_gateway::cli::okta_client_settings(
-        settings,
-        identity_gateway::config::OktaTarget {
+    let okta = okta_client::OktaClient::new(identity_gateway::okta::client_settings(
+        &settings.okta,
+        identity_gateway::okta::OktaTarget {
             org_url: sim.base_url().parse().unwrap(),
             api_token: common::SIM_TOKEN.to_owned().into(),
             oauth: None,

@@ -20,6 +20,7 @@ use super::convert::{event_from_okta, uuid_of};
 use super::cursor::{self, Position, ResumePoint};
 use crate::api::status::{OktaCall, okta_error_status};
 use crate::api::token_key::TokenKey;
+use crate::config::{Checking, EventsSettings, Section, checked};
 use crate::proto::watch_events_response::Message;
 use crate::proto::{Event, KeepAlive, WatchEventsResponse};
 use okta_client::{
@@ -66,6 +67,35 @@ pub struct WatchSettings {
     pub keepalive_interval: Duration,
     /// Share of the logs rate-limit bucket left unused for other calls.
     pub rate_limit_reserve_percent: u32,
+}
+
+impl From<&EventsSettings> for WatchSettings {
+    fn from(settings: &EventsSettings) -> Self {
+        Self {
+            poll_interval: Duration::from_millis(settings.poll_interval_ms),
+            keepalive_interval: Duration::from_millis(settings.keepalive_interval_ms),
+            rate_limit_reserve_percent: settings.rate_limit_reserve_percent,
+        }
+    }
+}
+
+impl Section for EventsSettings {
+    type Valid = ();
+
+    fn validate(&self, _checking: &Checking<'_>) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.poll_interval_ms == 0 || self.keepalive_interval_ms == 0 {
+            problems.push(
+                "`events.poll_interval_ms` and `events.keepalive_interval_ms` must be greater \
+                 than zero"
+                    .to_owned(),
+            );
+        }
+        if self.rate_limit_reserve_percent > 90 {
+            problems.push("`events.rate_limit_reserve_percent` must be at most 90".to_owned());
+        }
+        checked(problems, ())
+    }
 }
 
 /// Where a new watch starts.
@@ -596,13 +626,26 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::{assert_reported, load};
 
     fn settings() -> WatchSettings {
-        WatchSettings {
-            poll_interval: Duration::from_secs(5),
-            keepalive_interval: Duration::from_secs(15),
-            rate_limit_reserve_percent: 20,
-        }
+        WatchSettings::from(&EventsSettings::default())
+    }
+
+    #[test]
+    fn polling_needs_intervals_and_leaves_at_most_90_percent_unused() {
+        let settings = load(&[
+            ("IDGW_EVENTS__KEEPALIVE_INTERVAL_MS", "0"),
+            ("IDGW_EVENTS__RATE_LIMIT_RESERVE_PERCENT", "91"),
+        ]);
+        assert_reported(
+            &settings,
+            &[
+                "`events.poll_interval_ms` and `events.keepalive_interval_ms` must be greater than \
+                 zero",
+                "`events.rate_limit_reserve_percent` must be at most 90",
+            ],
+        );
     }
 
     fn budget(limit: u64, remaining: u64, seconds_to_reset: i64) -> RateLimitState {

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use identity_gateway::cli::okta_client_settings;
-use identity_gateway::config::{OktaTarget, Settings};
+use identity_gateway::config::Settings;
+use identity_gateway::okta::{OktaTarget, client_settings};
 use identity_gateway::proto::group_service_client::GroupServiceClient;
 use identity_gateway::proto::user_service_client::UserServiceClient;
 use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
@@ -125,7 +125,7 @@ pub async fn spawn_gateway_for(
         ),
         oauth: None,
     };
-    let okta = OktaClient::new(okta_client_settings(&settings, target)).expect("okta client");
+    let okta = OktaClient::new(client_settings(&settings.okta, target)).expect("okta client");
     let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
     let application = Application::build(&settings, okta, async {
         let _ = shutdown_receiver.await;
