@@ -457,11 +457,8 @@ impl OktaClient {
             retry_count: attempt.number,
             after_unanswered: attempt.after_unanswered,
         };
-        let body = response
-            .bytes()
-            .await
-            .map_err(OktaError::from_transport)?
-            .to_vec();
+        // `Vec::from` takes the buffer over when nothing else holds it, where `to_vec` copies.
+        let body = Vec::from(response.bytes().await.map_err(OktaError::from_transport)?);
         drop(slot);
         if let Some(request_id) = &meta.request_id {
             cx.answered(request_id);
