@@ -4,9 +4,10 @@
 //! `option idempotency_level`) and not in a list kept by hand. An RPC that declares nothing
 //! counts as a change that must not be repeated: forgetting the option fails closed.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use foldhash::fast::RandomState;
 use prost::Message;
 use prost_types::FileDescriptorSet;
 use prost_types::method_options::IdempotencyLevel;
@@ -72,19 +73,29 @@ pub fn of(path: &str) -> MethodTraits {
 
 /// Every identity RPC's full name (`identity.v1.UserService/GetUser`).
 pub fn names() -> impl Iterator<Item = &'static str> {
-    DECLARED.keys().map(|path| path.trim_start_matches('/'))
+    let mut names: Vec<&'static str> = DECLARED
+        .keys()
+        .map(|path| path.trim_start_matches('/'))
+        .collect();
+    names.sort_unstable();
+    names.into_iter()
 }
 
-/// The identity RPCs by path, from the descriptor set the build compiled.
-static DECLARED: LazyLock<BTreeMap<String, MethodTraits>> = LazyLock::new(|| {
+/// The identity RPCs by path, from the descriptor set the build compiled. Hashed (foldhash), not
+/// ordered: several layers look the path up on every RPC, and the paths share a long prefix that
+/// an ordered map compares again at every level.
+static DECLARED: LazyLock<Declared> = LazyLock::new(|| {
     FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
         .map(|set| declared_in(&set))
         .unwrap_or_default()
 });
 
+/// RPC paths and their traits.
+type Declared = HashMap<String, MethodTraits, RandomState>;
+
 /// The RPCs a descriptor set declares, with their traits.
-fn declared_in(set: &FileDescriptorSet) -> BTreeMap<String, MethodTraits> {
-    let mut declared = BTreeMap::new();
+fn declared_in(set: &FileDescriptorSet) -> Declared {
+    let mut declared = Declared::default();
     for file in &set.file {
         for service in &file.service {
             for method in &service.method {

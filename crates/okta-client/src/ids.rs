@@ -27,6 +27,12 @@ pub enum InvalidOktaId {
 }
 
 impl OktaId {
+    /// Whether [`OktaId::parse`] would accept `value`, without making an id of it: the client
+    /// asks this of every path segment of every request, to name its endpoint.
+    pub fn is_valid(value: &str) -> bool {
+        value.len() == OKTA_ID_LENGTH && value.bytes().all(|byte| byte.is_ascii_alphanumeric())
+    }
+
     /// Checks that `value` looks like an id Okta issued and wraps it.
     pub fn parse(value: &str) -> Result<Self, InvalidOktaId> {
         if value.is_empty() {
@@ -95,5 +101,24 @@ mod tests {
             OktaId::parse("00uqrks9ig7XuWV7X5d7\n"),
             Err(InvalidOktaId::InvalidCharacter)
         );
+    }
+
+    #[test]
+    fn is_valid_agrees_with_parse() {
+        for value in [
+            "00uqrks9ig7XuWV7X5d7",
+            "",
+            "api",
+            "00uqrks9ig7XuW%2F5d7",
+            "00uqrks9ig7XuWV7X5d",
+            "00uqrks9ig7XuWV7X5dé",
+            "00uqrks9ig7XuWV7X5é",
+        ] {
+            assert_eq!(
+                OktaId::is_valid(value),
+                OktaId::parse(value).is_ok(),
+                "{value}"
+            );
+        }
     }
 }

@@ -82,21 +82,19 @@ pub(crate) fn observe_rate_limits(budgets: &Arc<Budgets>) {
         .build();
 }
 
-/// The endpoint of a path with ids replaced, for low-cardinality metric labels:
+/// Appends the endpoint of `path` to `text`, ids replaced, for low-cardinality metric labels:
 /// `/api/v1/users/00ub0oNGTSWTBKOLGLNR/lifecycle/suspend` -> `/api/v1/users/{id}/lifecycle/suspend`.
-pub fn endpoint_template(path: &str) -> String {
-    let mut template = String::with_capacity(path.len());
+fn push_endpoint_template(text: &mut String, path: &str) {
     for (index, segment) in path.split('/').enumerate() {
         if index > 0 {
-            template.push('/');
+            text.push('/');
         }
-        template.push_str(if OktaId::parse(segment).is_ok() {
+        text.push_str(if OktaId::is_valid(segment) {
             "{id}"
         } else {
             segment
         });
     }
-    template
 }
 
 /// The names one logical request (all its attempts) is known by in spans, metrics and
@@ -111,15 +109,17 @@ pub(crate) struct RequestNames {
 impl RequestNames {
     /// The names of `method` on `url`.
     pub(crate) fn new(method: &Method, url: &Url) -> Self {
-        let endpoint = endpoint_template(url.path());
-        let mut operation = String::with_capacity(method.as_str().len() + 1 + endpoint.len());
+        let path = url.path();
+        let mut operation = String::with_capacity(method.as_str().len() + 1 + path.len());
         operation.push_str(method.as_str());
         operation.push(' ');
-        operation.push_str(&endpoint);
+        let endpoint_start = operation.len();
+        push_endpoint_template(&mut operation, path);
+        let endpoint = Arc::<str>::from(&operation[endpoint_start..]);
         Self {
             operation,
             method: StringValue::from(Arc::<str>::from(method.as_str())),
-            endpoint: StringValue::from(Arc::<str>::from(endpoint)),
+            endpoint: StringValue::from(endpoint),
         }
     }
 
@@ -244,6 +244,12 @@ impl AttemptSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn endpoint_template(path: &str) -> String {
+        let mut template = String::new();
+        push_endpoint_template(&mut template, path);
+        template
+    }
 
     #[test]
     fn endpoint_templates_hide_ids_only() {
