@@ -145,7 +145,13 @@ impl Application {
             keepalive_interval: Duration::from_millis(events_settings.keepalive_interval_ms),
             rate_limit_reserve_percent: events_settings.rate_limit_reserve_percent,
         };
-        let hub = WatchHub::new(okta.clone(), watch_settings, draining, token_key.clone());
+        let hub = WatchHub::new(
+            okta.clone(),
+            watch_settings,
+            draining,
+            token_key.clone(),
+            coordination.clone(),
+        );
         let events = EventServiceServer::new(EventsApi::new(okta.clone(), hub, token_key.clone()))
             .max_decoding_message_size(max_bytes);
         let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone(), token_key.clone()))
