@@ -84,12 +84,17 @@ async fn receives(stream: &mut Streaming<WatchEventsResponse>, expected: &[Strin
     assert_eq!(received, expected);
 }
 
-/// The token of the lease on the watched filter (`epoch:nonce`), while a replica holds it.
-async fn lease_holder(valkey: &Valkey) -> Option<String> {
+/// The key of the lease on the watched filter, while a replica holds it.
+async fn lease_key(valkey: &Valkey) -> Option<String> {
     let leases: Vec<String> = valkey
         .query(redis::cmd("KEYS").arg("idgw:watch:*:lease"))
         .await;
-    let lease = leases.first()?;
+    leases.into_iter().next()
+}
+
+/// The token of the lease on the watched filter (`epoch:nonce`), while a replica holds it.
+async fn lease_holder(valkey: &Valkey) -> Option<String> {
+    let lease = lease_key(valkey).await?;
     valkey.query(redis::cmd("GET").arg(lease)).await
 }
 
@@ -186,6 +191,52 @@ async fn when_the_leading_replica_stops_another_takes_over_and_watchers_miss_not
     let after = inject(&replicas[1], "after", 3).await;
     let expected: Vec<String> = during.into_iter().chain(after).collect();
     for stream in followers.iter_mut() {
+        receives(stream, &expected).await;
+        next_keepalive(stream).await;
+    }
+}
+
+#[tokio::test]
+async fn when_the_lease_passes_to_a_replica_that_dies_another_takes_it_once_it_expires() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    let (_key_dir, key_file) = shared_token_key_file();
+    let replicas = replicas(&valkey, &key_file, 2).await;
+    let mut streams = [
+        watch_logins(&replicas[0]).await,
+        watch_logins(&replicas[1]).await,
+    ];
+    let before = inject(&replicas[0], "before", 2).await;
+    for stream in streams.iter_mut() {
+        receives(stream, &before).await;
+    }
+    let leader = lease_holder(&valkey).await.unwrap();
+
+    // The lease goes to a holder that never renews nor gives it up, as a replica that died
+    // just after taking it: the leader loses it and may write no more.
+    let lease = lease_key(&valkey).await.unwrap();
+    let expiry = (4 * POLL_INTERVAL_MS).to_string();
+    let vanished = "0:vanished";
+    let _: () = valkey
+        .query(
+            redis::cmd("SET")
+                .arg(&lease)
+                .arg(vanished)
+                .arg("PX")
+                .arg(expiry),
+        )
+        .await;
+    let meanwhile = inject(&replicas[0], "meanwhile", 3).await;
+    eventually(PATIENCE, "a replica takes the expired lease", async || {
+        lease_holder(&valkey)
+            .await
+            .is_some_and(|holder| holder != vanished && holder != leader)
+    })
+    .await;
+    let after = inject(&replicas[1], "after", 2).await;
+    let expected: Vec<String> = meanwhile.into_iter().chain(after).collect();
+    for stream in streams.iter_mut() {
         receives(stream, &expected).await;
         next_keepalive(stream).await;
     }

@@ -135,16 +135,21 @@ pub(super) async fn poll_locally(
             okta_problem = polled.problem;
             let _ = sender.send(PollerMessage::Health(okta_problem.clone()));
         }
-        tokio::select! {
-            () = tokio::time::sleep(polled.pause) => {}
-            () = hub.drained() => return LocalEnd::Stopped,
-        }
-        // Checked after a poll and its pause, so a server that answers yet cannot be followed
-        // is not asked in a busy loop.
-        if let Some(server) = server {
-            if server.reachable().await {
-                return LocalEnd::ServerBack;
+        // The server is asked during the pause, which a slow answer does not stretch, and
+        // only after a poll, so one that answers yet cannot be followed is not asked in a
+        // busy loop.
+        let server_back = async {
+            match server {
+                Some(server) => server.reachable().await,
+                None => false,
             }
+        };
+        let paused = async { tokio::join!(tokio::time::sleep(polled.pause), server_back).1 };
+        tokio::select! {
+            back = paused => if back {
+                return LocalEnd::ServerBack;
+            },
+            () = hub.drained() => return LocalEnd::Stopped,
         }
     }
 }
