@@ -178,7 +178,13 @@ impl Application {
         .max_decoding_message_size(max_bytes);
         let (draining_sender, draining) = tokio::sync::watch::channel(false);
         let watch_settings = WatchSettings::from(&all_settings.events);
-        let hub = WatchHub::new(okta.clone(), watch_settings, draining, token_key.clone());
+        let hub = WatchHub::new(
+            okta.clone(),
+            watch_settings,
+            draining,
+            token_key.clone(),
+            coordination.clone(),
+        );
         let events = EventServiceServer::new(EventsApi::new(okta.clone(), hub, token_key.clone()))
             .max_decoding_message_size(max_bytes);
         let devices = DeviceServiceServer::new(DevicesApi::new(okta.clone(), token_key.clone()))

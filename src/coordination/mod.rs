@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, IntoConnectionInfo};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo};
 use secrecy::ExposeSecret;
 
 use crate::config::CoordinationSettings;
@@ -119,6 +119,26 @@ impl Coordination {
         }
     }
 
+    /// A connection of its own for commands that block for up to `longest_block` (a stream read
+    /// waiting for entries), which on the shared connection would hold up every other command.
+    pub async fn blocking_connection(
+        &self,
+        longest_block: Duration,
+    ) -> Result<BlockingConnection, Unavailable> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(longest_block + RESPONSE_TIMEOUT));
+        let connection = self
+            .inner
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await;
+        Ok(BlockingConnection {
+            coordination: self.clone(),
+            connection: self.observe(connection)?,
+        })
+    }
+
     /// True while the last exchange with the server failed.
     pub fn is_degraded(&self) -> bool {
         self.inner.degraded.load(Ordering::Relaxed)
@@ -144,6 +164,22 @@ impl Coordination {
                 Err(Unavailable)
             }
         }
+    }
+}
+
+/// A connection for blocking commands (see [`Coordination::blocking_connection`]); after a
+/// failure, make a new one.
+pub struct BlockingConnection {
+    coordination: Coordination,
+    connection: MultiplexedConnection,
+}
+
+impl BlockingConnection {
+    /// Runs `command`, which may block on the server; a failure marks the replica degraded as
+    /// [`Coordination::run`]'s do.
+    pub async fn run<T: FromRedisValue>(&mut self, command: &redis::Cmd) -> Result<T, Unavailable> {
+        let result = command.query_async(&mut self.connection).await;
+        self.coordination.observe(result)
     }
 }
 

@@ -21,7 +21,7 @@ use tonic::{Code, Streaming};
 /// Guards against a hang: the point is the event, not the time it took.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-fn events_client(app: &TestApp) -> EventServiceClient<Channel> {
+pub(crate) fn events_client(app: &TestApp) -> EventServiceClient<Channel> {
     EventServiceClient::new(
         tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
             .unwrap()
@@ -29,7 +29,7 @@ fn events_client(app: &TestApp) -> EventServiceClient<Channel> {
     )
 }
 
-fn login(login: &str, ip: &str, outcome: &str) -> Value {
+pub(crate) fn login(login: &str, ip: &str, outcome: &str) -> Value {
     json!({"eventType": "user.session.start", "login": login, "ip": ip, "outcome": outcome})
 }
 
@@ -52,7 +52,7 @@ where
 }
 
 /// The next message that is an event (keep-alives skipped), with its resume cursor.
-async fn next_event(stream: &mut Streaming<WatchEventsResponse>) -> (Event, String) {
+pub(crate) async fn next_event(stream: &mut Streaming<WatchEventsResponse>) -> (Event, String) {
     loop {
         let message = tokio::time::timeout(PATIENCE, stream.message())
             .await
@@ -66,7 +66,7 @@ async fn next_event(stream: &mut Streaming<WatchEventsResponse>) -> (Event, Stri
 }
 
 /// Waits for a keep-alive: proof that the watcher follows its poller.
-async fn next_keepalive(
+pub(crate) async fn next_keepalive(
     stream: &mut Streaming<WatchEventsResponse>,
 ) -> identity_gateway::proto::KeepAlive {
     next_keepalive_with_cursor(stream).await.0
@@ -102,7 +102,7 @@ async fn assert_bound_to_its_filter(app: &TestApp, cursor: String) {
 }
 
 /// A token key file, so gateway processes started with it accept each other's cursors.
-fn shared_token_key_file() -> (tempfile::TempDir, std::path::PathBuf) {
+pub(crate) fn shared_token_key_file() -> (tempfile::TempDir, std::path::PathBuf) {
     let key_dir = tempfile::tempdir().unwrap();
     let key_file = key_dir.path().join("token.key");
     std::fs::write(
@@ -113,7 +113,7 @@ fn shared_token_key_file() -> (tempfile::TempDir, std::path::PathBuf) {
     (key_dir, key_file)
 }
 
-async fn watch(
+pub(crate) async fn watch(
     client: &mut EventServiceClient<Channel>,
     request: WatchEventsRequest,
 ) -> Streaming<WatchEventsResponse> {

@@ -32,6 +32,7 @@ mod outcomes;
 mod properties;
 mod readme_recipes;
 mod replicas;
+mod replicas_watch;
 mod resilience;
 mod security;
 mod settings_reference;

@@ -29,6 +29,28 @@ pub enum Position {
     Since(DateTime<Utc>),
 }
 
+impl Position {
+    /// The position as text (`a` and Okta's cursor, or `s` and epoch milliseconds), as resume
+    /// cursors and the pages replicas share carry it.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::After(cursor) => format!("a{}", cursor.as_str()),
+            Self::Since(time) => format!("s{}", time.timestamp_millis()),
+        }
+    }
+
+    /// Reads [`Position::to_text`]'s text back; `None` for anything else.
+    pub fn from_text(text: &str) -> Option<Self> {
+        if let Some(cursor) = text.strip_prefix('a') {
+            Cursor::parse(cursor).ok().map(Self::After)
+        } else if let Some(millis) = text.strip_prefix('s') {
+            parse_instant(millis).map(Self::Since)
+        } else {
+            None
+        }
+    }
+}
+
 /// A decoded resume cursor: re-read the page at `position`, skip through `uuid` when set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResumePoint {
@@ -41,10 +63,7 @@ pub struct ResumePoint {
 
 /// Encodes the resume cursor of an event or a keep-alive (an empty uuid field means none).
 pub fn encode(key: &TokenKey, filter_fingerprint: &str, point: &ResumePoint) -> String {
-    let position = match &point.position {
-        Position::After(cursor) => format!("a{}", cursor.as_str()),
-        Position::Since(time) => format!("s{}", time.timestamp_millis()),
-    };
+    let position = point.position.to_text();
     let uuid = point.uuid.as_deref().unwrap_or_default();
     key.seal(&format!(
         "{CURSOR_VERSION}.{filter_fingerprint}.{uuid}.{position}"
@@ -85,13 +104,7 @@ pub fn decode(
     if !uuid_ok {
         return Err(malformed());
     }
-    let position = if let Some(cursor) = position.strip_prefix('a') {
-        Position::After(Cursor::parse(cursor).map_err(|_| malformed())?)
-    } else if let Some(millis) = position.strip_prefix('s') {
-        Position::Since(parse_instant(millis).ok_or_else(malformed)?)
-    } else {
-        return Err(malformed());
-    };
+    let position = Position::from_text(position).ok_or_else(malformed)?;
     Ok(ResumePoint {
         position,
         uuid: (!uuid.is_empty()).then(|| uuid.to_owned()),

@@ -3,7 +3,9 @@
 
 pub mod convert;
 pub mod cursor;
+mod poller;
 pub mod query;
+mod shared;
 pub mod watch;
 
 use chrono::{DateTime, Duration, Utc};

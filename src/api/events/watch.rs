@@ -5,6 +5,12 @@
 //! event is delivered once, in Okta's order. Keep-alives carry a resume cursor too: the last
 //! delivered event, or the poller position the watcher has been offered everything before, so a
 //! watcher that has received no event can still resume without a gap.
+//!
+//! With a coordination server, the pages come from the poller the replicas share
+//! (`shared.rs`) rather than from one of this replica's own (`poller.rs`); a replica that
+//! cannot reach the server polls for its watchers alone meanwhile. When the pages a watcher
+//! follows stop continuing one another (on joining the shared poller, or on leaving it), the
+//! watcher catches up from its cursor as one that fell behind does.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,15 +24,14 @@ use tonic::Status;
 
 use super::convert::{event_from_okta, uuid_of};
 use super::cursor::{self, Position, ResumePoint};
-use crate::api::status::{OktaCall, okta_error_status};
+use super::poller::{describe, fetch, is_full, pause_after_error, poll_locally};
+use super::shared::{self, SharedPolls};
 use crate::api::token_key::TokenKey;
 use crate::config::{Checking, EventsSettings, Section, checked};
+use crate::coordination::Coordination;
 use crate::proto::watch_events_response::Message;
 use crate::proto::{Event, KeepAlive, WatchEventsResponse};
-use okta_client::{
-    CallContext, Expression, LogEvent, LogQuery, LogSortOrder, MAX_LOG_PAGE_SIZE, OktaClient,
-    OktaError, Page, PageRequest, RateLimitState,
-};
+use okta_client::{Expression, OktaClient};
 
 /// Pages a poller may broadcast ahead of its slowest watcher before that watcher must catch up
 /// on its own.
@@ -37,26 +42,15 @@ const WATCH_BUFFER: usize = 256;
 /// broadcast.
 const REMEMBERED_UUIDS: usize = 50_000;
 
-/// Open WatchEvents streams and running pollers, for the metrics.
-struct WatchMetrics {
-    streams: opentelemetry::metrics::UpDownCounter<i64>,
-    pollers: opentelemetry::metrics::UpDownCounter<i64>,
-}
-
-/// Created on first use, after the meter provider is installed.
-static METRICS: std::sync::LazyLock<WatchMetrics> = std::sync::LazyLock::new(|| {
-    let meter = opentelemetry::global::meter(crate::telemetry::INSTRUMENTATION_NAME);
-    WatchMetrics {
-        streams: meter
+/// Open WatchEvents streams, for the metrics; created on first use, after the meter provider
+/// is installed.
+static STREAMS: std::sync::LazyLock<opentelemetry::metrics::UpDownCounter<i64>> =
+    std::sync::LazyLock::new(|| {
+        opentelemetry::global::meter(crate::telemetry::INSTRUMENTATION_NAME)
             .i64_up_down_counter("identity_gateway.watch.streams")
             .with_description("Open WatchEvents streams")
-            .build(),
-        pollers: meter
-            .i64_up_down_counter("identity_gateway.watch.pollers")
-            .with_description("System Log pollers, one per distinct watched filter")
-            .build(),
-    }
-});
+            .build()
+    });
 
 /// How the pollers pace themselves and how often idle streams send keep-alives.
 #[derive(Clone, Debug)]
@@ -110,19 +104,22 @@ pub enum WatchStart {
 
 /// What a poller tells its watchers.
 #[derive(Clone, Debug)]
-enum PollerMessage {
+pub(super) enum PollerMessage {
     /// A page of new events, or a new poller position with none.
     Page(Arc<PolledPage>),
     /// Okta became reachable again (`None`) or not (`Some(problem)`).
     Health(Option<String>),
+    /// The pages that follow do not continue the ones before: catch up from your cursor first.
+    Gap,
 }
 
 /// What one poll returned.
 #[derive(Debug)]
-struct PolledPage {
-    events: Vec<PositionedEvent>,
+pub(super) struct PolledPage {
+    /// The page's events, in Okta's order.
+    pub(super) events: Vec<PositionedEvent>,
     /// Where the next poll starts: everything before it has been broadcast.
-    next: Position,
+    pub(super) next: Position,
 }
 
 /// A running poller: its broadcast and the position of its next poll.
@@ -134,10 +131,13 @@ struct PollerHandle {
 
 /// An event with the page request that returned it (for its resume cursor).
 #[derive(Clone, Debug)]
-struct PositionedEvent {
-    position: Position,
-    uuid: String,
-    event: Event,
+pub(super) struct PositionedEvent {
+    /// The page request that returned the event.
+    pub(super) position: Position,
+    /// Okta's id of the event, by which watchers drop repeats.
+    pub(super) uuid: String,
+    /// The event as callers receive it.
+    pub(super) event: Event,
 }
 
 /// The shared pollers, by filter fingerprint.
@@ -153,23 +153,30 @@ struct HubInner {
     token_key: TokenKey,
     pollers: Mutex<HashMap<String, PollerHandle>>,
     draining: watch::Receiver<bool>,
+    /// The pollers replicas share, with a coordination server.
+    shared: Option<SharedPolls>,
 }
 
 impl WatchHub {
     /// `draining` turns true when the server drains: every stream then ends with OK; resume
-    /// cursors are sealed with `token_key`.
+    /// cursors are sealed with `token_key`. With `coordination`, replicas share one poller per
+    /// filter through its server.
     pub fn new(
         okta: OktaClient,
         settings: WatchSettings,
         draining: watch::Receiver<bool>,
         token_key: TokenKey,
+        coordination: Option<Coordination>,
     ) -> Self {
+        let shared =
+            coordination.map(|coordination| SharedPolls::new(coordination, settings.poll_interval));
         let inner = HubInner {
             okta,
             settings,
             token_key,
             pollers: Mutex::new(HashMap::new()),
             draining,
+            shared,
         };
         Self {
             inner: Arc::new(inner),
@@ -236,30 +243,60 @@ impl WatchHub {
                 position: position.clone(),
             },
         );
-        tokio::spawn(run_poller(
-            self.clone(),
-            key.to_owned(),
-            filter.clone(),
-            sender,
-            position.clone(),
-        ));
+        let (hub, key, filter) = (self.clone(), key.to_owned(), filter.clone());
+        match self.inner.shared.clone() {
+            Some(shared) => tokio::spawn(shared::run(hub, key, filter, sender, shared)),
+            None => tokio::spawn(async move {
+                poll_locally(&hub, &key, &filter, &sender, None).await;
+            }),
+        };
         (receiver, position)
     }
 
-    /// Broadcasts a page of the poller of `key` and records its next position, under the lock
-    /// [`subscribe`](Self::subscribe) takes: a joining watcher's start position and the pages it
-    /// receives neither overlap nor leave a gap.
-    fn publish(&self, key: &str, page: PolledPage) {
+    /// Broadcasts a page of the poller of `key` that starts at `from` and records its next
+    /// position, under the lock [`subscribe`](Self::subscribe) takes: a joining watcher's start
+    /// position and the pages it receives neither overlap nor leave a gap. A page that does not
+    /// start where the last one ended is preceded by [`PollerMessage::Gap`]; a page that moves
+    /// nothing is not sent.
+    pub(super) fn publish(&self, key: &str, from: &Position, page: PolledPage) {
         let mut pollers = self.pollers();
-        if let Some(poller) = pollers.get_mut(key) {
-            poller.position = page.next.clone();
-            let _ = poller.sender.send(PollerMessage::Page(Arc::new(page)));
+        let Some(poller) = pollers.get_mut(key) else {
+            return;
+        };
+        if *from != poller.position {
+            let _ = poller.sender.send(PollerMessage::Gap);
+        } else if page.events.is_empty() && page.next == poller.position {
+            return;
         }
+        poller.position = page.next.clone();
+        let _ = poller.sender.send(PollerMessage::Page(Arc::new(page)));
+    }
+
+    /// Where the last page broadcast to the watchers of `key` ended; `None` once its poller
+    /// is retired.
+    pub(super) fn position(&self, key: &str) -> Option<Position> {
+        self.pollers()
+            .get(key)
+            .map(|poller| poller.position.clone())
+    }
+
+    /// The Okta client the pollers and catch-ups read with.
+    pub(super) fn okta(&self) -> &OktaClient {
+        &self.inner.okta
+    }
+
+    /// How the pollers pace themselves.
+    pub(super) fn settings(&self) -> &WatchSettings {
+        &self.inner.settings
     }
 
     /// Removes the poller of `key` when nobody watches it any more. Checked under the same lock
     /// as [`subscribe`](Self::subscribe), so a joining watcher never lands on a stopped poller.
-    fn retire_if_unwatched(&self, key: &str, sender: &broadcast::Sender<PollerMessage>) -> bool {
+    pub(super) fn retire_if_unwatched(
+        &self,
+        key: &str,
+        sender: &broadcast::Sender<PollerMessage>,
+    ) -> bool {
         let mut pollers = self.pollers();
         if sender.receiver_count() > 0 {
             return false;
@@ -277,143 +314,9 @@ impl WatchHub {
     }
 
     /// Resolves once the server drains.
-    async fn drained(&self) {
+    pub(super) async fn drained(&self) {
         let mut draining = self.inner.draining.clone();
         let _ = draining.wait_for(|draining| *draining).await;
-    }
-}
-
-/// Reads one page of the polling query at `position`.
-async fn fetch(
-    okta: &OktaClient,
-    filter: &Option<Expression>,
-    position: &Position,
-) -> Result<Page<LogEvent>, OktaError> {
-    let (since, after) = match position {
-        Position::Since(time) => (Some(*time), None),
-        Position::After(cursor) => (None, Some(cursor.clone())),
-    };
-    let query = LogQuery {
-        since,
-        until: None,
-        filter: filter.clone(),
-        keywords: None,
-        sort_order: LogSortOrder::Ascending,
-    };
-    // The poller and a watcher's catch-up run on after the RPC that started them answered:
-    // background work, which no caller's deadline bounds.
-    okta.list_log_events(
-        &CallContext::background(),
-        &query,
-        &PageRequest {
-            limit: MAX_LOG_PAGE_SIZE,
-            after,
-        },
-    )
-    .await
-}
-
-fn is_full(page_len: usize) -> bool {
-    page_len >= MAX_LOG_PAGE_SIZE as usize
-}
-
-/// The pause before the next poll: at least the poll interval, stretched so the remaining budget
-/// (less the reserve) lasts until the window resets, and a full stop until the reset when only
-/// the reserve is left. A full page means more is waiting: no pause.
-fn pause_after(
-    page_len: usize,
-    rate_limit: Option<&RateLimitState>,
-    settings: &WatchSettings,
-) -> Duration {
-    if is_full(page_len) {
-        return Duration::ZERO;
-    }
-    let Some(rate_limit) = rate_limit else {
-        return settings.poll_interval;
-    };
-    if rate_limit.is_concurrency_limit() {
-        return settings.poll_interval.max(Duration::from_secs(1));
-    }
-    let seconds_to_reset = (rate_limit.reset_epoch_seconds - Utc::now().timestamp()).max(1);
-    let until_reset = Duration::from_secs(u64::try_from(seconds_to_reset).unwrap_or(1));
-    let reserve = (rate_limit.limit * u64::from(settings.rate_limit_reserve_percent) / 100).max(1);
-    if rate_limit.remaining <= reserve {
-        return until_reset + Duration::from_secs(1);
-    }
-    let spread = until_reset / u32::try_from(rate_limit.remaining - reserve).unwrap_or(u32::MAX);
-    settings.poll_interval.max(spread)
-}
-
-/// The pause after a failed poll: Okta's reset time for a 429, else the poll interval.
-fn pause_after_error(error: &OktaError, settings: &WatchSettings) -> Duration {
-    match error {
-        OktaError::RateLimited { retry_after, .. } => retry_after
-            .unwrap_or(settings.poll_interval)
-            .max(settings.poll_interval),
-        _ => settings.poll_interval,
-    }
-}
-
-fn describe(error: &OktaError) -> String {
-    let status = okta_error_status(error, OktaCall::Read);
-    format!("{:?}: {}", status.code(), status.message())
-}
-
-async fn run_poller(
-    hub: WatchHub,
-    key: String,
-    filter: Option<Expression>,
-    sender: broadcast::Sender<PollerMessage>,
-    mut position: Position,
-) {
-    let settings = hub.inner.settings.clone();
-    let mut okta_problem: Option<String> = None;
-    tracing::debug!(watch.filter = %key, "system log poller started");
-    METRICS.pollers.add(1, &[]);
-    loop {
-        if hub.retire_if_unwatched(&key, &sender) {
-            tracing::debug!(watch.filter = %key, "system log poller stopped: no watchers");
-            METRICS.pollers.add(-1, &[]);
-            return;
-        }
-        let (pause, problem) = match fetch(&hub.inner.okta, &filter, &position).await {
-            Ok(page) => {
-                let page_len = page.items.len();
-                let events: Vec<PositionedEvent> = page
-                    .items
-                    .into_iter()
-                    .map(|event| PositionedEvent {
-                        position: position.clone(),
-                        uuid: uuid_of(&event).to_owned(),
-                        event: event_from_okta(event),
-                    })
-                    .collect();
-                let next = page.next.map_or_else(|| position.clone(), Position::After);
-                if !events.is_empty() || next != position {
-                    position = next.clone();
-                    hub.publish(&key, PolledPage { events, next });
-                }
-                (
-                    pause_after(page_len, page.meta.rate_limit.as_ref(), &settings),
-                    None,
-                )
-            }
-            Err(error) => {
-                tracing::warn!(watch.filter = %key, error = %error, "system log poll failed; retrying");
-                (pause_after_error(&error, &settings), Some(describe(&error)))
-            }
-        };
-        if problem != okta_problem {
-            okta_problem = problem;
-            let _ = sender.send(PollerMessage::Health(okta_problem.clone()));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = hub.drained() => {
-                METRICS.pollers.add(-1, &[]);
-                return;
-            }
-        }
     }
 }
 
@@ -449,6 +352,9 @@ enum Followed {
     Stop,
     /// The watcher fell behind the broadcast and must catch up on its own.
     FellBehind,
+    /// The poller's pages stopped continuing one another: catch up on its own, then go on
+    /// following.
+    Gap,
 }
 
 struct Watcher {
@@ -468,9 +374,9 @@ struct Watcher {
 
 impl Watcher {
     async fn run(self, poller: broadcast::Receiver<PollerMessage>, catch_up: bool) {
-        METRICS.streams.add(1, &[]);
+        STREAMS.add(1, &[]);
         self.stream(poller, catch_up).await;
-        METRICS.streams.add(-1, &[]);
+        STREAMS.add(-1, &[]);
     }
 
     /// Follows `receiver`, first catching up from `resume` when `catch_up` is set.
@@ -494,6 +400,7 @@ impl Watcher {
                     receiver = self.hub.subscribe(&self.key, &self.filter).0;
                     catch_up = true;
                 }
+                Followed::Gap => catch_up = true,
             }
         }
     }
@@ -501,7 +408,7 @@ impl Watcher {
     /// Reads pages from `position` until Okta has nothing more; false when the stream must end.
     async fn catch_up(&mut self, mut position: Position, mut skip_through: Option<String>) -> bool {
         loop {
-            let page = match fetch(&self.hub.inner.okta, &self.filter, &position).await {
+            let page = match fetch(self.hub.okta(), &self.filter, &position).await {
                 Ok(page) => page,
                 Err(error) => {
                     self.okta_problem = Some(describe(&error));
@@ -556,6 +463,7 @@ impl Watcher {
                         }
                     }
                     Ok(PollerMessage::Health(problem)) => self.okta_problem = problem,
+                    Ok(PollerMessage::Gap) => return Followed::Gap,
                     Err(broadcast::error::RecvError::Lagged(_)) => return Followed::FellBehind,
                     Err(broadcast::error::RecvError::Closed) => return Followed::Stop,
                 },
@@ -628,10 +536,6 @@ mod tests {
     use super::*;
     use crate::config::testing::{assert_reported, load};
 
-    fn settings() -> WatchSettings {
-        WatchSettings::from(&EventsSettings::default())
-    }
-
     #[test]
     fn polling_needs_intervals_and_leaves_at_most_90_percent_unused() {
         let settings = load(&[
@@ -646,34 +550,6 @@ mod tests {
                 "`events.rate_limit_reserve_percent` must be at most 90",
             ],
         );
-    }
-
-    fn budget(limit: u64, remaining: u64, seconds_to_reset: i64) -> RateLimitState {
-        RateLimitState {
-            limit,
-            remaining,
-            reset_epoch_seconds: Utc::now().timestamp() + seconds_to_reset,
-        }
-    }
-
-    #[test]
-    fn polling_spreads_the_remaining_budget_over_the_window_and_keeps_the_reserve() {
-        let settings = settings();
-        assert_eq!(pause_after(3, None, &settings), Duration::from_secs(5));
-        assert_eq!(
-            pause_after(1000, Some(&budget(60, 1, 60)), &settings),
-            Duration::ZERO
-        );
-        // Plenty left: the poll interval.
-        assert_eq!(
-            pause_after(0, Some(&budget(600, 590, 60)), &settings),
-            Duration::from_secs(5)
-        );
-        // 60 s to reset, 12 + 4 reserved left: spread over the 4 usable calls.
-        let spread = pause_after(0, Some(&budget(60, 16, 60)), &settings);
-        assert!(spread >= Duration::from_secs(14), "{spread:?}");
-        // Only the reserve left: wait for the reset.
-        assert!(pause_after(0, Some(&budget(60, 12, 30)), &settings) >= Duration::from_secs(30));
     }
 
     #[test]

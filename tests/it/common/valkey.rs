@@ -58,6 +58,13 @@ impl Valkey {
         count
     }
 
+    /// Runs `command` on the server and reads its answer as `T`.
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        command.query_async(&mut connection).await.unwrap()
+    }
+
     /// Stops the server; the port stays this server's for [`Valkey::restart`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
