@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use foldhash::fast::RandomState;
 use moka::future::Cache;
 use tonic::Status;
 
@@ -30,12 +31,16 @@ use crate::status;
 const SCOPE_SLOTS: usize = 1024;
 
 /// Where shared reads meet: moka's single flight, and the answers the store keeps (if any).
-pub type Store = Cache<ReadKey, Answer>;
+/// Hashed with foldhash rather than SipHash: every read hashes its key, and the keys are ids the
+/// gateway validated, hashed under a seed of the process's own.
+pub type Store = Cache<ReadKey, Answer, RandomState>;
 
 /// A store that keeps nothing (capacity zero disables moka's map, not its single flight):
 /// callers share a read only while it is in flight.
 pub fn coalescing_store() -> Store {
-    Cache::new(0)
+    Cache::builder()
+        .max_capacity(0)
+        .build_with_hasher(RandomState::default())
 }
 
 /// What identifies one shared read: the type of its answer (one per kind of read), the key the
@@ -105,7 +110,7 @@ pub enum Stale<'a> {
 struct Generations {
     all: AtomicU64,
     scopes: Box<[AtomicU64]>,
-    slot_hasher: std::hash::RandomState,
+    slot_hasher: RandomState,
 }
 
 impl Generations {
@@ -113,7 +118,7 @@ impl Generations {
         Self {
             all: AtomicU64::new(0),
             scopes: (0..SCOPE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            slot_hasher: std::hash::RandomState::new(),
+            slot_hasher: RandomState::default(),
         }
     }
 

@@ -36,11 +36,21 @@ macro_rules! standard_profile_fields {
             }
         }
 
-        fn profile_from_okta(mut attributes: Map<String, Value>) -> UserProfile {
-            UserProfile {
-                $($field: take_string(&mut attributes, $okta),)*
-                custom_attributes: struct_from_json(attributes),
+        /// One pass over Okta's attributes, each moved to its field or to the custom ones (a
+        /// removal per standard field would search the map twenty-odd times per user).
+        fn profile_from_okta(attributes: Map<String, Value>) -> UserProfile {
+            let mut profile = UserProfile::default();
+            let mut custom = std::collections::BTreeMap::new();
+            for (name, value) in attributes {
+                match name.as_str() {
+                    $($okta => profile.$field = string_from_json(value),)*
+                    _ => {
+                        custom.insert(name, value_from_json(value));
+                    }
+                }
             }
+            profile.custom_attributes = (!custom.is_empty()).then_some(Struct { fields: custom });
+            profile
         }
     };
 }
@@ -339,10 +349,18 @@ fn attribute_json(
 /// Removes `name` from Okta's attributes as proto text: absent or null is empty, a non-string
 /// value its JSON text, so whatever is left over can go to the catch-all attributes.
 pub fn take_string(attributes: &mut Map<String, Value>, name: &str) -> String {
-    match attributes.remove(name) {
-        Some(Value::String(text)) => text,
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+    attributes
+        .remove(name)
+        .map(string_from_json)
+        .unwrap_or_default()
+}
+
+/// An attribute's value as text: a string as it is, `null` as empty, anything else as JSON.
+fn string_from_json(value: Value) -> String {
+    match value {
+        Value::String(text) => text,
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 

@@ -22,12 +22,12 @@ use super::coalesce::{Answer, ReadKey, Store};
 
 /// A store keeping answers younger than `ttl`, holding at most `max_objects` groups and users.
 pub fn discovery_cache(ttl: Duration, max_objects: usize) -> Store {
-    Store::builder()
+    moka::future::Cache::builder()
         .max_capacity(u64::try_from(max_objects).unwrap_or(u64::MAX))
         .weigher(|_, answer: &Answer| answer.weight())
         .eviction_policy(EvictionPolicy::lru())
         .expire_after(AgeFromSend { ttl })
-        .build()
+        .build_with_hasher(foldhash::fast::RandomState::default())
 }
 
 /// Expires an answer `ttl` after its Okta call was sent.

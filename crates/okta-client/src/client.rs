@@ -429,17 +429,10 @@ impl OktaClient {
         let request = span.with_trace_context(self.build_request(attempt, auth));
         let started = Instant::now();
         cx.departing(started);
-        let sent = request.send().await;
-        self.budgets.settle(
-            bucket,
-            sent.as_ref()
-                .ok()
-                .and_then(|response| RateLimitState::from_headers(response.headers()))
-                .as_ref(),
-        );
-        let mut response = match sent {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(transport_error) => {
+                self.budgets.settle(bucket, None);
                 drop(slot);
                 let error = OktaError::from_transport(transport_error);
                 span.record_transport_error(error.kind());
@@ -448,6 +441,9 @@ impl OktaClient {
                 return Ok(Attempted::Unanswered(error));
             }
         };
+        // Read once: the budget settles with it and the answer's meta keeps it.
+        let rate_limit = RateLimitState::from_headers(response.headers());
+        self.budgets.settle(bucket, rate_limit.as_ref());
         let status = response.status();
         // Taken, not cloned: reading the body needs only the body.
         let headers = std::mem::take(response.headers_mut());
@@ -457,15 +453,12 @@ impl OktaClient {
         let meta = ResponseMeta {
             status: status.as_u16(),
             request_id: header_string(&headers, REQUEST_ID_HEADER),
-            rate_limit: RateLimitState::from_headers(&headers),
+            rate_limit,
             retry_count: attempt.number,
             after_unanswered: attempt.after_unanswered,
         };
-        let body = response
-            .bytes()
-            .await
-            .map_err(OktaError::from_transport)?
-            .to_vec();
+        // `Vec::from` takes the buffer over when nothing else holds it, where `to_vec` copies.
+        let body = Vec::from(response.bytes().await.map_err(OktaError::from_transport)?);
         drop(slot);
         if let Some(request_id) = &meta.request_id {
             cx.answered(request_id);
