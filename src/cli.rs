@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,7 +12,10 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::config::{LogFormat, OktaTarget, Settings};
+use crate::coordination::Coordination;
+use crate::coordination::ledger::RateLimitLedger;
 use crate::startup::{Application, termination_signal};
+use okta_client::ledger::SharedBudget;
 use okta_client::{OktaClient, OktaClientSettings};
 use okta_sim::{Simulator, SimulatorSettings};
 
@@ -86,6 +90,8 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   coordination.idempotency_ttl_s  IDGW_COORDINATION__IDEMPOTENCY_TTL_S  3600  (request_id outcomes kept)
   coordination.idempotency_when_unavailable  IDGW_COORDINATION__IDEMPOTENCY_WHEN_UNAVAILABLE  refuse
                                                              (refuse | proceed: a request_id change without the server)
+  coordination.expected_replicas  IDGW_COORDINATION__EXPECTED_REPLICAS  3  (without the server each replica
+                                                             spends this fraction of Okta's remaining budget)
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (traces and metrics; http:// or https://)
   telemetry.otlp_certificate_file  OTEL_EXPORTER_OTLP_CERTIFICATE  (PEM CA for https; default: system roots)
   telemetry.otlp_client_certificate_file  OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE  (mutual TLS to the collector)
@@ -256,8 +262,10 @@ async fn run_gateway(
             (target, Some((simulator, api_token)))
         }
     };
-    let okta = okta_client(&settings, target)?;
-    let application = Application::build(&settings, okta, termination_signal()).await?;
+    let coordination = Coordination::from_settings(&settings.coordination)?;
+    let okta = okta_client(&settings, target, coordination.as_ref())?;
+    let application =
+        Application::build(&settings, okta, coordination, termination_signal()).await?;
     let address = application.local_addr();
     tracing::info!(%address, "grpc server listening");
     if let Some((simulator, api_token)) = &simulator {
@@ -276,10 +284,15 @@ async fn run_gateway(
     Ok(())
 }
 
-/// The Okta client for the validated configuration: API token or OAuth service app.
-pub fn okta_client(settings: &Settings, mut target: OktaTarget) -> anyhow::Result<OktaClient> {
+/// The Okta client for the validated configuration: API token or OAuth service app, spending
+/// the rate-limit ledger on `coordination`'s server when replicas share one.
+pub fn okta_client(
+    settings: &Settings,
+    mut target: OktaTarget,
+    coordination: Option<&Coordination>,
+) -> anyhow::Result<OktaClient> {
     let oauth = target.oauth.take();
-    let client_settings = okta_client_settings(settings, target);
+    let client_settings = okta_client_settings(settings, target, coordination);
     let client = match oauth {
         Some(oauth) => {
             tracing::info!(okta.client_id = %oauth.client_id, scopes = %oauth.scopes.join(" "),
@@ -291,8 +304,13 @@ pub fn okta_client(settings: &Settings, mut target: OktaTarget) -> anyhow::Resul
     Ok(client)
 }
 
-/// The Okta client's settings from the validated configuration.
-pub fn okta_client_settings(settings: &Settings, target: OktaTarget) -> OktaClientSettings {
+/// The Okta client's settings from the validated configuration; with `coordination`, the
+/// rate-limit budgets are shared with the other replicas through its server.
+pub fn okta_client_settings(
+    settings: &Settings,
+    target: OktaTarget,
+    coordination: Option<&Coordination>,
+) -> OktaClientSettings {
     let okta = &settings.okta;
     OktaClientSettings {
         base_url: target.org_url,
@@ -305,6 +323,12 @@ pub fn okta_client_settings(settings: &Settings, target: OktaTarget) -> OktaClie
         rate_limit_reserve_percent: okta.rate_limit_reserve_percent,
         max_concurrent_requests: okta.max_concurrent_requests,
         user_agent: crate::USER_AGENT.to_owned(),
+        shared_budget: coordination.map(|coordination| {
+            Arc::new(RateLimitLedger::new(
+                coordination.clone(),
+                settings.coordination.expected_replicas,
+            )) as Arc<dyn SharedBudget>
+        }),
     }
 }
 

@@ -269,6 +269,10 @@ pub struct CoordinationSettings {
     pub idempotency_ttl_s: u64,
     /// What a change named by a `request_id` gets while the server cannot be reached.
     pub idempotency_when_unavailable: WhenUnavailable,
+    /// How many replicas share the Okta org while the server cannot be reached: each then
+    /// spends at most this fraction of what Okta reports remaining, so together they stay
+    /// within Okta's limits without the shared ledger.
+    pub expected_replicas: u32,
 }
 
 impl Default for CoordinationSettings {
@@ -278,6 +282,7 @@ impl Default for CoordinationSettings {
             redis_password_file: None,
             idempotency_ttl_s: 3600,
             idempotency_when_unavailable: WhenUnavailable::Refuse,
+            expected_replicas: 3,
         }
     }
 }

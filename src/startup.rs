@@ -59,10 +59,13 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free port) and assembles every service. The server
     /// starts draining when `shutdown` resolves: health turns NOT_SERVING, then after the drain
-    /// delay the listener closes and in-flight RPCs get `shutdown_grace` to finish.
+    /// delay the listener closes and in-flight RPCs get `shutdown_grace` to finish. Replicas
+    /// share what they must through `coordination`'s server, the one `okta` spends its
+    /// rate-limit budgets through.
     pub async fn build(
         all_settings: &Settings,
         okta: OktaClient,
+        coordination: Option<Coordination>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
         let settings = &all_settings.grpc;
@@ -117,7 +120,6 @@ impl Application {
             );
             discovery_cache(ttl, cache_settings.group_discovery_max_objects)
         });
-        let coordination = Coordination::from_settings(&all_settings.coordination)?;
         let invalidations = Invalidations::new(coordination.clone());
         let reads = CoalescedReads::new(cache_opt, invalidations.clone());
         let scopes = authorizer.scopes();

@@ -8,6 +8,7 @@
 //! answers again. Without a URL there is no `Coordination` and the gateway runs in one process.
 
 pub mod invalidation;
+pub mod ledger;
 mod settings;
 
 use std::sync::Arc;
@@ -146,6 +147,11 @@ impl Coordination {
             }
         }
     }
+}
+
+/// `duration` in whole milliseconds, as the server's scripts take time.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// 1 while this replica cannot reach the coordination server, else 0.

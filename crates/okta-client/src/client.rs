@@ -21,6 +21,7 @@ use crate::clock::{OktaClock, OktaTime};
 use crate::context::CallContext;
 use crate::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::instrumentation;
+use crate::ledger::SharedBudget;
 use crate::pagination::{self, Page};
 use crate::rate_limit::{self, RateLimitState};
 use crate::retry::{Failure, Retry, RetryPolicy};
@@ -58,6 +59,9 @@ pub struct OktaClientSettings {
     /// The `User-Agent` of every request, the application's `name/version`, so Okta's System
     /// Log and support can tell its traffic apart.
     pub user_agent: String,
+    /// The rate-limit ledger shared with the other replicas of the deployment, since Okta
+    /// counts org-wide; `None` for a gateway running alone.
+    pub shared_budget: Option<std::sync::Arc<dyn SharedBudget>>,
 }
 
 impl fmt::Debug for OktaClientSettings {
@@ -76,6 +80,7 @@ impl fmt::Debug for OktaClientSettings {
                 &self.rate_limit_reserve_percent,
             )
             .field("user_agent", &self.user_agent)
+            .field("shared_budget", &self.shared_budget.is_some())
             .finish()
     }
 }
@@ -205,7 +210,10 @@ impl OktaClient {
             base_delay: settings.retry_base_delay,
             max_delay: settings.retry_max_delay,
         };
-        let budgets = std::sync::Arc::new(Budgets::new(settings.rate_limit_reserve_percent));
+        let budgets = std::sync::Arc::new(Budgets::new(
+            settings.rate_limit_reserve_percent,
+            settings.shared_budget,
+        ));
         crate::instrumentation::observe_rate_limits(&budgets);
         Ok(Self {
             http,
@@ -724,6 +732,7 @@ mod tests {
             rate_limit_reserve_percent: 5,
             max_concurrent_requests: 20,
             user_agent: "okta-client-tests/1".to_owned(),
+            shared_budget: None,
         }
     }
 

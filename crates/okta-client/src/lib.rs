@@ -22,6 +22,7 @@ mod expression;
 mod groups;
 mod ids;
 pub mod instrumentation;
+pub mod ledger;
 mod logs;
 mod models;
 mod pagination;

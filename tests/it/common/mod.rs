@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use identity_gateway::cli::okta_client_settings;
 use identity_gateway::config::{OktaTarget, Settings};
+use identity_gateway::coordination::Coordination;
 use identity_gateway::proto::group_service_client::GroupServiceClient;
 use identity_gateway::proto::user_service_client::UserServiceClient;
 use identity_gateway::proto::{GetUserRequest, UserLifecycleRequest, get_user_request};
@@ -125,9 +126,16 @@ pub async fn spawn_gateway_for(
         ),
         oauth: None,
     };
-    let okta = OktaClient::new(okta_client_settings(&settings, target)).expect("okta client");
+    let coordination =
+        Coordination::from_settings(&settings.coordination).expect("coordination settings");
+    let okta = OktaClient::new(okta_client_settings(
+        &settings,
+        target,
+        coordination.as_ref(),
+    ))
+    .expect("okta client");
     let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
-    let application = Application::build(&settings, okta, async {
+    let application = Application::build(&settings, okta, coordination, async {
         let _ = shutdown_receiver.await;
     })
     .await

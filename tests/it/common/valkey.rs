@@ -58,6 +58,18 @@ impl Valkey {
         count
     }
 
+    /// How many keys match `pattern`.
+    pub async fn keys(&self, pattern: &str) -> usize {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        keys.len()
+    }
+
     /// Stops the server; the port stays this server's for [`Valkey::restart`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
