@@ -585,4 +585,97 @@ mod tests {
         }
         assert_eq!(sent, 8, "9 left, a reserve of at least 1");
     }
+
+    /// A ledger that grants `grant` units a lease while `reachable`, counting the leases.
+    struct FakeLedger {
+        grant: u64,
+        reachable: std::sync::atomic::AtomicBool,
+        leases: std::sync::atomic::AtomicU32,
+    }
+
+    impl FakeLedger {
+        fn new(grant: u64, reachable: bool) -> Arc<Self> {
+            Arc::new(Self {
+                grant,
+                reachable: reachable.into(),
+                leases: 0.into(),
+            })
+        }
+
+        fn leases(&self) -> u32 {
+            self.leases.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl SharedBudget for FakeLedger {
+        fn lease<'a>(&'a self, _: LeaseRequest<'a>) -> crate::ledger::LedgerFuture<'a, Lease> {
+            self.leases
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = if self.reachable.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(Lease::Granted {
+                    units: self.grant,
+                    reset_epoch_seconds: state(10, 10, 60).reset_epoch_seconds,
+                })
+            } else {
+                Err(Unreachable)
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn report<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<Reported>,
+        ) -> crate::ledger::LedgerFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn replicas(&self) -> u32 {
+            3
+        }
+    }
+
+    #[tokio::test]
+    async fn leased_units_are_spent_without_asking_the_ledger_again() {
+        let ledger = FakeLedger::new(4, true);
+        let budgets = Budgets::new(10, Some(ledger.clone()));
+        for _ in 0..4 {
+            assert_eq!(
+                budgets.acquire(&CallContext::background(), "b").await,
+                Ok(())
+            );
+        }
+        assert_eq!(ledger.leases(), 1, "one lease of 4 units");
+        assert_eq!(
+            budgets.acquire(&CallContext::background(), "b").await,
+            Ok(())
+        );
+        assert_eq!(ledger.leases(), 2);
+    }
+
+    #[tokio::test]
+    async fn without_the_ledger_a_replica_keeps_to_its_part_of_what_okta_reports() {
+        let ledger = FakeLedger::new(4, false);
+        let budgets = Budgets::new(10, Some(ledger.clone()));
+        budgets.settle("b", Some(&state(30, 30, 60)));
+        let cx = until(Duration::from_secs(2));
+        let mut sent = 0;
+        while budgets.acquire(&cx, "b").await.is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 9, "a third of the 27 units above a reserve of 3");
+        assert_eq!(ledger.leases(), 1, "the ledger is left alone for a while");
+
+        let sharing = CallContext::background();
+        sharing.set_share(CallerShare {
+            caller: "flood".into(),
+            percent: 30,
+        });
+        budgets.settle("c", Some(&state(30, 30, 60)));
+        let mut taken = 0;
+        while budgets.acquire(&sharing, "c").await.is_ok() {
+            taken += 1;
+        }
+        assert_eq!(taken, 3, "a third of 30% of 30");
+    }
 }
