@@ -190,12 +190,13 @@ impl Application {
             // fairness, so a retry answered from the table spends no share of Okta.
             .layer(EdgeLayer::new(Idempotency::new(
                 &all_settings.coordination,
-                coordination,
+                coordination.clone(),
                 max_bytes,
             )))
             .layer(EdgeLayer::new(Fairness::new(
                 all_settings.fairness.clone(),
                 authorizer,
+                coordination,
             )))
             .layer(request_size::layer(max_bytes))
             .add_service(health_service)

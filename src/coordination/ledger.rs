@@ -16,9 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use okta_client::ledger::{Lease, LeaseRequest, LedgerFuture, Reported, SharedBudget, Unreachable};
-use sha2::{Digest, Sha256};
 
-use super::{Coordination, KEY_PREFIX, millis};
+use super::{Coordination, KEY_PREFIX, digest, millis};
 
 /// How long a probe holds a bucket before another replica may probe it (its replica stopped,
 /// or its report was lost).
@@ -158,13 +157,7 @@ fn probe_key(bucket: &str) -> String {
     format!("{KEY_PREFIX}budget-probe:{bucket}")
 }
 
-/// A caller's field in a bucket's hash: a digest, so callers' names are not spelled out in a
-/// server other applications may share.
+/// A caller's field in a bucket's hash.
 fn caller_field(caller: &str) -> String {
-    let digest = Sha256::digest(caller.as_bytes());
-    let hex: String = digest[..16]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!("caller:{hex}")
+    format!("caller:{}", digest(caller))
 }

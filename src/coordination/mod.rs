@@ -7,6 +7,7 @@
 //! `identity_gateway.coordination.degraded` metric say so, and all recovers when the server
 //! answers again. Without a URL there is no `Coordination` and the gateway runs in one process.
 
+pub mod in_flight;
 pub mod invalidation;
 pub mod ledger;
 mod settings;
@@ -147,6 +148,16 @@ impl Coordination {
             }
         }
     }
+}
+
+/// A short digest of `text` (a caller's name), so names are not spelled out in a server other
+/// applications may share.
+pub(crate) fn digest(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// `duration` in whole milliseconds, as the server's scripts take time.
