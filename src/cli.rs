@@ -43,7 +43,8 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
   okta.rate_limit_reserve_percent  IDGW_OKTA__RATE_LIMIT_RESERVE_PERCENT  5  (budget left for others)
-  okta.max_concurrent_requests     IDGW_OKTA__MAX_CONCURRENT_REQUESTS     20  (Okta allows 75 per org)
+  okta.max_concurrent_requests     IDGW_OKTA__MAX_CONCURRENT_REQUESTS     20  (Okta allows 75 per org; all
+                                                             replicas together with coordination.redis_url)
   okta.allow_insecure_http   IDGW_OKTA__ALLOW_INSECURE_HTTP false  (plain-http org off loopback: a simulated org only)
   OAuth 2.0 service app, instead of an API token (used when okta.oauth.client_id is set):
   okta.oauth.client_id       IDGW_OKTA__OAUTH__CLIENT_ID    (the service app's client id)

@@ -526,7 +526,8 @@ pub struct OktaSettings {
     pub retry_max_delay_ms: u64,
     /// Share of each Okta rate-limit bucket the gateway leaves unused (other clients of the token).
     pub rate_limit_reserve_percent: u32,
-    /// Most Okta requests this gateway keeps in flight (Okta allows 75 per org, for all clients).
+    /// Most Okta requests this gateway keeps in flight (Okta allows 75 per org, for all clients);
+    /// all replicas together when they share a coordination server.
     pub max_concurrent_requests: u32,
     /// Allow a plain-http `org_url` that is not on loopback: only for a simulated org inside a
     /// cluster (the `simulated` deployment), never for a real one.

@@ -1,8 +1,9 @@
-//! Callers' RPCs in flight and open streams, counted across replicas, so a caller's
-//! `max_in_flight` holds for the deployment rather than once per replica.
+//! Callers' RPCs in flight and open streams, and the Okta requests on the wire, counted across
+//! replicas, so a caller's `max_in_flight` and Okta's concurrent-request ceiling hold for the
+//! deployment rather than once per replica.
 //!
-//! One hash per caller and kind (RPCs or streams), under a digest of the caller's name, holds
-//! how many each replica has open. A replica writes its own count, never an increment, so a
+//! One hash per caller and kind (RPCs or streams), under a digest of the caller's name, and
+//! one for Okta's requests hold how many each replica has open (or, for Okta, holds ready). A replica writes its own count, never an increment, so a
 //! write that was lost is set right by the next one. A replica is alive while its lease in
 //! the `replicas` set is renewed (every [`RENEW_EVERY`]); the counts of a replica that stopped
 //! renewing (it died, or lost the server) stop counting when its lease runs out. While the
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Coordination, KEY_PREFIX, digest, millis};
+use super::{Coordination, KEY_PREFIX, Unavailable, digest, millis};
 
 /// How long a replica's counts count without a renewal of its lease.
 const LEASE: Duration = Duration::from_secs(5);
@@ -24,28 +25,35 @@ const REST: Duration = Duration::from_secs(1);
 /// How long a caller's counts are kept after their last change.
 const KEEP_COUNTS: Duration = Duration::from_secs(86_400);
 
-/// Takes a place for the replica (ARGV[1]) whose count, this one included, is ARGV[2], when
-/// the live replicas' counts leave room under the limit (ARGV[3]).
-const ENTER: &str = r"
+/// Sets the replica's (ARGV[1]) count to ARGV[2], or to as much of it as the live replicas'
+/// counts leave under the limit (ARGV[3]); with ARGV[6] `all`, to all of it or nothing.
+/// Answers the count granted.
+const CLAIM: &str = r"
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
 local held = redis.call('HGETALL', KEYS[1])
-local total = tonumber(ARGV[2])
+local others = 0
 for i = 1, #held, 2 do
   if held[i] ~= ARGV[1] then
     local alive = tonumber(redis.call('ZSCORE', KEYS[2], held[i]) or '0')
     if alive < now then
       redis.call('HDEL', KEYS[1], held[i])
     else
-      total = total + tonumber(held[i + 1])
+      others = others + tonumber(held[i + 1])
     end
   end
 end
-if total > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
+local want = tonumber(ARGV[2])
+local granted = math.max(0, math.min(want, tonumber(ARGV[3]) - others))
+if granted < want and ARGV[6] == 'all' then return granted end
+if granted > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], granted)
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return granted
 ";
 
 /// Writes the replica's (ARGV[1]) count (ARGV[2]) after one of its calls ended.
@@ -88,7 +96,7 @@ struct Inner {
     coordination: Coordination,
     /// This replica's name on the server, made up at start.
     replica: String,
-    enter: redis::Script,
+    claim: redis::Script,
     leave: redis::Script,
     resting_until: Mutex<Option<Instant>>,
 }
@@ -100,7 +108,7 @@ impl SharedInFlight {
         let inner = Arc::new(Inner {
             coordination,
             replica: format!("{:032x}", rand::random::<u128>()),
-            enter: redis::Script::new(ENTER),
+            claim: redis::Script::new(CLAIM),
             leave: redis::Script::new(LEAVE),
             resting_until: Mutex::new(None),
         });
@@ -120,25 +128,43 @@ impl SharedInFlight {
         if resting {
             return Place::Alone;
         }
-        let mut invocation = inner.enter.key(counts_key(caller, stream));
+        match self
+            .claim(&counts_key(caller, stream), mine, limit, true)
+            .await
+        {
+            Ok(granted) if granted == mine => Place::Taken,
+            Ok(_) => Place::Full,
+            Err(Unavailable) => Place::Alone,
+        }
+    }
+
+    /// Holds `want` of the org's `limit` Okta requests in flight for this replica, or as many
+    /// as the other live replicas leave; how many it holds now.
+    pub async fn hold_okta_slots(&self, want: u32, limit: u32) -> Result<u32, Unavailable> {
+        let key = format!("{KEY_PREFIX}in-flight:okta");
+        self.claim(&key, want, limit, false).await
+    }
+
+    /// Runs [`CLAIM`] on `key`; a server that cannot be reached is left alone for [`REST`].
+    async fn claim(&self, key: &str, want: u32, limit: u32, all: bool) -> Result<u32, Unavailable> {
+        let inner = &self.inner;
+        let mut invocation = inner.claim.key(key);
         invocation
             .key(replicas_key())
             .arg(&inner.replica)
-            .arg(mine)
+            .arg(want)
             .arg(limit)
             .arg(millis(LEASE))
-            .arg(millis(KEEP_COUNTS));
-        match inner.coordination.run_script::<i64>(&invocation).await {
-            Ok(1) => Place::Taken,
-            Ok(_) => Place::Full,
-            Err(_) => {
-                *inner
-                    .resting_until
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + REST);
-                Place::Alone
-            }
+            .arg(millis(KEEP_COUNTS))
+            .arg(if all { "all" } else { "some" });
+        let claimed = inner.coordination.run_script::<u32>(&invocation).await;
+        if claimed.is_err() {
+            *inner
+                .resting_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + REST);
         }
+        claimed
     }
 
     /// Writes, in the background, that this replica now holds `mine` calls of `caller`.

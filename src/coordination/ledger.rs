@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use okta_client::ledger::{Lease, LeaseRequest, LedgerFuture, Reported, SharedBudget, Unreachable};
 
+use super::in_flight::SharedInFlight;
 use super::{Coordination, KEY_PREFIX, digest, millis};
 
 /// How long a probe holds a bucket before another replica may probe it (its replica stopped,
@@ -76,6 +77,8 @@ return 1
 #[derive(Clone)]
 pub struct RateLimitLedger {
     coordination: Coordination,
+    /// Okta's requests on the wire, counted with the other replicas'.
+    in_flight: SharedInFlight,
     expected_replicas: u32,
     lease: Arc<redis::Script>,
     report: Arc<redis::Script>,
@@ -86,6 +89,7 @@ impl RateLimitLedger {
     /// `1 / expected_replicas` of what Okta reports.
     pub fn new(coordination: Coordination, expected_replicas: u32) -> Self {
         Self {
+            in_flight: SharedInFlight::start(coordination.clone()),
             coordination,
             expected_replicas,
             lease: Arc::new(redis::Script::new(LEASE)),
@@ -140,6 +144,15 @@ impl SharedBudget for RateLimitLedger {
                 .run_script::<i64>(&invocation)
                 .await
                 .map(drop)
+                .map_err(|_| Unreachable)
+        })
+    }
+
+    fn hold_slots(&self, slots: u32, limit: u32) -> LedgerFuture<'_, u32> {
+        Box::pin(async move {
+            self.in_flight
+                .hold_okta_slots(slots, limit)
+                .await
                 .map_err(|_| Unreachable)
         })
     }

@@ -236,3 +236,36 @@ async fn without_the_server_replicas_keep_serving_within_okta_s_limit_and_share_
     )
     .await;
 }
+
+#[tokio::test]
+async fn replicas_together_keep_to_okta_s_concurrent_request_ceiling() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    const CEILING: u32 = 4;
+    let replicas = three_replicas(&valkey, |settings| {
+        settings.okta.max_concurrent_requests = CEILING;
+    })
+    .await;
+    let user_ids = seed_users(&replicas[0], 6 * CEILING as usize).await;
+    let response = replicas[0]
+        .http
+        .put(format!("{}/__sim/rate-limits", replicas[0].sim.base_url()))
+        .json(&json!({ "concurrency_limit": CEILING }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    replicas[0].clear_sim_requests().await;
+    // Answers slow enough that the burst's requests would overlap.
+    replicas[0].set_latency(100).await;
+
+    let served = burst(&replicas, &user_ids, None).await;
+
+    let statuses = user_read_statuses(&replicas[0]).await;
+    assert!(
+        !statuses.contains(&429),
+        "Okta's ceiling was never exceeded: {statuses:?}"
+    );
+    assert_eq!(served, user_ids.len(), "every call was served");
+}

@@ -464,6 +464,7 @@ fn log_wait(bucket: &str, wait: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::testing::FakeLedger;
 
     fn state(limit: u64, remaining: u64, seconds: i64) -> RateLimitState {
         let now = SystemTime::now()
@@ -584,55 +585,6 @@ mod tests {
             sent += 1;
         }
         assert_eq!(sent, 8, "9 left, a reserve of at least 1");
-    }
-
-    /// A ledger that grants `grant` units a lease while `reachable`, counting the leases.
-    struct FakeLedger {
-        grant: u64,
-        reachable: std::sync::atomic::AtomicBool,
-        leases: std::sync::atomic::AtomicU32,
-    }
-
-    impl FakeLedger {
-        fn new(grant: u64, reachable: bool) -> Arc<Self> {
-            Arc::new(Self {
-                grant,
-                reachable: reachable.into(),
-                leases: 0.into(),
-            })
-        }
-
-        fn leases(&self) -> u32 {
-            self.leases.load(std::sync::atomic::Ordering::SeqCst)
-        }
-    }
-
-    impl SharedBudget for FakeLedger {
-        fn lease<'a>(&'a self, _: LeaseRequest<'a>) -> crate::ledger::LedgerFuture<'a, Lease> {
-            self.leases
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let answer = if self.reachable.load(std::sync::atomic::Ordering::SeqCst) {
-                Ok(Lease::Granted {
-                    units: self.grant,
-                    reset_epoch_seconds: state(10, 10, 60).reset_epoch_seconds,
-                })
-            } else {
-                Err(Unreachable)
-            };
-            Box::pin(async move { answer })
-        }
-
-        fn report<'a>(
-            &'a self,
-            _: &'a str,
-            _: Option<Reported>,
-        ) -> crate::ledger::LedgerFuture<'a, ()> {
-            Box::pin(async { Ok(()) })
-        }
-
-        fn replicas(&self) -> u32 {
-            3
-        }
     }
 
     #[tokio::test]

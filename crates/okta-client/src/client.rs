@@ -18,6 +18,7 @@ use url::Url;
 use crate::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
 use crate::budget::{Budgets, Refusal};
 use crate::clock::{OktaClock, OktaTime};
+use crate::concurrency::{Concurrency, Slot};
 use crate::context::CallContext;
 use crate::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::instrumentation;
@@ -54,7 +55,8 @@ pub struct OktaClientSettings {
     pub retry_max_delay: std::time::Duration,
     /// Share of each rate-limit bucket left unused (for other clients of the same token).
     pub rate_limit_reserve_percent: u32,
-    /// Most Okta requests in flight at once (Okta allows 75 per org, shared by every client).
+    /// Most Okta requests in flight at once (Okta allows 75 per org, shared by every client);
+    /// with a shared budget, for all replicas together.
     pub max_concurrent_requests: u32,
     /// The `User-Agent` of every request, the application's `name/version`, so Okta's System
     /// Log and support can tell its traffic apart.
@@ -95,7 +97,7 @@ pub struct OktaClient {
     credentials: Credentials,
     retry: RetryPolicy,
     budgets: std::sync::Arc<Budgets>,
-    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    in_flight: std::sync::Arc<Concurrency>,
     clock: std::sync::Arc<OktaClock>,
 }
 
@@ -210,9 +212,10 @@ impl OktaClient {
             base_delay: settings.retry_base_delay,
             max_delay: settings.retry_max_delay,
         };
+        let shared_budget = settings.shared_budget;
         let budgets = std::sync::Arc::new(Budgets::new(
             settings.rate_limit_reserve_percent,
-            settings.shared_budget,
+            shared_budget.clone(),
         ));
         crate::instrumentation::observe_rate_limits(&budgets);
         Ok(Self {
@@ -221,8 +224,9 @@ impl OktaClient {
             credentials: Credentials::ApiToken(authorization),
             retry,
             budgets,
-            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                usize::try_from(settings.max_concurrent_requests.max(1)).unwrap_or(1),
+            in_flight: std::sync::Arc::new(Concurrency::new(
+                settings.max_concurrent_requests,
+                shared_budget,
             )),
             clock: std::sync::Arc::new(OktaClock::new()),
         })
@@ -431,7 +435,7 @@ impl OktaClient {
         attempt: &Attempt<'_>,
         auth: &RequestAuth,
         bucket: &str,
-        slot: tokio::sync::OwnedSemaphorePermit,
+        slot: Slot,
         span: &mut instrumentation::AttemptSpan,
     ) -> Result<Attempted, OktaError> {
         let request = span.with_trace_context(self.build_request(attempt, auth));
@@ -493,19 +497,8 @@ impl OktaClient {
     /// A slot among the requests in flight, waited for no longer than the caller's deadline.
     /// Taken last, after the budget, and held only while the request is on the wire; without
     /// one the budget unit taken for `bucket` is settled as unanswered.
-    async fn in_flight_slot(
-        &self,
-        cx: &CallContext,
-        bucket: &str,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, OktaError> {
-        let acquire = self.in_flight.clone().acquire_owned();
-        let slot_opt = match cx.time_left() {
-            Some(left) => tokio::time::timeout(left, acquire)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            None => acquire.await.ok(),
-        };
+    async fn in_flight_slot(&self, cx: &CallContext, bucket: &str) -> Result<Slot, OktaError> {
+        let slot_opt = self.in_flight.acquire(cx).await;
         slot_opt.ok_or_else(|| {
             self.budgets.settle(bucket, None);
             OktaError::RateLimited {

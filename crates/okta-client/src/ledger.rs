@@ -78,7 +78,83 @@ pub trait SharedBudget: Send + Sync + 'static {
     /// after a probe that got no budget back, so another replica may probe.
     fn report<'a>(&'a self, bucket: &'a str, reported: Option<Reported>) -> LedgerFuture<'a, ()>;
 
+    /// Holds `slots` of the org's concurrent-request ceiling `limit` for this replica, in place
+    /// of what it held, or as many as the other replicas leave; answers how many it holds now.
+    /// A replica's slots stop counting when it stops (the ledger's leases on them expire).
+    fn hold_slots(&self, slots: u32, limit: u32) -> LedgerFuture<'_, u32>;
+
     /// How many replicas share the org's budget while the ledger cannot be reached: each then
     /// keeps to this fraction of what Okta reports.
     fn replicas(&self) -> u32;
+}
+
+/// A ledger in memory for the client's own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use super::{Lease, LeaseRequest, LedgerFuture, Reported, SharedBudget, Unreachable};
+
+    fn in_a_minute() -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        i64::try_from(now).unwrap() + 60
+    }
+
+    /// A ledger that grants `grant` units a lease, and every slot asked for, while
+    /// `reachable`; it counts the leases.
+    pub(crate) struct FakeLedger {
+        grant: u64,
+        reachable: std::sync::atomic::AtomicBool,
+        leases: std::sync::atomic::AtomicU32,
+    }
+
+    impl FakeLedger {
+        pub(crate) fn new(grant: u64, reachable: bool) -> Arc<Self> {
+            Arc::new(Self {
+                grant,
+                reachable: reachable.into(),
+                leases: 0.into(),
+            })
+        }
+
+        pub(crate) fn leases(&self) -> u32 {
+            self.leases.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl SharedBudget for FakeLedger {
+        fn lease<'a>(&'a self, _: LeaseRequest<'a>) -> LedgerFuture<'a, Lease> {
+            self.leases
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = if self.reachable.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(Lease::Granted {
+                    units: self.grant,
+                    reset_epoch_seconds: in_a_minute(),
+                })
+            } else {
+                Err(Unreachable)
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn report<'a>(&'a self, _: &'a str, _: Option<Reported>) -> LedgerFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn hold_slots(&self, slots: u32, limit: u32) -> LedgerFuture<'_, u32> {
+            let answer = if self.reachable.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(slots.min(limit))
+            } else {
+                Err(Unreachable)
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn replicas(&self) -> u32 {
+            3
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod budget;
 mod client;
 pub mod clock;
+mod concurrency;
 mod context;
 mod devices;
 mod error;
