@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::config::{LogFormat, Settings};
+use crate::coordination::Coordination;
+use crate::coordination::ledger::RateLimitLedger;
 use crate::okta::OktaTarget;
 use crate::startup::{Application, termination_signal};
 use okta_sim::{Simulator, SimulatorSettings};
@@ -38,7 +40,8 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   okta.retry_base_delay_ms   IDGW_OKTA__RETRY_BASE_DELAY_MS 200
   okta.retry_max_delay_ms    IDGW_OKTA__RETRY_MAX_DELAY_MS  10000
   okta.rate_limit_reserve_percent  IDGW_OKTA__RATE_LIMIT_RESERVE_PERCENT  5  (budget left for others)
-  okta.max_concurrent_requests     IDGW_OKTA__MAX_CONCURRENT_REQUESTS     20  (Okta allows 75 per org)
+  okta.max_concurrent_requests     IDGW_OKTA__MAX_CONCURRENT_REQUESTS     20  (Okta allows 75 per org; all
+                                                             replicas together with coordination.redis_url)
   okta.allow_insecure_http   IDGW_OKTA__ALLOW_INSECURE_HTTP false  (plain-http org off loopback: a simulated org only)
   OAuth 2.0 service app, instead of an API token (used when okta.oauth.client_id is set):
   okta.oauth.client_id       IDGW_OKTA__OAUTH__CLIENT_ID    (the service app's client id)
@@ -85,6 +88,8 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
   coordination.idempotency_ttl_s  IDGW_COORDINATION__IDEMPOTENCY_TTL_S  3600  (request_id outcomes kept)
   coordination.idempotency_when_unavailable  IDGW_COORDINATION__IDEMPOTENCY_WHEN_UNAVAILABLE  refuse
                                                              (refuse | proceed: a request_id change without the server)
+  coordination.expected_replicas  IDGW_COORDINATION__EXPECTED_REPLICAS  3  (without the server each replica
+                                                             spends this fraction of Okta's remaining budget)
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (traces and metrics; http:// or https://)
   telemetry.otlp_certificate_file  OTEL_EXPORTER_OTLP_CERTIFICATE  (PEM CA for https; default: system roots)
   telemetry.otlp_client_certificate_file  OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE  (mutual TLS to the collector)
@@ -255,8 +260,11 @@ async fn run_gateway(
             (target, Some((simulator, api_token)))
         }
     };
-    let okta = crate::okta::client(&settings.okta, target)?;
-    let application = Application::build(&settings, okta, termination_signal()).await?;
+    let coordination = Coordination::from_settings(&settings.coordination)?;
+    let ledger = RateLimitLedger::shared_budget(coordination.as_ref(), &settings.coordination);
+    let okta = crate::okta::client(&settings.okta, target, ledger)?;
+    let application =
+        Application::build(&settings, okta, coordination, termination_signal()).await?;
     let address = application.local_addr();
     tracing::info!(%address, "grpc server listening");
     if let Some((simulator, api_token)) = &simulator {

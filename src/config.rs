@@ -222,6 +222,10 @@ pub struct CoordinationSettings {
     pub idempotency_ttl_s: u64,
     /// What a change named by a `request_id` gets while the server cannot be reached.
     pub idempotency_when_unavailable: WhenUnavailable,
+    /// How many replicas share the Okta org while the server cannot be reached: each then
+    /// spends at most this fraction of what Okta reports remaining, so together they stay
+    /// within Okta's limits without the shared ledger.
+    pub expected_replicas: u32,
 }
 
 impl Default for CoordinationSettings {
@@ -231,6 +235,7 @@ impl Default for CoordinationSettings {
             redis_password_file: None,
             idempotency_ttl_s: 3600,
             idempotency_when_unavailable: WhenUnavailable::Refuse,
+            expected_replicas: 3,
         }
     }
 }
@@ -464,7 +469,8 @@ pub struct OktaSettings {
     pub retry_max_delay_ms: u64,
     /// Share of each Okta rate-limit bucket the gateway leaves unused (other clients of the token).
     pub rate_limit_reserve_percent: u32,
-    /// Most Okta requests this gateway keeps in flight (Okta allows 75 per org, for all clients).
+    /// Most Okta requests this gateway keeps in flight (Okta allows 75 per org, for all clients);
+    /// all replicas together when they share a coordination server.
     pub max_concurrent_requests: u32,
     /// Allow a plain-http `org_url` that is not on loopback: only for a simulated org inside a
     /// cluster (the `simulated` deployment), never for a real one.

@@ -3,6 +3,7 @@
 //! [`OktaClient`] they describe. The settings become `okta_client` types here and nowhere
 //! else, so the client crate never sees the gateway's settings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -12,6 +13,7 @@ use crate::config::{
     Checking, OKTA_SDK_ORG_URL_VAR, OKTA_SDK_TOKEN_VAR, OktaOAuthSettings, OktaSettings, Section,
     checked,
 };
+use okta_client::ledger::SharedBudget;
 use okta_client::{OAuthSettings, OktaClient, OktaClientSettings, SigningKey, default_scopes};
 
 /// The Okta org and credentials once validated.
@@ -247,9 +249,13 @@ impl OktaOAuthSettings {
 }
 
 /// The Okta client for the validated configuration: API token or OAuth service app.
-pub fn client(settings: &OktaSettings, mut target: OktaTarget) -> anyhow::Result<OktaClient> {
+pub fn client(
+    settings: &OktaSettings,
+    mut target: OktaTarget,
+    shared_budget: Option<Arc<dyn SharedBudget>>,
+) -> anyhow::Result<OktaClient> {
     let oauth = target.oauth.take();
-    let client_settings = client_settings(settings, target);
+    let client_settings = client_settings(settings, target, shared_budget);
     let client = match oauth {
         Some(oauth) => {
             tracing::info!(okta.client_id = %oauth.client_id, scopes = %oauth.scopes.join(" "),
@@ -261,9 +267,14 @@ pub fn client(settings: &OktaSettings, mut target: OktaTarget) -> anyhow::Result
     Ok(client)
 }
 
-/// The Okta client's settings from the validated configuration; public so tests can build a
-/// client for an org they start themselves.
-pub fn client_settings(settings: &OktaSettings, target: OktaTarget) -> OktaClientSettings {
+/// The Okta client's settings from the validated configuration, spending `shared_budget` (the
+/// replicas' rate-limit ledger) when there is one; public so tests can build a client for an
+/// org they start themselves.
+pub fn client_settings(
+    settings: &OktaSettings,
+    target: OktaTarget,
+    shared_budget: Option<Arc<dyn SharedBudget>>,
+) -> OktaClientSettings {
     OktaClientSettings {
         base_url: target.org_url,
         api_token: target.api_token,
@@ -275,6 +286,7 @@ pub fn client_settings(settings: &OktaSettings, target: OktaTarget) -> OktaClien
         rate_limit_reserve_percent: settings.rate_limit_reserve_percent,
         max_concurrent_requests: settings.max_concurrent_requests,
         user_agent: crate::USER_AGENT.to_owned(),
+        shared_budget,
     }
 }
 

@@ -97,10 +97,13 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free port) and assembles every service. The server
     /// starts draining when `shutdown` resolves: health turns NOT_SERVING, then after the drain
-    /// delay the listener closes and in-flight RPCs get `shutdown_grace` to finish.
+    /// delay the listener closes and in-flight RPCs get `shutdown_grace` to finish. Replicas
+    /// share what they must through `coordination`'s server, the one `okta` spends its
+    /// rate-limit budgets through.
     pub async fn build(
         all_settings: &Settings,
         okta: OktaClient,
+        coordination: Option<Coordination>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
         let settings = &all_settings.grpc;
@@ -155,7 +158,6 @@ impl Application {
             );
             discovery_cache(ttl, cache_settings.group_discovery_max_objects)
         });
-        let coordination = Coordination::from_settings(&all_settings.coordination)?;
         let invalidations = Invalidations::new(coordination.clone());
         let reads = CoalescedReads::new(cache_opt, invalidations.clone());
         let scopes = authorizer.scopes();
@@ -227,12 +229,13 @@ impl Application {
             // fairness, so a retry answered from the table spends no share of Okta.
             .layer(EdgeLayer::new(Idempotency::new(
                 &all_settings.coordination,
-                coordination,
+                coordination.clone(),
                 max_bytes,
             )))
             .layer(EdgeLayer::new(Fairness::new(
                 all_settings.fairness.clone(),
                 authorizer,
+                coordination,
             )))
             .layer(request_size::layer(max_bytes))
             .add_service(health_service)

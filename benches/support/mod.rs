@@ -191,6 +191,11 @@ pub fn gateway_environment(
         // Okta's own ceiling rather than the default share of it, as rate limits are lifted:
         // with a user per caller, 64 callers keep 64 Okta requests in flight.
         .env("IDGW_OKTA__MAX_CONCURRENT_REQUESTS", "75");
+    // Replicas' coordination (the shared rate-limit ledger, callers' and Okta's in-flight
+    // counts) costs round trips to its server: `BENCH_REDIS_URL` measures them.
+    if let Some(url) = std::env::var_os("BENCH_REDIS_URL") {
+        command.env("IDGW_COORDINATION__REDIS_URL", url);
+    }
     if let Some(endpoint) = otlp_endpoint {
         command
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)

@@ -7,7 +7,9 @@
 //! `identity_gateway.coordination.degraded` metric say so, and all recovers when the server
 //! answers again. Without a URL there is no `Coordination` and the gateway runs in one process.
 
+pub mod in_flight;
 pub mod invalidation;
+pub mod ledger;
 mod settings;
 
 use std::sync::Arc;
@@ -181,6 +183,21 @@ impl BlockingConnection {
         let result = command.query_async(&mut self.connection).await;
         self.coordination.observe(result)
     }
+}
+
+/// A short digest of `text` (a caller's name), so names are not spelled out in a server other
+/// applications may share.
+pub(crate) fn digest(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// `duration` in whole milliseconds, as the server's scripts take time.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// 1 while this replica cannot reach the coordination server, else 0.

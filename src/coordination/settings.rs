@@ -53,6 +53,9 @@ fn problems(settings: &CoordinationSettings) -> Vec<String> {
             "`coordination.idempotency_ttl_s` must be between 1 and {MAX_IDEMPOTENCY_TTL_S}"
         ));
     }
+    if settings.expected_replicas == 0 {
+        problems.push("`coordination.expected_replicas` must be at least 1".to_owned());
+    }
     problems
 }
 
@@ -123,5 +126,11 @@ mod tests {
             ..CoordinationSettings::default()
         };
         assert!(problems(&no_ttl)[0].contains("`coordination.idempotency_ttl_s`"));
+
+        let no_replicas = CoordinationSettings {
+            expected_replicas: 0,
+            ..CoordinationSettings::default()
+        };
+        assert!(problems(&no_replicas)[0].contains("`coordination.expected_replicas`"));
     }
 }

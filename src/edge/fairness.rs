@@ -4,6 +4,10 @@
 //! (defaults in `fairness.*`, raised or lowered per role in the policy). Over its share it gets
 //! RESOURCE_EXHAUSTED with RetryInfo at once, while other callers keep being served.
 //!
+//! With replicas sharing a coordination server, RPCs in flight and open streams are counted
+//! across them (`coordination::in_flight`), as the Okta budget shares are (the client's
+//! shared ledger), so each share holds for the deployment rather than once per replica.
+//!
 //! In insecure mode every caller is the same `anonymous`, so fairness has nobody to be fair
 //! between and does not apply.
 
@@ -15,11 +19,13 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Answer, Inner, Next, Request, Step};
+use super::{Answer, Inner, Next, Request, Response, Step};
 use crate::auth::{Authentication, Mechanism};
 use crate::authz::Authorizer;
 use crate::config::{Checking, FairnessSettings, Section, checked};
 use crate::context::RequestContext;
+use crate::coordination::Coordination;
+use crate::coordination::in_flight::{Place, SharedInFlight};
 use crate::methods;
 use crate::status;
 use okta_client::budget::CallerShare;
@@ -62,12 +68,7 @@ struct Slots {
 impl Slots {
     /// A slot of `caller`'s, or `None` when all `limit` are taken. A changed limit (a policy
     /// reload) starts a new semaphore; slots held under the old one end with their calls.
-    fn try_take(
-        &self,
-        caller: &Arc<str>,
-        stream: bool,
-        limit: u32,
-    ) -> Option<OwnedSemaphorePermit> {
+    fn try_take(&self, caller: &Arc<str>, stream: bool, limit: u32) -> Option<Slot> {
         let semaphore = {
             let mut callers = self.callers.lock().unwrap_or_else(PoisonError::into_inner);
             if callers.len() >= MAX_TRACKED_CALLERS {
@@ -83,27 +84,94 @@ impl Slots {
             }
             entry.1.clone()
         };
-        semaphore.try_acquire_owned().ok()
+        let permit = semaphore.clone().try_acquire_owned().ok()?;
+        Some(Slot {
+            permit: Some(permit),
+            semaphore,
+            limit,
+            shared: None,
+        })
+    }
+}
+
+/// One of a caller's slots, held while its call runs; with replicas sharing a server, the
+/// place it took in their count too, given back when it ends.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    semaphore: Arc<Semaphore>,
+    limit: u32,
+    /// The shared count this slot has a place in: its caller, and whether it is a stream.
+    shared: Option<(SharedInFlight, Arc<str>, bool)>,
+}
+
+impl Slot {
+    /// How many of its caller's slots of this kind this replica holds.
+    fn held(&self) -> u32 {
+        let free = u32::try_from(self.semaphore.available_permits()).unwrap_or(u32::MAX);
+        self.limit.saturating_sub(free)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        if let Some((shared, caller, stream)) = self.shared.take() {
+            shared.left(&caller, stream, self.held());
+        }
     }
 }
 
 /// Enforces each caller's shares; see the module docs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Fairness {
     settings: FairnessSettings,
     authorizer: Arc<Authorizer>,
     slots: Arc<Slots>,
+    /// The count of every replica's slots, when replicas share a server.
+    shared: Option<SharedInFlight>,
+}
+
+impl std::fmt::Debug for Fairness {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Fairness")
+            .field("settings", &self.settings)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fairness {
-    /// Shares from `settings`, overridden per role by `authorizer`'s policy.
-    pub fn new(settings: FairnessSettings, authorizer: Arc<Authorizer>) -> Self {
+    /// Shares from `settings`, overridden per role by `authorizer`'s policy, counted across
+    /// the replicas sharing `coordination`'s server when there is one.
+    pub fn new(
+        settings: FairnessSettings,
+        authorizer: Arc<Authorizer>,
+        coordination: Option<Coordination>,
+    ) -> Self {
         Self {
             settings,
             authorizer,
             slots: Arc::new(Slots::default()),
+            shared: coordination.map(SharedInFlight::start),
         }
     }
+}
+
+/// The refusal of a caller holding `limit` slots already.
+fn over_share(caller: &str, rpc: &str, stream: bool, limit: u32) -> Response {
+    tracing::warn!(caller = %caller, rpc, limit, stream,
+        "caller over its concurrency share; refused");
+    status::caller_over_share(
+        if stream {
+            "open streams"
+        } else {
+            "RPCs in flight"
+        },
+        limit,
+        RETRY_AFTER,
+    )
+    .into_http()
 }
 
 impl Step for Fairness {
@@ -126,46 +194,49 @@ impl Step for Fairness {
                 .max_in_flight
                 .unwrap_or(settings.max_in_flight_per_caller)
         };
-        let Some(slot) = self.slots.try_take(&caller, stream, limit) else {
-            tracing::warn!(caller = %caller, rpc = request.uri().path(), limit, stream,
-                "caller over its concurrency share; refused");
-            let refusal = status::caller_over_share(
-                if stream {
-                    "open streams"
-                } else {
-                    "RPCs in flight"
-                },
-                limit,
-                RETRY_AFTER,
-            );
-            return Box::pin(async move { Ok(refusal.into_http()) });
+        let Some(mut slot) = self.slots.try_take(&caller, stream, limit) else {
+            let refusal = over_share(&caller, request.uri().path(), stream, limit);
+            return Box::pin(async move { Ok(refusal) });
         };
         RequestContext::of_http(&mut request)
             .okta()
             .set_share(CallerShare {
-                caller,
+                caller: caller.clone(),
                 percent: roles
                     .okta_budget_percent
                     .unwrap_or(settings.okta_budget_percent_per_caller),
             });
-        let response = next.call(request);
+        let Some(shared) = self.shared.clone() else {
+            let response = next.call(request);
+            return Box::pin(async move { Ok(holding(response.await?, slot, stream)) });
+        };
+        let mut service = next.into_service();
         Box::pin(async move {
-            let response = response.await?;
-            if !stream {
-                // A unary call is done once its answer is ready: its slot is free now.
-                drop(slot);
-                return Ok(response);
+            match shared.enter(&caller, stream, slot.held(), limit).await {
+                Place::Taken => slot.shared = Some((shared, caller, stream)),
+                Place::Full => return Ok(over_share(&caller, request.uri().path(), stream, limit)),
+                Place::Alone => {}
             }
-            // A stream's slot is held until its body ends.
-            Ok(response.map(|body| tonic::body::Body::new(HoldingSlot { body, _slot: slot })))
+            Ok(holding(service.call(request).await?, slot, stream))
         })
     }
+}
+
+/// `response`, holding `slot` as long as the call runs.
+fn holding(response: Response, slot: Slot, stream: bool) -> Response {
+    if !stream {
+        // A unary call is done once its answer is ready: its slot is free now.
+        drop(slot);
+        return response;
+    }
+    // A stream's slot is held until its body ends.
+    response.map(|body| tonic::body::Body::new(HoldingSlot { body, _slot: slot }))
 }
 
 /// A response body that holds its caller's slot until the body is dropped.
 struct HoldingSlot {
     body: tonic::body::Body,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl http_body::Body for HoldingSlot {

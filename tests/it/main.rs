@@ -31,6 +31,7 @@ mod okta_spec_conformance;
 mod outcomes;
 mod properties;
 mod readme_recipes;
+mod replica_budgets;
 mod replicas;
 mod replicas_watch;
 mod resilience;

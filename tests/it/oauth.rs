@@ -213,10 +213,10 @@ async fn spawn_oauth_gateway(
         .validate(false)
         .unwrap_or_else(|problems| panic!("{problems:?}"))
         .unwrap();
-    let okta = identity_gateway::okta::client(&settings.okta, target).unwrap();
+    let okta = identity_gateway::okta::client(&settings.okta, target, None).unwrap();
     let debug = format!("{settings:?} {okta:?}");
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let application = Application::build(&settings, okta, async {
+    let application = Application::build(&settings, okta, None, async {
         let _ = stopped.await;
     })
     .await

@@ -34,6 +34,7 @@ fn settings_for(base_url: &str) -> OktaClientSettings {
         rate_limit_reserve_percent: 5,
         max_concurrent_requests: 20,
         user_agent: identity_gateway::USER_AGENT.to_owned(),
+        shared_budget: None,
     }
 }
 

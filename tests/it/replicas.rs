@@ -2,7 +2,8 @@
 //! change named by a `request_id` is made once across them, whichever replica each attempt
 //! reaches, and a replica that cannot reach the server refuses such changes (or, when told to,
 //! falls back to its own table) while everything else goes on; a write through one replica
-//! makes the others forget their cached answers at once.
+//! makes the others forget their cached answers at once; a caller's open streams are counted
+//! across the replicas.
 
 use crate::common;
 use crate::groups::group_ids_of;
@@ -13,10 +14,12 @@ use crate::idempotency::{
 
 use std::time::Duration;
 
+use common::callers::{key, keyed, with_api_keys};
 use common::valkey::Valkey;
 use common::{TestApp, eventually, reason, spawn_app_with, spawn_replica, violated_fields};
 use identity_gateway::config::{Settings, WhenUnavailable};
-use identity_gateway::proto::GroupMemberRequest;
+use identity_gateway::proto::event_service_client::EventServiceClient;
+use identity_gateway::proto::{GroupMemberRequest, WatchEventsRequest, WatchEventsResponse};
 use secrecy::SecretString;
 use serde_json::json;
 use tonic::Code;
@@ -245,4 +248,54 @@ async fn a_create_whose_answer_was_lost_is_made_once_and_returned_by_the_retry_o
     };
     let (first, second) = two_replicas(&valkey).await;
     lost_answer_is_found_by_the_retry(&first, &second).await;
+}
+
+/// Opens a WatchEvents stream on `app` as the caller holding `api_key`.
+async fn watch(
+    app: &TestApp,
+    api_key: &str,
+) -> Result<tonic::Streaming<WatchEventsResponse>, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    EventServiceClient::new(channel)
+        .watch_events(keyed(WatchEventsRequest::default(), api_key))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn a_caller_holds_its_share_of_open_streams_once_across_replicas() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let shared = shared_through(&valkey);
+    let configure = |settings: &mut Settings| {
+        shared(settings);
+        with_api_keys(settings, &dir);
+        settings.fairness.max_streams_per_caller = 2;
+    };
+    let first = spawn_app_with(configure).await;
+    let second = spawn_replica(&first, configure).await;
+    let third = spawn_replica(&first, configure).await;
+
+    let open = watch(&first, key("billing")).await.unwrap();
+    let _also_open = watch(&second, key("billing")).await.unwrap();
+    let refused = watch(&third, key("billing")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(reason(&refused), "CALLER_OVER_SHARE");
+    let _other = watch(&third, key("siem"))
+        .await
+        .expect("another caller has its own share");
+
+    drop(open);
+    let _reopened = eventually(
+        Duration::from_secs(5),
+        "a closed stream frees its place on every replica",
+        async || watch(&third, key("billing")).await.ok(),
+    )
+    .await;
 }

@@ -438,9 +438,10 @@ async fn start_refusal(settings: &identity_gateway::config::Settings) -> String 
             api_token: common::SIM_TOKEN.to_owned().into(),
             oauth: None,
         },
+        None,
     ))
     .unwrap();
-    let error = identity_gateway::startup::Application::build(settings, okta, async {})
+    let error = identity_gateway::startup::Application::build(settings, okta, None, async {})
         .await
         .err()
         .expect("the gateway refuses to start");

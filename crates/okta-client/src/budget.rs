@@ -6,22 +6,39 @@
 //! request waits for the window to reset instead of drawing a 429. A caller's deadline (in its
 //! [`CallContext`]) bounds every wait: a wait that would outlast it fails at once, so the caller
 //! can be told when to retry rather than kept waiting past its deadline.
+//!
+//! Okta counts org-wide, so replicas sharing one org spend one budget: with a
+//! [`SharedBudget`] ledger, units are leased from it in small batches (the lease counts them
+//! against the bucket and the caller's share for every replica) and every answer's budget is
+//! reported to it. While the ledger cannot be reached, each replica keeps to its share of what
+//! Okta reports, `remaining / replicas`, the caller's share divided likewise, and asks the
+//! ledger again after [`LEDGER_REST`].
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
 use crate::context::CallContext;
+use crate::ledger::{Lease, LeaseRequest, Reported, SharedBudget, Unreachable};
 use crate::rate_limit::RateLimitState;
+
+/// Units asked of the ledger at once: few, so idle leases strand little of a bucket, but
+/// enough that most requests take a unit without a round trip.
+const LEASE_BATCH: u64 = 8;
+/// How long the ledger is left alone after it could not be reached.
+const LEDGER_REST: Duration = Duration::from_secs(1);
+/// Pauses between asking while another replica's probe is out: short at first.
+const FIRST_POLL: Duration = Duration::from_millis(5);
+const LONGEST_POLL: Duration = Duration::from_millis(100);
 
 /// The calling service's share of every bucket: fairness between the gateway's callers, so
 /// one cannot spend the budget the others depend on.
 #[derive(Clone, Debug)]
 pub struct CallerShare {
     /// Who is spending (the authenticated caller identity).
-    pub caller: std::sync::Arc<str>,
+    pub caller: Arc<str>,
     /// Percent of each bucket's limit this caller may spend per window (1 to 100).
     pub percent: u32,
 }
@@ -48,12 +65,108 @@ enum BucketState {
 #[derive(Debug)]
 struct Bucket {
     limit: u64,
+    /// Okta's count, less what this replica sent since.
     remaining: u64,
+    /// What this replica may spend on its own down to the reserve: Okta's count above the
+    /// reserve divided among the replicas (all of it without a ledger), less what it sent.
+    own: u64,
     reserve: u64,
     /// Units each caller with a share took in this window.
-    spent_by: HashMap<std::sync::Arc<str>, u64>,
+    spent_by: HashMap<Arc<str>, u64>,
     reset_epoch_seconds: i64,
     reset_at: Instant,
+}
+
+/// Leased units of one bucket for one caller (or for none), not sent yet.
+#[derive(Debug)]
+struct Leased {
+    units: u64,
+    /// When their window ends, and they lapse.
+    reset_at: Instant,
+}
+
+/// Leased units are kept by bucket and caller (`None`: calls without a share).
+type LeaseKey = (String, Option<Arc<str>>);
+
+/// The ledger every replica shares, and this replica's dealings with it.
+struct Shared {
+    ledger: Arc<dyn SharedBudget>,
+    leases: Mutex<HashMap<LeaseKey, Leased>>,
+    /// Buckets whose probe this replica has out.
+    probing: Mutex<HashSet<String>>,
+    /// The ledger is not asked before this, after it could not be reached.
+    resting_until: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Shared")
+            .field("leases", &self.leases)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Takes one leased unit of `key`'s, if one is left in a window still open.
+    fn take_leased(&self, key: &LeaseKey) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        match leases.get_mut(key) {
+            Some(leased) if leased.units > 0 && Instant::now() < leased.reset_at => {
+                leased.units -= 1;
+                true
+            }
+            Some(_) => {
+                leases.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps `units` leased for `key` in the window ending at `reset_at`.
+    fn keep(&self, key: LeaseKey, units: u64, reset_at: Instant) {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        let leased = leases.entry(key).or_insert(Leased { units: 0, reset_at });
+        if leased.reset_at != reset_at {
+            *leased = Leased { units: 0, reset_at };
+        }
+        leased.units += units;
+    }
+
+    fn resting(&self) -> bool {
+        self.resting_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Leaves the ledger alone for [`LEDGER_REST`].
+    fn rest(&self) {
+        *self
+            .resting_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + LEDGER_REST);
+    }
+
+    /// Tells the ledger, in the background, what Okta answered for `bucket`; a report without
+    /// a budget is sent only to end this replica's probe.
+    fn report(&self, bucket: &str, reported: Option<Reported>) {
+        let probed = self
+            .probing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(bucket);
+        if (reported.is_none() && !probed) || self.resting() {
+            return;
+        }
+        let ledger = self.ledger.clone();
+        let bucket = bucket.to_owned();
+        tokio::spawn(async move {
+            // A lost report leaves the shared count higher than Okta's until the next one.
+            let _ = ledger.report(&bucket, reported).await;
+        });
+    }
 }
 
 /// The budgets of every bucket seen so far.
@@ -62,15 +175,29 @@ pub(crate) struct Budgets {
     buckets: Mutex<HashMap<String, BucketState>>,
     reserve_percent: u32,
     settled: tokio::sync::Notify,
+    shared: Option<Shared>,
+    /// How many replicas share the org while each counts alone (1 without a ledger).
+    replicas: u64,
 }
 
 impl Budgets {
-    /// `reserve_percent` of each bucket is left unused, for other clients of the same Okta token.
-    pub(crate) fn new(reserve_percent: u32) -> Self {
+    /// `reserve_percent` of each bucket is left unused, for other clients of the same Okta
+    /// token; `ledger`, when there is one, is shared with the other replicas.
+    pub(crate) fn new(reserve_percent: u32, ledger: Option<Arc<dyn SharedBudget>>) -> Self {
+        let replicas = ledger
+            .as_ref()
+            .map_or(1, |ledger| u64::from(ledger.replicas().max(1)));
         Self {
             buckets: Mutex::new(HashMap::new()),
             reserve_percent,
             settled: tokio::sync::Notify::new(),
+            shared: ledger.map(|ledger| Shared {
+                ledger,
+                leases: Mutex::new(HashMap::new()),
+                probing: Mutex::new(HashSet::new()),
+                resting_until: Mutex::new(None),
+            }),
+            replicas,
         }
     }
 
@@ -79,6 +206,105 @@ impl Budgets {
     /// the deadline of `cx` or its share of the window is spent. Every `Ok` must be followed by
     /// [`Budgets::settle`].
     pub(crate) async fn acquire(&self, cx: &CallContext, bucket: &str) -> Result<(), Refusal> {
+        if let Some(shared) = &self.shared {
+            if let Ok(taken) = self.acquire_shared(shared, cx, bucket).await {
+                return taken;
+            }
+        }
+        self.acquire_alone(cx, bucket).await
+    }
+
+    /// [`Budgets::acquire`] through the ledger; `Err` when it cannot be reached.
+    async fn acquire_shared(
+        &self,
+        shared: &Shared,
+        cx: &CallContext,
+        bucket: &str,
+    ) -> Result<Result<(), Refusal>, Unreachable> {
+        let share = cx.share();
+        let key = (bucket.to_owned(), share.map(|share| share.caller.clone()));
+        let mut pause = FIRST_POLL;
+        loop {
+            if shared.take_leased(&key) {
+                self.count_sent(bucket, share);
+                return Ok(Ok(()));
+            }
+            if shared.resting() {
+                return Err(Unreachable);
+            }
+            let request = LeaseRequest {
+                bucket,
+                want: LEASE_BATCH,
+                caller: share.map(|share| (&*share.caller, share.percent)),
+            };
+            let lease = shared.ledger.lease(request).await.inspect_err(|_| {
+                shared.rest();
+            })?;
+            let wait = match lease {
+                Lease::Granted {
+                    units,
+                    reset_epoch_seconds,
+                } => {
+                    let reset_at = Instant::now() + seconds_until(reset_epoch_seconds);
+                    shared.keep(key, units.saturating_sub(1), reset_at);
+                    self.count_sent(bucket, share);
+                    return Ok(Ok(()));
+                }
+                Lease::Probe => {
+                    shared
+                        .probing
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(bucket.to_owned());
+                    return Ok(Ok(()));
+                }
+                Lease::ShareSpent(until_reset) => {
+                    return Ok(Err(Refusal::CallerShareSpent(
+                        until_reset + Duration::from_secs(1),
+                    )));
+                }
+                Lease::Probing => {
+                    let wait = pause;
+                    pause = (pause * 2).min(LONGEST_POLL);
+                    if cx.outlasts_deadline(wait) {
+                        return Ok(Err(Refusal::Deadline(Duration::from_secs(1))));
+                    }
+                    wait
+                }
+                // Okta's own formula: wait until the reset, plus a second.
+                Lease::Spent(until_reset) => {
+                    // Units another request of this replica leased meanwhile are spent first.
+                    if shared.take_leased(&key) {
+                        self.count_sent(bucket, share);
+                        return Ok(Ok(()));
+                    }
+                    let wait = until_reset + Duration::from_secs(1);
+                    if cx.outlasts_deadline(wait) {
+                        return Ok(Err(Refusal::Deadline(wait)));
+                    }
+                    log_wait(bucket, wait);
+                    wait
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Notes a unit taken from the ledger in this replica's own count, so a replica that loses
+    /// the ledger goes on from what it spent.
+    fn count_sent(&self, bucket: &str, share: Option<&CallerShare>) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(BucketState::Known(state)) = buckets.get_mut(bucket) {
+            state.remaining = state.remaining.saturating_sub(1);
+            state.own = state.own.saturating_sub(1);
+            if let Some(share) = share {
+                *state.spent_by.entry(share.caller.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// [`Budgets::acquire`] by this replica's own count.
+    async fn acquire_alone(&self, cx: &CallContext, bucket: &str) -> Result<(), Refusal> {
         let share = cx.share();
         loop {
             let settled = self.settled.notified();
@@ -97,19 +323,22 @@ impl Budgets {
                             return Ok(());
                         }
                         if let Some(share) = share {
-                            let allowed = (state.limit * u64::from(share.percent) / 100).max(1);
+                            let allowed =
+                                (state.limit * u64::from(share.percent) / 100 / self.replicas)
+                                    .max(1);
                             let spent = state.spent_by.entry(share.caller.clone()).or_insert(0);
                             if *spent >= allowed {
                                 return Err(Refusal::CallerShareSpent(
                                     state.reset_at - now + Duration::from_secs(1),
                                 ));
                             }
-                            if state.remaining > state.reserve {
+                            if state.own > state.reserve {
                                 *spent += 1;
                             }
                         }
-                        if state.remaining > state.reserve {
-                            state.remaining -= 1;
+                        if state.own > state.reserve {
+                            state.own -= 1;
+                            state.remaining = state.remaining.saturating_sub(1);
                             return Ok(());
                         }
                         // Okta's own formula: wait until the reset, plus a second.
@@ -130,11 +359,7 @@ impl Budgets {
                     if cx.outlasts_deadline(wait) {
                         return Err(Refusal::Deadline(wait));
                     }
-                    tracing::info!(
-                        okta.bucket = bucket,
-                        wait_ms = wait.as_millis() as u64,
-                        "okta rate-limit budget spent down to its reserve; waiting for the reset"
-                    );
+                    log_wait(bucket, wait);
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -155,41 +380,53 @@ impl Budgets {
             .collect()
     }
 
-    /// Ends a request taken with [`Budgets::acquire`]: records the budget Okta reported, or,
-    /// without one, lets the next request probe the bucket.
+    /// Ends a request taken with [`Budgets::acquire`]: records the budget Okta reported, here
+    /// and in the ledger, or, without one, lets the next request probe the bucket.
     pub(crate) fn settle(&self, bucket: &str, reported: Option<&RateLimitState>) {
-        match reported {
-            Some(state) if !state.is_concurrency_limit() && state.limit > 0 => {
-                self.observe(bucket, state)
-            }
-            _ => {
+        let usable = reported.filter(|state| !state.is_concurrency_limit() && state.limit > 0);
+        match usable {
+            Some(state) => self.observe(bucket, state),
+            None => {
                 let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
                 if matches!(buckets.get(bucket), Some(BucketState::Probing)) {
                     buckets.remove(bucket);
                 }
             }
         }
+        if let Some(shared) = &self.shared {
+            shared.report(
+                bucket,
+                usable.map(|state| Reported {
+                    state: *state,
+                    reserve: self.reserve_of(state.limit),
+                }),
+            );
+        }
         self.settled.notify_waiters();
+    }
+
+    /// The units of a bucket of `limit` left unused.
+    fn reserve_of(&self, limit: u64) -> u64 {
+        (limit * u64::from(self.reserve_percent) / 100).max(1)
     }
 
     /// Records what Okta reported for `bucket`. Within one window the smaller of Okta's count and
     /// the local one wins, since requests sent since may not be counted in the answer yet.
     fn observe(&self, bucket: &str, reported: &RateLimitState) {
-        let now_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
-            });
-        let seconds_to_reset = u64::try_from(reported.reset_epoch_seconds - now_epoch).unwrap_or(0);
-        let reserve = (reported.limit * u64::from(self.reserve_percent) / 100).max(1);
+        let reserve = self.reserve_of(reported.limit);
+        let own = reserve + reported.remaining.saturating_sub(reserve) / self.replicas;
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let (remaining, spent_by) = match buckets.remove(bucket) {
+        let (remaining, own, spent_by) = match buckets.remove(bucket) {
             Some(BucketState::Known(known))
                 if known.reset_epoch_seconds == reported.reset_epoch_seconds =>
             {
-                (known.remaining.min(reported.remaining), known.spent_by)
+                (
+                    known.remaining.min(reported.remaining),
+                    known.own.min(own),
+                    known.spent_by,
+                )
             }
-            _ => (reported.remaining, HashMap::new()),
+            _ => (reported.remaining, own, HashMap::new()),
         };
         buckets.insert(
             bucket.to_owned(),
@@ -197,17 +434,37 @@ impl Budgets {
                 limit: reported.limit,
                 spent_by,
                 remaining,
+                own,
                 reserve,
                 reset_epoch_seconds: reported.reset_epoch_seconds,
-                reset_at: Instant::now() + Duration::from_secs(seconds_to_reset),
+                reset_at: Instant::now() + seconds_until(reported.reset_epoch_seconds),
             }),
         );
     }
 }
 
+/// How long until the epoch second `reset_epoch_seconds`, by this machine's clock.
+fn seconds_until(reset_epoch_seconds: i64) -> Duration {
+    let now_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        });
+    Duration::from_secs(u64::try_from(reset_epoch_seconds - now_epoch).unwrap_or(0))
+}
+
+fn log_wait(bucket: &str, wait: Duration) {
+    tracing::info!(
+        okta.bucket = bucket,
+        wait_ms = wait.as_millis() as u64,
+        "okta rate-limit budget spent down to its reserve; waiting for the reset"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::testing::FakeLedger;
 
     fn state(limit: u64, remaining: u64, seconds: i64) -> RateLimitState {
         let now = SystemTime::now()
@@ -228,7 +485,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_budget_is_spent_down_to_the_reserve_then_waits_fail_past_the_deadline() {
-        let budgets = Budgets::new(10);
+        let budgets = Budgets::new(10, None);
         let unbounded = CallContext::background();
         assert_eq!(
             budgets.acquire(&unbounded, "GET /api/v1/users/{id}").await,
@@ -254,7 +511,7 @@ mod tests {
 
     #[tokio::test]
     async fn while_a_probe_is_out_others_wait_for_it_within_their_deadline() {
-        let budgets = std::sync::Arc::new(Budgets::new(0));
+        let budgets = std::sync::Arc::new(Budgets::new(0, None));
         budgets
             .acquire(&CallContext::background(), "b")
             .await
@@ -277,7 +534,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_over_its_share_is_refused_while_others_still_spend() {
-        let budgets = Budgets::new(0);
+        let budgets = Budgets::new(0, None);
         budgets.settle("b", Some(&state(10, 10, 60)));
         let sharing = |caller: &str| {
             let cx = CallContext::background();
@@ -308,7 +565,7 @@ mod tests {
 
     #[test]
     fn the_remaining_budget_is_reported_for_known_buckets_only() {
-        let budgets = Budgets::new(5);
+        let budgets = Budgets::new(5, None);
         budgets.settle("GET /api/v1/users/{id}", Some(&state(600, 42, 60)));
         budgets.settle("GET /api/v1/groups", None);
         assert_eq!(
@@ -319,7 +576,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_window_starts_from_what_okta_reports() {
-        let budgets = Budgets::new(0);
+        let budgets = Budgets::new(0, None);
         budgets.settle("b", Some(&state(10, 1, 60)));
         budgets.settle("b", Some(&state(10, 9, 120)));
         let cx = until(Duration::from_millis(10));
@@ -328,5 +585,49 @@ mod tests {
             sent += 1;
         }
         assert_eq!(sent, 8, "9 left, a reserve of at least 1");
+    }
+
+    #[tokio::test]
+    async fn leased_units_are_spent_without_asking_the_ledger_again() {
+        let ledger = FakeLedger::new(4, true);
+        let budgets = Budgets::new(10, Some(ledger.clone()));
+        for _ in 0..4 {
+            assert_eq!(
+                budgets.acquire(&CallContext::background(), "b").await,
+                Ok(())
+            );
+        }
+        assert_eq!(ledger.leases(), 1, "one lease of 4 units");
+        assert_eq!(
+            budgets.acquire(&CallContext::background(), "b").await,
+            Ok(())
+        );
+        assert_eq!(ledger.leases(), 2);
+    }
+
+    #[tokio::test]
+    async fn without_the_ledger_a_replica_keeps_to_its_part_of_what_okta_reports() {
+        let ledger = FakeLedger::new(4, false);
+        let budgets = Budgets::new(10, Some(ledger.clone()));
+        budgets.settle("b", Some(&state(30, 30, 60)));
+        let cx = until(Duration::from_secs(2));
+        let mut sent = 0;
+        while budgets.acquire(&cx, "b").await.is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 9, "a third of the 27 units above a reserve of 3");
+        assert_eq!(ledger.leases(), 1, "the ledger is left alone for a while");
+
+        let sharing = CallContext::background();
+        sharing.set_share(CallerShare {
+            caller: "flood".into(),
+            percent: 30,
+        });
+        budgets.settle("c", Some(&state(30, 30, 60)));
+        let mut taken = 0;
+        while budgets.acquire(&sharing, "c").await.is_ok() {
+            taken += 1;
+        }
+        assert_eq!(taken, 3, "a third of 30% of 30");
     }
 }

@@ -18,9 +18,11 @@ use url::Url;
 use crate::auth::{Credentials, OAuthClient, OAuthSettings, RequestAuth};
 use crate::budget::{Budgets, Refusal};
 use crate::clock::{OktaClock, OktaTime};
+use crate::concurrency::{Concurrency, Slot};
 use crate::context::CallContext;
 use crate::error::{OktaError, OktaErrorBody, ResponseMeta};
 use crate::instrumentation;
+use crate::ledger::SharedBudget;
 use crate::pagination::{self, Page};
 use crate::rate_limit::{self, RateLimitState};
 use crate::retry::{Failure, Retry, RetryPolicy};
@@ -53,11 +55,15 @@ pub struct OktaClientSettings {
     pub retry_max_delay: std::time::Duration,
     /// Share of each rate-limit bucket left unused (for other clients of the same token).
     pub rate_limit_reserve_percent: u32,
-    /// Most Okta requests in flight at once (Okta allows 75 per org, shared by every client).
+    /// Most Okta requests in flight at once (Okta allows 75 per org, shared by every client);
+    /// with a shared budget, for all replicas together.
     pub max_concurrent_requests: u32,
     /// The `User-Agent` of every request, the application's `name/version`, so Okta's System
     /// Log and support can tell its traffic apart.
     pub user_agent: String,
+    /// The rate-limit ledger shared with the other replicas of the deployment, since Okta
+    /// counts org-wide; `None` for a gateway running alone.
+    pub shared_budget: Option<std::sync::Arc<dyn SharedBudget>>,
 }
 
 impl fmt::Debug for OktaClientSettings {
@@ -76,6 +82,7 @@ impl fmt::Debug for OktaClientSettings {
                 &self.rate_limit_reserve_percent,
             )
             .field("user_agent", &self.user_agent)
+            .field("shared_budget", &self.shared_budget.is_some())
             .finish()
     }
 }
@@ -90,7 +97,7 @@ pub struct OktaClient {
     credentials: Credentials,
     retry: RetryPolicy,
     budgets: std::sync::Arc<Budgets>,
-    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    in_flight: std::sync::Arc<Concurrency>,
     clock: std::sync::Arc<OktaClock>,
 }
 
@@ -205,7 +212,11 @@ impl OktaClient {
             base_delay: settings.retry_base_delay,
             max_delay: settings.retry_max_delay,
         };
-        let budgets = std::sync::Arc::new(Budgets::new(settings.rate_limit_reserve_percent));
+        let shared_budget = settings.shared_budget;
+        let budgets = std::sync::Arc::new(Budgets::new(
+            settings.rate_limit_reserve_percent,
+            shared_budget.clone(),
+        ));
         crate::instrumentation::observe_rate_limits(&budgets);
         Ok(Self {
             http,
@@ -213,8 +224,9 @@ impl OktaClient {
             credentials: Credentials::ApiToken(authorization),
             retry,
             budgets,
-            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                usize::try_from(settings.max_concurrent_requests.max(1)).unwrap_or(1),
+            in_flight: std::sync::Arc::new(Concurrency::new(
+                settings.max_concurrent_requests,
+                shared_budget,
             )),
             clock: std::sync::Arc::new(OktaClock::new()),
         })
@@ -426,7 +438,7 @@ impl OktaClient {
         attempt: &Attempt<'_>,
         auth: &RequestAuth,
         bucket: &str,
-        slot: tokio::sync::OwnedSemaphorePermit,
+        slot: Slot,
         span: &mut instrumentation::AttemptSpan,
     ) -> Result<Attempted, OktaError> {
         let request = span.with_trace_context(self.build_request(attempt, auth));
@@ -488,19 +500,8 @@ impl OktaClient {
     /// A slot among the requests in flight, waited for no longer than the caller's deadline.
     /// Taken last, after the budget, and held only while the request is on the wire; without
     /// one the budget unit taken for `bucket` is settled as unanswered.
-    async fn in_flight_slot(
-        &self,
-        cx: &CallContext,
-        bucket: &str,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, OktaError> {
-        let acquire = self.in_flight.clone().acquire_owned();
-        let slot_opt = match cx.time_left() {
-            Some(left) => tokio::time::timeout(left, acquire)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            None => acquire.await.ok(),
-        };
+    async fn in_flight_slot(&self, cx: &CallContext, bucket: &str) -> Result<Slot, OktaError> {
+        let slot_opt = self.in_flight.acquire(cx).await;
         slot_opt.ok_or_else(|| {
             self.budgets.settle(bucket, None);
             OktaError::RateLimited {
@@ -727,6 +728,7 @@ mod tests {
             rate_limit_reserve_percent: 5,
             max_concurrent_requests: 20,
             user_agent: "okta-client-tests/1".to_owned(),
+            shared_budget: None,
         }
     }
 

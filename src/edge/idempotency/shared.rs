@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::recorded::RecordedAnswer;
 use super::{Attempt, ChangeKey, Run};
-use crate::coordination::{Coordination, KEY_PREFIX, Unavailable};
+use crate::coordination::{Coordination, KEY_PREFIX, Unavailable, millis};
 use crate::edge::Response;
 use crate::status;
 
@@ -283,8 +283,4 @@ fn server_key(key: &ChangeKey) -> String {
 /// may order their entries differently.
 fn same_request(request: &DynamicMessage, stored: &[u8]) -> bool {
     DynamicMessage::decode(request.descriptor(), stored).is_ok_and(|stored| &stored == request)
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use identity_gateway::config::Settings;
+use identity_gateway::coordination::Coordination;
+use identity_gateway::coordination::ledger::RateLimitLedger;
 use identity_gateway::okta::{OktaTarget, client_settings};
 use identity_gateway::proto::group_service_client::GroupServiceClient;
 use identity_gateway::proto::user_service_client::UserServiceClient;
@@ -125,9 +127,12 @@ pub async fn spawn_gateway_for(
         ),
         oauth: None,
     };
-    let okta = OktaClient::new(client_settings(&settings.okta, target)).expect("okta client");
+    let coordination =
+        Coordination::from_settings(&settings.coordination).expect("coordination settings");
+    let ledger = RateLimitLedger::shared_budget(coordination.as_ref(), &settings.coordination);
+    let okta = OktaClient::new(client_settings(&settings.okta, target, ledger)).expect("okta client");
     let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
-    let application = Application::build(&settings, okta, async {
+    let application = Application::build(&settings, okta, coordination, async {
         let _ = shutdown_receiver.await;
     })
     .await

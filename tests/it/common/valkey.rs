@@ -65,6 +65,13 @@ impl Valkey {
         command.query_async(&mut connection).await.unwrap()
     }
 
+    /// How many keys match `pattern`.
+    pub async fn keys(&self, pattern: &str) -> usize {
+        self.query::<Vec<String>>(redis::cmd("KEYS").arg(pattern))
+            .await
+            .len()
+    }
+
     /// Stops the server; the port stays this server's for [`Valkey::restart`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
