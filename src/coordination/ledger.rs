@@ -18,8 +18,8 @@ use std::time::Duration;
 use okta_client::ledger::{Lease, LeaseRequest, LedgerFuture, Reported, SharedBudget, Unreachable};
 
 use super::in_flight::SharedInFlight;
-use crate::config::CoordinationSettings;
 use super::{Coordination, KEY_PREFIX, digest, millis};
+use crate::config::CoordinationSettings;
 
 /// How long a probe holds a bucket before another replica may probe it (its replica stopped,
 /// or its report was lost).

@@ -130,7 +130,8 @@ pub async fn spawn_gateway_for(
     let coordination =
         Coordination::from_settings(&settings.coordination).expect("coordination settings");
     let ledger = RateLimitLedger::shared_budget(coordination.as_ref(), &settings.coordination);
-    let okta = OktaClient::new(client_settings(&settings.okta, target, ledger)).expect("okta client");
+    let okta =
+        OktaClient::new(client_settings(&settings.okta, target, ledger)).expect("okta client");
     let (shutdown_sender, shutdown_receiver) = oneshot::channel::<()>();
     let application = Application::build(&settings, okta, coordination, async {
         let _ = shutdown_receiver.await;
