@@ -1,16 +1,17 @@
-//! [`OktaClient`]: one reqwest client for the process and the one place (`send`) where
-//! requests get their auth header and responses become values or [`OktaError`]s. `send` is a
-//! loop over small steps: budget, slot, [`OktaClient::attempt`], [`classify`], and the retry
+//! [`OktaClient`]: one connection pool for the process ([`crate::transport`]) and the one
+//! place (`send`) where requests get their auth header and responses become values or
+//! [`OktaError`]s. `send` is a loop over small steps: budget, slot, [`OktaClient::attempt`], [`classify`], and the retry
 //! decision of [`crate::retry`].
 
 use std::fmt;
 use std::time::Instant;
 
-use reqwest::header::{
+use bytes::Bytes;
+use http::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, HeaderName, HeaderValue,
-    WWW_AUTHENTICATE,
+    USER_AGENT, WWW_AUTHENTICATE,
 };
-use reqwest::{Method, StatusCode};
+use http::{Method, Request, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -26,12 +27,14 @@ use crate::ledger::SharedBudget;
 use crate::pagination::{self, Page};
 use crate::rate_limit::{self, RateLimitState};
 use crate::retry::{Failure, Retry, RetryPolicy};
+use crate::transport::{RequestBody, Transport};
 
-const JSON: &str = "application/json";
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const DPOP_HEADER: HeaderName = HeaderName::from_static("dpop");
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-okta-request-id");
 /// Okta's SDKs name the failed request and count retries so Okta can correlate them.
-const RETRY_FOR_HEADER: &str = "x-okta-retry-for";
-const RETRY_COUNT_HEADER: &str = "x-okta-retry-count";
+const RETRY_FOR_HEADER: HeaderName = HeaderName::from_static("x-okta-retry-for");
+const RETRY_COUNT_HEADER: HeaderName = HeaderName::from_static("x-okta-retry-count");
 /// Upper bound on pages followed by `get_all`, so a looping `next` link cannot hang a call.
 const MAX_FOLLOWED_PAGES: usize = 1000;
 
@@ -90,9 +93,9 @@ impl fmt::Debug for OktaClientSettings {
 /// The Okta Management API client. Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
 pub struct OktaClient {
-    http: reqwest::Client,
+    http: Transport,
     base_url: Url,
-    /// The API token (`SSWS`, marked sensitive so reqwest/hyper never print it) or the OAuth
+    /// The API token (`SSWS`, marked sensitive so hyper never prints it) or the OAuth
     /// service app's token source.
     credentials: Credentials,
     retry: RetryPolicy,
@@ -174,8 +177,8 @@ impl Success {
 impl OktaClient {
     /// Builds the client once at startup: connection pool, timeouts, User-Agent, auth header.
     /// Fails when the base URL is not an http(s) URL or the token cannot be a header value
-    /// (reported as `UnexpectedResponse` with status 0), or when the HTTP client cannot be
-    /// built (`Connect`).
+    /// or the User-Agent cannot be a header value (reported as `UnexpectedResponse` with status
+    /// 0), or when the HTTP client cannot be built (`Connect`).
     pub fn new(settings: OktaClientSettings) -> Result<Self, OktaError> {
         let no_response = ResponseMeta::default();
         let base_url = settings.base_url;
@@ -199,14 +202,18 @@ impl OktaClient {
                     )
                 })?;
         authorization.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .user_agent(settings.user_agent.as_str())
-            // Never follow redirects: they would carry the token to wherever Okta points.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(OktaError::Connect)?;
+        let user_agent = HeaderValue::from_str(&settings.user_agent).map_err(|_| {
+            OktaError::unexpected(
+                0,
+                "user agent is not a valid http header value",
+                &no_response,
+            )
+        })?;
+        let http = Transport::new(
+            settings.connect_timeout,
+            settings.request_timeout,
+            user_agent,
+        )?;
         let retry = RetryPolicy {
             max_retries: settings.max_retries,
             base_delay: settings.retry_base_delay,
@@ -239,11 +246,20 @@ impl OktaClient {
         settings: OktaClientSettings,
         oauth: OAuthSettings,
     ) -> Result<Self, OktaError> {
+        // Token requests are few (one per token lifetime), so they keep reqwest's client.
+        let token_http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .user_agent(settings.user_agent.as_str())
+            // Never follow redirects: they would carry the assertion to wherever Okta points.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| OktaError::Connect(Box::new(error)))?;
         let mut client = Self::new(OktaClientSettings {
             api_token: SecretString::from("unused"),
             ..settings
         })?;
-        let oauth = OAuthClient::new(client.http.clone(), &client.base_url, oauth, client.retry);
+        let oauth = OAuthClient::new(token_http, &client.base_url, oauth, client.retry);
         client.credentials = Credentials::OAuth(std::sync::Arc::new(oauth));
         Ok(client)
     }
@@ -355,13 +371,22 @@ impl OktaClient {
         if cx.changes_withheld() && method != Method::GET {
             return Err(OktaError::Withheld);
         }
-        let body_bytes_opt = body_opt.map(|body| body.to_string().into_bytes());
+        // Parsed once for every attempt; `endpoint` and `with_query` only make URLs hyper takes.
+        let uri = http::Uri::try_from(url.as_str()).map_err(|_| {
+            OktaError::unexpected(
+                0,
+                "okta url is not a valid http uri",
+                &ResponseMeta::default(),
+            )
+        })?;
+        let body_bytes_opt = body_opt.map(|body| Bytes::from(body.to_string()));
         let names = instrumentation::RequestNames::new(&method, &url);
         let bucket = names.operation.as_str();
         let mut attempt = Attempt {
             method: &method,
             url: &url,
-            body_opt: body_bytes_opt.as_deref(),
+            uri: &uri,
+            body_opt: body_bytes_opt.as_ref(),
             number: 0,
             retry_for_opt: None,
             after_unanswered: false,
@@ -441,15 +466,16 @@ impl OktaClient {
         slot: Slot,
         span: &mut instrumentation::AttemptSpan,
     ) -> Result<Attempted, OktaError> {
-        let request = span.with_trace_context(self.build_request(attempt, auth));
+        let mut request = self.build_request(attempt, auth);
+        span.add_trace_context(request.headers_mut());
+        let deadline = self.http.deadline();
         let started = Instant::now();
         cx.departing(started);
-        let mut response = match request.send().await {
+        let response = match self.http.send(request, deadline).await {
             Ok(response) => response,
-            Err(transport_error) => {
+            Err(error) => {
                 self.budgets.settle(bucket, None);
                 drop(slot);
-                let error = OktaError::from_transport(transport_error);
                 span.record_transport_error(error.kind());
                 tracing::debug!(http.method = %attempt.method, url.path = attempt.url.path(),
                     attempt = attempt.number, error = %error, "okta request failed");
@@ -459,9 +485,8 @@ impl OktaClient {
         // Read once: the budget settles with it and the answer's meta keeps it.
         let rate_limit = RateLimitState::from_headers(response.headers());
         self.budgets.settle(bucket, rate_limit.as_ref());
-        let status = response.status();
-        // Taken, not cloned: reading the body needs only the body.
-        let headers = std::mem::take(response.headers_mut());
+        let (parts, incoming) = response.into_parts();
+        let (status, headers) = (parts.status, parts.headers);
         if let Some(date) = headers.get(DATE).and_then(|date| date.to_str().ok()) {
             self.clock.observe(started, Instant::now(), date);
         }
@@ -473,7 +498,7 @@ impl OktaClient {
             after_unanswered: attempt.after_unanswered,
         };
         // `Vec::from` takes the buffer over when nothing else holds it, where `to_vec` copies.
-        let body = Vec::from(response.bytes().await.map_err(OktaError::from_transport)?);
+        let body = Vec::from(Transport::read_body(incoming, deadline).await?);
         drop(slot);
         if let Some(request_id) = &meta.request_id {
             cx.answered(request_id);
@@ -513,23 +538,27 @@ impl OktaClient {
     }
 
     /// The HTTP request of `attempt`: auth, content and retry headers.
-    fn build_request(&self, attempt: &Attempt<'_>, auth: &RequestAuth) -> reqwest::RequestBuilder {
-        let (method, url, body_opt) = (attempt.method, attempt.url, attempt.body_opt);
-        let mut request = self
-            .http
-            .request(method.clone(), url.clone())
-            .header(ACCEPT, JSON)
-            .header(AUTHORIZATION, auth.authorization.clone());
+    fn build_request(&self, attempt: &Attempt<'_>, auth: &RequestAuth) -> Request<RequestBody> {
+        let (method, body_opt) = (attempt.method, attempt.body_opt);
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(USER_AGENT, self.http.user_agent.clone());
+        headers.insert(ACCEPT, JSON);
+        headers.insert(AUTHORIZATION, auth.authorization.clone());
         if let Some(proof) = &auth.dpop {
-            request = request.header("dpop", proof.clone());
+            headers.insert(DPOP_HEADER, proof.clone());
         }
-        request = match body_opt {
-            Some(body) => request.header(CONTENT_TYPE, JSON).body(body.to_vec()),
-            // Okta answers 411 to a POST or PUT without a length.
-            None if *method == Method::POST || *method == Method::PUT => {
-                request.header(CONTENT_LENGTH, "0").body(Vec::new())
+        let body = match body_opt {
+            Some(body) => {
+                headers.insert(CONTENT_TYPE, JSON);
+                body.clone()
             }
-            None => request,
+            // Okta answers 411 to a POST or PUT without a length.
+            None => {
+                if *method == Method::POST || *method == Method::PUT {
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+                }
+                Bytes::new()
+            }
         };
         if attempt.number > 0 {
             if let Some(retry_for) = attempt
@@ -537,10 +566,14 @@ impl OktaClient {
                 .as_deref()
                 .and_then(|value| HeaderValue::from_str(value).ok())
             {
-                request = request.header(RETRY_FOR_HEADER, retry_for);
+                headers.insert(RETRY_FOR_HEADER, retry_for);
             }
-            request = request.header(RETRY_COUNT_HEADER, attempt.number.to_string());
+            headers.insert(RETRY_COUNT_HEADER, HeaderValue::from(attempt.number));
         }
+        let mut request = Request::new(RequestBody::new(body));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = attempt.uri.clone();
+        *request.headers_mut() = headers;
         request
     }
 }
@@ -549,7 +582,9 @@ impl OktaClient {
 struct Attempt<'a> {
     method: &'a Method,
     url: &'a Url,
-    body_opt: Option<&'a [u8]>,
+    /// `url` as hyper sends it.
+    uri: &'a http::Uri,
+    body_opt: Option<&'a Bytes>,
     /// 0 for the first attempt.
     number: u32,
     /// Okta's id of the failed answer this attempt repeats (`X-Okta-Retry-For`).
@@ -867,9 +902,11 @@ mod tests {
     #[test]
     fn a_repeat_names_the_failed_answer_and_remembers_a_possibly_lost_one() {
         let (method, url) = (Method::POST, Url::parse("https://acme.okta.com/x").unwrap());
+        let uri = http::Uri::from_static("https://acme.okta.com/x");
         let mut attempt = Attempt {
             method: &method,
             url: &url,
+            uri: &uri,
             body_opt: None,
             number: 0,
             retry_for_opt: None,

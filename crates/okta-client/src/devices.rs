@@ -2,7 +2,7 @@
 //! (`/api/v1/devices…`, `/api/v1/users/{userId}/devices`), and their JSON shapes.
 
 use chrono::{DateTime, Utc};
-use reqwest::Method;
+use http::Method;
 use serde::Deserialize;
 
 use crate::client::{Answered, OktaClient};

@@ -56,13 +56,14 @@ pub enum OktaError {
         /// Request id and rate-limit state of the last attempt.
         meta: ResponseMeta,
     },
-    /// The request (connect, send or receive) took longer than the configured timeout.
+    /// The request (connect, send or receive) took longer than the configured timeout. The
+    /// source is the HTTP client's error, which names no URL.
     #[error("okta request timed out")]
-    Timeout(#[source] reqwest::Error),
+    Timeout(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Okta could not be reached, or the connection failed mid-request (also: the HTTP
-    /// client could not be built).
+    /// client could not be built). The source is the HTTP client's error, which names no URL.
     #[error("could not reach okta")]
-    Connect(#[source] reqwest::Error),
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Okta's token endpoint refused the gateway's OAuth credentials (or kept rejecting fresh
     /// access tokens): an operator must fix the `okta.oauth` settings or the service app.
     #[error("okta refused the gateway's oauth credentials ({}): {}", .0.error, .0.hint)]
@@ -129,8 +130,6 @@ impl OktaError {
         }
     }
 
-    /// Classifies a transport error once: timeouts apart from everything else. The URL is
-    /// dropped so query values (search text, logins) never reach logs through the error.
     /// True when the request may have been carried out although no answer says so (a timeout,
     /// a 5xx, a dropped connection, an unreadable answer): a write must then be reconciled.
     pub fn may_have_reached_okta(&self) -> bool {
@@ -159,12 +158,15 @@ impl OktaError {
         }
     }
 
+    /// Classifies a transport error of a token request (sent with reqwest) once: timeouts apart
+    /// from everything else. The URL is dropped so query values never reach logs through the
+    /// error.
     pub(crate) fn from_transport(error: reqwest::Error) -> Self {
         let error = error.without_url();
         if error.is_timeout() {
-            Self::Timeout(error)
+            Self::Timeout(Box::new(error))
         } else {
-            Self::Connect(error)
+            Self::Connect(Box::new(error))
         }
     }
 }

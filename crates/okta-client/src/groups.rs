@@ -1,6 +1,6 @@
 //! Group endpoints: one method per Okta operation (`/api/v1/groups…`).
 
-use reqwest::Method;
+use http::Method;
 
 use crate::client::OktaClient;
 use crate::context::CallContext;

@@ -9,11 +9,11 @@
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
+use http::Method;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::metrics::{Counter, Histogram};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer};
 use opentelemetry::{KeyValue, StringValue, global};
-use reqwest::header::HeaderName;
-use reqwest::{Method, RequestBuilder};
 use url::Url;
 
 use crate::budget::Budgets;
@@ -168,19 +168,21 @@ impl AttemptSpan {
         Self { span_opt }
     }
 
-    /// `request` with the `traceparent` (and `tracestate`) headers that make Okta's side part
-    /// of this span's trace; unchanged while traces are not exported.
-    pub(crate) fn with_trace_context(&self, request: RequestBuilder) -> RequestBuilder {
+    /// Adds to a request's `headers` the `traceparent` (and `tracestate`) that make Okta's side
+    /// part of this span's trace; adds nothing while traces are not exported.
+    pub(crate) fn add_trace_context(&self, headers: &mut HeaderMap) {
         let Some(span) = &self.span_opt else {
-            return request;
+            return;
         };
         let span_context = span.span_context();
-        let request = request.header(TRACEPARENT, traceparent(span_context));
+        if let Ok(value) = HeaderValue::try_from(traceparent(span_context)) {
+            headers.insert(TRACEPARENT, value);
+        }
         let trace_state = span_context.trace_state().header();
-        if trace_state.is_empty() {
-            request
-        } else {
-            request.header(TRACESTATE, trace_state)
+        if let Ok(value) = HeaderValue::try_from(trace_state)
+            && !value.is_empty()
+        {
+            headers.insert(TRACESTATE, value);
         }
     }
 

@@ -31,6 +31,7 @@ mod rate_limit;
 mod retry;
 pub mod trace_ids;
 mod transition;
+mod transport;
 mod users;
 
 pub use auth::{OAuthSettings, SigningKey, default_scopes};

@@ -1,7 +1,7 @@
 //! Okta's cursor pagination: `Link: <…?after=…>; rel="next"` headers, the opaque cursor and
 //! one page of results.
 
-use reqwest::header::{HeaderMap, LINK};
+use http::header::{HeaderMap, LINK};
 use url::Url;
 
 use crate::error::ResponseMeta;
@@ -152,7 +152,7 @@ fn is_rel_next(param: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
 
     fn link_headers(values: &[&'static str]) -> HeaderMap {
         let mut map = HeaderMap::new();

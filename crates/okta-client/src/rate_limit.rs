@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{DATE, HeaderMap, HeaderName};
+use http::header::{DATE, HeaderMap, HeaderName};
 
 // Header names rather than text, so reading them does not parse the name on every answer.
 const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-rate-limit-limit");
@@ -77,7 +77,7 @@ fn earliest_reset(headers: &HeaderMap) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 
-use reqwest::Method;
+use http::Method;
 use url::Url;
 
 use crate::client::{OktaClient, Success};

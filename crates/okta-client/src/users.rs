@@ -1,6 +1,6 @@
 //! User endpoints: one method per Okta operation (`/api/v1/users…`).
 
-use reqwest::Method;
+use http::Method;
 use secrecy::SecretString;
 
 use crate::client::{Answered, OktaClient, Success, query_bool, with_query};
