@@ -47,7 +47,8 @@ if ARGV[2] ~= '' then
   local allowed = math.max(1, math.floor(limit * tonumber(ARGV[3]) / 100))
   local spent = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
   if spent >= allowed then return {'share', until_reset, reset} end
-  grant = math.min(grant, allowed - spent)
+  -- A quarter of the share at most, so a share is not stranded on the replica that leased it.
+  grant = math.min(grant, allowed - spent, math.max(1, math.floor(allowed / 4)))
   redis.call('HINCRBY', KEYS[1], ARGV[2], grant)
 end
 redis.call('HINCRBY', KEYS[1], 'remaining', -grant)

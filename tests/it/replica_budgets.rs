@@ -23,12 +23,13 @@ const LIMIT: u64 = 30;
 const RESERVE_PERCENT: u32 = 10;
 const RESERVE: u64 = 3;
 
-/// Three replicas in front of one simulator, each configured by `configure` and sharing
+/// `count` replicas in front of one simulator, each configured by `configure` and sharing
 /// `valkey`.
-async fn three_replicas(
+async fn replicas(
     valkey: &Valkey,
+    count: usize,
     configure: impl Fn(&mut Settings) + Clone,
-) -> [TestApp; 3] {
+) -> Vec<TestApp> {
     let url = valkey.url();
     let shared = move |settings: &mut Settings| {
         settings.coordination.redis_url = Some(SecretString::from(url.clone()));
@@ -36,9 +37,20 @@ async fn three_replicas(
         configure(settings);
     };
     let first = spawn_app_with(shared.clone()).await;
-    let second = spawn_replica(&first, shared.clone()).await;
-    let third = spawn_replica(&first, shared).await;
-    [first, second, third]
+    let mut replicas = Vec::with_capacity(count);
+    for _ in 1..count {
+        replicas.push(spawn_replica(&first, shared.clone()).await);
+    }
+    replicas.insert(0, first);
+    replicas
+}
+
+/// Three replicas, as [`replicas`].
+async fn three_replicas(
+    valkey: &Valkey,
+    configure: impl Fn(&mut Settings) + Clone,
+) -> Vec<TestApp> {
+    replicas(valkey, 3, configure).await
 }
 
 /// Seeds `count` users; their ids.
@@ -123,14 +135,16 @@ async fn left_in_bucket(app: &TestApp, user_id: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn a_burst_through_three_replicas_at_three_times_the_limit_draws_no_429_and_keeps_the_reserve()
- {
+async fn a_burst_through_four_replicas_at_three_times_the_limit_draws_no_429_and_keeps_the_reserve()
+{
     let Some(valkey) = Valkey::start().await else {
         return;
     };
-    let replicas = three_replicas(&valkey, |_| {}).await;
+    let replicas = replicas(&valkey, 4, |_| {}).await;
     let user_ids = seed_users(&replicas[0], 3 * LIMIT as usize).await;
     limit_user_reads(&replicas[0], LIMIT).await;
+    // Okta's latency as measured in a real org, so the burst's calls overlap on the wire.
+    replicas[0].set_latency(150).await;
 
     let served = burst(&replicas, &user_ids, None).await;
 
@@ -156,7 +170,7 @@ async fn a_caller_spends_its_share_of_a_bucket_once_across_replicas() {
     let dir = tempfile::tempdir().unwrap();
     let replicas = three_replicas(&valkey, |settings| {
         with_api_keys(settings, &dir);
-        settings.fairness.okta_budget_percent_per_caller = 30;
+        settings.fairness.okta_budget_percent_per_caller = 20;
     })
     .await;
     let user_ids = seed_users(&replicas[0], 1).await;
@@ -177,11 +191,11 @@ async fn a_caller_spends_its_share_of_a_bucket_once_across_replicas() {
             }
         }
     }
-    let share = LIMIT * 30 / 100;
+    let share = LIMIT * 20 / 100;
     assert!(served > 0, "the caller was served");
     assert!(
         served as u64 <= share,
-        "{served} served: at most 30% of {LIMIT} across the replicas"
+        "{served} served: at most 20% of {LIMIT} across the replicas"
     );
     for replica in &replicas {
         replica
