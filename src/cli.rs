@@ -90,6 +90,9 @@ the Okta SDK variables OKTA_CLIENT_ORGURL / OKTA_CLIENT_TOKEN, then IDGW_* varia
                                                              (refuse | proceed: a request_id change without the server)
   coordination.expected_replicas  IDGW_COORDINATION__EXPECTED_REPLICAS  3  (without the server each replica
                                                              spends this fraction of Okta's remaining budget)
+  scim.listen_addr           IDGW_SCIM__LISTEN_ADDR         (the SCIM 2.0 server; off unless set)
+  scim.max_body_bytes        IDGW_SCIM__MAX_BODY_BYTES      262144
+  scim.max_results           IDGW_SCIM__MAX_RESULTS         200  (most resources one list answers)
   telemetry.otlp_endpoint    OTEL_EXPORTER_OTLP_ENDPOINT   (traces and metrics; http:// or https://)
   telemetry.otlp_certificate_file  OTEL_EXPORTER_OTLP_CERTIFICATE  (PEM CA for https; default: system roots)
   telemetry.otlp_client_certificate_file  OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE  (mutual TLS to the collector)
@@ -226,6 +229,10 @@ async fn run_gateway(
     if let Some(listen) = listen {
         settings.grpc.listen_addr = listen;
     }
+    if simulate.is_some() && settings.scim.listen_addr.is_none() {
+        // The quick start serves SCIM too, at a fixed local port the docs' curl session uses.
+        settings.scim.listen_addr = Some(SIMULATED_SCIM_ADDR);
+    }
     if simulate.is_some() && !settings.auth.has_mechanism() {
         // The one-command quick start: a simulated org and no caller credentials, said loudly.
         settings.auth.insecure = true;
@@ -270,6 +277,9 @@ async fn run_gateway(
     if let Some((simulator, api_token)) = &simulator {
         let quick_start = QuickStart {
             address,
+            scim_url: application
+                .scim_addr()
+                .map(|scim| format!("http://{scim}{}", crate::scim::BASE_PATH)),
             simulator_url: simulator.base_url(),
             simulator_token: api_token,
         };
@@ -283,6 +293,10 @@ async fn run_gateway(
     Ok(())
 }
 
+/// Where `--simulate` serves SCIM when `scim.listen_addr` is not set.
+pub const SIMULATED_SCIM_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8090);
+
 /// Writes a banner for the person at the terminal; a closed stdout must not stop the server.
 fn print_banner(text: &str) {
     use std::io::Write;
@@ -293,6 +307,7 @@ fn print_banner(text: &str) {
 /// simulated org do something, and a first call.
 struct QuickStart<'a> {
     address: SocketAddr,
+    scim_url: Option<String>,
     simulator_url: String,
     simulator_token: &'a str,
 }
@@ -309,6 +324,7 @@ impl QuickStart<'_> {
         } else {
             tracing::info!(
                 grpc_address = %self.address,
+                scim_url = self.scim_url.as_deref().unwrap_or("off"),
                 simulator_url = %self.simulator_url,
                 simulator_token = %self.simulator_token,
                 simulator_admin = %format!("{}/__sim/", self.simulator_url),
@@ -322,12 +338,16 @@ impl QuickStart<'_> {
     fn banner(&self) -> String {
         let Self {
             address,
+            scim_url,
             simulator_url,
             simulator_token,
         } = self;
+        let scim = scim_url.as_deref().map_or_else(String::new, |url| {
+            format!("\n  SCIM 2.0:           {url}   (curl {url}/Users?count=2)")
+        });
         format!(
             "\nidentity-gateway is serving on {address} against a SIMULATED Okta org \
-             (demo data, lost at exit).\n\
+             (demo data, lost at exit).\n{scim}\
              \n  simulated Okta org: {simulator_url}   token: {simulator_token}\
              \n  simulator admin:    {simulator_url}/__sim/  (requests, faults, fault-modes, \
              seed, latency, rate-limits, logs/events)\

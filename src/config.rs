@@ -50,6 +50,8 @@ pub struct Settings {
     /// The optional Valkey/Redis server through which replicas share what must hold
     /// cluster-wide.
     pub coordination: CoordinationSettings,
+    /// The SCIM 2.0 facade: off unless it has an address.
+    pub scim: ScimSettings,
 }
 
 /// `fairness`: how much of the gateway and of Okta's rate limits one authenticated caller may
@@ -205,6 +207,29 @@ impl CacheSettings {
     pub fn group_discovery_ttl(&self) -> Option<Duration> {
         (self.group_discovery_ttl_ms > 0)
             .then(|| Duration::from_millis(self.group_discovery_ttl_ms))
+    }
+}
+
+/// `scim`: the SCIM 2.0 service provider (RFC 7643/7644) for tools that provision over the
+/// identity standard, behind the same callers, policy and budget as the gRPC API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScimSettings {
+    /// Address of the SCIM HTTP server (base path `/scim/v2`); unset, there is none.
+    pub listen_addr: Option<SocketAddr>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most resources one list answers (`count` above it is refused, as SCIM's `maxResults`).
+    pub max_results: u32,
+}
+
+impl Default for ScimSettings {
+    fn default() -> Self {
+        Self {
+            listen_addr: None,
+            max_body_bytes: 256 * 1024,
+            max_results: 200,
+        }
     }
 }
 
@@ -685,6 +710,7 @@ impl Settings {
             self.fairness.validate(&checking),
             self.cache.validate(&checking),
             self.coordination.validate(&checking),
+            self.scim.validate(&checking),
         ]
         .into_iter()
         .filter_map(Result::err)

@@ -21,6 +21,7 @@ pub mod edge;
 pub mod methods;
 pub mod okta;
 pub mod proto;
+pub mod scim;
 pub mod startup;
 pub mod status;
 pub mod telemetry;

@@ -10,17 +10,19 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower::ServiceBuilder;
 
 use crate::api::discovery_cache::discovery_cache;
 use crate::api::events::watch::{WatchHub, WatchSettings};
 use crate::api::reads::CoalescedReads;
 use crate::api::token_key::TokenKey;
 use crate::api::{DevicesApi, EventsApi, GroupsApi, UsersApi};
-use crate::auth::{Authenticator, server_tls_config};
+use crate::auth::{Authenticator, server_tls_acceptor, server_tls_config};
 use crate::authz::Authorizer;
 use crate::config::{Checking, GrpcSettings, Section, Settings, checked};
 use crate::coordination::Coordination;
@@ -37,6 +39,7 @@ use crate::proto::device_service_server::DeviceServiceServer;
 use crate::proto::event_service_server::EventServiceServer;
 use crate::proto::group_service_server::GroupServiceServer;
 use crate::proto::user_service_server::UserServiceServer;
+use crate::scim::{InProcess, ScimServer};
 use crate::telemetry::rpc::RpcTelemetry;
 use okta_client::OktaClient;
 
@@ -89,6 +92,7 @@ impl Section for GrpcSettings {
 pub struct Application {
     local_addr: SocketAddr,
     health_addr: Option<SocketAddr>,
+    scim_addr: Option<SocketAddr>,
     server: BoxFuture<'static, Result<(), tonic::transport::Error>>,
     drain_started: Arc<Notify>,
     shutdown_grace: Duration,
@@ -195,6 +199,7 @@ impl Application {
             GroupServiceServer::new(GroupsApi::new(okta, reads, authorizer.scopes(), token_key))
                 .max_decoding_message_size(max_bytes);
 
+        let scim_draining = draining_sender.subscribe();
         let drain_started = Arc::new(Notify::new());
         let stop_accepting = drain_then_stop(
             shutdown,
@@ -209,13 +214,9 @@ impl Application {
                 .add_service(health_service.clone())
                 .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         });
-        let mut builder = Server::builder();
-        if let Some(tls) = tls {
-            builder = builder
-                .tls_config(tls)
-                .context("the TLS settings (`auth.tls.*`) are not usable")?;
-        }
-        let main_server = builder
+        // The edge every call passes, built once: the gRPC server and the SCIM facade's
+        // in-process calls share its state (callers' shares, the record of changes, shedding).
+        let edge = ServiceBuilder::new()
             .layer(EdgeLayer::new(RpcTelemetry))
             // Directly inside telemetry, so the deadline bounds everything the gateway does for a
             // call, authentication (a JWKS refetch) included, and answers DEADLINE_EXCEEDED
@@ -237,14 +238,39 @@ impl Application {
                 authorizer,
                 coordination,
             )))
-            .layer(request_size::layer(max_bytes))
+            .layer(request_size::layer(max_bytes));
+        let mut routes = RoutesBuilder::default();
+        routes
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(users)
             .add_service(groups)
             .add_service(events)
-            .add_service(devices)
+            .add_service(devices);
+        let routes = routes.routes();
+        let scim = match all_settings.scim.listen_addr {
+            Some(address) => Some(
+                ScimServer::bind(
+                    address,
+                    &all_settings.scim,
+                    InProcess::new(edge.clone().service(routes.clone())),
+                    settings.request_timeout(),
+                    server_tls_acceptor(&all_settings.auth)?,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .context("the TLS settings (`auth.tls.*`) are not usable")?;
+        }
+        let main_server = builder
+            .layer(edge)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(
                 // TCP_NODELAY: small gRPC frames must not wait for delayed ACKs (Nagle); without it the
                 // benchmark showed ~40 ms added at p99.
@@ -261,9 +287,19 @@ impl Application {
                 }
             }),
         };
+        let scim_addr = scim.as_ref().map(ScimServer::local_addr);
+        let server: BoxFuture<'static, _> = match scim {
+            None => server,
+            Some(scim) => Box::pin(async move {
+                let scim = scim.run_until(scim_draining);
+                let (grpc, ()) = tokio::join!(server, scim);
+                grpc
+            }),
+        };
         Ok(Self {
             local_addr,
             health_addr,
+            scim_addr,
             server,
             drain_started,
             shutdown_grace: settings.shutdown_grace(),
@@ -278,6 +314,11 @@ impl Application {
     /// The plaintext health port actually bound, when `grpc.health_listen_addr` is set.
     pub fn health_addr(&self) -> Option<SocketAddr> {
         self.health_addr
+    }
+
+    /// The SCIM server's address actually bound, when `scim.listen_addr` is set.
+    pub fn scim_addr(&self) -> Option<SocketAddr> {
+        self.scim_addr
     }
 
     /// Serves until shutdown, then waits at most the shutdown grace for in-flight RPCs.

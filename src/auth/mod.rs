@@ -41,7 +41,7 @@ use identity::API_KEY_PREFIX;
 pub use identity::{ANONYMOUS, MAX_IDENTITY_LEN, escaped_for_log};
 use jwt::{JwtPolicy, JwtVerifier};
 use tls::CertificateNames;
-pub use tls::{peer_addr, server_tls_config};
+pub use tls::{PeerCertificates, peer_addr, server_tls_acceptor, server_tls_config};
 
 use crate::config::{AuthSettings, Checking, Section, checked};
 

@@ -163,6 +163,71 @@ pub fn server_tls_config(settings: &AuthSettings) -> anyhow::Result<Option<Serve
     Ok(Some(config))
 }
 
+/// The same TLS as [`server_tls_config`] (certificate, client CA, whether a client certificate
+/// is required), for a server the gateway accepts connections for itself: the SCIM server.
+pub fn server_tls_acceptor(
+    settings: &AuthSettings,
+) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+    let tls = &settings.tls;
+    let (Some(cert_file), Some(key_file)) = (&tls.cert_file, &tls.key_file) else {
+        return Ok(None);
+    };
+    let chain = CertificateDer::pem_file_iter(cert_file)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .with_context(|| format!("`auth.tls.cert_file` (`{}`)", cert_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .with_context(|| format!("`auth.tls.key_file` (`{}`)", key_file.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("the TLS settings (`auth.tls.*`) are not usable")?;
+    let builder = match &tls.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca_file) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in CertificateDer::pem_file_iter(ca_file)
+                .with_context(|| format!("`auth.tls.client_ca_file` (`{}`)", ca_file.display()))?
+            {
+                roots
+                    .add(certificate.with_context(|| {
+                        format!("`auth.tls.client_ca_file` (`{}`)", ca_file.display())
+                    })?)
+                    .context("`auth.tls.client_ca_file` holds an unusable CA")?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            );
+            let verifier = if client_certificate_required(settings) {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .context("`auth.tls.client_ca_file` is not usable")?,
+            )
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .context("`auth.tls.cert_file` and `auth.tls.key_file` do not make a usable identity")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+        config,
+    ))))
+}
+
+/// The client certificate chain verified in the handshake of a connection the gateway accepted
+/// itself (the SCIM server's), where tonic's `TlsConnectInfo` is not available.
+#[derive(Clone, Debug)]
+pub struct PeerCertificates(pub std::sync::Arc<Vec<CertificateDer<'static>>>);
+
 /// The verified client certificate chain of the request's connection, if it presented one.
 pub(super) fn client_certificates(
     extensions: &http::Extensions,
@@ -170,6 +235,11 @@ pub(super) fn client_certificates(
     extensions
         .get::<TlsConnectInfo<TcpConnectInfo>>()
         .and_then(TlsConnectInfo::peer_certs)
+        .or_else(|| {
+            extensions
+                .get::<PeerCertificates>()
+                .map(|certificates| certificates.0.clone())
+        })
         .filter(|certificates| !certificates.is_empty())
 }
 
