@@ -202,6 +202,22 @@ fn mapped_attributes(enterprise: bool) -> Vec<Value> {
             _ => {}
         }
     }
+    if !enterprise {
+        if let Some(index) = attributes
+            .iter()
+            .position(|existing| existing["name"] == "name")
+        {
+            subs_of.push((
+                index,
+                attribute(
+                    "formatted",
+                    "string",
+                    "readOnly",
+                    "the given, middle and family names",
+                ),
+            ));
+        }
+    }
     for (index, sub) in subs_of {
         if let Some(Value::Array(subs)) = attributes[index].get_mut("subAttributes") {
             subs.push(sub);
@@ -263,6 +279,11 @@ fn all_schemas(base_url: &str) -> Vec<Value> {
             attribute("value", "string", "immutable", "the user's id"),
             attribute("display", "string", "readOnly", "the user's login"),
             attribute("type", "string", "immutable", "always User"),
+            {
+                let mut reference = attribute("$ref", "reference", "immutable", "the user's URI");
+                reference["referenceTypes"] = json!(["User"]);
+                reference
+            },
         ],
         "the group's users, paged; change with PATCH add/remove",
     );

@@ -35,6 +35,7 @@ mod replica_budgets;
 mod replicas;
 mod replicas_watch;
 mod resilience;
+mod scim;
 mod security;
 mod settings_reference;
 mod shutdown;

@@ -33,6 +33,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     /// The plaintext health port, when `grpc.health_listen_addr` is set.
     pub health_address: Option<SocketAddr>,
+    /// The SCIM server, when `scim.listen_addr` is set.
+    pub scim_address: Option<SocketAddr>,
     pub users: UserServiceClient<Channel>,
     pub groups: GroupServiceClient<Channel>,
     pub health: HealthClient<Channel>,
@@ -140,6 +142,7 @@ pub async fn spawn_gateway_for(
     .expect("gateway builds");
     let address = application.local_addr();
     let health_address = application.health_addr();
+    let scim_address = application.scim_addr();
     let server = tokio::spawn(application.run_until_stopped());
     let endpoint = Endpoint::from_shared(format!("http://{address}")).unwrap();
     let channel = if settings.auth.tls.cert_file.is_some() {
@@ -154,6 +157,7 @@ pub async fn spawn_gateway_for(
     TestApp {
         address,
         health_address,
+        scim_address,
         users: UserServiceClient::new(channel.clone()),
         groups: GroupServiceClient::new(channel.clone()),
         health: HealthClient::new(channel),
