@@ -1,15 +1,17 @@
 //! Replicas in front of one simulated org with a rate-limited bucket, sharing a real Valkey
 //! server: together they spend one budget, keep its reserve, and hold each caller to its share
-//! org-wide; without the server each keeps to its part of what Okta reports, and together
-//! they still stay within Okta's limit.
+//! of the budget and of RPCs in flight org-wide; without the server each keeps to its part of
+//! what Okta reports, and together they still stay within Okta's limit.
 
 use crate::common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::callers::{key, keyed, with_api_keys};
 use common::valkey::Valkey;
 use common::{TestApp, capture_logs, eventually, reason, spawn_app_with, spawn_replica};
+use futures::StreamExt;
 use identity_gateway::config::Settings;
 use secrecy::SecretString;
 use serde_json::json;
@@ -81,31 +83,54 @@ async fn limit_user_reads(app: &TestApp, limit: u64) {
     app.clear_sim_requests().await;
 }
 
-/// Reads every user of `user_ids` at once, spread over `replicas`, as the caller holding
-/// `api_key` (none: insecure mode); how many were served. Every other call is refused as
-/// over the budget, at once rather than at its deadline.
-async fn burst(replicas: &[TestApp], user_ids: &[String], api_key: Option<&str>) -> usize {
-    let calls: Vec<_> = user_ids
-        .iter()
-        .enumerate()
-        .map(|(index, user_id)| {
-            let mut users = replicas[index % replicas.len()].users.clone();
-            let mut request = match api_key {
-                Some(api_key) => keyed(common::get_user(user_id), api_key),
-                None => tonic::Request::new(common::get_user(user_id)),
-            };
-            request.set_timeout(common::RPC_DEADLINE);
-            tokio::spawn(async move { users.get_user(request).await })
-        })
-        .collect();
-    let mut served = 0;
-    for call in calls {
-        match call.await.unwrap() {
-            Ok(_) => served += 1,
-            Err(status) => assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}"),
+/// What reading a set of users got.
+struct Reads {
+    /// How many reads were served.
+    served: usize,
+    /// The reasons the others were refused for, each with RESOURCE_EXHAUSTED.
+    refused_for: BTreeSet<String>,
+}
+
+/// Reads every user of `user_ids`, `at_once` at a time, spread over `replicas`, as the caller
+/// holding `api_key` (none: insecure mode). Every read not served is refused as over a budget
+/// or share, at once rather than at its deadline.
+async fn read_users(
+    replicas: &[TestApp],
+    user_ids: &[String],
+    api_key: Option<&str>,
+    at_once: usize,
+) -> Reads {
+    let calls = user_ids.iter().enumerate().map(|(index, user_id)| {
+        let mut users = replicas[index % replicas.len()].users.clone();
+        let mut request = match api_key {
+            Some(api_key) => keyed(common::get_user(user_id), api_key),
+            None => tonic::Request::new(common::get_user(user_id)),
+        };
+        request.set_timeout(common::RPC_DEADLINE);
+        async move { users.get_user(request).await }
+    });
+    let mut answers = futures::stream::iter(calls).buffer_unordered(at_once);
+    let mut reads = Reads {
+        served: 0,
+        refused_for: BTreeSet::new(),
+    };
+    while let Some(answer) = answers.next().await {
+        match answer {
+            Ok(_) => reads.served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                reads.refused_for.insert(reason(&status));
+            }
         }
     }
-    served
+    reads
+}
+
+/// Reads every user of `user_ids` at once, as [`read_users`]; how many were served.
+async fn burst(replicas: &[TestApp], user_ids: &[String], api_key: Option<&str>) -> usize {
+    read_users(replicas, user_ids, api_key, user_ids.len())
+        .await
+        .served
 }
 
 /// The statuses the simulator answered GetUser with.
@@ -249,6 +274,46 @@ async fn without_the_server_replicas_keep_serving_within_okta_s_limit_and_share_
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_caller_s_places_claimed_in_batches_keep_it_to_its_in_flight_share_across_replicas() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    const MAX_IN_FLIGHT: u32 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = three_replicas(&valkey, |settings| {
+        with_api_keys(settings, &dir);
+        settings.fairness.max_in_flight_per_caller = MAX_IN_FLIGHT;
+    })
+    .await;
+    let user_ids = seed_users(&replicas[0], 3 * MAX_IN_FLIGHT as usize).await;
+    // Okta answers a read beyond the caller's share in flight with 429, and slowly, so the
+    // burst's reads are all there at once: each replica alone would let 8 through.
+    replicas[0]
+        .set_fault_modes(json!({"concurrency_limit": {"method": "GET",
+            "path_prefix": BUCKET_PATH, "max_in_flight": MAX_IN_FLIGHT}}))
+        .await;
+    replicas[0].clear_sim_requests().await;
+    replicas[0].set_latency(300).await;
+
+    let reads = read_users(&replicas, &user_ids, Some(key("billing")), user_ids.len()).await;
+
+    let statuses = user_read_statuses(&replicas[0]).await;
+    assert!(
+        !statuses.contains(&429),
+        "never more than {MAX_IN_FLIGHT} of the caller's reads in flight: {statuses:?}"
+    );
+    assert!(reads.served > 0, "the caller was served");
+    assert!(
+        reads
+            .refused_for
+            .iter()
+            .all(|refused_for| refused_for == "CALLER_OVER_SHARE"),
+        "{:?}",
+        reads.refused_for
+    );
 }
 
 #[tokio::test]
