@@ -13,7 +13,7 @@ pub mod ledger;
 mod settings;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -39,6 +39,7 @@ struct Inner {
     client: redis::Client,
     connection: ConnectionManager,
     degraded: AtomicBool,
+    failures: AtomicU64,
 }
 
 impl std::fmt::Debug for Coordination {
@@ -86,6 +87,7 @@ impl Coordination {
                 client,
                 connection,
                 degraded: AtomicBool::new(false),
+                failures: AtomicU64::new(0),
             }),
         }))
     }
@@ -146,6 +148,12 @@ impl Coordination {
         self.inner.degraded.load(Ordering::Relaxed)
     }
 
+    /// How many exchanges with the server have failed. What a replica keeps on the server may
+    /// have been lost (the server restarted empty, or its lease ran out) only when this changed.
+    pub fn failures(&self) -> u64 {
+        self.inner.failures.load(Ordering::Relaxed)
+    }
+
     /// Notes whether the server answered, logging and counting each change of state.
     fn observe<T>(&self, result: redis::RedisResult<T>) -> Result<T, Unavailable> {
         match result {
@@ -157,6 +165,7 @@ impl Coordination {
                 Ok(value)
             }
             Err(error) => {
+                self.inner.failures.fetch_add(1, Ordering::Relaxed);
                 if !self.inner.degraded.swap(true, Ordering::Relaxed) {
                     // The error names the operation and the failure, never the URL or password.
                     tracing::warn!(error_kind = ?error.kind(),

@@ -5,8 +5,9 @@
 //! RESOURCE_EXHAUSTED with RetryInfo at once, while other callers keep being served.
 //!
 //! With replicas sharing a coordination server, RPCs in flight and open streams are counted
-//! across them (`coordination::in_flight`), as the Okta budget shares are (the client's
-//! shared ledger), so each share holds for the deployment rather than once per replica.
+//! across them (`coordination::in_flight`, which claims a caller's places a few at a time so
+//! most calls enter without a round trip), as the Okta budget shares are (the client's shared
+//! ledger), so each share holds for the deployment rather than once per replica.
 //!
 //! In insecure mode every caller is the same `anonymous`, so fairness has nobody to be fair
 //! between and does not apply.
@@ -25,7 +26,7 @@ use crate::authz::Authorizer;
 use crate::config::{Checking, FairnessSettings, Section, checked};
 use crate::context::RequestContext;
 use crate::coordination::Coordination;
-use crate::coordination::in_flight::{Place, SharedInFlight};
+use crate::coordination::in_flight::{Place, SharedInFlight, SharedPlace};
 use crate::methods;
 use crate::status;
 use okta_client::budget::CallerShare;
@@ -68,7 +69,12 @@ struct Slots {
 impl Slots {
     /// A slot of `caller`'s, or `None` when all `limit` are taken. A changed limit (a policy
     /// reload) starts a new semaphore; slots held under the old one end with their calls.
-    fn try_take(&self, caller: &Arc<str>, stream: bool, limit: u32) -> Option<Slot> {
+    fn try_take(
+        &self,
+        caller: &Arc<str>,
+        stream: bool,
+        limit: u32,
+    ) -> Option<OwnedSemaphorePermit> {
         let semaphore = {
             let mut callers = self.callers.lock().unwrap_or_else(PoisonError::into_inner);
             if callers.len() >= MAX_TRACKED_CALLERS {
@@ -84,41 +90,15 @@ impl Slots {
             }
             entry.1.clone()
         };
-        let permit = semaphore.clone().try_acquire_owned().ok()?;
-        Some(Slot {
-            permit: Some(permit),
-            semaphore,
-            limit,
-            shared: None,
-        })
+        semaphore.try_acquire_owned().ok()
     }
 }
 
 /// One of a caller's slots, held while its call runs; with replicas sharing a server, the
-/// place it took in their count too, given back when it ends.
+/// place it took in their count too. Both are given back when it is dropped.
 struct Slot {
-    permit: Option<OwnedSemaphorePermit>,
-    semaphore: Arc<Semaphore>,
-    limit: u32,
-    /// The shared count this slot has a place in: its caller, and whether it is a stream.
-    shared: Option<(SharedInFlight, Arc<str>, bool)>,
-}
-
-impl Slot {
-    /// How many of its caller's slots of this kind this replica holds.
-    fn held(&self) -> u32 {
-        let free = u32::try_from(self.semaphore.available_permits()).unwrap_or(u32::MAX);
-        self.limit.saturating_sub(free)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        drop(self.permit.take());
-        if let Some((shared, caller, stream)) = self.shared.take() {
-            shared.left(&caller, stream, self.held());
-        }
-    }
+    _permit: OwnedSemaphorePermit,
+    _place: Option<SharedPlace>,
 }
 
 /// Enforces each caller's shares; see the module docs.
@@ -194,7 +174,7 @@ impl Step for Fairness {
                 .max_in_flight
                 .unwrap_or(settings.max_in_flight_per_caller)
         };
-        let Some(mut slot) = self.slots.try_take(&caller, stream, limit) else {
+        let Some(permit) = self.slots.try_take(&caller, stream, limit) else {
             let refusal = over_share(&caller, request.uri().path(), stream, limit);
             return Box::pin(async move { Ok(refusal) });
         };
@@ -207,16 +187,24 @@ impl Step for Fairness {
                     .unwrap_or(settings.okta_budget_percent_per_caller),
             });
         let Some(shared) = self.shared.clone() else {
+            let slot = Slot {
+                _permit: permit,
+                _place: None,
+            };
             let response = next.call(request);
             return Box::pin(async move { Ok(holding(response.await?, slot, stream)) });
         };
         let mut service = next.into_service();
         Box::pin(async move {
-            match shared.enter(&caller, stream, slot.held(), limit).await {
-                Place::Taken => slot.shared = Some((shared, caller, stream)),
+            let place = match shared.enter(&caller, stream, limit).await {
+                Place::Taken(place) => Some(place),
                 Place::Full => return Ok(over_share(&caller, request.uri().path(), stream, limit)),
-                Place::Alone => {}
-            }
+                Place::Alone => None,
+            };
+            let slot = Slot {
+                _permit: permit,
+                _place: place,
+            };
             Ok(holding(service.call(request).await?, slot, stream))
         })
     }

@@ -1,15 +1,18 @@
 //! Replicas in front of one simulated org with a rate-limited bucket, sharing a real Valkey
 //! server: together they spend one budget, keep its reserve, and hold each caller to its share
-//! org-wide; without the server each keeps to its part of what Okta reports, and together
-//! they still stay within Okta's limit.
+//! of the budget and of RPCs in flight org-wide; when the server goes away mid-burst each keeps
+//! to its part of what Okta reports, together they still stay within Okta's limit, and they
+//! share again once it returns.
 
 use crate::common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::callers::{key, keyed, with_api_keys};
 use common::valkey::Valkey;
 use common::{TestApp, capture_logs, eventually, reason, spawn_app_with, spawn_replica};
+use futures::StreamExt;
 use identity_gateway::config::Settings;
 use secrecy::SecretString;
 use serde_json::json;
@@ -81,31 +84,54 @@ async fn limit_user_reads(app: &TestApp, limit: u64) {
     app.clear_sim_requests().await;
 }
 
-/// Reads every user of `user_ids` at once, spread over `replicas`, as the caller holding
-/// `api_key` (none: insecure mode); how many were served. Every other call is refused as
-/// over the budget, at once rather than at its deadline.
-async fn burst(replicas: &[TestApp], user_ids: &[String], api_key: Option<&str>) -> usize {
-    let calls: Vec<_> = user_ids
-        .iter()
-        .enumerate()
-        .map(|(index, user_id)| {
-            let mut users = replicas[index % replicas.len()].users.clone();
-            let mut request = match api_key {
-                Some(api_key) => keyed(common::get_user(user_id), api_key),
-                None => tonic::Request::new(common::get_user(user_id)),
-            };
-            request.set_timeout(common::RPC_DEADLINE);
-            tokio::spawn(async move { users.get_user(request).await })
-        })
-        .collect();
-    let mut served = 0;
-    for call in calls {
-        match call.await.unwrap() {
-            Ok(_) => served += 1,
-            Err(status) => assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}"),
+/// What reading a set of users got.
+struct Reads {
+    /// How many reads were served.
+    served: usize,
+    /// The reasons the others were refused for, each with RESOURCE_EXHAUSTED.
+    refused_for: BTreeSet<String>,
+}
+
+/// Reads every user of `user_ids`, `at_once` at a time, spread over `replicas`, as the caller
+/// holding `api_key` (none: insecure mode). Every read not served is refused as over a budget
+/// or share, at once rather than at its deadline.
+async fn read_users(
+    replicas: &[TestApp],
+    user_ids: &[String],
+    api_key: Option<&str>,
+    at_once: usize,
+) -> Reads {
+    let calls = user_ids.iter().enumerate().map(|(index, user_id)| {
+        let mut users = replicas[index % replicas.len()].users.clone();
+        let mut request = match api_key {
+            Some(api_key) => keyed(common::get_user(user_id), api_key),
+            None => tonic::Request::new(common::get_user(user_id)),
+        };
+        request.set_timeout(common::RPC_DEADLINE);
+        async move { users.get_user(request).await }
+    });
+    let mut answers = futures::stream::iter(calls).buffer_unordered(at_once);
+    let mut reads = Reads {
+        served: 0,
+        refused_for: BTreeSet::new(),
+    };
+    while let Some(answer) = answers.next().await {
+        match answer {
+            Ok(_) => reads.served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                reads.refused_for.insert(reason(&status));
+            }
         }
     }
-    served
+    reads
+}
+
+/// Reads every user of `user_ids` at once, as [`read_users`]; how many were served.
+async fn burst(replicas: &[TestApp], user_ids: &[String], api_key: Option<&str>) -> usize {
+    read_users(replicas, user_ids, api_key, user_ids.len())
+        .await
+        .served
 }
 
 /// The statuses the simulator answered GetUser with.
@@ -209,7 +235,7 @@ async fn a_caller_spends_its_share_of_a_bucket_once_across_replicas() {
 }
 
 #[tokio::test]
-async fn without_the_server_replicas_keep_serving_within_okta_s_limit_and_share_again_once_it_returns()
+async fn the_server_killed_mid_burst_costs_no_read_beyond_the_fallback_budget_and_sharing_resumes_once_it_returns()
  {
     let Some(mut valkey) = Valkey::start().await else {
         return;
@@ -218,9 +244,23 @@ async fn without_the_server_replicas_keep_serving_within_okta_s_limit_and_share_
     let replicas = three_replicas(&valkey, |_| {}).await;
     let user_ids = seed_users(&replicas[0], 3 * LIMIT as usize).await;
     limit_user_reads(&replicas[0], LIMIT).await;
-    valkey.stop();
+    // Okta's latency, and two reads at a time per replica, so the burst outlasts the server.
+    replicas[0].set_latency(150).await;
+    let at_once = 2 * replicas.len();
 
-    let served = burst(&replicas, &user_ids, None).await;
+    let stop_once_reads_are_served = async {
+        eventually(
+            Duration::from_secs(10),
+            "the burst's first reads are served through the shared ledger",
+            async || !user_read_statuses(&replicas[0]).await.is_empty(),
+        )
+        .await;
+        valkey.stop();
+    };
+    let (reads, ()) = tokio::join!(
+        read_users(&replicas, &user_ids, None, at_once),
+        stop_once_reads_are_served
+    );
 
     logs.wait_for("the coordination server is unavailable")
         .await;
@@ -229,9 +269,26 @@ async fn without_the_server_replicas_keep_serving_within_okta_s_limit_and_share_
         !statuses.contains(&429),
         "Okta never answered 429: {statuses:?}"
     );
-    assert_eq!(statuses.len(), served);
-    assert!(served > 0, "the replicas still serve");
-    assert!(served as u64 <= LIMIT, "{served} sent: within Okta's limit");
+    assert_eq!(
+        statuses.len(),
+        reads.served,
+        "every request sent was served"
+    );
+    assert!(reads.served > 0, "the replicas still serve");
+    assert!(
+        reads.served as u64 <= LIMIT,
+        "{} sent: within Okta's limit",
+        reads.served
+    );
+    // Refused only by the replicas' own budgets, never as unavailable or an internal error.
+    assert!(
+        reads
+            .refused_for
+            .iter()
+            .all(|refused_for| refused_for == "OKTA_RATE_LIMITED"),
+        "{:?}",
+        reads.refused_for
+    );
 
     // The server returns: the replicas spend through the shared ledger again.
     valkey.restart().await;
@@ -249,6 +306,46 @@ async fn without_the_server_replicas_keep_serving_within_okta_s_limit_and_share_
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_caller_s_places_claimed_in_batches_keep_it_to_its_in_flight_share_across_replicas() {
+    let Some(valkey) = Valkey::start().await else {
+        return;
+    };
+    const MAX_IN_FLIGHT: u32 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = three_replicas(&valkey, |settings| {
+        with_api_keys(settings, &dir);
+        settings.fairness.max_in_flight_per_caller = MAX_IN_FLIGHT;
+    })
+    .await;
+    let user_ids = seed_users(&replicas[0], 3 * MAX_IN_FLIGHT as usize).await;
+    // Okta answers a read beyond the caller's share in flight with 429, and slowly, so the
+    // burst's reads are all there at once: each replica alone would let 8 through.
+    replicas[0]
+        .set_fault_modes(json!({"concurrency_limit": {"method": "GET",
+            "path_prefix": BUCKET_PATH, "max_in_flight": MAX_IN_FLIGHT}}))
+        .await;
+    replicas[0].clear_sim_requests().await;
+    replicas[0].set_latency(300).await;
+
+    let reads = read_users(&replicas, &user_ids, Some(key("billing")), user_ids.len()).await;
+
+    let statuses = user_read_statuses(&replicas[0]).await;
+    assert!(
+        !statuses.contains(&429),
+        "never more than {MAX_IN_FLIGHT} of the caller's reads in flight: {statuses:?}"
+    );
+    assert!(reads.served > 0, "the caller was served");
+    assert!(
+        reads
+            .refused_for
+            .iter()
+            .all(|refused_for| refused_for == "CALLER_OVER_SHARE"),
+        "{:?}",
+        reads.refused_for
+    );
 }
 
 #[tokio::test]
