@@ -304,6 +304,16 @@ async fn each_scim_operation_is_authorized_as_the_rpc_it_performs() {
     assert_eq!(okta_status(&app, &id).await, UserStatus::Deprovisioned);
 }
 
+/// One bad request: method, path, body, and the status, `scimType` and detail it must get.
+type BadRequestCase = (
+    Method,
+    String,
+    Option<String>,
+    StatusCode,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test]
 async fn bad_input_gets_a_scim_error_naming_the_problem_and_reaches_no_okta() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,7 +322,7 @@ async fn bad_input_gets_a_scim_error_naming_the_problem_and_reaches_no_okta() {
     app.clear_sim_requests().await;
 
     let raw = |body: &str| body.to_owned();
-    let cases: Vec<(Method, String, Option<String>, StatusCode, &str, &str)> = vec![
+    let cases: Vec<BadRequestCase> = vec![
         (Method::POST, "/Users".into(), Some(raw("{not json")), StatusCode::BAD_REQUEST, "invalidSyntax", "not valid JSON"),
         (Method::POST, "/Users".into(), Some(raw(r#"{"userName":"x@example.com","shoeSize":43}"#)), StatusCode::BAD_REQUEST, "invalidValue", "shoeSize"),
         (Method::POST, "/Users".into(), Some(raw(r#"{"userName":7}"#)), StatusCode::BAD_REQUEST, "invalidValue", "userName"),
