@@ -97,6 +97,7 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
 
     let app = spawn_gateway_for(start_simulator().await, |gateway| {
         gateway.telemetry = settings.telemetry.clone();
+        gateway.scim.listen_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     })
     .await;
     let user_id = app.seed_user("traced@example.com").await;
@@ -133,6 +134,24 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
     );
     let status = app.users.clone().get_user(request).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
+
+    // A SCIM read in a trace of its own: the HTTP span, then the RPC it made.
+    let scim_trace = "5cf92f3577b34da6a3ce929d0e0e4737";
+    let scim_caller_span = "10f067aa0ba902b8";
+    let scim_answer = app
+        .http
+        .get(format!(
+            "http://{}/scim/v2/Users/{user_id}",
+            app.scim_address.unwrap()
+        ))
+        .header(
+            "traceparent",
+            format!("00-{scim_trace}-{scim_caller_span}-01"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scim_answer.status(), 200);
 
     // A mutating call, for the audit record.
     app.users
@@ -242,6 +261,26 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
                     .as_str()
                     .is_some_and(|traceparent| traceparent.contains(caller_trace))),
         "the simulator saw the caller's trace id on the request Okta knows as {okta_request_id}"
+    );
+
+    let scim_spans = in_trace(scim_trace);
+    let http_server = scim_spans
+        .iter()
+        .find(|span| span.name == "GET /scim/v2/Users/{id}")
+        .expect("a SCIM server span");
+    assert_eq!(http_server.kind, SpanKind::Server as i32);
+    assert_eq!(hex(&http_server.parent_span_id), scim_caller_span);
+    assert_eq!(
+        text_attribute(http_server, "http.response.status_code"),
+        "200"
+    );
+    let rpc_server = scim_spans
+        .iter()
+        .find(|span| span.name == "identity.v1.UserService/GetUser")
+        .expect("the RPC the SCIM read made");
+    assert_eq!(
+        rpc_server.parent_span_id, http_server.span_id,
+        "the RPC is a child of the SCIM request"
     );
 
     let failed = in_trace(failing_trace);

@@ -212,6 +212,7 @@ fn routes(scim: Scim, max_body_bytes: usize) -> Router {
     Router::new()
         .nest(BASE_PATH, api)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::telemetry::http::traced))
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
 }
 

@@ -9,6 +9,7 @@
 //! span exported that cost about half as much CPU again as the RPC itself.
 
 mod export;
+pub mod http;
 mod key_values;
 pub mod rpc;
 mod span_fields;

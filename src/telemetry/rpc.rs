@@ -186,7 +186,7 @@ impl Drop for InFlight {
 }
 
 /// Reads W3C trace context from request headers.
-struct HeaderExtractor<'headers>(&'headers http::HeaderMap);
+pub(super) struct HeaderExtractor<'headers>(pub(super) &'headers http::HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
