@@ -33,16 +33,25 @@ use crate::proto::{
 /// (and its members through the gRPC API's `StreamGroupMembers`).
 pub const MAX_MEMBERS: usize = 1000;
 
-/// `meta.version` of `group`: its profile's or its memberships' last change, the later.
+/// `meta` of `group`: its version is its profile's or its memberships' last change, the later.
+fn meta(group: &Group, base_url: &str) -> Value {
+    super::meta(
+        "Group",
+        group.created.as_ref(),
+        [
+            group.last_updated.as_ref(),
+            group.last_membership_updated.as_ref(),
+        ],
+        format!("{base_url}/Groups/{}", group.id),
+    )
+}
+
+/// `meta.version` of `group`.
 fn version(group: &Group) -> String {
-    let millis = |time: Option<&prost_types::Timestamp>| {
-        time.map_or(0, |time| {
-            time.seconds * 1000 + i64::from(time.nanos) / 1_000_000
-        })
-    };
-    let stamp =
-        millis(group.last_updated.as_ref()).max(millis(group.last_membership_updated.as_ref()));
-    format!("W/\"{stamp}\"")
+    meta(group, "")["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `group` as a SCIM Group, with `members` when given.
@@ -54,22 +63,7 @@ fn to_resource(group: &Group, members: Option<Vec<Value>>, base_url: &str) -> Va
     if let Some(members) = members {
         resource.insert("members".to_owned(), Value::Array(members));
     }
-    let time = |time: Option<&prost_types::Timestamp>| {
-        time.and_then(|time| {
-            chrono::DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).ok()?)
-                .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        })
-    };
-    resource.insert(
-        "meta".to_owned(),
-        json!({
-            "resourceType": "Group",
-            "created": time(group.created.as_ref()),
-            "lastModified": time(group.last_updated.as_ref()),
-            "version": version(group),
-            "location": format!("{base_url}/Groups/{}", group.id),
-        }),
-    );
+    resource.insert("meta".to_owned(), meta(group, base_url));
     Value::Object(resource)
 }
 

@@ -58,6 +58,39 @@ impl Section for ScimSettings {
     }
 }
 
+/// A resource's `meta` (RFC 7643 §3.1): `version` is a weak ETag of the later of `changed`.
+pub fn meta(
+    resource_type: &str,
+    created: Option<&prost_types::Timestamp>,
+    changed: [Option<&prost_types::Timestamp>; 2],
+    location: String,
+) -> serde_json::Value {
+    let millis = |time: Option<&prost_types::Timestamp>| {
+        time.map_or(0, |time| {
+            time.seconds * 1000 + i64::from(time.nanos) / 1_000_000
+        })
+    };
+    let last = changed
+        .into_iter()
+        .max_by_key(|time| millis(*time))
+        .flatten();
+    serde_json::json!({
+        "resourceType": resource_type,
+        "created": date_time(created),
+        "lastModified": date_time(last),
+        "version": format!("W/\"{}\"", millis(last)),
+        "location": location,
+    })
+}
+
+/// `time` as SCIM's dateTime.
+fn date_time(time: Option<&prost_types::Timestamp>) -> Option<String> {
+    let time = time?;
+    let nanos = u32::try_from(time.nanos).ok()?;
+    chrono::DateTime::from_timestamp(time.seconds, nanos)
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 /// A JSON body answered as `application/scim+json`.
 pub struct ScimJson(pub serde_json::Value);
 

@@ -53,20 +53,22 @@ pub fn is_active(status: UserStatus) -> bool {
     )
 }
 
-/// `meta.version` of `user`: a weak ETag of Okta's `lastUpdated`.
-pub fn version(user: &User) -> String {
-    let stamp = user.last_updated.as_ref().map_or(0, |time| {
-        time.seconds * 1000 + i64::from(time.nanos) / 1_000_000
-    });
-    format!("W/\"{stamp}\"")
+/// `meta` of `user`.
+fn meta(user: &User, base_url: &str) -> Value {
+    super::meta(
+        "User",
+        user.created.as_ref(),
+        [user.last_updated.as_ref(), None],
+        format!("{base_url}/Users/{}", user.id),
+    )
 }
 
-/// `time` as SCIM's dateTime.
-fn date_time(time: Option<&prost_types::Timestamp>) -> Option<String> {
-    let time = time?;
-    let nanos = u32::try_from(time.nanos).ok()?;
-    chrono::DateTime::from_timestamp(time.seconds, nanos)
-        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+/// `meta.version` of `user`: a weak ETag of Okta's `lastUpdated`.
+pub fn version(user: &User) -> String {
+    meta(user, "")["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `user` as a SCIM User.
@@ -83,16 +85,7 @@ pub fn to_resource(user: &User, base_url: &str) -> Value {
     resource.insert("schemas".to_owned(), json!(schemas));
     let status = UserStatus::try_from(user.status).unwrap_or(UserStatus::Unspecified);
     resource.insert("active".to_owned(), json!(is_active(status)));
-    resource.insert(
-        "meta".to_owned(),
-        json!({
-            "resourceType": "User",
-            "created": date_time(user.created.as_ref()),
-            "lastModified": date_time(user.last_updated.as_ref()),
-            "version": version(user),
-            "location": format!("{base_url}/Users/{}", user.id),
-        }),
-    );
+    resource.insert("meta".to_owned(), meta(user, base_url));
     Value::Object(resource)
 }
 
