@@ -245,3 +245,59 @@ async fn a_common_name_names_the_caller_only_when_allowed_and_never_under_name_c
         );
     }
 }
+
+/// An HTTPS client trusting the test CA, presenting `client` if given.
+fn https_client(pki: &Pki, client: Option<&Credential>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap()]);
+    if let Some(client) = client {
+        let pem = format!("{}{}", client.cert_pem, client.key_pem);
+        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn the_scim_server_serves_the_same_tls_and_names_callers_by_their_certificates() {
+    let (logs, _capture) = capture_logs();
+    let pki = Pki::new();
+    let app = spawn_app_with(|settings| {
+        pki.configure(settings, true);
+        allow_every_caller(settings, pki.dir.path());
+        settings.scim.listen_addr = Some(LOOPBACK_ANY_PORT);
+    })
+    .await;
+    let user_id = app.seed_user("ada@example.com").await;
+    let url = format!(
+        "https://localhost:{}/scim/v2/Users/{user_id}",
+        app.scim_address.unwrap().port()
+    );
+
+    // A change over SCIM, audited as the certificate's caller.
+    let patch = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "Analyst"}]
+    });
+    let answer = https_client(&pki, Some(&pki.spiffe_client))
+        .patch(&url)
+        .header("content-type", "application/scim+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let records = logs.audit_records();
+    assert_eq!(
+        allowed_callers(&records),
+        [pair(SPIFFE_ID, "mtls")],
+        "the SCIM change ran as the certificate's caller: {records:?}"
+    );
+
+    // Without a client certificate, or with one from another CA, the handshake is refused.
+    app.clear_sim_requests().await;
+    for client in [None, Some(&pki.untrusted_client)] {
+        let outcome = https_client(&pki, client).get(&url).send().await;
+        assert!(outcome.is_err(), "refused: {outcome:?}");
+    }
+    assert!(app.sim_requests().await.is_empty(), "nothing reached Okta");
+}
