@@ -483,3 +483,43 @@ async fn subjects_of_other_mechanisms_near_misses_and_string_times_are_refused()
         assert!(refused.message().contains("authorization"), "{refused:?}");
     }
 }
+
+#[tokio::test]
+async fn a_scim_bearer_jwt_names_its_subject_and_a_bad_one_is_refused() {
+    let (logs, _capture) = capture_logs();
+    let rsa = TestKey::rsa("rsa-1");
+    let issuer = JwksServer::start(jwks(&[&rsa])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(|settings| {
+        with_jwt(settings, &issuer.url, &dir);
+        settings.scim.listen_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let user_id = app.seed_user("ada@example.com").await;
+    let url = format!(
+        "http://{}/scim/v2/Users/{user_id}",
+        app.scim_address.unwrap()
+    );
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "Analyst"}]
+    })
+    .to_string();
+    let send = async |token: &str| {
+        app.http
+            .patch(&url)
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(patch.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    assert_eq!(send(&rsa.sign(&claims("scim-sync"))).await, 200);
+    let expired = changed(claims("scim-sync"), "exp", json!(now() - 3600));
+    assert_eq!(send(&rsa.sign(&expired)).await, 401);
+    assert_eq!(allowed_callers(&logs.audit_records()), ["scim-sync"]);
+}
