@@ -86,9 +86,10 @@ impl ScimError {
         Self::new(StatusCode::NOT_FOUND, None, detail)
     }
 
-    /// The HTTP status of the answer.
-    pub fn status(&self) -> StatusCode {
-        self.status
+    /// The same error, its detail starting with `note`.
+    pub fn noting(mut self, note: &str) -> Self {
+        self.detail = format!("{note}: {}", self.detail);
+        self
     }
 
     /// The SCIM reading of a gRPC `status` of the gateway's, by its code and reason.

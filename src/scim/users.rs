@@ -334,9 +334,32 @@ pub async fn replace(
     let current = fetch(&scim, &caller, &id).await?;
     check_if_match(&headers, &current)?;
     let paths = replaced_fields(&profile);
-    let updated = update(&scim, &caller, &current, profile, paths).await?;
-    let user = set_active(&scim, &caller, updated, active).await?;
+    let user = change(&scim, &caller, &current, profile, paths, active).await?;
     Ok(user_response(&user, &caller.base_url, false))
+}
+
+/// The profile change, then the lifecycle change `active` asks for. When the second fails
+/// after the first was made, the error says the profile was changed, so no caller reads a
+/// made change as not made.
+async fn change(
+    scim: &Scim,
+    caller: &Caller,
+    current: &User,
+    profile: UserProfile,
+    paths: Vec<String>,
+    active: Option<bool>,
+) -> Result<User, ScimError> {
+    let profile_changed = !paths.is_empty();
+    let updated = update(scim, caller, current, profile, paths).await?;
+    set_active(scim, caller, updated, active)
+        .await
+        .map_err(|error| {
+            if profile_changed {
+                error.noting("the profile change was made; changing `active` was not")
+            } else {
+                error
+            }
+        })
 }
 
 /// `UpdateUser` of the `paths` of `current` to `profile`'s values.
@@ -453,7 +476,14 @@ pub async fn patch(
     let current = fetch(&scim, &caller, &id).await?;
     check_if_match(&headers, &current)?;
     let change = super::patch::user_change(&body, &current)?;
-    let updated = update(&scim, &caller, &current, change.profile, change.paths).await?;
-    let user = set_active(&scim, &caller, updated, change.active).await?;
+    let user = self::change(
+        &scim,
+        &caller,
+        &current,
+        change.profile,
+        change.paths,
+        change.active,
+    )
+    .await?;
     Ok(user_response(&user, &caller.base_url, false))
 }

@@ -294,6 +294,25 @@ async fn each_scim_operation_is_authorized_as_the_rpc_it_performs() {
         "nothing changed"
     );
 
+    // `editor` may change the profile but not deactivate: the answer says the profile changed.
+    let both = json!({
+        "schemas": [PATCH_SCHEMA],
+        "Operations": [{"op": "replace", "path": "title", "value": "Countess"},
+                       {"op": "replace", "path": "active", "value": false}]
+    });
+    let (status, partly) = scim(&app, key("editor"), Method::PATCH, &user, Some(both)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{partly}");
+    assert!(
+        partly["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the profile change was made"),
+        "{partly}"
+    );
+    let (_, now) = scim(&app, BILLING_KEY, Method::GET, &user, None).await;
+    assert_eq!(now["title"], "Countess");
+    assert_eq!(okta_status(&app, &id).await, UserStatus::Active);
+
     // A group-scoped role reaches no user outside its groups.
     let (status, outside) = scim(&app, key("team-x"), Method::GET, &user, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{outside}");

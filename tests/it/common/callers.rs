@@ -15,6 +15,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("team-x", "team-x-key-9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a"),
     ("nobody", "nobody-key-1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b"),
     ("siem", "siem-key-4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e"),
+    ("editor", "editor-key-6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f"),
 ];
 /// Roles for the matrix; `billing` holds every RPC so the existing tests keep their access.
 pub const POLICY: &str = r#"
@@ -28,6 +29,8 @@ roles:
            "identity.v1.UserService/ListUserGroups", "identity.v1.GroupService/GetGroup"]
   lifecycle-admin:
     rpcs: ["identity.v1.UserService/SuspendUser", "identity.v1.UserService/UnsuspendUser"]
+  profile-editor:
+    rpcs: ["identity.v1.UserService/GetUser", "identity.v1.UserService/UpdateUser"]
   group-admin:
     rpcs: ["identity.v1.GroupService/AddGroupMember", "identity.v1.GroupService/RemoveGroupMember"]
   team-x:
@@ -46,6 +49,8 @@ callers:
     roles: [reader, lifecycle-admin]
   - identity: "apikey:groups"
     roles: [group-admin]
+  - identity: "apikey:editor"
+    roles: [profile-editor]
   - identity: "apikey:team-*"
     roles: [team-x]
 "#;
