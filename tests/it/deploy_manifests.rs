@@ -409,6 +409,8 @@ fn container_ports_services_and_network_policies_agree_with_the_listen_addresses
                 rendered.name,
                 text(&deployment["metadata"]["name"])
             );
+            // A second port of the container's own: the gateway's SCIM server, when it has one.
+            let mut second_port: Option<(&str, SocketAddr)> = None;
             let (port_name, listen) = match Role::of(container) {
                 Role::Simulator => {
                     let listen = argument_after(container, "--listen").unwrap_or("127.0.0.1:8089");
@@ -419,6 +421,7 @@ fn container_ports_services_and_network_policies_agree_with_the_listen_addresses
                     let listen = argument_after(container, "--listen")
                         .map(|addr| addr.parse().unwrap())
                         .unwrap_or(settings.grpc.listen_addr);
+                    second_port = settings.scim.listen_addr.map(|scim| ("scim", scim));
                     ("grpc", listen)
                 }
                 Role::Valkey => {
@@ -452,6 +455,28 @@ fn container_ports_services_and_network_policies_agree_with_the_listen_addresses
             if port_name == "grpc" {
                 assert_eq!(service_port["appProtocol"], "kubernetes.io/h2c", "{label}");
             }
+            let mut listen_ports = vec![u64::from(listen.port())];
+            if let Some((name, address)) = second_port {
+                assert!(
+                    address.ip().is_unspecified(),
+                    "{label}: {name} on {address}"
+                );
+                assert_eq!(
+                    container_port(container, name),
+                    u64::from(address.port()),
+                    "{label}"
+                );
+                let service_port = sequence(&services[0]["spec"]["ports"])
+                    .into_iter()
+                    .find(|port| port["name"] == name)
+                    .unwrap_or_else(|| panic!("{label}: the Service has a `{name}` port"));
+                assert_eq!(
+                    resolve_port(container, &service_port["targetPort"]),
+                    u64::from(address.port()),
+                    "{label}"
+                );
+                listen_ports.push(u64::from(address.port()));
+            }
             let ingress_ports: Vec<&Value> = rendered
                 .of_kind("NetworkPolicy")
                 .filter(|p| {
@@ -464,11 +489,16 @@ fn container_ports_services_and_network_policies_agree_with_the_listen_addresses
                 .flat_map(|rule| sequence(&rule["ports"]))
                 .collect();
             assert!(!ingress_ports.is_empty(), "{label}: ingress is restricted");
-            for port in ingress_ports {
-                assert_eq!(
-                    port["port"].as_u64(),
-                    Some(u64::from(listen.port())),
-                    "{label}"
+            for port in &ingress_ports {
+                let port = port["port"].as_u64().unwrap_or_default();
+                assert!(listen_ports.contains(&port), "{label}: ingress to {port}");
+            }
+            for port in &listen_ports {
+                assert!(
+                    ingress_ports
+                        .iter()
+                        .any(|open| open["port"].as_u64() == Some(*port)),
+                    "{label}: port {port} is reachable"
                 );
             }
         }
