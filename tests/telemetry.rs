@@ -326,6 +326,7 @@ async fn one_rpc_is_one_trace_from_the_caller_through_the_gateway_to_okta() {
             "GET /api/v1/users/{id}",
         ),
         ("identity_gateway.okta.retries", "okta.endpoint"),
+        ("http.server.request.duration", "/scim/v2/Users/{id}"),
     ] {
         let data = metric_attributes
             .get(name)
