@@ -467,7 +467,7 @@ fn container_ports_services_and_network_policies_agree_with_the_listen_addresses
                     "{label}"
                 );
                 let service_port = sequence(&services[0]["spec"]["ports"])
-                    .into_iter()
+                    .iter()
                     .find(|port| port["name"] == name)
                     .unwrap_or_else(|| panic!("{label}: the Service has a `{name}` port"));
                 assert_eq!(
