@@ -137,6 +137,10 @@ pub struct Cli {
     /// fixed by default so the README's recipes can reach it.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8089")]
     pub simulator_listen: SocketAddr,
+    /// With `--simulate` and no `scim.listen_addr`: where the SCIM 2.0 server listens, fixed by
+    /// default so docs/scim.md's curl session can reach it.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
+    pub scim_listen: SocketAddr,
     /// Run something other than the gateway.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -181,7 +185,9 @@ pub async fn run(cli: Cli, env: &HashMap<String, String>) -> anyhow::Result<()> 
             api_key_entry(&name).map(|entry| print_banner(&entry))
         }
         None => {
-            let simulate = cli.simulate.then_some(cli.simulator_listen);
+            let simulate = cli
+                .simulate
+                .then_some((cli.simulator_listen, cli.scim_listen));
             run_gateway(settings, simulate, cli.listen).await
         }
     };
@@ -220,19 +226,21 @@ fn api_key_entry(name: &str) -> anyhow::Result<String> {
     ))
 }
 
-/// Runs the gateway; `simulate` is where the simulated org listens when there is one.
+/// Runs the gateway; `simulate` is where the simulated org and, unless set, the SCIM server
+/// listen when the org is simulated.
 async fn run_gateway(
     mut settings: Settings,
-    simulate: Option<SocketAddr>,
+    simulate: Option<(SocketAddr, SocketAddr)>,
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     if let Some(listen) = listen {
         settings.grpc.listen_addr = listen;
     }
-    if simulate.is_some() && settings.scim.listen_addr.is_none() {
-        // The quick start serves SCIM too, at a fixed local port the docs' curl session uses.
-        settings.scim.listen_addr = Some(SIMULATED_SCIM_ADDR);
-    }
+    let simulate = simulate.map(|(simulator_listen, scim_listen)| {
+        // The quick start serves SCIM too, where the docs' curl session reaches it.
+        settings.scim.listen_addr.get_or_insert(scim_listen);
+        simulator_listen
+    });
     if simulate.is_some() && !settings.auth.has_mechanism() {
         // The one-command quick start: a simulated org and no caller credentials, said loudly.
         settings.auth.insecure = true;
@@ -292,10 +300,6 @@ async fn run_gateway(
     tracing::info!("stopped");
     Ok(())
 }
-
-/// Where `--simulate` serves SCIM when `scim.listen_addr` is not set.
-pub const SIMULATED_SCIM_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8090);
 
 /// Writes a banner for the person at the terminal; a closed stdout must not stop the server.
 fn print_banner(text: &str) {

@@ -102,11 +102,13 @@ fn help_documents_every_setting() {
 }
 
 /// `--simulate` on ports of its own, so tests run side by side.
-const QUICK_START_ARGS: [&str; 5] = [
+const QUICK_START_ARGS: [&str; 7] = [
     "--simulate",
     "--listen",
     "127.0.0.1:0",
     "--simulator-listen",
+    "127.0.0.1:0",
+    "--scim-listen",
     "127.0.0.1:0",
 ];
 

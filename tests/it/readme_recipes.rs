@@ -210,6 +210,8 @@ fn start_quick_start() -> QuickStart {
             "127.0.0.1:0",
             "--simulator-listen",
             "127.0.0.1:0",
+            "--scim-listen",
+            "127.0.0.1:0",
         ])
         .env_clear()
         .env("IDGW_LOG__FORMAT", "pretty")
