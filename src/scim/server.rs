@@ -67,9 +67,12 @@ impl ScimServer {
         request_timeout: Duration,
         tls: Option<TlsAcceptor>,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("failed to bind the SCIM listener on {address}"))?;
+        let listener = TcpListener::bind(address).await.with_context(|| {
+            format!(
+                "failed to bind the SCIM listener on {address} (choose another with \
+                     `scim.listen_addr`, or `--scim-listen` with --simulate)"
+            )
+        })?;
         let local_addr = listener.local_addr()?;
         let scim = Scim {
             grpc,
