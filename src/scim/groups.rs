@@ -252,7 +252,9 @@ fn group_attribute(path: &AttrPath) -> Option<&'static str> {
     }
 }
 
-/// `PATCH /Groups/{id}`: `add` and `remove` of `members`, each user one membership call.
+/// `PATCH /Groups/{id}`: `add` and `remove` of `members`, each user one membership call,
+/// answered 204 (RFC 7644 §3.5.2 allows it) rather than reading the group and all its members
+/// back for every change.
 pub async fn patch(
     State(scim): State<Scim>,
     caller: Caller,
@@ -275,8 +277,7 @@ pub async fn patch(
             groups_api.remove_group_member(call).await?;
         }
     }
-    let group = fetch(&scim, &caller, &id).await?;
-    group_response(&scim, &caller, &group, &Projection::default()).await
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The memberships a Group PATCH changes: (whether added, user id), in order.
