@@ -7,22 +7,22 @@
 //! count, never an increment, so a write that was lost is set right by the next one. A replica
 //! is alive while its lease in the `replicas` set is renewed (every [`RENEW_EVERY`]); the
 //! counts of a replica that stopped renewing (it died, or lost the server) stop counting when
-//! its lease runs out. While the server cannot be reached, each replica holds its callers to
-//! the limit on its own.
+//! its lease runs out. While the server cannot be reached, each replica holds the limits on
+//! its own.
 //!
-//! A caller's places are claimed in batches, as the ledger leases budget units, so that most
-//! calls enter without a round trip: a replica that needs one more place claims it together
-//! with up to [`headroom`] spare ones (an eighth of the caller's limit), which its next calls
+//! Places are claimed in batches, as the ledger leases budget units, so that most calls and
+//! Okta requests enter without a round trip: a replica that needs one more place claims it
+//! together with up to [`headroom`] spare ones (an eighth of the limit), which its next calls
 //! take locally. A claim is all or nothing for the places the replica needs, and never takes
 //! the replicas together past the limit. The trade-off: a place one replica holds spare is
-//! refused to the caller's calls on the others. So the headroom is small, a replica left with
-//! more than the headroom spare when a call ends gives the extra back, and a caller that has
-//! not entered for [`IDLE`] gives back all its spare places. Under a limit of 8 there is no
-//! headroom: one round trip per call, as without batches.
+//! refused on the others. So the headroom is small, a replica left with more than the
+//! headroom spare when a call ends gives the extra back, and a batch nobody entered for
+//! [`IDLE`] gives back all its spare places. Under a limit of 8 there is no headroom: one
+//! round trip per call, as without batches.
 //!
-//! A replica's writes of one caller's count go one at a time, so they land in the order they
-//! were made; after any failure to reach the server, the places the replica holds may have
-//! been lost there (it restarted empty), so the next call claims them all again.
+//! A replica's writes of one count go one at a time, so they land in the order they were
+//! made; after any failure to reach the server, the places the replica holds may have been
+//! lost there (it restarted empty), so the next call claims them all again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -106,10 +106,10 @@ pub enum Place {
     Alone,
 }
 
-/// A call's place in its caller's count across replicas; dropping it ends the call there.
+/// A place in a count across replicas; dropping it ends the call (or Okta request) there.
 pub struct SharedPlace {
     inner: Arc<Inner>,
-    key: BatchKey,
+    key: Counted,
 }
 
 impl Drop for SharedPlace {
@@ -125,10 +125,29 @@ impl Drop for SharedPlace {
     }
 }
 
-/// A caller, and whether its calls are streams.
-type BatchKey = (Arc<str>, bool);
+/// What a count counts.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Counted {
+    /// A caller's RPCs in flight.
+    Rpcs(Arc<str>),
+    /// A caller's open streams.
+    Streams(Arc<str>),
+    /// Okta requests on the wire, all callers', against the org's concurrent-request ceiling.
+    OktaRequests,
+}
 
-/// This replica's places of one caller and kind.
+impl Counted {
+    /// The count's hash on the server.
+    fn key(&self) -> String {
+        match self {
+            Self::Rpcs(caller) => format!("{KEY_PREFIX}in-flight:rpcs:{}", digest(caller)),
+            Self::Streams(caller) => format!("{KEY_PREFIX}in-flight:streams:{}", digest(caller)),
+            Self::OktaRequests => format!("{KEY_PREFIX}in-flight:okta"),
+        }
+    }
+}
+
+/// This replica's places of one count.
 struct Batch {
     /// Places this replica holds on the server, as far as it knows.
     reserved: u32,
@@ -248,7 +267,7 @@ struct Inner {
     claim: redis::Script,
     leave: redis::Script,
     resting_until: Mutex<Option<Instant>>,
-    batches: Mutex<HashMap<BatchKey, Batch>>,
+    batches: Mutex<HashMap<Counted, Batch>>,
 }
 
 impl SharedInFlight {
@@ -271,45 +290,55 @@ impl SharedInFlight {
     /// A place for one more call of `caller` (streams or RPCs) when the replicas together
     /// stay within `limit`: a spare one this replica holds, else one claimed on the server.
     pub async fn enter(&self, caller: &Arc<str>, stream: bool, limit: u32) -> Place {
+        let counted = if stream {
+            Counted::Streams(caller.clone())
+        } else {
+            Counted::Rpcs(caller.clone())
+        };
+        self.place(counted, limit).await
+    }
+
+    /// A place for one more Okta request on the wire, when the replicas together stay within
+    /// the org's ceiling `limit`.
+    pub async fn enter_okta_request(&self, limit: u32) -> Place {
+        self.place(Counted::OktaRequests, limit).await
+    }
+
+    /// A place in `counted` within `limit`: a spare one this replica holds, else one claimed.
+    async fn place(&self, counted: Counted, limit: u32) -> Place {
         let inner = &self.inner;
         if inner.resting() {
             return Place::Alone;
         }
-        let key = (caller.clone(), stream);
-        if inner.enter(&key) == Found::Spare {
-            return self.taken(key);
+        if inner.enter(&counted) == Found::Spare {
+            return self.taken(counted);
         }
-        let writing = inner.with_batch(&key, |batch| batch.writing.clone());
+        let writing = inner.with_batch(&counted, |batch| batch.writing.clone());
         let _writing = writing.lock().await;
         // While this call waited, another's claim may have left a place spare.
-        let Found::Short { need } = inner.enter(&key) else {
-            return self.taken(key);
+        let Found::Short { need } = inner.enter(&counted) else {
+            return self.taken(counted);
         };
         let failures = inner.coordination.failures();
         let headroom = headroom(limit);
-        let counts = counts_key(caller, stream);
-        match self.claim(&counts, need, need + headroom, limit).await {
+        match self
+            .claim(&counted.key(), need, need + headroom, limit)
+            .await
+        {
             Ok(granted) if granted >= need => {
-                inner.with_batch(&key, |batch| batch.claimed(granted, headroom, failures));
-                self.taken(key)
+                inner.with_batch(&counted, |batch| batch.claimed(granted, headroom, failures));
+                self.taken(counted)
             }
             Ok(_) => Place::Full,
             Err(Unavailable) => Place::Alone,
         }
     }
 
-    fn taken(&self, key: BatchKey) -> Place {
+    fn taken(&self, key: Counted) -> Place {
         Place::Taken(SharedPlace {
             inner: self.inner.clone(),
             key,
         })
-    }
-
-    /// Holds `want` of the org's `limit` Okta requests in flight for this replica, or as many
-    /// as the other live replicas leave; how many it holds now.
-    pub async fn hold_okta_slots(&self, want: u32, limit: u32) -> Result<u32, Unavailable> {
-        let key = format!("{KEY_PREFIX}in-flight:okta");
-        self.claim(&key, 0, want, limit).await
     }
 
     /// Runs [`CLAIM`] on `key`; a server that cannot be reached is left alone for [`REST`].
@@ -345,13 +374,13 @@ impl Inner {
     }
 
     /// A call of `key` enters its batch.
-    fn enter(&self, key: &BatchKey) -> Found {
+    fn enter(&self, key: &Counted) -> Found {
         let failures = self.coordination.failures();
         self.with_batch(key, |batch| batch.enter(Instant::now(), failures))
     }
 
     /// `change` applied to `key`'s batch, made empty when there is none.
-    fn with_batch<T>(&self, key: &BatchKey, change: impl FnOnce(&mut Batch) -> T) -> T {
+    fn with_batch<T>(&self, key: &Counted, change: impl FnOnce(&mut Batch) -> T) -> T {
         let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
         let batch = batches
             .entry(key.clone())
@@ -361,7 +390,7 @@ impl Inner {
 
     /// The batches whose callers have not entered for [`IDLE`] but hold spare places; the
     /// empty ones are forgotten.
-    fn idle_batches(&self) -> Vec<BatchKey> {
+    fn idle_batches(&self) -> Vec<Counted> {
         let now = Instant::now();
         let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
         batches.retain(|_, batch| !(batch.idle(now) && batch.unused()));
@@ -375,13 +404,13 @@ impl Inner {
 
 /// Gives back `key`'s spare places beyond what `keep` says, writing its count after any
 /// claim or write of it still running.
-async fn give_back_spare(inner: Arc<Inner>, key: BatchKey, keep: Keep) {
+async fn give_back_spare(inner: Arc<Inner>, key: Counted, keep: Keep) {
     let writing = inner.with_batch(&key, |batch| batch.writing.clone());
     let _writing = writing.lock().await;
     let Some(count) = inner.with_batch(&key, |batch| batch.give_back(keep)) else {
         return;
     };
-    let mut invocation = inner.leave.key(counts_key(&key.0, key.1));
+    let mut invocation = inner.leave.key(key.key());
     invocation.arg(&inner.replica).arg(count);
     // A lost write is set right by this replica's next one, or its lease running out.
     let _ = inner.coordination.run_script::<i64>(&invocation).await;
@@ -415,11 +444,6 @@ async fn renew(inner: Weak<Inner>) {
         // While the server is away the lease runs out, and so do this replica's counts.
         let _ = inner.coordination.run_script::<i64>(&invocation).await;
     }
-}
-
-fn counts_key(caller: &str, stream: bool) -> String {
-    let kind = if stream { "streams" } else { "rpcs" };
-    format!("{KEY_PREFIX}in-flight:{kind}:{}", digest(caller))
 }
 
 fn replicas_key() -> String {

@@ -15,9 +15,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use okta_client::ledger::{Lease, LeaseRequest, LedgerFuture, Reported, SharedBudget, Unreachable};
+use okta_client::ledger::{
+    HeldSlot, Lease, LeaseRequest, LedgerFuture, Reported, SharedBudget, SlotAnswer, Unreachable,
+};
 
-use super::in_flight::SharedInFlight;
+use super::in_flight::{Place, SharedInFlight};
 use super::{Coordination, KEY_PREFIX, digest, millis};
 use crate::config::CoordinationSettings;
 
@@ -162,12 +164,13 @@ impl SharedBudget for RateLimitLedger {
         })
     }
 
-    fn hold_slots(&self, slots: u32, limit: u32) -> LedgerFuture<'_, u32> {
+    fn take_slot(&self, limit: u32) -> LedgerFuture<'_, SlotAnswer> {
         Box::pin(async move {
-            self.in_flight
-                .hold_okta_slots(slots, limit)
-                .await
-                .map_err(|_| Unreachable)
+            match self.in_flight.enter_okta_request(limit).await {
+                Place::Taken(place) => Ok(SlotAnswer::Taken(HeldSlot::new(place))),
+                Place::Full => Ok(SlotAnswer::Full),
+                Place::Alone => Err(Unreachable),
+            }
         })
     }
 

@@ -1,25 +1,21 @@
 //! Okta's concurrent-request ceiling, which, like its rate limits, counts the whole org.
 //!
 //! A replica never has more than `max_concurrent_requests` requests on the wire. With a
-//! [`SharedBudget`] ledger that number holds for all replicas together: a replica holds slots
-//! of the ceiling in the ledger, asking for a couple more than it needs when it needs one (so
-//! requests starting together share a round trip), and gives back every slot it is not using
-//! as each request ends, in the background, so no replica holds slots idle. While the ledger cannot be reached, the replica keeps to its part of the ceiling,
+//! [`SharedBudget`] ledger that number holds for all replicas together: each request takes a
+//! slot of the ceiling from the ledger, which keeps a few spare for this replica so most
+//! requests take one without a round trip (how is the ledger's business). While the ledger
+//! cannot be reached, the replica keeps to its part of the ceiling,
 //! `max_concurrent_requests / replicas`.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 
 use crate::context::CallContext;
-use crate::ledger::SharedBudget;
+use crate::ledger::{HeldSlot, SharedBudget, SlotAnswer};
 
-/// Slots asked for beyond the one needed, for the requests starting next.
-const SPARE: u32 = 2;
-/// How long the ledger is left alone after it could not be reached.
-const LEDGER_REST: Duration = Duration::from_secs(1);
 /// Pauses between asking for a slot while the other replicas hold them all: short at first.
 const FIRST_POLL: Duration = Duration::from_millis(5);
 const LONGEST_POLL: Duration = Duration::from_millis(100);
@@ -27,86 +23,59 @@ const LONGEST_POLL: Duration = Duration::from_millis(100);
 /// The slots a request may be sent in; see the module docs.
 pub(crate) struct Concurrency {
     local: Arc<Semaphore>,
-    shared: Option<Arc<Shared>>,
+    shared: Option<Shared>,
 }
 
-/// This replica's part of the ceiling in the ledger.
+/// The ceiling shared through the ledger.
 struct Shared {
     ledger: Arc<dyn SharedBudget>,
     limit: u32,
-    held: Mutex<Held>,
-    /// Taken for every write to the ledger, so writes land in the order they were made.
-    writing: tokio::sync::Mutex<()>,
-    resting_until: Mutex<Option<Instant>>,
-}
-
-/// Slots in use and held in the ledger.
-#[derive(Default)]
-struct Held {
-    in_use: u32,
-    holding: u32,
+    /// This replica's requests on the wire, with slots from the ledger or taken alone.
+    on_the_wire: Arc<AtomicU32>,
 }
 
 /// One request's place on the wire; freed when dropped.
 pub(crate) struct Slot {
     _permit: OwnedSemaphorePermit,
-    shared: Option<Arc<Shared>>,
+    _shared: Option<SharedSlot>,
 }
 
-impl Drop for Slot {
+/// A request's place in the ceiling shared with the other replicas.
+struct SharedSlot {
+    on_the_wire: Arc<AtomicU32>,
+    /// `None` for a slot taken while the ledger could not be reached.
+    _held: Option<HeldSlot>,
+}
+
+impl Drop for SharedSlot {
     fn drop(&mut self) {
-        let Some(shared) = &self.shared else {
-            return;
-        };
-        let give_back = {
-            let mut held = shared.held.lock().unwrap_or_else(PoisonError::into_inner);
-            held.in_use = held.in_use.saturating_sub(1);
-            // Nothing is held idle, so another replica waiting for a slot gets it.
-            let idle = held.holding > held.in_use;
-            held.holding = held.holding.min(held.in_use);
-            idle
-        };
-        if give_back && !shared.resting() {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                // Written in turn with the other writes, with what is held when it is written,
-                // so a late write never lowers the ledger's count below what is held. A lost
-                // write is set right by the next one, or by this replica's lease running out.
-                let _turn = shared.writing.lock().await;
-                let slots = shared.held().holding;
-                let _ = shared.ledger.hold_slots(slots, shared.limit).await;
-            });
-        }
+        self.on_the_wire.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Shared {
-    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn resting(&self) -> bool {
-        self.resting_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|until| Instant::now() < until)
-    }
-
-    /// Takes a slot if this replica holds one unused, or, without the ledger, if it uses
-    /// less than its part of the ceiling.
-    fn take(&self, alone: bool) -> bool {
-        let mut held = self.held();
-        let ledger = self.ledger.as_ref();
-        let most = if alone {
-            (self.limit / ledger.replicas().max(1)).max(1)
-        } else {
-            held.holding
-        };
-        if held.in_use < most {
-            held.in_use += 1;
-            return true;
+    /// A slot the ledger granted.
+    fn held(&self, held: HeldSlot) -> SharedSlot {
+        self.on_the_wire.fetch_add(1, Ordering::Relaxed);
+        SharedSlot {
+            on_the_wire: self.on_the_wire.clone(),
+            _held: Some(held),
         }
-        false
+    }
+
+    /// A slot without the ledger, if this replica has less than its part of the ceiling on
+    /// the wire.
+    fn alone(&self) -> Option<SharedSlot> {
+        let most = (self.limit / self.ledger.replicas().max(1)).max(1);
+        self.on_the_wire
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                (count < most).then_some(count + 1)
+            })
+            .ok()?;
+        Some(SharedSlot {
+            on_the_wire: self.on_the_wire.clone(),
+            _held: None,
+        })
     }
 }
 
@@ -117,14 +86,10 @@ impl Concurrency {
         let limit = limit.max(1);
         Self {
             local: Arc::new(Semaphore::new(usize::try_from(limit).unwrap_or(1))),
-            shared: ledger.map(|ledger| {
-                Arc::new(Shared {
-                    ledger,
-                    limit,
-                    held: Mutex::new(Held::default()),
-                    writing: tokio::sync::Mutex::new(()),
-                    resting_until: Mutex::new(None),
-                })
+            shared: ledger.map(|ledger| Shared {
+                ledger,
+                limit,
+                on_the_wire: Arc::default(),
             }),
         }
     }
@@ -139,43 +104,24 @@ impl Concurrency {
         let Some(shared) = &self.shared else {
             return Some(Slot {
                 _permit: permit,
-                shared: None,
+                _shared: None,
             });
         };
         let mut pause = FIRST_POLL;
         loop {
-            let alone = shared.resting();
-            if shared.take(alone) {
+            let taken = match shared.ledger.take_slot(shared.limit).await {
+                Ok(SlotAnswer::Taken(held)) => Some(shared.held(held)),
+                Ok(SlotAnswer::Full) => None,
+                Err(_) => shared.alone(),
+            };
+            if let Some(taken) = taken {
                 return Some(Slot {
                     _permit: permit,
-                    shared: Some(shared.clone()),
+                    _shared: Some(taken),
                 });
             }
-            if !alone {
-                let turn = shared.writing.lock().await;
-                let want = shared.held().in_use + 1 + SPARE;
-                match shared.ledger.hold_slots(want, shared.limit).await {
-                    Ok(granted) => {
-                        shared.held().holding = granted;
-                        drop(turn);
-                        if shared.take(false) {
-                            return Some(Slot {
-                                _permit: permit,
-                                shared: Some(shared.clone()),
-                            });
-                        }
-                    }
-                    Err(_) => {
-                        *shared
-                            .resting_until
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner) =
-                            Some(Instant::now() + LEDGER_REST);
-                        continue;
-                    }
-                }
-            }
-            // The other replicas hold every slot: one of them frees one eventually.
+            // The other replicas hold every slot, or this one its part while alone: one of
+            // them frees one eventually.
             if cx.outlasts_deadline(pause) {
                 return None;
             }
@@ -187,6 +133,8 @@ impl Concurrency {
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::Instant;
+
     use super::*;
     use crate::ledger::testing::FakeLedger;
 

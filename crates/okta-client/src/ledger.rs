@@ -66,6 +66,36 @@ pub struct Reported {
     pub reserve: u64,
 }
 
+/// One of the org's concurrent-request slots, held for a request on the wire; dropping it
+/// gives the slot back. What it holds is the ledger's business, hence the box.
+pub struct HeldSlot {
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl HeldSlot {
+    /// A slot that lasts as long as `guard`: the ledger gives the slot back when it drops.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldSlot {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("HeldSlot")
+    }
+}
+
+/// The ledger's answer to [`SharedBudget::take_slot`].
+#[derive(Debug)]
+pub enum SlotAnswer {
+    /// The slot is this replica's while the value lives.
+    Taken(HeldSlot),
+    /// The replicas together have the whole ceiling on the wire; one frees a slot eventually.
+    Full,
+}
+
 /// A rate-limit ledger shared by every replica of the deployment; see the module docs.
 pub trait SharedBudget: Send + Sync + 'static {
     /// Takes up to `request.want` units of a bucket for this replica: the units granted in
@@ -78,10 +108,11 @@ pub trait SharedBudget: Send + Sync + 'static {
     /// after a probe that got no budget back, so another replica may probe.
     fn report<'a>(&'a self, bucket: &'a str, reported: Option<Reported>) -> LedgerFuture<'a, ()>;
 
-    /// Holds `slots` of the org's concurrent-request ceiling `limit` for this replica, in place
-    /// of what it held, or as many as the other replicas leave; answers how many it holds now.
-    /// A replica's slots stop counting when it stops (the ledger's leases on them expire).
-    fn hold_slots(&self, slots: u32, limit: u32) -> LedgerFuture<'_, u32>;
+    /// Takes one of the org's `limit` concurrent-request slots for a request this replica is
+    /// about to send, or answers [`SlotAnswer::Full`] while the replicas together hold them all.
+    /// The slot is the replica's until the [`HeldSlot`] is dropped; a replica's slots stop
+    /// counting when it stops (the ledger's leases on them expire).
+    fn take_slot(&self, limit: u32) -> LedgerFuture<'_, SlotAnswer>;
 
     /// How many replicas share the org's budget while the ledger cannot be reached: each then
     /// keeps to this fraction of what Okta reports.
@@ -93,7 +124,10 @@ pub trait SharedBudget: Send + Sync + 'static {
 pub(crate) mod testing {
     use std::sync::Arc;
 
-    use super::{Lease, LeaseRequest, LedgerFuture, Reported, SharedBudget, Unreachable};
+    use super::{
+        HeldSlot, Lease, LeaseRequest, LedgerFuture, Reported, SharedBudget, SlotAnswer,
+        Unreachable,
+    };
 
     fn in_a_minute() -> i64 {
         let now = std::time::SystemTime::now()
@@ -144,9 +178,9 @@ pub(crate) mod testing {
             Box::pin(async { Ok(()) })
         }
 
-        fn hold_slots(&self, slots: u32, limit: u32) -> LedgerFuture<'_, u32> {
+        fn take_slot(&self, _: u32) -> LedgerFuture<'_, SlotAnswer> {
             let answer = if self.reachable.load(std::sync::atomic::Ordering::SeqCst) {
-                Ok(slots.min(limit))
+                Ok(SlotAnswer::Taken(HeldSlot::new(())))
             } else {
                 Err(Unreachable)
             };
