@@ -9,8 +9,8 @@
 //!
 //! Okta counts org-wide, so replicas sharing one org spend one budget: with a
 //! [`SharedBudget`] ledger, units are leased from it in small batches (the lease counts them
-//! against the bucket and the caller's share for every replica) and every answer's budget is
-//! reported to it. While the ledger cannot be reached, each replica keeps to its share of what
+//! against the bucket and the caller's share for every replica) and the budgets Okta answers
+//! with are reported to it, the newest of a bucket at a time (`budget_reports`). While the ledger cannot be reached, each replica keeps to its share of what
 //! Okta reports, `remaining / replicas`, the caller's share divided likewise, and asks the
 //! ledger again after [`LEDGER_REST`].
 
@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
+use crate::budget_reports::ReportOutbox;
 use crate::context::CallContext;
 use crate::ledger::{Lease, LeaseRequest, Reported, SharedBudget, Unreachable};
 use crate::rate_limit::RateLimitState;
@@ -96,6 +97,8 @@ struct Shared {
     probing: Mutex<HashSet<String>>,
     /// The ledger is not asked before this, after it could not be reached.
     resting_until: Mutex<Option<Instant>>,
+    /// Okta's answers on their way to the ledger.
+    reports: ReportOutbox,
 }
 
 impl std::fmt::Debug for Shared {
@@ -157,15 +160,10 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(bucket);
-        if (reported.is_none() && !probed) || self.resting() {
+        if self.resting() {
             return;
         }
-        let ledger = self.ledger.clone();
-        let bucket = bucket.to_owned();
-        tokio::spawn(async move {
-            // A lost report leaves the shared count higher than Okta's until the next one.
-            let _ = ledger.report(&bucket, reported).await;
-        });
+        self.reports.post(bucket, reported, probed);
     }
 }
 
@@ -192,6 +190,7 @@ impl Budgets {
             reserve_percent,
             settled: tokio::sync::Notify::new(),
             shared: ledger.map(|ledger| Shared {
+                reports: ReportOutbox::new(ledger.clone()),
                 ledger,
                 leases: Mutex::new(HashMap::new()),
                 probing: Mutex::new(HashSet::new()),

@@ -1,6 +1,7 @@
 //! [`SharedBudget`]: Okta's rate limits are org-wide, so replicas of one deployment must spend
 //! one budget per bucket, not one each. The client asks a ledger shared by every replica for
-//! units before sending and tells it every budget Okta reports; how the ledger is kept (a
+//! units before sending and tells it the budgets Okta reports (the newest of each bucket, not
+//! one report per answer: see `budget_reports`); how the ledger is kept (a
 //! Valkey/Redis server, in the gateway) is none of the client's business, so this crate names
 //! only the questions it asks.
 //!
@@ -102,8 +103,9 @@ pub trait SharedBudget: Send + Sync + 'static {
     /// total never exceed what remains above the bucket's reserve, nor a caller's share.
     fn lease<'a>(&'a self, request: LeaseRequest<'a>) -> LedgerFuture<'a, Lease>;
 
-    /// Records what Okta answered to a request sent on a [`Lease::Probe`] or a granted unit:
-    /// a new window starts from Okta's count, and within a window the smaller of the shared
+    /// Records what Okta answered to requests sent on a [`Lease::Probe`] or granted units (the
+    /// client sends the newest of a bucket's budgets, not every one): a new window starts from
+    /// Okta's count, and within a window the smaller of the shared
     /// count and Okta's wins (units granted but not sent yet are not in Okta's count). `None`
     /// after a probe that got no budget back, so another replica may probe.
     fn report<'a>(&'a self, bucket: &'a str, reported: Option<Reported>) -> LedgerFuture<'a, ()>;
@@ -138,11 +140,12 @@ pub(crate) mod testing {
     }
 
     /// A ledger that grants `grant` units a lease, and every slot asked for, while
-    /// `reachable`; it counts the leases.
+    /// `reachable`; it counts the leases and keeps the reports.
     pub(crate) struct FakeLedger {
         grant: u64,
         reachable: std::sync::atomic::AtomicBool,
         leases: std::sync::atomic::AtomicU32,
+        reports: std::sync::Mutex<Vec<Option<Reported>>>,
     }
 
     impl FakeLedger {
@@ -151,7 +154,12 @@ pub(crate) mod testing {
                 grant,
                 reachable: reachable.into(),
                 leases: 0.into(),
+                reports: std::sync::Mutex::default(),
             })
+        }
+
+        pub(crate) fn reports(&self) -> Vec<Option<Reported>> {
+            self.reports.lock().unwrap().clone()
         }
 
         pub(crate) fn leases(&self) -> u32 {
@@ -174,7 +182,8 @@ pub(crate) mod testing {
             Box::pin(async move { answer })
         }
 
-        fn report<'a>(&'a self, _: &'a str, _: Option<Reported>) -> LedgerFuture<'a, ()> {
+        fn report<'a>(&'a self, _: &'a str, reported: Option<Reported>) -> LedgerFuture<'a, ()> {
+            self.reports.lock().unwrap().push(reported);
             Box::pin(async { Ok(()) })
         }
 

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod budget;
+mod budget_reports;
 mod client;
 pub mod clock;
 mod concurrency;
