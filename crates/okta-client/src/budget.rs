@@ -9,7 +9,9 @@
 //!
 //! Okta counts org-wide, so replicas sharing one org spend one budget: with a
 //! [`SharedBudget`] ledger, units are leased from it in small batches (the lease counts them
-//! against the bucket and the caller's share for every replica) and the budgets Okta answers
+//! against the bucket and the caller's share for every replica; the next batch is asked for in
+//! the background while a few units are left, so a steady stream of requests does not wait for
+//! the ledger) and the budgets Okta answers
 //! with are reported to it, the newest of a bucket at a time (`budget_reports`). While the ledger cannot be reached, each replica keeps to its share of what
 //! Okta reports, `remaining / replicas`, the caller's share divided likewise, and asks the
 //! ledger again after [`LEDGER_REST`].
@@ -28,6 +30,9 @@ use crate::rate_limit::RateLimitState;
 /// Units asked of the ledger at once: few, so idle leases strand little of a bucket, but
 /// enough that most requests take a unit without a round trip.
 const LEASE_BATCH: u64 = 8;
+/// When a lease is down to this many units, the next batch is asked for in the background, so
+/// a steady stream of requests never waits for the ledger: at most two batches are stranded.
+const REFILL_AT: u64 = LEASE_BATCH / 2;
 /// How long the ledger is left alone after it could not be reached.
 const LEDGER_REST: Duration = Duration::from_secs(1);
 /// Pauses between asking while another replica's probe is out: short at first.
@@ -82,9 +87,16 @@ struct Bucket {
 #[derive(Debug)]
 struct Leased {
     units: u64,
+    /// Their window (Okta's `X-Rate-Limit-Reset`).
+    window: i64,
     /// When their window ends, and they lapse.
     reset_at: Instant,
+    /// The next batch is being asked for in the background.
+    refilling: bool,
 }
+
+/// Leased units by bucket and caller.
+type LeaseTable = Arc<Mutex<HashMap<LeaseKey, Leased>>>;
 
 /// Leased units are kept by bucket and caller (`None`: calls without a share).
 type LeaseKey = (String, Option<Arc<str>>);
@@ -92,7 +104,7 @@ type LeaseKey = (String, Option<Arc<str>>);
 /// The ledger every replica shares, and this replica's dealings with it.
 struct Shared {
     ledger: Arc<dyn SharedBudget>,
-    leases: Mutex<HashMap<LeaseKey, Leased>>,
+    leases: LeaseTable,
     /// Buckets whose probe this replica has out.
     probing: Mutex<HashSet<String>>,
     /// The ledger is not asked before this, after it could not be reached.
@@ -111,30 +123,38 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Takes one leased unit of `key`'s, if one is left in a window still open.
-    fn take_leased(&self, key: &LeaseKey) -> bool {
+    /// Takes one leased unit of `key`'s, if one is left in a window still open, and asks for
+    /// the next batch in the background when few are left.
+    fn take_leased(&self, key: &LeaseKey, share: Option<&CallerShare>) -> bool {
         let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
-        match leases.get_mut(key) {
-            Some(leased) if leased.units > 0 && Instant::now() < leased.reset_at => {
-                leased.units -= 1;
-                true
-            }
-            Some(_) => {
-                leases.remove(key);
-                false
-            }
-            None => false,
+        let Some(leased) = leases.get_mut(key) else {
+            return false;
+        };
+        if Instant::now() >= leased.reset_at {
+            leases.remove(key);
+            return false;
         }
+        if leased.units == 0 {
+            return false;
+        }
+        leased.units -= 1;
+        if leased.units <= REFILL_AT && !leased.refilling && !self.resting() {
+            leased.refilling = true;
+            tokio::spawn(refill(
+                self.ledger.clone(),
+                self.leases.clone(),
+                self.reports.clone(),
+                key.clone(),
+                share.map(|share| share.percent),
+            ));
+        }
+        true
     }
 
-    /// Keeps `units` leased for `key` in the window ending at `reset_at`.
-    fn keep(&self, key: LeaseKey, units: u64, reset_at: Instant) {
+    /// Keeps `units` leased for `key` in the window that resets at `window`.
+    fn keep(&self, key: LeaseKey, units: u64, window: i64) {
         let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
-        let leased = leases.entry(key).or_insert(Leased { units: 0, reset_at });
-        if leased.reset_at != reset_at {
-            *leased = Leased { units: 0, reset_at };
-        }
-        leased.units += units;
+        keep_in(&mut leases, key, units, window);
     }
 
     fn resting(&self) -> bool {
@@ -167,6 +187,62 @@ impl Shared {
     }
 }
 
+/// Adds `units` leased for `key` in the window that resets at `window` to `leases`; units of
+/// another window lapse.
+fn keep_in(leases: &mut HashMap<LeaseKey, Leased>, key: LeaseKey, units: u64, window: i64) {
+    let leased = leases.entry(key).or_insert(Leased {
+        units: 0,
+        window,
+        reset_at: Instant::now(),
+        refilling: false,
+    });
+    if window < leased.window && leased.units > 0 {
+        // A late answer for a window already over.
+        return;
+    }
+    if leased.window != window || leased.units == 0 {
+        leased.units = 0;
+        leased.window = window;
+        leased.reset_at = Instant::now() + seconds_until(window);
+    }
+    leased.units += units;
+}
+
+/// Leases the next batch of `key`'s units ahead of need (see [`REFILL_AT`]), for a caller with
+/// `percent` of each bucket when the key names one.
+async fn refill(
+    ledger: Arc<dyn SharedBudget>,
+    leases: LeaseTable,
+    reports: ReportOutbox,
+    key: LeaseKey,
+    percent: Option<u32>,
+) {
+    let (bucket, caller) = &key;
+    let request = LeaseRequest {
+        bucket,
+        want: LEASE_BATCH,
+        caller: caller.as_deref().zip(percent),
+    };
+    let answer = ledger.lease(request).await;
+    let mut leases = leases.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(leased) = leases.get_mut(&key) {
+        leased.refilling = false;
+    }
+    match answer {
+        Ok(Lease::Granted {
+            units,
+            reset_epoch_seconds,
+        }) => {
+            keep_in(&mut leases, key, units, reset_epoch_seconds);
+        }
+        // The ledger lost the window and made this replica its prober, but nothing was sent:
+        // another replica may probe.
+        Ok(Lease::Probe) => reports.post(bucket, None, true),
+        // Nothing more this window, or not now: the next request that finds no unit asks.
+        Ok(Lease::Probing | Lease::Spent(_) | Lease::ShareSpent(_)) | Err(_) => {}
+    }
+}
+
 /// The budgets of every bucket seen so far.
 #[derive(Debug)]
 pub(crate) struct Budgets {
@@ -192,7 +268,7 @@ impl Budgets {
             shared: ledger.map(|ledger| Shared {
                 reports: ReportOutbox::new(ledger.clone()),
                 ledger,
-                leases: Mutex::new(HashMap::new()),
+                leases: LeaseTable::default(),
                 probing: Mutex::new(HashSet::new()),
                 resting_until: Mutex::new(None),
             }),
@@ -224,7 +300,7 @@ impl Budgets {
         let key = (bucket.to_owned(), share.map(|share| share.caller.clone()));
         let mut pause = FIRST_POLL;
         loop {
-            if shared.take_leased(&key) {
+            if shared.take_leased(&key, share) {
                 self.count_sent(bucket, share);
                 return Ok(Ok(()));
             }
@@ -244,8 +320,7 @@ impl Budgets {
                     units,
                     reset_epoch_seconds,
                 } => {
-                    let reset_at = Instant::now() + seconds_until(reset_epoch_seconds);
-                    shared.keep(key, units.saturating_sub(1), reset_at);
+                    shared.keep(key, units.saturating_sub(1), reset_epoch_seconds);
                     self.count_sent(bucket, share);
                     return Ok(Ok(()));
                 }
@@ -273,7 +348,7 @@ impl Budgets {
                 // Okta's own formula: wait until the reset, plus a second.
                 Lease::Spent(until_reset) => {
                     // Units another request of this replica leased meanwhile are spent first.
-                    if shared.take_leased(&key) {
+                    if shared.take_leased(&key, share) {
                         self.count_sent(bucket, share);
                         return Ok(Ok(()));
                     }
@@ -587,21 +662,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn leased_units_are_spent_without_asking_the_ledger_again() {
-        let ledger = FakeLedger::new(4, true);
+    async fn leased_units_are_spent_locally_and_the_next_batch_is_asked_for_ahead_of_need() {
+        let ledger = FakeLedger::new(LEASE_BATCH, true);
         let budgets = Budgets::new(10, Some(ledger.clone()));
-        for _ in 0..4 {
+        for _ in 0..3 {
             assert_eq!(
                 budgets.acquire(&CallContext::background(), "b").await,
                 Ok(())
             );
+            tokio::task::yield_now().await;
         }
-        assert_eq!(ledger.leases(), 1, "one lease of 4 units");
+        assert_eq!(ledger.leases(), 1, "one lease of 8 units, 5 left");
+        for _ in 0..9 {
+            assert_eq!(
+                budgets.acquire(&CallContext::background(), "b").await,
+                Ok(())
+            );
+            tokio::task::yield_now().await;
+        }
         assert_eq!(
-            budgets.acquire(&CallContext::background(), "b").await,
-            Ok(())
+            ledger.leases(),
+            3,
+            "at 4 units left the next batch was leased in the background, twice"
         );
-        assert_eq!(ledger.leases(), 2);
     }
 
     #[tokio::test]

@@ -21,7 +21,8 @@ use crate::ledger::{Reported, SharedBudget};
 /// a probe.
 const REPORT_EVERY: Duration = Duration::from_millis(20);
 
-/// Reports on their way to the ledger, by bucket; see the module docs.
+/// Reports on their way to the ledger, by bucket; see the module docs. Clones share the reports.
+#[derive(Clone)]
 pub(crate) struct ReportOutbox {
     ledger: Arc<dyn SharedBudget>,
     buckets: Arc<Mutex<HashMap<String, Pending>>>,
