@@ -28,6 +28,7 @@ mod mtls;
 mod oauth;
 mod okta_requests;
 mod okta_spec_conformance;
+mod okta_tls;
 mod outcomes;
 mod properties;
 mod readme_recipes;

@@ -164,6 +164,16 @@ impl Pki {
         }
     }
 
+    /// A server certificate of the trusted CA for `names` only.
+    pub fn server_for(&self, names: Vec<SanType>) -> Credential {
+        leaf(
+            &self.trusted,
+            "identity-gateway",
+            names,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
     /// A client certificate of the trusted CA with subject CN `common_name` and `names` as SANs.
     pub fn client(&self, common_name: &str, names: Vec<SanType>) -> Credential {
         leaf(
