@@ -164,9 +164,10 @@ pub async fn list(
         None => String::new(),
         Some(filter) => okta_search(filter)?,
     };
+    let resume = query::Resume::of(&scim, &caller, "Group", parameters.filter_text(), &search);
     let window = parameters.window(scim.settings.max_results)?;
     let with_members = window.shows("members", false);
-    let listed = query::walk(filter.as_ref(), window, |page_token| {
+    let listed = query::walk(filter.as_ref(), window, resume, |page_token| {
         let request = ListGroupsRequest {
             page_size: OKTA_PAGE_SIZE,
             page_token,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
+use sha2::{Digest as _, Sha256};
 use tonic::body::Body;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::transport::CertificateDer;
@@ -62,11 +63,24 @@ impl InProcess {
 }
 
 /// What the edge needs to know of the SCIM request's sender, attached to every call made for it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Sender {
     metadata: Vec<(&'static str, HeaderValue)>,
     peer: Option<SocketAddr>,
     certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+/// Names the headers carried, never their values: they are API keys and JWTs.
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let carried: Vec<&str> = self.metadata.iter().map(|(name, _)| *name).collect();
+        formatter
+            .debug_struct("Sender")
+            .field("carried", &carried)
+            .field("peer", &self.peer)
+            .field("certificate", &self.certificates.is_some())
+            .finish()
+    }
 }
 
 impl Sender {
@@ -98,6 +112,24 @@ impl Sender {
             peer,
             certificates,
         }
+    }
+
+    /// A digest of the credentials this sender presents (its API key or JWT and its client
+    /// certificate, not the trace context), to tell callers apart without keeping their
+    /// secrets.
+    pub fn credentials_digest(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        let presented = self
+            .metadata
+            .iter()
+            .filter(|(name, _)| !TRACE_HEADERS.contains(name))
+            .flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]);
+        let certificate = self.certificates.iter().flat_map(|chain| chain.first());
+        for part in presented.chain(certificate.map(|der| der.as_ref())) {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        hasher.finalize().into()
     }
 
     /// `message` as a call of this sender's, with `timeout` left of its deadline.
@@ -153,6 +185,38 @@ fn bearer_api_key(value: &HeaderValue) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sender(headers: &[(&'static str, &str)]) -> Sender {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        Sender::new(&map, None, None)
+    }
+
+    #[test]
+    fn debug_output_names_the_headers_carried_never_their_values() {
+        let shown = format!(
+            "{:?}",
+            sender(&[
+                ("authorization", "Bearer api-key-5d1c0a3e9b7f"),
+                ("x-api-key", "other-key-0f2e4d6c"),
+            ])
+        );
+        assert!(shown.contains("x-api-key"), "{shown}");
+        assert!(!shown.contains("5d1c0a3e9b7f"), "{shown}");
+        assert!(!shown.contains("0f2e4d6c"), "{shown}");
+    }
+
+    #[test]
+    fn the_credentials_digest_ignores_the_trace_context_and_tells_keys_apart() {
+        let key_a = sender(&[("x-api-key", "key-a"), ("traceparent", "00-aa-01")]);
+        let key_a_later = sender(&[("x-api-key", "key-a"), ("traceparent", "00-bb-01")]);
+        let key_b = sender(&[("x-api-key", "key-b")]);
+        assert_eq!(key_a.credentials_digest(), key_a_later.credentials_digest());
+        assert_ne!(key_a.credentials_digest(), key_b.credentials_digest());
+        assert_ne!(key_a.credentials_digest(), sender(&[]).credentials_digest());
+    }
 
     #[test]
     fn a_bearer_jws_stays_a_jwt_and_any_other_bearer_token_is_an_api_key() {

@@ -14,6 +14,7 @@
 //! attributes), [`filter`] (SCIM filters, parsed and evaluated), [`query`] (filters as Okta
 //! searches, and `startIndex` over Okta's cursors), [`users`], [`patch`] and [`groups`].
 
+pub mod bookmarks;
 pub mod discovery;
 pub mod error;
 pub mod filter;

@@ -10,11 +10,14 @@
 //! A filter naming an attribute that is not mapped is refused `invalidFilter`.
 //!
 //! **Paging.** Okta pages by cursor, SCIM by position. A list walks Okta's pages (200 users
-//! each) from the first, counting matches, until it has `startIndex - 1 + count` of them and
-//! knows whether more follow; a page at position N thus costs about (N + count) / 200 Okta
-//! calls. The walk is bounded: at most [`MAX_SCANNED`] users are looked at for one answer, and
-//! a list that needs more (a late `startIndex`, or a filter Okta cannot narrow in a large org)
-//! is refused `tooMany`. `totalResults` is exact when the walk reached the end; otherwise it
+//! each), counting matches, until it has `startIndex - 1 + count` of them and knows whether
+//! more follow. It starts from the first page, or from the furthest page start before its
+//! window that a recent walk of the same list by the same caller passed
+//! ([`super::bookmarks`]), so a client paging through a list pays one or two Okta calls per page
+//! it asks for, and a page asked for out of the blue at position N about (N + count) / 200.
+//! The walk is bounded: at most [`MAX_SCANNED`] users from the list's start are looked at for
+//! one answer, and a list that needs more (a late `startIndex`, or a filter Okta cannot narrow
+//! in a large org) is refused `tooMany`, bookmarks or not. `totalResults` is exact when the walk reached the end; otherwise it
 //! counts one more result than those up to this page, so a client paging until it passes
 //! `totalResults` reaches the end.
 
@@ -26,6 +29,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::bookmarks::{Bookmark, Bookmarks, Listing};
 use super::error::{ScimError, ScimType};
 use super::filter::{self, AttrPath, CompareOp, Filter};
 use super::mapping::{self, ENTERPRISE_SCHEMA, USER_SCHEMA};
@@ -255,6 +259,11 @@ pub struct Window {
 }
 
 impl ListParameters {
+    /// The filter as sent, when one is given.
+    pub fn filter_text(&self) -> Option<&str> {
+        self.filter.as_deref()
+    }
+
     /// The parsed filter, when one is given.
     pub fn filter(&self) -> Result<Option<Filter>, ScimError> {
         match self.filter.as_deref().map(str::trim) {
@@ -304,22 +313,60 @@ impl Window {
 /// One page of resources from the gateway's API, and the token of the next (empty at the end).
 pub type Page = (Vec<Value>, String);
 
+/// Which list a walk is of, and where its page starts are kept (see [`super::bookmarks`]).
+pub struct Resume<'a> {
+    /// The bookmarks of every list.
+    pub bookmarks: &'a Bookmarks,
+    /// This list's.
+    pub listing: Listing,
+}
+
+impl<'a> Resume<'a> {
+    /// The list of `resource_type` that `caller` asks for with `filter` (as sent) and Okta's
+    /// `search`.
+    pub fn of(
+        scim: &'a Scim,
+        caller: &Caller,
+        resource_type: &str,
+        filter: Option<&str>,
+        search: &str,
+    ) -> Self {
+        let listing = Listing::of(
+            &caller.sender.credentials_digest(),
+            &[resource_type, filter.unwrap_or_default(), search],
+        );
+        Self {
+            bookmarks: &scim.bookmarks,
+            listing,
+        }
+    }
+}
+
 /// Walks pages from `next_page` (given the previous page's token) as the module docs say,
-/// keeping the resources `filter` matches, and answers the ListResponse of `window`.
+/// keeping the resources `filter` matches, and answers the ListResponse of `window`. The walk
+/// starts at the furthest page start `resume` knows before the window, and keeps the page
+/// starts it passes there.
 pub async fn walk<'a>(
     filter: Option<&Filter>,
     window: Window,
+    resume: Resume<'_>,
     mut next_page: impl FnMut(String) -> BoxFuture<'a, Result<Page, ScimError>>,
 ) -> Result<Value, ScimError> {
-    let wanted = window.skip.saturating_add(window.take);
     let case_exact = |path: &AttrPath| {
         path.sub.is_none()
             && (path.name.eq_ignore_ascii_case("id")
                 || path.name.eq_ignore_ascii_case("externalId"))
     };
+    let start = resume.bookmarks.nearest(&resume.listing, window.skip).await;
+    let (mut page_token, mut scanned, matched_before) = start
+        .map_or((String::new(), 0, 0), |start| {
+            (start.page_token, start.scanned_before, start.matched_before)
+        });
+    // Matches to pass over from the walk's start, then the window's.
+    let skip = window.skip - matched_before;
+    let wanted = skip.saturating_add(window.take);
     let mut matched: Vec<Value> = Vec::new();
-    let mut scanned = 0usize;
-    let mut page_token = String::new();
+    let mut passed: Vec<Bookmark> = Vec::new();
     let mut reached_end = false;
     // One match past the window says whether more follow.
     while matched.len() <= wanted {
@@ -343,16 +390,22 @@ pub async fn walk<'a>(
             reached_end = true;
             break;
         }
+        passed.push(Bookmark {
+            page_token: next_token.clone(),
+            scanned_before: scanned,
+            matched_before: matched_before + matched.len(),
+        });
         page_token = next_token;
     }
+    resume.bookmarks.remember(resume.listing, passed).await;
     let total = if reached_end {
-        matched.len()
+        matched_before + matched.len()
     } else {
-        wanted + 1
+        window.skip + window.take + 1
     };
     let resources: Vec<Value> = matched
         .into_iter()
-        .skip(window.skip)
+        .skip(skip)
         .take(window.take)
         .map(|resource| window.projection.apply(resource))
         .collect::<Result<_, _>>()?;
@@ -372,7 +425,6 @@ pub async fn list_users(
     parameters: ListParameters,
 ) -> Result<Value, ScimError> {
     let filter = parameters.filter()?;
-    let window = parameters.window(scim.settings.max_results)?;
     let search = match &filter {
         None => String::new(),
         Some(filter) => {
@@ -380,7 +432,9 @@ pub async fn list_users(
             okta_search(filter).unwrap_or_default()
         }
     };
-    walk(filter.as_ref(), window, |page_token| {
+    let resume = Resume::of(scim, caller, "User", parameters.filter_text(), &search);
+    let window = parameters.window(scim.settings.max_results)?;
+    walk(filter.as_ref(), window, resume, |page_token| {
         let request = ListUsersRequest {
             page_size: OKTA_PAGE_SIZE,
             page_token,

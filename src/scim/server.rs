@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+use super::bookmarks::Bookmarks;
 use super::error::ScimError;
 use super::{BASE_PATH, InProcess, discovery, groups, users};
 use crate::auth::PeerCertificates;
@@ -38,6 +39,8 @@ pub struct Scim {
     pub settings: Arc<ScimSettings>,
     /// How long the gRPC calls of one SCIM request may take in all.
     pub request_timeout: Duration,
+    /// Where lists walked lately have their Okta pages, for the next page of each.
+    pub bookmarks: Bookmarks,
 }
 
 /// The connection a request came on: its peer and, over mutual TLS, its verified certificate.
@@ -78,6 +81,7 @@ impl ScimServer {
             grpc,
             settings: Arc::new(settings.clone()),
             request_timeout,
+            bookmarks: Bookmarks::default(),
         };
         tracing::info!(%local_addr, tls = tls.is_some(), "scim server listening");
         Ok(Self {

@@ -418,3 +418,84 @@ async fn bad_input_gets_a_scim_error_naming_the_problem_and_reaches_no_okta() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["totalResults"], 0, "no user matched: {answer}");
 }
+
+/// Pages through `/Users?filter=…` `count` at a time, as a SCIM client does, until a page
+/// shows nothing more: the userNames in order, and how many pages were asked for.
+async fn page_through(
+    app: &TestApp,
+    api_key: &str,
+    filter: &str,
+    count: usize,
+) -> (Vec<String>, usize) {
+    let mut logins = Vec::new();
+    let mut pages = 0;
+    loop {
+        let start_index = logins.len() + 1;
+        let path = format!(
+            "/Users?filter={filter}&startIndex={start_index}&count={count}&attributes=userName"
+        );
+        let (status, page) = scim(app, api_key, Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        let resources = page["Resources"].as_array().unwrap();
+        logins.extend(
+            resources
+                .iter()
+                .map(|user| user["userName"].as_str().unwrap().to_owned()),
+        );
+        if resources.is_empty() || logins.len() >= page["totalResults"].as_u64().unwrap() as usize {
+            return (logins, pages);
+        }
+    }
+}
+
+/// A client paging through a list resumes each walk at the Okta page where the last one
+/// stopped: every match once, in order, for one or two Okta calls a page, where walking from
+/// the start for each page would cost about as many calls as the pages before it.
+#[tokio::test]
+async fn paging_through_a_list_in_order_resumes_at_okta_s_page_instead_of_starting_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_scim_app(&dir).await;
+    let users: Vec<Value> = (0..700)
+        .map(|n| {
+            let parity = if n % 2 == 0 { "even" } else { "odd" };
+            json!({"login": format!("user-{n:03}@{parity}.example")})
+        })
+        .collect();
+    app.seed(json!({"users": users})).await;
+    // `ew` is not an Okta search operator: every user is listed and the gateway picks.
+    let filter = "userName%20ew%20%22%40even.example%22";
+    app.clear_sim_requests().await;
+
+    let (logins, pages) = page_through(&app, BILLING_KEY, filter, 50).await;
+
+    let mut expected: Vec<String> = (0..700)
+        .step_by(2)
+        .map(|n| format!("user-{n:03}@even.example"))
+        .collect();
+    let mut listed = logins.clone();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected, "each match exactly once");
+    let okta_calls = app
+        .sim_requests()
+        .await
+        .iter()
+        .filter(|request| request["method"] == "GET" && request["path"] == "/api/v1/users")
+        .count();
+    // 350 matches on 4 Okta pages, 7 pages of 50: 10 calls resuming, 16 starting over.
+    assert!(
+        okta_calls <= 2 * pages,
+        "{okta_calls} Okta calls for {pages} pages"
+    );
+
+    // Another caller's walk of the same list starts from the first page: bookmarks are per
+    // caller, since a scoped caller's list is another list.
+    app.clear_sim_requests().await;
+    let late_page = format!("/Users?filter={filter}&startIndex=301&count=50&attributes=userName");
+    let (status, page) = scim(&app, key("reader"), Method::GET, &late_page, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let okta_calls = app.sim_requests().await.len();
+    assert_eq!(okta_calls, 4, "the reader walked all four Okta pages");
+    assert_eq!(page["Resources"][0]["userName"], logins[300]);
+}
