@@ -164,18 +164,39 @@ impl Drop for Gateway {
     }
 }
 
-/// A simulated org with one user, behind a relay presenting `credential`; and the user's id.
-async fn org_behind_tls(credential: &Credential) -> (Simulator, TlsRelay, String) {
-    let sim = start_simulator().await;
-    let ids = common::seed_simulator(&sim, &json!({"users": [{"login": LOGIN}]})).await;
-    let user_id = ids["users"][LOGIN].as_str().unwrap().to_owned();
-    let upstream = sim
-        .base_url()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    let relay = TlsRelay::start(credential, upstream).await;
-    (sim, relay, user_id)
+/// A simulated org with one user behind a TLS relay, and the gateway binary calling it.
+struct OrgOverTls {
+    sim: Simulator,
+    relay: TlsRelay,
+    user_id: String,
+    gateway: Gateway,
+}
+
+impl OrgOverTls {
+    /// The relay presents `presented`; the gateway trusts only the CA `trusted_ca_pem`.
+    async fn start(pki: &Pki, presented: &Credential, trusted_ca_pem: &str) -> Self {
+        let sim = start_simulator().await;
+        let ids = common::seed_simulator(&sim, &json!({"users": [{"login": LOGIN}]})).await;
+        let user_id = ids["users"][LOGIN].as_str().unwrap().to_owned();
+        let upstream = sim
+            .base_url()
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap();
+        let relay = TlsRelay::start(presented, upstream).await;
+        let roots = write(pki.dir.path(), "roots.pem", trusted_ca_pem);
+        let gateway = Gateway::start(
+            &format!("https://localhost:{}", relay.address.port()),
+            &roots,
+            pki.dir.path(),
+        );
+        Self {
+            sim,
+            relay,
+            user_id,
+            gateway,
+        }
+    }
 }
 
 /// The Okta requests the simulator received.
@@ -197,59 +218,47 @@ fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
 #[tokio::test]
 async fn an_org_whose_certificate_a_trusted_root_signs_is_reached_over_http2() {
     let pki = Pki::new();
-    let (sim, relay, user_id) = org_behind_tls(&pki.server).await;
-    let roots = write(pki.dir.path(), "roots.pem", &pki.ca_pem);
-    let gateway = Gateway::start(
-        &format!("https://localhost:{}", relay.address.port()),
-        &roots,
-        pki.dir.path(),
-    );
+    let org = OrgOverTls::start(&pki, &pki.server, &pki.ca_pem).await;
 
-    let user = gateway.get_user(&user_id).await.unwrap();
+    let user = org.gateway.get_user(&org.user_id).await.unwrap();
 
     assert_eq!(user["login"], LOGIN);
     assert_eq!(
-        relay.handshakes(),
+        org.relay.handshakes(),
         vec![Ok(Some("h2".to_owned()))],
         "one connection, HTTP/2 agreed by ALPN"
     );
-    let requests = received(&sim).await;
+    let requests = received(&org.sim).await;
     assert_eq!(requests.len(), 1, "{requests:?}");
 }
 
 /// Refused in the handshake: the relay saw the gateway abort it, the simulator saw nothing,
 /// and the caller is told Okta could not be reached, with no certificate detail or token.
-async fn assert_refused_before_any_request(
-    gateway: &Gateway,
-    sim: &Simulator,
-    relay: &TlsRelay,
-    user_id: &str,
-    why_logged: &str,
-) {
-    let status = gateway.get_user(user_id).await.unwrap_err();
+async fn assert_refused_before_any_request(org: &OrgOverTls, why_logged: &str) {
+    let status = org.gateway.get_user(&org.user_id).await.unwrap_err();
 
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(reason(&status), "OKTA_UNREACHABLE");
     assert!(!format!("{status:?}").contains(common::SIM_TOKEN));
-    let handshakes = relay.handshakes();
+    let handshakes = org.relay.handshakes();
     assert!(!handshakes.is_empty(), "the gateway never tried");
     assert!(
         handshakes.iter().all(Result::is_err),
         "a handshake completed: {handshakes:?}"
     );
     assert_eq!(
-        received(sim).await,
+        received(&org.sim).await,
         Vec::<Value>::new(),
         "a request got through"
     );
     common::eventually(
         common::PATIENCE,
         "the log names the certificate problem",
-        async || gateway.logs().contains(why_logged),
+        async || org.gateway.logs().contains(why_logged),
     )
     .await;
     assert!(
-        !gateway.logs().contains(common::SIM_TOKEN),
+        !org.gateway.logs().contains(common::SIM_TOKEN),
         "the token was logged"
     );
 }
@@ -259,41 +268,19 @@ async fn an_org_whose_certificate_no_trusted_root_signs_gets_no_request() {
     let pki = Pki::new();
     // A CA of the same name with another key: its name finds it, its signature does not hold.
     let stranger = Pki::new();
-    let (sim, relay, user_id) = org_behind_tls(&pki.server).await;
-    let roots = write(pki.dir.path(), "roots.pem", &stranger.ca_pem);
-    let gateway = Gateway::start(
-        &format!("https://localhost:{}", relay.address.port()),
-        &roots,
-        pki.dir.path(),
-    );
+    let org = OrgOverTls::start(&pki, &pki.server, &stranger.ca_pem).await;
 
-    assert_refused_before_any_request(
-        &gateway,
-        &sim,
-        &relay,
-        &user_id,
-        "invalid peer certificate: BadSignature",
-    )
-    .await;
+    assert_refused_before_any_request(&org, "invalid peer certificate: BadSignature").await;
 }
 
 #[tokio::test]
 async fn a_trusted_certificate_for_another_name_gets_no_request() {
     let pki = Pki::new();
     let elsewhere = pki.server_for(vec![SanType::DnsName(ia5("acme.okta.com"))]);
-    let (sim, relay, user_id) = org_behind_tls(&elsewhere).await;
-    let roots = write(pki.dir.path(), "roots.pem", &pki.ca_pem);
-    let gateway = Gateway::start(
-        &format!("https://localhost:{}", relay.address.port()),
-        &roots,
-        pki.dir.path(),
-    );
+    let org = OrgOverTls::start(&pki, &elsewhere, &pki.ca_pem).await;
 
     assert_refused_before_any_request(
-        &gateway,
-        &sim,
-        &relay,
-        &user_id,
+        &org,
         "invalid peer certificate: certificate not valid for name",
     )
     .await;
