@@ -1,7 +1,7 @@
 //! Where a list's Okta pages start, by position, so a client paging through a list with
 //! `startIndex` resumes the walk near its page instead of walking from the first page each
-//! time: paging through N users costs about N / 200 + one Okta call per page asked for,
-//! where walking from the start each time cost about N² / (400 × count).
+//! time: paging through N users costs about one Okta call per page asked for, where walking
+//! from the start each time cost about N² / (400 × count).
 //!
 //! A bookmark is the page token that starts an Okta page, with how many resources came
 //! before it and how many of them matched the filter. Bookmarks are kept per listing: the

@@ -10,16 +10,16 @@
 //! A filter naming an attribute that is not mapped is refused `invalidFilter`.
 //!
 //! **Paging.** Okta pages by cursor, SCIM by position. A list walks Okta's pages (200 users
-//! each), counting matches, until it has `startIndex - 1 + count` of them and knows whether
-//! more follow. It starts from the first page, or from the furthest page start before its
-//! window that a recent walk of the same list by the same caller passed
-//! ([`super::bookmarks`]), so a client paging through a list pays one or two Okta calls per page
-//! it asks for, and a page asked for out of the blue at position N about (N + count) / 200.
-//! The walk is bounded: at most [`MAX_SCANNED`] users from the list's start are looked at for
-//! one answer, and a list that needs more (a late `startIndex`, or a filter Okta cannot narrow
-//! in a large org) is refused `tooMany`, bookmarks or not. `totalResults` is exact when the walk reached the end; otherwise it
-//! counts one more result than those up to this page, so a client paging until it passes
-//! `totalResults` reaches the end.
+//! each), counting matches, until it has `startIndex - 1 + count` of them or the list ends. It
+//! starts from the first page, or from the furthest page start before its window that a
+//! recent walk of the same list by the same caller passed ([`super::bookmarks`]), so a client
+//! paging through a list in order pays about one Okta call per page it asks for, and a page
+//! asked for out of the blue at position N about (N + count) / 200. The walk is bounded: at
+//! most [`MAX_SCANNED`] users from the list's start are looked at for one answer, and a list
+//! that needs more (a late `startIndex`, or a filter Okta cannot narrow in a large org) is
+//! refused `tooMany`, bookmarks or not. `totalResults` is exact when the walk reached the end;
+//! otherwise more may follow and it counts one more result than those up to this page, so a
+//! client paging until it passes `totalResults` (or gets an empty page) reaches the end.
 
 use std::collections::HashSet;
 
@@ -368,8 +368,9 @@ pub async fn walk<'a>(
     let mut matched: Vec<Value> = Vec::new();
     let mut passed: Vec<Bookmark> = Vec::new();
     let mut reached_end = false;
-    // One match past the window says whether more follow.
-    while matched.len() <= wanted {
+    // Until the window is full (with nothing to show, until one match says whether any
+    // follow) or the list ends; a full window before the list's end says more may follow.
+    loop {
         if scanned >= MAX_SCANNED {
             return Err(ScimError::bad_request(
                 ScimType::TooMany,
@@ -396,6 +397,9 @@ pub async fn walk<'a>(
             matched_before: matched_before + matched.len(),
         });
         page_token = next_token;
+        if matched.len() >= wanted.max(1) {
+            break;
+        }
     }
     resume.bookmarks.remember(resume.listing, passed).await;
     let total = if reached_end {
