@@ -7,8 +7,8 @@
 //! before it and how many of them matched the filter. Bookmarks are kept per listing: the
 //! caller (a digest of the credentials it sent, since a group-scoped caller sees other users
 //! than an unscoped one), the resource type, the filter and the Okta search. A listing's
-//! bookmarks are kept [`KEEP_FOR`] after it was last used, for at most [`MAX_LISTINGS`]
-//! listings. A bookmark is only a hint: its page token goes through the gRPC API like any
+//! bookmarks are kept [`KEEP_FOR`] after it was last used, [`MAX_BOOKMARKS`] at most in
+//! all. A bookmark is only a hint: its page token goes through the gRPC API like any
 //! other, under the caller's current rights, and positions move by the resources created or
 //! deleted since it was made, which SCIM allows (RFC 7644 §3.4.2.4: index paging is not
 //! promised consistent).
@@ -22,8 +22,9 @@ use sha2::{Digest, Sha256};
 /// How long a listing's bookmarks are kept after its last use: longer than a client pauses
 /// between pages, short enough that a policy change soon stops shifting positions.
 pub const KEEP_FOR: Duration = Duration::from_secs(120);
-/// Most listings kept (each at most `MAX_SCANNED / 200` bookmarks of a few hundred bytes).
-pub const MAX_LISTINGS: u64 = 4_096;
+/// Most bookmarks kept, of all listings together (each a page token and two counts, about
+/// 200 bytes; a listing has at most `MAX_SCANNED / 200 + 1`).
+pub const MAX_BOOKMARKS: u64 = 32_768;
 
 /// Where one Okta page of a listing starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +66,10 @@ impl Default for Bookmarks {
     fn default() -> Self {
         Self {
             listings: moka::future::Cache::builder()
-                .max_capacity(MAX_LISTINGS)
+                .max_capacity(MAX_BOOKMARKS)
+                .weigher(|_, bookmarks: &Arc<BTreeMap<usize, Bookmark>>| {
+                    u32::try_from(bookmarks.len()).unwrap_or(u32::MAX)
+                })
                 .time_to_idle(KEEP_FOR)
                 .build(),
         }
