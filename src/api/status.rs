@@ -150,6 +150,12 @@ pub fn okta_error_status_naming(error: &OktaError, call: OktaCall, fields: Cause
             reason::UNREACHABLE,
             metadata,
         ),
+        OktaError::NotConnected(_) => with_info(
+            Code::Unavailable,
+            "Okta could not be reached; nothing was sent, so the call may be made again",
+            reason::UNREACHABLE,
+            metadata,
+        ),
         OktaError::Timeout(_) => with_info(
             Code::DeadlineExceeded,
             "Okta did not answer in time",
@@ -368,6 +374,7 @@ fn okta_metadata(error: &OktaError) -> HashMap<String, String> {
         OktaError::OAuthRejected(failure) => (None, Some(&failure.meta)),
         OktaError::Timeout(_)
         | OktaError::Connect(_)
+        | OktaError::NotConnected(_)
         | OktaError::CallerShareSpent { .. }
         | OktaError::Withheld => (None, None),
     };

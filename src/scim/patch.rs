@@ -313,7 +313,10 @@ fn apply(resource: &mut Map<String, Value>, operation: Operation) -> Result<(), 
     };
     let name = resource_key(container, &target.attribute.name);
     match (&target.filter, &target.attribute.sub) {
-        (None, None) => set_or_remove(container, name, operation.op, operation.value),
+        (None, None) => {
+            set_or_remove(container, name, operation.op, operation.value);
+            Ok(())
+        }
         (None, Some(sub)) => {
             let entry = container
                 .entry(name)
@@ -325,7 +328,8 @@ fn apply(resource: &mut Map<String, Value>, operation: Operation) -> Result<(), 
                 ));
             };
             let sub = resource_key(object, sub);
-            set_or_remove(object, sub, operation.op, operation.value)
+            set_or_remove(object, sub, operation.op, operation.value);
+            Ok(())
         }
         (Some(value_filter), _) => apply_filtered(
             container,
@@ -363,12 +367,7 @@ fn refuse_read_only(name: &str) -> Result<(), ScimError> {
 
 /// `add`/`replace` sets `name` of `object` to `value` (`add` appends to an array); `remove`
 /// takes it away.
-fn set_or_remove(
-    object: &mut Map<String, Value>,
-    name: String,
-    op: Op,
-    value: Option<Value>,
-) -> Result<(), ScimError> {
+fn set_or_remove(object: &mut Map<String, Value>, name: String, op: Op, value: Option<Value>) {
     match (op, value) {
         (Op::Remove, _) => {
             object.remove(&name);
@@ -384,7 +383,6 @@ fn set_or_remove(
         }
         (_, None) => {}
     }
-    Ok(())
 }
 
 /// An operation on the elements of multi-valued `name` that `value_filter` selects.
@@ -456,7 +454,7 @@ fn apply_filtered(
             {
                 if let Value::Object(object) = element {
                     let key = resource_key(object, sub);
-                    set_or_remove(object, key, op, value.clone())?;
+                    set_or_remove(object, key, op, value.clone());
                 }
             }
         }

@@ -214,6 +214,32 @@ async fn a_slow_okta_is_deadline_exceeded_and_an_unreachable_one_unavailable() {
     assert_eq!(reason(&status), "OKTA_UNREACHABLE");
 }
 
+/// A change made while no connection to Okta can be made was certainly not carried out: the
+/// caller is told Okta could not be reached and nothing was sent, not that the outcome is
+/// unknown, so it may simply call again (an idempotency table does not remember the answer).
+#[tokio::test]
+async fn a_change_that_could_not_connect_is_unavailable_and_known_not_sent() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let org_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(|settings| settings.okta.org_url = Some(org_url)).await;
+
+    let created = app.users.clone().create_user(new_user()).await.unwrap_err();
+    let suspended = app
+        .users
+        .clone()
+        .suspend_user(common::lifecycle("00uAAAAAAAAAAAAAAAAA"))
+        .await
+        .unwrap_err();
+
+    for status in [created, suspended] {
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert_eq!(reason(&status), "OKTA_UNREACHABLE", "{status:?}");
+        assert!(status.message().contains("nothing was sent"), "{status:?}");
+        assert_error_info(&status);
+    }
+}
+
 #[tokio::test]
 async fn the_gateways_own_timeout_answers_deadline_exceeded_before_a_slow_okta() {
     let app = spawn_app_with(|settings| settings.grpc.request_timeout_ms = 300).await;

@@ -233,12 +233,14 @@ async fn an_org_whose_certificate_a_trusted_root_signs_is_reached_over_http2() {
 }
 
 /// Refused in the handshake: the relay saw the gateway abort it, the simulator saw nothing,
-/// and the caller is told Okta could not be reached, with no certificate detail or token.
+/// and the caller is told Okta could not be reached and nothing was sent, with no certificate
+/// detail or token.
 async fn assert_refused_before_any_request(org: &OrgOverTls, why_logged: &str) {
     let status = org.gateway.get_user(&org.user_id).await.unwrap_err();
 
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(reason(&status), "OKTA_UNREACHABLE");
+    assert!(status.message().contains("nothing was sent"), "{status:?}");
     assert!(!format!("{status:?}").contains(common::SIM_TOKEN));
     let handshakes = org.relay.handshakes();
     assert!(!handshakes.is_empty(), "the gateway never tried");

@@ -441,13 +441,13 @@ impl OktaClient {
                 span.record_error_code(code);
             }
             let Some(failure) = failure_opt else {
-                return Err(error);
+                return Err(attempt.outcome(error));
             };
             let Some(wait) = self
                 .retry
                 .next_wait(retry, attempt.number, failure, cx.time_left())
             else {
-                return Err(error);
+                return Err(attempt.outcome(error));
             };
             tokio::time::sleep(wait).await;
             attempt.again(failure, &error);
@@ -599,6 +599,15 @@ impl Attempt<'_> {
         self.number += 1;
         self.retry_for_opt = error.meta().and_then(|meta| meta.request_id.clone());
         self.after_unanswered |= failure.may_have_been_carried_out();
+    }
+
+    /// `error`, which ended the last attempt, as the request's outcome: a connection never
+    /// made says nothing was sent, unless an earlier attempt may have been carried out.
+    fn outcome(&self, error: OktaError) -> OktaError {
+        match error {
+            OktaError::NotConnected(source) if self.after_unanswered => OktaError::Connect(source),
+            other => other,
+        }
     }
 }
 
@@ -925,6 +934,35 @@ mod tests {
         attempt.again(failure_opt.unwrap(), &error);
         assert_eq!(attempt.number, 2);
         assert!(attempt.after_unanswered, "a 5xx may have been carried out");
+    }
+
+    #[test]
+    fn a_connection_never_made_says_nothing_was_sent_unless_an_earlier_attempt_may_have_been() {
+        let (method, url) = (Method::POST, Url::parse("https://acme.okta.com/x").unwrap());
+        let uri = http::Uri::from_static("https://acme.okta.com/x");
+        let mut attempt = Attempt {
+            method: &method,
+            url: &url,
+            uri: &uri,
+            body_opt: None,
+            number: 0,
+            retry_for_opt: None,
+            after_unanswered: false,
+        };
+        let not_connected = || OktaError::NotConnected("connection refused".into());
+        let first = attempt.outcome(not_connected());
+        assert!(matches!(first, OktaError::NotConnected(_)), "{first:?}");
+        assert!(!first.may_have_reached_okta());
+
+        let Verdict::Failed { error, failure_opt } = classify(answer(502, &[], "")) else {
+            panic!("unavailable")
+        };
+        attempt.again(failure_opt.unwrap(), &error);
+        let after_a_lost_answer = attempt.outcome(not_connected());
+        assert!(
+            after_a_lost_answer.may_have_reached_okta(),
+            "{after_a_lost_answer:?}"
+        );
     }
 
     #[test]

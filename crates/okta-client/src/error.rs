@@ -60,10 +60,17 @@ pub enum OktaError {
     /// source is the HTTP client's error, which names no URL.
     #[error("okta request timed out")]
     Timeout(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// Okta could not be reached, or the connection failed mid-request (also: the HTTP
-    /// client could not be built). The source is the HTTP client's error, which names no URL.
+    /// The connection failed mid-request, so the request may have reached Okta (also: the
+    /// HTTP client could not be built). The source is the HTTP client's error, which names no
+    /// URL.
     #[error("could not reach okta")]
     Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No connection to Okta was made (refused, unresolvable, timed out, or a TLS handshake
+    /// that failed, such as a certificate no trusted root signs), so this attempt sent nothing,
+    /// and no earlier one may have been carried out. The source is the HTTP client's error,
+    /// which names no URL.
+    #[error("could not connect to okta; nothing was sent")]
+    NotConnected(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Okta's token endpoint refused the gateway's OAuth credentials (or kept rejecting fresh
     /// access tokens): an operator must fix the `okta.oauth` settings or the service app.
     #[error("okta refused the gateway's oauth credentials ({}): {}", .0.error, .0.hint)]
@@ -99,6 +106,7 @@ impl OktaError {
             | Self::Unavailable { body, .. } => body.as_ref().map(|body| body.error_code.as_str()),
             Self::Timeout(_)
             | Self::Connect(_)
+            | Self::NotConnected(_)
             | Self::UnexpectedResponse { .. }
             | Self::OAuthRejected(_)
             | Self::CallerShareSpent { .. }
@@ -117,6 +125,7 @@ impl OktaError {
             Self::OAuthRejected(failure) => Some(&failure.meta),
             Self::Timeout(_)
             | Self::Connect(_)
+            | Self::NotConnected(_)
             | Self::CallerShareSpent { .. }
             | Self::Withheld => None,
         }
@@ -151,6 +160,7 @@ impl OktaError {
             Self::Unavailable { .. } => "unavailable",
             Self::Timeout(_) => "timeout",
             Self::Connect(_) => "connect",
+            Self::NotConnected(_) => "not_connected",
             Self::UnexpectedResponse { .. } => "unexpected_response",
             Self::OAuthRejected(_) => "oauth_rejected",
             Self::CallerShareSpent { .. } => "caller_share_spent",

@@ -4,8 +4,9 @@
 //!
 //! The rules: reads and idempotent changes are sent again after a connection error, a 5xx or a
 //! 429; a lifecycle transition too (a repeat cannot transition twice); a transition that sends
-//! email only after a 429, which Okta answers without carrying the request out; creates,
-//! updates and deletions, which may have been carried out although their answer was lost, never.
+//! email only after a 429 or a connection never made, which leave the request not carried out;
+//! creates, updates and deletions, which may have been carried out although their answer was
+//! lost, never.
 //! A timed-out attempt may still be running at Okta and is not repeated. Waits are exponential
 //! backoff with full jitter, or Okta's own reset time after a 429; a wait that would outlast the
 //! caller's deadline is not taken.
@@ -43,6 +44,8 @@ pub(crate) enum Retry {
 pub(crate) enum Failure {
     /// No answer: the connection failed. The request may have reached Okta.
     Connection,
+    /// No connection was made: the request was not sent.
+    NotSent,
     /// No answer within the request timeout: Okta may still be carrying it out.
     Timeout,
     /// 429: refused without being carried out; `reset_wait` is what Okta's headers ask for.
@@ -56,9 +59,9 @@ pub(crate) enum Failure {
 
 impl Failure {
     /// Whether the failed attempt may have been carried out although its answer was lost: a
-    /// 5xx or a dropped connection; a 429 never was.
+    /// 5xx or a dropped connection; a 429 or a connection never made never was.
     pub(crate) fn may_have_been_carried_out(self) -> bool {
-        !matches!(self, Self::RateLimited { .. })
+        !matches!(self, Self::RateLimited { .. } | Self::NotSent)
     }
 
     /// The failure an error stands for, when sending the request again might help: `None` for
@@ -66,6 +69,7 @@ impl Failure {
     pub(crate) fn of(error: &OktaError) -> Option<Self> {
         Some(match error {
             OktaError::Connect(_) => Self::Connection,
+            OktaError::NotConnected(_) => Self::NotSent,
             OktaError::Timeout(_) => Self::Timeout,
             OktaError::RateLimited { retry_after, .. } => Self::RateLimited {
                 reset_wait: *retry_after,
@@ -105,6 +109,8 @@ impl RetryPolicy {
         let wait = match failure {
             Failure::Timeout => return None,
             Failure::RateLimited { reset_wait } => self.wait_after_429(reset_wait, attempt),
+            // Like a 429, never carried out: even a transition that sends email goes again.
+            Failure::NotSent => self.backoff(attempt),
             Failure::Connection | Failure::ServerError if retry == Retry::WhenRefused => {
                 return None;
             }
@@ -151,8 +157,9 @@ mod tests {
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),
     };
-    const FAILURES: [Failure; 4] = [
+    const FAILURES: [Failure; 5] = [
         Failure::Connection,
+        Failure::NotSent,
         Failure::Timeout,
         Failure::RateLimited { reset_wait: None },
         Failure::ServerError,
@@ -185,6 +192,7 @@ mod tests {
         for retry in [Retry::Idempotent, Retry::Transition] {
             for failure in [
                 Failure::Connection,
+                Failure::NotSent,
                 Failure::ServerError,
                 Failure::RateLimited { reset_wait: None },
             ] {
@@ -198,12 +206,19 @@ mod tests {
     }
 
     #[test]
-    fn an_emailing_transition_is_sent_again_only_after_a_429() {
+    fn an_emailing_transition_is_sent_again_only_when_it_was_not_carried_out() {
         let refused = Failure::RateLimited {
             reset_wait: Some(Duration::from_millis(20)),
         };
         let wait = POLICY.next_wait(Retry::WhenRefused, 0, refused, None);
         assert!(wait.is_some_and(|wait| wait >= Duration::from_millis(20)));
+        assert!(!refused.may_have_been_carried_out());
+        assert!(
+            POLICY
+                .next_wait(Retry::WhenRefused, 0, Failure::NotSent, None)
+                .is_some()
+        );
+        assert!(!Failure::NotSent.may_have_been_carried_out());
         for lost in [Failure::Connection, Failure::ServerError] {
             assert_eq!(POLICY.next_wait(Retry::WhenRefused, 0, lost, None), None);
         }

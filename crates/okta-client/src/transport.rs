@@ -105,9 +105,17 @@ impl Transport {
     }
 }
 
-/// A failure on the wire: a timeout anywhere in its chain (the connect timeout) is a timeout,
-/// anything else a failed connection. hyper's errors name no URL.
+/// A failure on the wire: no connection made (the request was not sent), a timeout anywhere
+/// in its chain, or else a connection that failed with the request on it. hyper's errors name
+/// no URL.
 fn classify(error: impl Error + Send + Sync + 'static) -> OktaError {
+    let as_dyn: &(dyn Error + 'static) = &error;
+    if as_dyn
+        .downcast_ref::<hyper_util::client::legacy::Error>()
+        .is_some_and(hyper_util::client::legacy::Error::is_connect)
+    {
+        return OktaError::NotConnected(Box::new(error));
+    }
     let mut source_opt: Option<&(dyn Error + 'static)> = Some(&error);
     while let Some(source) = source_opt {
         if source
@@ -139,6 +147,29 @@ mod tests {
         fn source(&self) -> Option<&(dyn Error + 'static)> {
             Some(&self.0)
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_never_made_is_not_connected_and_sent_nothing() {
+        // A port bound and closed again: nothing listens there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let transport = Transport::new(
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+            HeaderValue::from_static("test"),
+        )
+        .unwrap();
+        let request = Request::get(format!("http://{address}/api/v1/users"))
+            .body(RequestBody::default())
+            .unwrap();
+        let error = transport
+            .send(request, transport.deadline())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, OktaError::NotConnected(_)), "{error:?}");
+        assert!(!error.may_have_reached_okta());
     }
 
     #[test]
