@@ -289,6 +289,71 @@ async fn the_gateway_authenticates_with_a_private_key_and_okta_sees_only_bearer_
     assert!(stats["requests_by_scheme"].get("DPoP").is_none(), "{stats}");
 }
 
+/// A relay in front of `sim` that resets every connection whose first request is for the
+/// token endpoint and passes every other through: Okta's token endpoint unreachable, its
+/// Management API not. Answers the relay's URL.
+async fn token_endpoint_unreachable(sim: &Simulator) -> String {
+    let upstream: SocketAddr = sim
+        .base_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut start = [0u8; 32];
+                let Ok(read) = client.peek(&mut start).await else {
+                    return;
+                };
+                if start[..read].starts_with(b"POST /oauth2/") {
+                    // Closed with unread data: the peer gets a reset, no answer.
+                    drop(client);
+                    return;
+                }
+                let mut okta = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut okta).await;
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+/// A change whose access token could not be fetched never left: the caller is told Okta could
+/// not be reached and nothing was sent, not that the change's outcome is unknown.
+#[tokio::test]
+async fn a_change_without_an_access_token_is_known_not_sent() {
+    let sim = start_simulator().await;
+    let key = TestKey::ec_pem("key-1");
+    register_client(
+        &sim,
+        client_doc(&[&key.public_jwk], ALL_SCOPES, false, 3600),
+    )
+    .await;
+    let user_id = seed_user(&sim, "token.less@example.com").await;
+    let org_url = token_endpoint_unreachable(&sim).await;
+    let mut gateway = spawn_oauth_gateway(&sim, &key, |settings| {
+        settings.okta.org_url = Some(org_url);
+    })
+    .await;
+
+    let status = gateway
+        .users
+        .suspend_user(suspend(&user_id))
+        .await
+        .unwrap_err();
+
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(reason(&status), "OKTA_UNREACHABLE", "{status:?}");
+    assert!(status.message().contains("nothing was sent"), "{status:?}");
+    let stats = oauth_stats(&sim).await;
+    assert!(
+        stats["requests_by_scheme"].get("Bearer").is_none(),
+        "a change went out: {stats}"
+    );
+}
+
 #[tokio::test]
 async fn rsa_pem_and_ec_jwk_keys_work_too() {
     for (key, key_id) in [

@@ -394,14 +394,21 @@ impl OktaClient {
         let mut reauthenticated = false;
         loop {
             let mut span = instrumentation::AttemptSpan::start(&names, &url, attempt.number);
-            let auth = self.credentials.request_auth(&method, &url).await?;
+            let auth = self
+                .credentials
+                .request_auth(&method, &url)
+                .await
+                .map_err(|error| attempt.unsent(error))?;
             // The budget first: a wait for a spent bucket's reset must hold no slot, or it would
             // block every other bucket's requests.
             self.budgets
                 .acquire(cx, bucket)
                 .await
-                .map_err(|refusal| refused(bucket, refusal))?;
-            let slot = self.in_flight_slot(cx, bucket).await?;
+                .map_err(|refusal| attempt.unsent(refused(bucket, refusal)))?;
+            let slot = self
+                .in_flight_slot(cx, bucket)
+                .await
+                .map_err(|error| attempt.unsent(error))?;
             let (error, failure_opt) = match self
                 .attempt(cx, &attempt, &auth, bucket, slot, &mut span)
                 .await?
@@ -607,6 +614,18 @@ impl Attempt<'_> {
         match error {
             OktaError::NotConnected(source) if self.after_unanswered => OktaError::Connect(source),
             other => other,
+        }
+    }
+
+    /// `error`, which ended the request before this attempt was sent (no access token, no
+    /// budget, no slot), as its outcome: this attempt carried nothing out, whatever the token
+    /// request's own failure was; an earlier attempt that may have been carried out leaves the
+    /// outcome open all the same.
+    fn unsent(&self, error: OktaError) -> OktaError {
+        match (self.after_unanswered, error.may_have_reached_okta()) {
+            (false, true) => OktaError::NotConnected(Box::new(error)),
+            (true, false) => OktaError::Connect(Box::new(error)),
+            _ => error,
         }
     }
 }
@@ -963,6 +982,40 @@ mod tests {
             after_a_lost_answer.may_have_reached_okta(),
             "{after_a_lost_answer:?}"
         );
+    }
+
+    #[test]
+    fn a_request_ended_before_sending_carried_nothing_out_unless_an_earlier_attempt_may_have() {
+        let (method, url) = (Method::POST, Url::parse("https://acme.okta.com/x").unwrap());
+        let uri = http::Uri::from_static("https://acme.okta.com/x");
+        let mut attempt = Attempt {
+            method: &method,
+            url: &url,
+            uri: &uri,
+            body_opt: None,
+            number: 0,
+            retry_for_opt: None,
+            after_unanswered: false,
+        };
+        // The access token's request timed out: the change itself never left.
+        let token_timeout = || OktaError::Timeout("token request timed out".into());
+        let unsent = attempt.unsent(token_timeout());
+        assert!(matches!(unsent, OktaError::NotConnected(_)), "{unsent:?}");
+        let share_spent = || {
+            refused(
+                "GET /api/v1/users",
+                Refusal::CallerShareSpent(Duration::ZERO),
+            )
+        };
+        let refused_here = attempt.unsent(share_spent());
+        assert!(matches!(refused_here, OktaError::CallerShareSpent { .. }));
+
+        let Verdict::Failed { error, failure_opt } = classify(answer(502, &[], "")) else {
+            panic!("unavailable")
+        };
+        attempt.again(failure_opt.unwrap(), &error);
+        assert!(attempt.unsent(token_timeout()).may_have_reached_okta());
+        assert!(attempt.unsent(share_spent()).may_have_reached_okta());
     }
 
     #[test]
