@@ -619,13 +619,27 @@ impl Attempt<'_> {
 
     /// `error`, which ended the request before this attempt was sent (no access token, no
     /// budget, no slot), as its outcome: this attempt carried nothing out, whatever the token
-    /// request's own failure was; an earlier attempt that may have been carried out leaves the
-    /// outcome open all the same.
+    /// request's own failure was. After an earlier attempt that may have been carried out, a
+    /// budget refusal says so in its meta, as an answered failure would, so a write's outcome
+    /// stays open while a read is refused as before.
     fn unsent(&self, error: OktaError) -> OktaError {
-        match (self.after_unanswered, error.may_have_reached_okta()) {
-            (false, true) => OktaError::NotConnected(Box::new(error)),
-            (true, false) => OktaError::Connect(Box::new(error)),
-            _ => error,
+        match error {
+            OktaError::RateLimited {
+                retry_after,
+                body,
+                mut meta,
+            } if self.after_unanswered => {
+                meta.after_unanswered = true;
+                OktaError::RateLimited {
+                    retry_after,
+                    body,
+                    meta,
+                }
+            }
+            error if !self.after_unanswered && error.may_have_reached_okta() => {
+                OktaError::NotConnected(Box::new(error))
+            }
+            other => other,
         }
     }
 }
@@ -1001,21 +1015,22 @@ mod tests {
         let token_timeout = || OktaError::Timeout("token request timed out".into());
         let unsent = attempt.unsent(token_timeout());
         assert!(matches!(unsent, OktaError::NotConnected(_)), "{unsent:?}");
-        let share_spent = || {
-            refused(
-                "GET /api/v1/users",
-                Refusal::CallerShareSpent(Duration::ZERO),
-            )
-        };
-        let refused_here = attempt.unsent(share_spent());
-        assert!(matches!(refused_here, OktaError::CallerShareSpent { .. }));
+        let no_budget = || refused("GET /api/v1/users", Refusal::Deadline(Duration::ZERO));
+        let refused_here = attempt.unsent(no_budget());
+        assert!(!refused_here.may_have_reached_okta());
+        assert!(!refused_here.meta().unwrap().after_unanswered);
 
         let Verdict::Failed { error, failure_opt } = classify(answer(502, &[], "")) else {
             panic!("unavailable")
         };
         attempt.again(failure_opt.unwrap(), &error);
         assert!(attempt.unsent(token_timeout()).may_have_reached_okta());
-        assert!(attempt.unsent(share_spent()).may_have_reached_okta());
+        let refused_after_a_lost_answer = attempt.unsent(no_budget());
+        assert!(matches!(
+            refused_after_a_lost_answer,
+            OktaError::RateLimited { .. }
+        ));
+        assert!(refused_after_a_lost_answer.meta().unwrap().after_unanswered);
     }
 
     #[test]
