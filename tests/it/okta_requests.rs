@@ -1409,7 +1409,7 @@ async fn a_slow_response_is_a_timeout() {
 }
 
 #[tokio::test]
-async fn a_refused_connection_is_a_connect_error_after_retries() {
+async fn a_refused_connection_is_not_connected_and_sent_nothing_after_retries() {
     // Arrange: a port that was just free, so nothing listens on it.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
@@ -1421,7 +1421,8 @@ async fn a_refused_connection_is_a_connect_error_after_retries() {
         .await
         .unwrap_err();
     // Assert
-    assert!(matches!(error, OktaError::Connect(_)), "{error:?}");
+    assert!(matches!(error, OktaError::NotConnected(_)), "{error:?}");
+    assert!(!error.may_have_reached_okta());
 }
 
 // === pagination ===
