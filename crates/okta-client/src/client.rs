@@ -941,19 +941,39 @@ mod tests {
         );
     }
 
+    /// A POST's parts, for attempts of it.
+    struct Post {
+        method: Method,
+        url: Url,
+        uri: http::Uri,
+    }
+
+    impl Post {
+        fn new() -> Self {
+            Self {
+                method: Method::POST,
+                url: Url::parse("https://acme.okta.com/x").unwrap(),
+                uri: http::Uri::from_static("https://acme.okta.com/x"),
+            }
+        }
+
+        fn first_attempt(&self) -> Attempt<'_> {
+            Attempt {
+                method: &self.method,
+                url: &self.url,
+                uri: &self.uri,
+                body_opt: None,
+                number: 0,
+                retry_for_opt: None,
+                after_unanswered: false,
+            }
+        }
+    }
+
     #[test]
     fn a_repeat_names_the_failed_answer_and_remembers_a_possibly_lost_one() {
-        let (method, url) = (Method::POST, Url::parse("https://acme.okta.com/x").unwrap());
-        let uri = http::Uri::from_static("https://acme.okta.com/x");
-        let mut attempt = Attempt {
-            method: &method,
-            url: &url,
-            uri: &uri,
-            body_opt: None,
-            number: 0,
-            retry_for_opt: None,
-            after_unanswered: false,
-        };
+        let post = Post::new();
+        let mut attempt = post.first_attempt();
         let Verdict::Failed { error, failure_opt } = classify(answer(429, &[], "")) else {
             panic!("rate limited")
         };
@@ -971,17 +991,8 @@ mod tests {
 
     #[test]
     fn a_connection_never_made_says_nothing_was_sent_unless_an_earlier_attempt_may_have_been() {
-        let (method, url) = (Method::POST, Url::parse("https://acme.okta.com/x").unwrap());
-        let uri = http::Uri::from_static("https://acme.okta.com/x");
-        let mut attempt = Attempt {
-            method: &method,
-            url: &url,
-            uri: &uri,
-            body_opt: None,
-            number: 0,
-            retry_for_opt: None,
-            after_unanswered: false,
-        };
+        let post = Post::new();
+        let mut attempt = post.first_attempt();
         let not_connected = || OktaError::NotConnected("connection refused".into());
         let first = attempt.outcome(not_connected());
         assert!(matches!(first, OktaError::NotConnected(_)), "{first:?}");
@@ -1000,17 +1011,8 @@ mod tests {
 
     #[test]
     fn a_request_ended_before_sending_carried_nothing_out_unless_an_earlier_attempt_may_have() {
-        let (method, url) = (Method::POST, Url::parse("https://acme.okta.com/x").unwrap());
-        let uri = http::Uri::from_static("https://acme.okta.com/x");
-        let mut attempt = Attempt {
-            method: &method,
-            url: &url,
-            uri: &uri,
-            body_opt: None,
-            number: 0,
-            retry_for_opt: None,
-            after_unanswered: false,
-        };
+        let post = Post::new();
+        let mut attempt = post.first_attempt();
         // The access token's request timed out: the change itself never left.
         let token_timeout = || OktaError::Timeout("token request timed out".into());
         let unsent = attempt.unsent(token_timeout());
