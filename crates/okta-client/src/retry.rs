@@ -65,10 +65,14 @@ impl Failure {
     }
 
     /// The failure an error stands for, when sending the request again might help: `None` for
-    /// an answer that would be the same again (a 4xx, a bad body) or a local problem.
+    /// an answer that would be the same again (a 4xx, a bad body, a refused certificate) or a
+    /// local problem.
     pub(crate) fn of(error: &OktaError) -> Option<Self> {
         Some(match error {
             OktaError::Connect(_) => Self::Connection,
+            OktaError::NotConnected(_) if crate::transport::certificate_refused(error) => {
+                return None;
+            }
             OktaError::NotConnected(_) => Self::NotSent,
             OktaError::Timeout(_) => Self::Timeout,
             OktaError::RateLimited { retry_after, .. } => Self::RateLimited {

@@ -129,6 +129,32 @@ fn classify(error: impl Error + Send + Sync + 'static) -> OktaError {
     OktaError::Connect(Box::new(error))
 }
 
+/// Whether `error` is a TLS handshake that refused Okta's certificate (no trusted root signs
+/// it, it names another host, it expired): a new connection would meet the same certificate,
+/// so the request is not sent again.
+pub(crate) fn certificate_refused(error: &OktaError) -> bool {
+    match error {
+        OktaError::NotConnected(source) => holds_certificate_refusal(source.as_ref()),
+        _ => false,
+    }
+}
+
+/// Whether rustls's refusal of a certificate is somewhere in `error`'s chain. The connector
+/// layers wrap errors in `io::Error`s, whose `source` skips the error they hold, so each held
+/// error is looked into as well.
+fn holds_certificate_refusal(error: &(dyn Error + 'static)) -> bool {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return matches!(tls, rustls::Error::InvalidCertificate(_));
+    }
+    let held = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref);
+    if held.is_some_and(|held| holds_certificate_refusal(held)) {
+        return true;
+    }
+    error.source().is_some_and(holds_certificate_refusal)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +196,26 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, OktaError::NotConnected(_)), "{error:?}");
         assert!(!error.may_have_reached_okta());
+    }
+
+    #[test]
+    fn a_refused_certificate_is_found_however_deep_the_connector_wrapped_it() {
+        let refusal = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let wrapped = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            refusal,
+        ));
+        assert!(certificate_refused(&OktaError::NotConnected(Box::new(
+            Wrapped(wrapped)
+        ))));
+        let refused = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!certificate_refused(&OktaError::NotConnected(Box::new(
+            refused
+        ))));
+        let other_tls = std::io::Error::other(rustls::Error::DecryptError);
+        assert!(!certificate_refused(&OktaError::NotConnected(Box::new(
+            other_tls
+        ))));
     }
 
     #[test]
