@@ -22,7 +22,10 @@
 //!
 //! A replica's writes of one count go one at a time, so they land in the order they were
 //! made; after any failure to reach the server, the places the replica holds may have been
-//! lost there (it restarted empty), so the next call claims them all again.
+//! lost there (it restarted empty), so the next call claims them all again. Calls admitted
+//! while the server could not be reached are in their batches too: once a renewal reaches the
+//! server again, the replica writes every such count (even past the limit: the calls are
+//! running), so the other replicas count them until they end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -102,8 +105,9 @@ pub enum Place {
     Taken(SharedPlace),
     /// The replicas together hold the limit already.
     Full,
-    /// The server cannot be reached; the replica counts alone.
-    Alone,
+    /// The server cannot be reached; the replica counts alone. The call is in the replica's
+    /// batch all the same, for the server to count once it is back. Held until dropped.
+    Alone(SharedPlace),
 }
 
 /// A place in a count across replicas; dropping it ends the call (or Okta request) there.
@@ -195,6 +199,25 @@ impl Batch {
             failures: 0,
             writing: Arc::default(),
         }
+    }
+
+    /// A call enters at `now` while the server cannot be reached: it holds no place there yet.
+    fn enter_alone(&mut self, now: Instant) {
+        self.entered = now;
+        self.in_use += 1;
+    }
+
+    /// The count to write once the server is reached again after failing `failures` times in
+    /// all, when calls entered since it last granted this batch's places.
+    fn unsynced(&self, failures: u64) -> Option<u32> {
+        (self.failures != failures && self.in_use > 0).then_some(self.in_use)
+    }
+
+    /// The server now holds `count` places of this batch's, written when it had failed
+    /// `failures` times.
+    fn synced(&mut self, count: u32, failures: u64) {
+        self.reserved = count;
+        self.failures = failures;
     }
 
     /// A call enters at `now`, the server having failed `failures` times so far.
@@ -308,7 +331,7 @@ impl SharedInFlight {
     async fn place(&self, counted: Counted, limit: u32) -> Place {
         let inner = &self.inner;
         if inner.resting() {
-            return Place::Alone;
+            return self.alone(counted);
         }
         if inner.enter(&counted) == Found::Spare {
             return self.taken(counted);
@@ -330,12 +353,22 @@ impl SharedInFlight {
                 self.taken(counted)
             }
             Ok(_) => Place::Full,
-            Err(Unavailable) => Place::Alone,
+            Err(Unavailable) => self.alone(counted),
         }
     }
 
     fn taken(&self, key: Counted) -> Place {
         Place::Taken(SharedPlace {
+            inner: self.inner.clone(),
+            key,
+        })
+    }
+
+    /// A call of `key` admitted while the server cannot be reached, in the batch all the same.
+    fn alone(&self, key: Counted) -> Place {
+        self.inner
+            .with_batch(&key, |batch| batch.enter_alone(Instant::now()));
+        Place::Alone(SharedPlace {
             inner: self.inner.clone(),
             key,
         })
@@ -430,19 +463,55 @@ async fn give_back_idle(inner: Weak<Inner>) {
     }
 }
 
-/// Renews the lease of the replica `inner` is, until it is gone.
+/// Renews the lease of the replica `inner` is, until it is gone; the first renewal that
+/// reaches the server after a failure writes the counts of the calls that entered meanwhile.
 async fn renew(inner: Weak<Inner>) {
     let script = redis::Script::new(RENEW);
     let mut ticks = tokio::time::interval(RENEW_EVERY);
+    let mut synced_at_failures = 0;
     loop {
         ticks.tick().await;
         let Some(inner) = inner.upgrade() else {
             return;
         };
+        let failures = inner.coordination.failures();
         let mut invocation = script.key(replicas_key());
         invocation.arg(&inner.replica).arg(millis(LEASE));
         // While the server is away the lease runs out, and so do this replica's counts.
-        let _ = inner.coordination.run_script::<i64>(&invocation).await;
+        let renewed = inner.coordination.run_script::<i64>(&invocation).await;
+        if renewed.is_ok() && failures != synced_at_failures {
+            synced_at_failures = failures;
+            let keys: Vec<Counted> = inner
+                .batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .keys()
+                .cloned()
+                .collect();
+            for key in keys {
+                write_unsynced(&inner, key, failures).await;
+            }
+        }
+    }
+}
+
+/// Writes `key`'s count if calls entered it since the server last granted its places, the
+/// server having failed `failures` times: they are running, so they count even past the limit.
+async fn write_unsynced(inner: &Inner, key: Counted, failures: u64) {
+    let writing = inner.with_batch(&key, |batch| batch.writing.clone());
+    let _writing = writing.lock().await;
+    let Some(count) = inner.with_batch(&key, |batch| batch.unsynced(failures)) else {
+        return;
+    };
+    let mut invocation = inner.leave.key(key.key());
+    invocation.arg(&inner.replica).arg(count);
+    if inner
+        .coordination
+        .run_script::<i64>(&invocation)
+        .await
+        .is_ok()
+    {
+        inner.with_batch(&key, |batch| batch.synced(count, failures));
     }
 }
 
@@ -460,6 +529,32 @@ mod tests {
         assert_eq!(batch.enter(Instant::now(), 0), Found::Short { need: 1 });
         batch.claimed(granted, headroom, 0);
         batch
+    }
+
+    #[test]
+    fn calls_admitted_alone_are_written_once_the_server_is_back_and_then_claimed_beyond() {
+        let mut batch = claimed(2, 0);
+        // The server fails (failures 0 -> 1); two more calls enter alone.
+        batch.enter_alone(Instant::now());
+        batch.enter_alone(Instant::now());
+        assert_eq!(batch.unsynced(0), None, "nothing happened since the grant");
+        assert_eq!(
+            batch.unsynced(1),
+            Some(3),
+            "every running call, the first one's too"
+        );
+        batch.synced(3, 1);
+        assert_eq!(batch.unsynced(1), None);
+        assert_eq!(
+            batch.enter(Instant::now(), 1),
+            Found::Short { need: 4 },
+            "the next call claims a place beyond the three running"
+        );
+        assert!(
+            batch.leave(),
+            "a call that ends leaves a written place spare"
+        );
+        assert_eq!(batch.give_back(Keep::Headroom), Some(2));
     }
 
     #[test]

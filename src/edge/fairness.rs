@@ -197,9 +197,8 @@ impl Step for Fairness {
         let mut service = next.into_service();
         Box::pin(async move {
             let place = match shared.enter(&caller, stream, limit).await {
-                Place::Taken(place) => Some(place),
+                Place::Taken(place) | Place::Alone(place) => Some(place),
                 Place::Full => return Ok(over_share(&caller, request.uri().path(), stream, limit)),
-                Place::Alone => None,
             };
             let slot = Slot {
                 _permit: permit,

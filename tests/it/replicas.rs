@@ -299,3 +299,51 @@ async fn a_caller_holds_its_share_of_open_streams_once_across_replicas() {
     )
     .await;
 }
+
+/// Streams a caller opened while the server was away count on every replica once it is back:
+/// the replica writes them as soon as a renewal reaches the restarted (empty) server, so another
+/// replica refuses the caller past its share instead of granting it a second one.
+#[tokio::test]
+async fn streams_opened_while_the_server_was_away_count_on_every_replica_once_it_is_back() {
+    let Some(mut valkey) = Valkey::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = valkey.url();
+    let configure = |settings: &mut Settings| {
+        settings.coordination.redis_url = Some(SecretString::from(url.clone()));
+        with_api_keys(settings, &dir);
+        settings.fairness.max_streams_per_caller = 2;
+    };
+    let first = spawn_app_with(configure).await;
+    let second = spawn_replica(&first, configure).await;
+
+    valkey.stop();
+    let _open = watch(&first, key("billing")).await.unwrap();
+    let _also_open = watch(&first, key("billing")).await.unwrap();
+    valkey.restart().await;
+
+    eventually(
+        Duration::from_secs(10),
+        "the replica writes the streams opened while the server was away",
+        async || streams_held(&valkey).await == 2,
+    )
+    .await;
+    let refused = watch(&second, key("billing")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(reason(&refused), "CALLER_OVER_SHARE");
+}
+
+/// Open streams the server counts, of every caller and replica.
+async fn streams_held(valkey: &Valkey) -> u32 {
+    let keys: Vec<String> = valkey
+        .query(redis::cmd("KEYS").arg("*in-flight:streams:*"))
+        .await;
+    let mut held = 0;
+    for key in keys {
+        let counts: std::collections::HashMap<String, u32> =
+            valkey.query(redis::cmd("HGETALL").arg(&key)).await;
+        held += counts.values().sum::<u32>();
+    }
+    held
+}
