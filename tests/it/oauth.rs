@@ -177,6 +177,20 @@ async fn seed_user(sim: &Simulator, login: &str) -> String {
     response["users"][login].as_str().unwrap().to_owned()
 }
 
+/// A simulated org with one user, `login`, and the gateway's service app registered with every
+/// scope: the org, the app's key and the user's id.
+async fn org_with_service_app(login: &str) -> (Simulator, TestKey, String) {
+    let sim = start_simulator().await;
+    let key = TestKey::ec_pem("key-1");
+    register_client(
+        &sim,
+        client_doc(&[&key.public_jwk], ALL_SCOPES, false, 3600),
+    )
+    .await;
+    let user_id = seed_user(&sim, login).await;
+    (sim, key, user_id)
+}
+
 /// The gateway, configured through the real settings path with a private key file.
 struct OAuthGateway {
     users: UserServiceClient<Channel>,
@@ -254,14 +268,7 @@ fn suspend(user_id: &str) -> UserLifecycleRequest {
 
 #[tokio::test]
 async fn the_gateway_authenticates_with_a_private_key_and_okta_sees_only_bearer_tokens() {
-    let sim = start_simulator().await;
-    let key = TestKey::ec_pem("key-1");
-    register_client(
-        &sim,
-        client_doc(&[&key.public_jwk], ALL_SCOPES, false, 3600),
-    )
-    .await;
-    let user_id = seed_user(&sim, "ada@example.com").await;
+    let (sim, key, user_id) = org_with_service_app("ada@example.com").await;
     let mut gateway = spawn_oauth_gateway(&sim, &key, |_| {}).await;
 
     let listed = gateway.users.list_users(list_users()).await.unwrap();
@@ -324,14 +331,7 @@ async fn token_endpoint_unreachable(sim: &Simulator) -> String {
 /// not be reached and nothing was sent, not that the change's outcome is unknown.
 #[tokio::test]
 async fn a_change_without_an_access_token_is_known_not_sent() {
-    let sim = start_simulator().await;
-    let key = TestKey::ec_pem("key-1");
-    register_client(
-        &sim,
-        client_doc(&[&key.public_jwk], ALL_SCOPES, false, 3600),
-    )
-    .await;
-    let user_id = seed_user(&sim, "token.less@example.com").await;
+    let (sim, key, user_id) = org_with_service_app("token.less@example.com").await;
     let org_url = token_endpoint_unreachable(&sim).await;
     let mut gateway = spawn_oauth_gateway(&sim, &key, |settings| {
         settings.okta.org_url = Some(org_url);
@@ -407,14 +407,7 @@ async fn at_expiry_many_concurrent_rpcs_share_one_token_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revoked_token_is_replaced_once_and_the_request_retried() {
-    let sim = start_simulator().await;
-    let key = TestKey::ec_pem("key-1");
-    register_client(
-        &sim,
-        client_doc(&[&key.public_jwk], ALL_SCOPES, false, 3600),
-    )
-    .await;
-    let user_id = seed_user(&sim, "grace@example.com").await;
+    let (sim, key, user_id) = org_with_service_app("grace@example.com").await;
     let gateway = spawn_oauth_gateway(&sim, &key, |_| {}).await;
     gateway
         .users
