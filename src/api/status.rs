@@ -114,6 +114,7 @@ pub fn okta_error_status_naming(error: &OktaError, call: OktaCall, fields: Cause
         OktaError::CallerShareSpent {
             retry_after,
             bucket,
+            ..
         } => {
             metadata.insert("okta_bucket".to_owned(), bucket.clone());
             retry_later(

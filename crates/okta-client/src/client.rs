@@ -620,8 +620,9 @@ impl Attempt<'_> {
     /// `error`, which ended the request before this attempt was sent (no access token, no
     /// budget, no slot), as its outcome: this attempt carried nothing out, whatever the token
     /// request's own failure was. After an earlier attempt that may have been carried out, a
-    /// budget refusal says so in its meta, as an answered failure would, so a write's outcome
-    /// stays open while a read is refused as before.
+    /// budget refusal says so (a spent budget in its meta, as an answered failure would; a
+    /// spent caller share in its own flag), so a write's outcome stays open while a read is
+    /// refused as before.
     fn unsent(&self, error: OktaError) -> OktaError {
         match error {
             OktaError::RateLimited {
@@ -636,6 +637,15 @@ impl Attempt<'_> {
                     meta,
                 }
             }
+            OktaError::CallerShareSpent {
+                retry_after,
+                bucket,
+                ..
+            } if self.after_unanswered => OktaError::CallerShareSpent {
+                retry_after,
+                bucket,
+                after_unanswered: true,
+            },
             error if !self.after_unanswered && error.may_have_reached_okta() => {
                 OktaError::NotConnected(Box::new(error))
             }
@@ -766,6 +776,7 @@ fn refused(bucket: &str, refusal: Refusal) -> OktaError {
             OktaError::CallerShareSpent {
                 retry_after,
                 bucket: bucket.to_string(),
+                after_unanswered: false,
             }
         }
     }
@@ -1033,6 +1044,17 @@ mod tests {
             OktaError::RateLimited { .. }
         ));
         assert!(refused_after_a_lost_answer.meta().unwrap().after_unanswered);
+        let share_spent = || refused("b", Refusal::CallerShareSpent(Duration::ZERO));
+        let share_spent_after_a_lost_answer = attempt.unsent(share_spent());
+        assert!(
+            matches!(
+                share_spent_after_a_lost_answer,
+                OktaError::CallerShareSpent { .. }
+            ),
+            "still the caller's refusal, for a read"
+        );
+        assert!(share_spent_after_a_lost_answer.may_have_reached_okta());
+        assert!(!share_spent().may_have_reached_okta());
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub enum OktaError {
         retry_after: Duration,
         /// The bucket (method and endpoint template).
         bucket: String,
+        /// An earlier attempt of the request may have been carried out although its answer
+        /// was lost: the refusal ended only the attempt after it.
+        after_unanswered: bool,
     },
     /// 5xx after retries.
     #[error("okta is unavailable (status {status})")]
@@ -149,6 +152,10 @@ impl OktaError {
                 | Self::Connect(_)
                 | Self::UnexpectedResponse { .. }
                 | Self::Withheld
+                | Self::CallerShareSpent {
+                    after_unanswered: true,
+                    ..
+                }
         )
     }
 
