@@ -20,10 +20,17 @@ const MAX_TOKEN_LENGTH: usize = 1024;
 /// Describes a query for binding: every part that selects *which* items are listed
 /// (not the page size, which a caller may change between pages).
 pub fn query_fingerprint(parts: &[&str]) -> String {
+    fingerprint(parts.iter().map(|part| part.as_bytes()))
+}
+
+/// A short digest (96 bits, hex) of `parts`, each prefixed with its length so that where one
+/// ends and the next begins counts: for telling queries, lists or callers apart without
+/// keeping what they are made of.
+pub fn fingerprint<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
+        hasher.update(part);
     }
     let digest = hasher.finalize();
     digest[..12]

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use crate::api::page_token::fingerprint;
 
 /// How long a listing's bookmarks are kept after its last use: longer than a client pauses
 /// between pages, short enough that a policy change soon stops shifting positions.
@@ -37,21 +37,17 @@ pub struct Bookmark {
     pub matched_before: usize,
 }
 
-/// Which listing a bookmark belongs to: a digest of everything that decides its order and
-/// contents.
+/// Which listing a bookmark belongs to: a fingerprint of everything that decides its order
+/// and contents.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Listing([u8; 32]);
+pub struct Listing(String);
 
 impl Listing {
     /// The listing of `parts` (the resource type, filter, search, ...) as seen by the caller
-    /// whose credentials are `credentials`.
-    pub fn of(credentials: &[u8], parts: &[&str]) -> Self {
-        let mut hasher = Sha256::new();
-        for part in std::iter::once(credentials).chain(parts.iter().map(|part| part.as_bytes())) {
-            hasher.update((part.len() as u64).to_be_bytes());
-            hasher.update(part);
-        }
-        Self(hasher.finalize().into())
+    /// whose credentials have the fingerprint `caller`.
+    pub fn of(caller: &str, parts: &[&str]) -> Self {
+        let all = std::iter::once(caller).chain(parts.iter().copied());
+        Self(fingerprint(all.map(str::as_bytes)))
     }
 }
 
@@ -122,7 +118,7 @@ mod tests {
     #[tokio::test]
     async fn the_furthest_page_start_before_the_window_is_chosen() {
         let bookmarks = Bookmarks::default();
-        let listing = Listing::of(b"key-a", &["Users", "", ""]);
+        let listing = Listing::of("key-a", &["Users", "", ""]);
         bookmarks
             .remember(listing.clone(), vec![at(200, 150), at(400, 150)])
             .await;
@@ -139,19 +135,19 @@ mod tests {
     #[tokio::test]
     async fn another_caller_filter_or_resource_type_is_another_listing() {
         let bookmarks = Bookmarks::default();
-        let listing = Listing::of(b"key-a", &["Users", "userName sw \"a\"", ""]);
+        let listing = Listing::of("key-a", &["Users", "userName sw \"a\"", ""]);
         bookmarks.remember(listing, vec![at(200, 10)]).await;
 
         for other in [
-            Listing::of(b"key-b", &["Users", "userName sw \"a\"", ""]),
-            Listing::of(b"key-a", &["Groups", "userName sw \"a\"", ""]),
-            Listing::of(b"key-a", &["Users", "userName sw \"b\"", ""]),
+            Listing::of("key-b", &["Users", "userName sw \"a\"", ""]),
+            Listing::of("key-a", &["Groups", "userName sw \"a\"", ""]),
+            Listing::of("key-a", &["Users", "userName sw \"b\"", ""]),
         ] {
             assert_eq!(bookmarks.nearest(&other, 1_000).await, None);
         }
         assert_ne!(
-            Listing::of(b"key-a", &["Users", "ab", ""]),
-            Listing::of(b"key-a", &["Users", "a", "b"]),
+            Listing::of("key-a", &["Users", "ab", ""]),
+            Listing::of("key-a", &["Users", "a", "b"]),
             "where one part ends and the next begins counts"
         );
     }

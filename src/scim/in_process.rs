@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
-use sha2::{Digest as _, Sha256};
 use tonic::body::Body;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::transport::CertificateDer;
 use tower::util::BoxCloneSyncService;
 
+use crate::api::page_token::fingerprint;
 use crate::auth::{API_KEY_HEADER, PeerCertificates};
 use crate::proto::group_service_client::GroupServiceClient;
 use crate::proto::user_service_client::UserServiceClient;
@@ -114,22 +114,17 @@ impl Sender {
         }
     }
 
-    /// A digest of the credentials this sender presents (its API key or JWT and its client
-    /// certificate, not the trace context), to tell callers apart without keeping their
+    /// A fingerprint of the credentials this sender presents (its API key or JWT and its
+    /// client certificate, not the trace context), to tell callers apart without keeping their
     /// secrets.
-    pub fn credentials_digest(&self) -> [u8; 32] {
-        let mut hasher = Sha256::new();
+    pub fn credentials_fingerprint(&self) -> String {
         let presented = self
             .metadata
             .iter()
             .filter(|(name, _)| !TRACE_HEADERS.contains(name))
             .flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]);
         let certificate = self.certificates.iter().flat_map(|chain| chain.first());
-        for part in presented.chain(certificate.map(|der| der.as_ref())) {
-            hasher.update((part.len() as u64).to_be_bytes());
-            hasher.update(part);
-        }
-        hasher.finalize().into()
+        fingerprint(presented.chain(certificate.map(|der| der.as_ref())))
     }
 
     /// `message` as a call of this sender's, with `timeout` left of its deadline.
@@ -209,13 +204,22 @@ mod tests {
     }
 
     #[test]
-    fn the_credentials_digest_ignores_the_trace_context_and_tells_keys_apart() {
+    fn the_credentials_fingerprint_ignores_the_trace_context_and_tells_keys_apart() {
         let key_a = sender(&[("x-api-key", "key-a"), ("traceparent", "00-aa-01")]);
         let key_a_later = sender(&[("x-api-key", "key-a"), ("traceparent", "00-bb-01")]);
         let key_b = sender(&[("x-api-key", "key-b")]);
-        assert_eq!(key_a.credentials_digest(), key_a_later.credentials_digest());
-        assert_ne!(key_a.credentials_digest(), key_b.credentials_digest());
-        assert_ne!(key_a.credentials_digest(), sender(&[]).credentials_digest());
+        assert_eq!(
+            key_a.credentials_fingerprint(),
+            key_a_later.credentials_fingerprint()
+        );
+        assert_ne!(
+            key_a.credentials_fingerprint(),
+            key_b.credentials_fingerprint()
+        );
+        assert_ne!(
+            key_a.credentials_fingerprint(),
+            sender(&[]).credentials_fingerprint()
+        );
     }
 
     #[test]

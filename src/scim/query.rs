@@ -332,7 +332,7 @@ impl<'a> Resume<'a> {
         search: &str,
     ) -> Self {
         let listing = Listing::of(
-            &caller.sender.credentials_digest(),
+            &caller.sender.credentials_fingerprint(),
             &[resource_type, filter.unwrap_or_default(), search],
         );
         Self {
