@@ -435,18 +435,35 @@ impl Inner {
     }
 }
 
-/// Gives back `key`'s spare places beyond what `keep` says, writing its count after any
-/// claim or write of it still running.
+/// Gives back `key`'s spare places beyond what `keep` says. A lost write is set right by this
+/// replica's next one, or its lease running out.
 async fn give_back_spare(inner: Arc<Inner>, key: Counted, keep: Keep) {
-    let writing = inner.with_batch(&key, |batch| batch.writing.clone());
+    write_count(&inner, &key, |batch| batch.give_back(keep), |_, _| {}).await;
+}
+
+/// Writes `key`'s count, if `count_of` gives one from its batch, after any claim or write of
+/// it still running; `written` updates the batch once the server holds the count.
+async fn write_count(
+    inner: &Inner,
+    key: &Counted,
+    count_of: impl FnOnce(&mut Batch) -> Option<u32>,
+    written: impl FnOnce(&mut Batch, u32),
+) {
+    let writing = inner.with_batch(key, |batch| batch.writing.clone());
     let _writing = writing.lock().await;
-    let Some(count) = inner.with_batch(&key, |batch| batch.give_back(keep)) else {
+    let Some(count) = inner.with_batch(key, count_of) else {
         return;
     };
     let mut invocation = inner.leave.key(key.key());
     invocation.arg(&inner.replica).arg(count);
-    // A lost write is set right by this replica's next one, or its lease running out.
-    let _ = inner.coordination.run_script::<i64>(&invocation).await;
+    if inner
+        .coordination
+        .run_script::<i64>(&invocation)
+        .await
+        .is_ok()
+    {
+        inner.with_batch(key, |batch| written(batch, count));
+    }
 }
 
 /// Gives back the spare places of callers idle on the replica `inner` is, until it is gone.
@@ -488,30 +505,18 @@ async fn renew(inner: Weak<Inner>) {
                 .keys()
                 .cloned()
                 .collect();
+            // Calls entered since the server last granted their places are running, so they
+            // count even past the limit.
             for key in keys {
-                write_unsynced(&inner, key, failures).await;
+                write_count(
+                    &inner,
+                    &key,
+                    |batch| batch.unsynced(failures),
+                    |batch, count| batch.synced(count, failures),
+                )
+                .await;
             }
         }
-    }
-}
-
-/// Writes `key`'s count if calls entered it since the server last granted its places, the
-/// server having failed `failures` times: they are running, so they count even past the limit.
-async fn write_unsynced(inner: &Inner, key: Counted, failures: u64) {
-    let writing = inner.with_batch(&key, |batch| batch.writing.clone());
-    let _writing = writing.lock().await;
-    let Some(count) = inner.with_batch(&key, |batch| batch.unsynced(failures)) else {
-        return;
-    };
-    let mut invocation = inner.leave.key(key.key());
-    invocation.arg(&inner.replica).arg(count);
-    if inner
-        .coordination
-        .run_script::<i64>(&invocation)
-        .await
-        .is_ok()
-    {
-        inner.with_batch(&key, |batch| batch.synced(count, failures));
     }
 }
 

@@ -981,6 +981,14 @@ mod tests {
         }
     }
 
+    /// Ends `attempt` with a 502, an answer that may hide a change carried out.
+    fn lose_an_answer(attempt: &mut Attempt<'_>) {
+        let Verdict::Failed { error, failure_opt } = classify(answer(502, &[], "")) else {
+            panic!("unavailable")
+        };
+        attempt.again(failure_opt.unwrap(), &error);
+    }
+
     #[test]
     fn a_repeat_names_the_failed_answer_and_remembers_a_possibly_lost_one() {
         let post = Post::new();
@@ -992,10 +1000,7 @@ mod tests {
         assert_eq!(attempt.number, 1);
         assert_eq!(attempt.retry_for_opt.as_deref(), Some("req-1"));
         assert!(!attempt.after_unanswered, "a 429 was never carried out");
-        let Verdict::Failed { error, failure_opt } = classify(answer(502, &[], "")) else {
-            panic!("unavailable")
-        };
-        attempt.again(failure_opt.unwrap(), &error);
+        lose_an_answer(&mut attempt);
         assert_eq!(attempt.number, 2);
         assert!(attempt.after_unanswered, "a 5xx may have been carried out");
     }
@@ -1009,10 +1014,7 @@ mod tests {
         assert!(matches!(first, OktaError::NotConnected(_)), "{first:?}");
         assert!(!first.may_have_reached_okta());
 
-        let Verdict::Failed { error, failure_opt } = classify(answer(502, &[], "")) else {
-            panic!("unavailable")
-        };
-        attempt.again(failure_opt.unwrap(), &error);
+        lose_an_answer(&mut attempt);
         let after_a_lost_answer = attempt.outcome(not_connected());
         assert!(
             after_a_lost_answer.may_have_reached_okta(),
@@ -1033,10 +1035,7 @@ mod tests {
         assert!(!refused_here.may_have_reached_okta());
         assert!(!refused_here.meta().unwrap().after_unanswered);
 
-        let Verdict::Failed { error, failure_opt } = classify(answer(502, &[], "")) else {
-            panic!("unavailable")
-        };
-        attempt.again(failure_opt.unwrap(), &error);
+        lose_an_answer(&mut attempt);
         assert!(attempt.unsent(token_timeout()).may_have_reached_okta());
         let refused_after_a_lost_answer = attempt.unsent(no_budget());
         assert!(matches!(
